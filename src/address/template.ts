@@ -1,0 +1,107 @@
+// template: the address template (`incoming+%{key}@example.com`) compiled into a matcher and a formatter.
+// Input: untrusted addresses from the network. Pure: no I/O.
+
+export const KEY_PLACEHOLDER = '%{key}';
+
+export class TemplateError extends Error {
+  override name = 'TemplateError';
+}
+
+export type TemplateMatch =
+  | { kind: 'key'; key: string }
+  | { kind: 'mailbox' }
+  | { kind: 'foreign_domain'; domain: string }
+  | { kind: 'no_match' }
+  | { kind: 'no_domain' };
+
+export interface AddressTemplate {
+  readonly template: string;
+  readonly domain: string;
+  readonly hasKey: boolean;
+  /** The template with `%{key}` and the separator before it removed: `incoming@example.com`, or null. */
+  readonly mailbox: string | null;
+  match(address: string): TemplateMatch;
+  format(key: string): string;
+}
+
+const DOMAIN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const SEPARATORS = '+-_.=';
+
+/**
+ * Compiles an address template. The domain is compared case-insensitively; the key is taken
+ * verbatim (case-sensitive, greedy, so it may itself hold `+` or `-`), as GitLab does.
+ * @example compileTemplate('incoming+%{key}@example.com').match('incoming+abc@EXAMPLE.com') // { kind: 'key', key: 'abc' }
+ */
+export function compileTemplate(template: string): AddressTemplate {
+  const at = template.lastIndexOf('@');
+  if (at <= 0 || at === template.length - 1) {
+    throw new TemplateError(`address template must look like local@domain, e.g. incoming+${KEY_PLACEHOLDER}@example.com`);
+  }
+  const local = template.slice(0, at);
+  const domain = template.slice(at + 1);
+  if (domain.includes(KEY_PLACEHOLDER)) throw new TemplateError(`${KEY_PLACEHOLDER} must be in the local part, not the domain`);
+  if (!DOMAIN.test(domain)) throw new TemplateError(`"${domain}" is not a valid domain name`);
+  if (local.includes('@')) throw new TemplateError('the local part of the template must not contain "@"');
+  if (/[\s<>()[\]\\,;:"]/.test(local)) throw new TemplateError('the local part of the template must not contain spaces or any of <>()[]\\,;:"');
+  const first = local.indexOf(KEY_PLACEHOLDER);
+  if (first !== local.lastIndexOf(KEY_PLACEHOLDER)) throw new TemplateError(`${KEY_PLACEHOLDER} may appear only once`);
+  const lowerDomain = domain.toLowerCase();
+
+  if (first === -1) {
+    const mailbox = `${local}@${domain}`;
+    return {
+      template,
+      domain: lowerDomain,
+      hasKey: false,
+      mailbox,
+      match: (address) => {
+        const split = splitAddress(address);
+        if (!split) return { kind: 'no_domain' };
+        if (split.domain.toLowerCase() !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
+        return split.local.toLowerCase() === local.toLowerCase() ? { kind: 'mailbox' } : { kind: 'no_match' };
+      },
+      format: () => {
+        throw new TemplateError(`the template ${template} has no ${KEY_PLACEHOLDER}`);
+      },
+    };
+  }
+
+  const prefix = local.slice(0, first);
+  const suffix = local.slice(first + KEY_PLACEHOLDER.length);
+  const lowerPrefix = prefix.toLowerCase();
+  const lowerSuffix = suffix.toLowerCase();
+  const prefixBeforeSeparator = prefix.length > 0 && SEPARATORS.includes(prefix.at(-1) as string) ? prefix.slice(0, -1) : prefix;
+  const mailboxLocal = prefixBeforeSeparator + suffix;
+  const mailbox = mailboxLocal.length > 0 ? `${mailboxLocal}@${domain}` : null;
+
+  return {
+    template,
+    domain: lowerDomain,
+    hasKey: true,
+    mailbox,
+    match: (address) => {
+      const split = splitAddress(address);
+      if (!split) return { kind: 'no_domain' };
+      if (split.domain.toLowerCase() !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
+      const lowerLocal = split.local.toLowerCase();
+      if (
+        split.local.length > prefix.length + suffix.length &&
+        lowerLocal.startsWith(lowerPrefix) &&
+        lowerLocal.endsWith(lowerSuffix)
+      ) {
+        return { kind: 'key', key: split.local.slice(prefix.length, split.local.length - suffix.length) };
+      }
+      if (mailbox !== null && lowerLocal === mailboxLocal.toLowerCase()) return { kind: 'mailbox' };
+      return { kind: 'no_match' };
+    },
+    format: (key) => `${prefix}${key}${suffix}@${domain}`,
+  };
+}
+
+/** Splits at the last `@`, tolerating one pair of angle brackets around the address. */
+export function splitAddress(address: string): { local: string; domain: string } | null {
+  const bare = address.startsWith('<') && address.endsWith('>') ? address.slice(1, -1) : address;
+  const at = bare.lastIndexOf('@');
+  if (at <= 0 || at === bare.length - 1) return null;
+  return { local: bare.slice(0, at), domain: bare.slice(at + 1) };
+}

@@ -1,0 +1,416 @@
+#!/usr/bin/env node
+// cli: the `intake` command: serve, migrate, check, the admin commands that create the rows mail is
+// checked against, and the inspection commands. Input: operator arguments.
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { mintReplyKey } from './address/reply-key.js';
+import { compileTemplate } from './address/template.js';
+import { ConfigError, loadConfig, parseHostPort, type Config } from './config.js';
+import { isUniqueConstraintError, openStore, type Store } from './db/client.js';
+import { createRepositories, type Repositories } from './db/repositories.js';
+import { ACCESS } from './handlers/access.js';
+import { reprocess, ReprocessError } from './ingest/ingest.js';
+import { createLogger } from './log.js';
+import { serve } from './serve.js';
+
+const EX_CONFIG = 78;
+
+class CliError extends Error {}
+
+const program = new Command('intake')
+  .description('Receives mail for an issue tracker over SMTP and stores what it becomes in SQLite.')
+  .option('-c, --config <file>', 'YAML or JSON config file (INTAKE_* environment variables win)')
+  .option('--json', 'print machine-readable JSON')
+  .showHelpAfterError();
+
+function config(): Config {
+  return loadConfig({ file: program.opts<{ config?: string }>().config });
+}
+
+function json(): boolean {
+  return program.opts<{ json?: boolean }>().json === true;
+}
+
+/** Opens the database for an admin command, runs fn in one transaction, closes it. */
+function withRepos<T>(fn: (repos: Repositories, store: Store) => T): T {
+  const store = openStore(config().database);
+  try {
+    const repos = createRepositories(store);
+    return store.transaction(() => fn(repos, store));
+  } finally {
+    store.close();
+  }
+}
+
+/** Prints rows with the database's column names (snake_case), as sqlite3 shows them. */
+function print(value: unknown): void {
+  const rows = (Array.isArray(value) ? value : [value]).map((row: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(row).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v])),
+  );
+  if (json()) {
+    process.stdout.write(`${JSON.stringify(Array.isArray(value) ? rows : rows[0], null, 2)}\n`);
+    return;
+  }
+  for (const [i, row] of rows.entries()) {
+    if (i > 0) process.stdout.write('\n');
+    const entries = Object.entries(row);
+    const width = Math.max(...entries.map(([k]) => k.length));
+    for (const [k, v] of entries) {
+      const text = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+      process.stdout.write(`${k.padEnd(width)}  ${text}\n`);
+    }
+  }
+}
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be a positive whole number`);
+    return Number(value);
+  };
+}
+
+function user(repos: Repositories, username: string) {
+  const found = repos.users.findByUsername(username);
+  if (!found) throw new CliError(`no user with username "${username}"`);
+  return found;
+}
+
+function project(repos: Repositories, path: string) {
+  const found = repos.projects.findByPath(path);
+  if (!found) throw new CliError(`no project with path "${path}"`);
+  return found;
+}
+
+function unique<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (isUniqueConstraintError(error)) throw new CliError(`${what} already exists`);
+    throw error;
+  }
+}
+
+const EMAIL = /^[^\s@<>]+@[^\s@<>]+$/;
+function email(value: string): string {
+  if (!EMAIL.test(value)) throw new InvalidArgumentError(`"${value}" is not an e-mail address`);
+  return value;
+}
+
+program
+  .command('serve')
+  .description('run the SMTP listener (migrates the database first)')
+  .action(async () => {
+    const cfg = config();
+    await serve(cfg, createLogger(cfg.log_level));
+  });
+
+program
+  .command('migrate')
+  .description('create the database or bring its schema up to date')
+  .action(() => {
+    const cfg = config();
+    openStore(cfg.database).close();
+    print({ database: cfg.database, migrated: true });
+  });
+
+program
+  .command('check')
+  .description('check the configuration, that the database is writable and the SMTP port is free')
+  .action(async () => {
+    const results: { check: string; ok: boolean; detail: string }[] = [];
+    let cfg: Config;
+    try {
+      cfg = config();
+      results.push({ check: 'config', ok: true, detail: `address ${cfg.address}, listen ${cfg.smtp_listen}` });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      results.push({ check: 'config', ok: false, detail: error.problems.join('; ') });
+      return finishCheck(results);
+    }
+    try {
+      const store = openStore(cfg.database);
+      try {
+        store.sqlite.exec('BEGIN IMMEDIATE; ROLLBACK;');
+      } finally {
+        store.close();
+      }
+      results.push({ check: 'database', ok: true, detail: `${cfg.database} is writable and migrated` });
+    } catch (error) {
+      results.push({ check: 'database', ok: false, detail: `${cfg.database}: ${(error as Error).message}` });
+    }
+    const { host, port } = parseHostPort(cfg.smtp_listen) as { host: string; port: number };
+    const portError = await new Promise<Error | null>((resolve) => {
+      const probe = createServer();
+      probe.once('error', resolve);
+      probe.listen(port, host, () => probe.close(() => resolve(null)));
+    });
+    results.push({
+      check: 'smtp_listen',
+      ok: portError === null,
+      detail: portError ? `${cfg.smtp_listen}: ${portError.message}` : `${cfg.smtp_listen} is free`,
+    });
+    finishCheck(results);
+  });
+
+function finishCheck(results: { check: string; ok: boolean; detail: string }[]): void {
+  if (json()) print(results);
+  else for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.check}: ${r.detail}\n`);
+  if (results.some((r) => !r.ok)) process.exitCode = 1;
+}
+
+const users = program.command('users').description('users mail can come from');
+users
+  .command('add')
+  .description('add a user; their address counts as verified')
+  .requiredOption('--username <name>', 'unique user name')
+  .requiredOption('--email <address>', 'primary e-mail address', email)
+  .option('--name <name>', 'display name (default: the username)')
+  .action((options: { username: string; email: string; name?: string }) => {
+    const row = withRepos((repos) =>
+      unique(`a user with username "${options.username}"`, () =>
+        repos.users.create({
+          username: options.username,
+          name: options.name ?? options.username,
+          email: options.email,
+          incomingEmailToken: `glimt-${BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36)}`,
+        }),
+      ),
+    );
+    print(row);
+  });
+for (const [name, state] of [
+  ['block', 'blocked'],
+  ['unblock', 'active'],
+] as const) {
+  users
+    .command(name)
+    .description(`${name} a user (a blocked user's mail is refused)`)
+    .requiredOption('--user <username>', 'the user')
+    .action((options: { user: string }) => {
+      print(
+        withRepos((repos) => {
+          const found = user(repos, options.user);
+          repos.users.setState(found.id, state);
+          return { ...found, state };
+        }),
+      );
+    });
+}
+
+program
+  .command('emails')
+  .description("a user's further e-mail addresses")
+  .command('add')
+  .description('add an address to a user (verified unless --unverified)')
+  .requiredOption('--user <username>', 'the user')
+  .requiredOption('--email <address>', 'the address', email)
+  .option('--unverified', 'record the address as not verified: mail from it is refused')
+  .action((options: { user: string; email: string; unverified?: boolean }) => {
+    print(
+      withRepos((repos) =>
+        unique(`the address ${options.email} for ${options.user}`, () =>
+          repos.users.addEmail({ userId: user(repos, options.user).id, email: options.email, verified: !options.unverified }),
+        ),
+      ),
+    );
+  });
+
+program
+  .command('projects')
+  .description('projects')
+  .command('add')
+  .description('add a project')
+  .requiredOption('--path <path>', 'unique path like group/project')
+  .option('--name <name>', 'display name (default: the last part of the path)')
+  .addOption(new Option('--visibility <level>', 'who may see it').choices(['private', 'internal', 'public']).default('private'))
+  .option('--service-desk', 'enable Service Desk')
+  .action((options: { path: string; name?: string; visibility: 'private' | 'internal' | 'public'; serviceDesk?: boolean }) => {
+    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/.test(options.path)) {
+      throw new CliError(`project path "${options.path}" must look like group/project (letters, digits, _ . -)`);
+    }
+    print(
+      withRepos((repos) =>
+        unique(`a project with path "${options.path}"`, () =>
+          repos.projects.create({
+            path: options.path,
+            name: options.name ?? (options.path.split('/').at(-1) as string),
+            visibility: options.visibility,
+            serviceDeskEnabled: options.serviceDesk === true,
+          }),
+        ),
+      ),
+    );
+  });
+
+function accessLevel(value: string): number {
+  const named = (ACCESS as Record<string, number>)[value];
+  const level = named ?? Number(value);
+  if (!Object.values(ACCESS).includes(level as never)) {
+    throw new InvalidArgumentError('must be 10 (guest), 20 (reporter), 30 (developer), 40 (maintainer) or 50 (owner), or one of those names');
+  }
+  return level;
+}
+
+program
+  .command('members')
+  .description('project membership')
+  .command('add')
+  .description('make a user a member of a project (or change their access level)')
+  .requiredOption('--project <path>', 'the project')
+  .requiredOption('--user <username>', 'the user')
+  .requiredOption('--access-level <level>', '10 guest, 20 reporter, 30 developer, 40 maintainer, 50 owner', accessLevel)
+  .action((options: { project: string; user: string; accessLevel: number }) => {
+    print(
+      withRepos((repos) =>
+        repos.projects.setMember({
+          projectId: project(repos, options.project).id,
+          userId: user(repos, options.user).id,
+          accessLevel: options.accessLevel,
+        }),
+      ),
+    );
+  });
+
+program
+  .command('issues')
+  .description('issues')
+  .command('add')
+  .description('add an issue; prints it with its iid')
+  .requiredOption('--project <path>', 'the project')
+  .requiredOption('--author <username>', 'the author')
+  .requiredOption('--title <title>', 'the title')
+  .option('--description <text>', 'the description', '')
+  .option('--confidential', 'only reporters and up (and the author) may see it')
+  .action((options: { project: string; author: string; title: string; description: string; confidential?: boolean }) => {
+    print(
+      withRepos((repos) =>
+        repos.issuables.createIssue({
+          projectId: project(repos, options.project).id,
+          authorId: user(repos, options.author).id,
+          title: options.title,
+          description: options.description,
+          confidential: options.confidential === true,
+        }),
+      ),
+    );
+  });
+
+program
+  .command('merge-requests')
+  .description('merge requests')
+  .command('add')
+  .description('add a merge request; prints it with its iid')
+  .requiredOption('--project <path>', 'the project')
+  .requiredOption('--author <username>', 'the author')
+  .requiredOption('--title <title>', 'the title')
+  .requiredOption('--source-branch <branch>', 'the branch to merge')
+  .option('--target-branch <branch>', 'the branch to merge into', 'main')
+  .option('--description <text>', 'the description', '')
+  .action((options: { project: string; author: string; title: string; sourceBranch: string; targetBranch: string; description: string }) => {
+    print(
+      withRepos((repos) =>
+        repos.issuables.createMergeRequest({
+          projectId: project(repos, options.project).id,
+          authorId: user(repos, options.author).id,
+          title: options.title,
+          description: options.description,
+          sourceBranch: options.sourceBranch,
+          targetBranch: options.targetBranch,
+        }),
+      ),
+    );
+  });
+
+program
+  .command('notifications')
+  .description('notification e-mails sent, each with the reply key its reply address carries')
+  .command('add')
+  .description('record a notification sent to a user about an issue or merge request; prints its reply key and address')
+  .requiredOption('--project <path>', 'the project')
+  .requiredOption('--recipient <username>', 'the user it was sent to (the author of replies)')
+  .option('--issue <iid>', 'the issue it is about', positiveInt('--issue'))
+  .option('--merge-request <iid>', 'the merge request it is about', positiveInt('--merge-request'))
+  .option('--discussion <id>', 'the discussion replies join')
+  .action((options: { project: string; recipient: string; issue?: number; mergeRequest?: number; discussion?: string }) => {
+    if ((options.issue === undefined) === (options.mergeRequest === undefined)) {
+      throw new CliError('give exactly one of --issue IID and --merge-request IID');
+    }
+    const cfg = config();
+    const template = compileTemplate(cfg.address);
+    const row = withRepos((repos) => {
+      const found = project(repos, options.project);
+      const noteable =
+        options.issue !== undefined
+          ? repos.issuables.findIssueByIid(found.id, options.issue)
+          : repos.issuables.findMergeRequestByIid(found.id, options.mergeRequest as number);
+      if (!noteable) {
+        throw new CliError(
+          options.issue !== undefined
+            ? `project ${found.path} has no issue #${options.issue}`
+            : `project ${found.path} has no merge request !${options.mergeRequest}`,
+        );
+      }
+      return repos.notifications.create({
+        replyKey: mintReplyKey(1, found.id),
+        projectId: found.id,
+        recipientId: user(repos, options.recipient).id,
+        noteableType: options.issue !== undefined ? 'Issue' : 'MergeRequest',
+        noteableId: noteable.id,
+        inReplyToDiscussionId: options.discussion ?? null,
+      });
+    });
+    print({
+      ...row,
+      reply_address: template.hasKey ? template.format(row.replyKey) : null,
+      message_id: `<reply-${row.replyKey}@${cfg.hostname}>`,
+    });
+  });
+
+program
+  .command('messages')
+  .description('inbound messages, newest first, with what became of each')
+  .addOption(new Option('--status <status>', 'only this status').choices(['processed', 'rejected', 'ignored', 'duplicate', 'failed']))
+  .option('--limit <n>', 'at most this many', positiveInt('--limit'), 20)
+  .action((options: { status?: 'processed' | 'rejected' | 'ignored' | 'duplicate' | 'failed'; limit: number }) => {
+    const rows = withRepos((repos) => repos.inbound.list({ status: options.status, limit: options.limit }));
+    if (json()) print(rows);
+    else if (rows.length === 0) process.stdout.write('no messages\n');
+    else
+      for (const r of rows) {
+        const target = r.targetType ? ` → ${r.targetType} ${r.targetId}` : '';
+        process.stdout.write(
+          `${r.id}  ${r.receivedAt}  ${r.status.padEnd(9)}  from ${r.mailFrom || '<>'} to ${r.rcptTo.join(', ')}${target}${r.reasonCode ? `  [${r.reasonCode}] ${r.reason}` : ''}\n`,
+        );
+      }
+  });
+
+program
+  .command('reprocess')
+  .description('run a stored message again for the recipients it failed for or was refused at DATA')
+  .argument('<id>', 'inbound message id', positiveInt('id'))
+  .action(async (id: number) => {
+    const cfg = config();
+    const store = openStore(cfg.database);
+    try {
+      const deps = { repos: createRepositories(store), template: compileTemplate(cfg.address), logger: createLogger('warn', 2) };
+      const result = await reprocess(id, deps);
+      print({ inbound_message_id: result.inboundMessageId, status: result.status, reply: `${result.reply.code} ${result.reply.message}` });
+      if (result.status === 'failed' || result.status === 'rejected') process.exitCode = 1;
+    } finally {
+      store.close();
+    }
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`intake: invalid configuration:\n${error.problems.map((p) => `  ${p}\n`).join('')}`);
+    process.exit(EX_CONFIG);
+  }
+  if (error instanceof CliError || error instanceof ReprocessError) {
+    process.stderr.write(`intake: ${error.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`intake: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,172 @@
+// config: the one schema of every setting, read from INTAKE_* environment variables and an optional
+// YAML or JSON file (environment wins). Input: operator-supplied. Side effects: reads the config file.
+// The only module that reads process.env.
+import { readFileSync } from 'node:fs';
+import { hostname as machineHostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { compileTemplate, TemplateError } from './address/template.js';
+
+const hostPort = z.string().refine((v) => parseHostPort(v) !== null, {
+  message: 'expected HOST:PORT, e.g. 127.0.0.1:2525 or [::1]:2525, with a port from 0 to 65535',
+});
+
+const addressTemplate = z.string().superRefine((value, ctx) => {
+  try {
+    compileTemplate(value);
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.message });
+  }
+});
+
+const booleanFlag = z.union([
+  z.boolean(),
+  z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes'),
+]);
+
+/**
+ * Every setting: its key in a config file, its environment variable, its default and what it means.
+ * README's configuration table is checked against this list by test/meta/readme.test.ts.
+ */
+export const SETTINGS = {
+  database: {
+    env: 'INTAKE_DATABASE',
+    schema: z.string().min(1),
+    default: './data/intake.sqlite',
+    doc: 'SQLite database file; created with its folder when missing.',
+  },
+  address: {
+    env: 'INTAKE_ADDRESS',
+    schema: addressTemplate,
+    default: 'incoming+%{key}@localhost',
+    doc: 'Address template. `%{key}` marks where the key goes and must be in the local part; without it only the mailbox address itself is accepted.',
+  },
+  smtp_listen: {
+    env: 'INTAKE_SMTP_LISTEN',
+    schema: hostPort,
+    default: '127.0.0.1:2525',
+    doc: 'HOST:PORT of the SMTP listener (port 0 picks a free port, printed in the `listening` log line).',
+  },
+  hostname: {
+    env: 'INTAKE_HOSTNAME',
+    schema: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name such as mx.example.com'),
+    default: machineHostname(),
+    defaultDoc: "the machine's hostname",
+    doc: 'Name in the SMTP banner, and HOST in the `reply-KEY@HOST` message ids of notifications.',
+  },
+  max_message_bytes: {
+    env: 'INTAKE_MAX_MESSAGE_BYTES',
+    schema: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024),
+    default: 26214400,
+    doc: 'Largest message accepted, in bytes; advertised with the SIZE extension.',
+  },
+  max_recipients: {
+    env: 'INTAKE_MAX_RECIPIENTS',
+    schema: z.coerce.number().int().min(1).max(10000),
+    default: 50,
+    doc: 'Accepted recipients per message; the next one gets `452 4.5.3`.',
+  },
+  socket_timeout_ms: {
+    env: 'INTAKE_SOCKET_TIMEOUT_MS',
+    schema: z.coerce.number().int().min(1000),
+    default: 60000,
+    doc: 'Idle time after which an SMTP session is closed.',
+  },
+  reverse_lookup: {
+    env: 'INTAKE_REVERSE_LOOKUP',
+    schema: booleanFlag,
+    default: false,
+    doc: 'Look up the client\'s reverse DNS name for every connection (off: it costs a DNS query per session).',
+  },
+  log_level: {
+    env: 'INTAKE_LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info',
+    doc: 'pino log level; logs are JSON lines on stdout.',
+  },
+} as const;
+
+type Settings = typeof SETTINGS;
+export type SettingKey = keyof Settings;
+export type Config = { [K in SettingKey]: z.output<Settings[K]['schema']> };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Builds the configuration from a config file (optional) and the environment; the environment wins.
+ * Throws ConfigError listing one line per problem, each naming the key.
+ * @example loadConfig({ env: { INTAKE_SMTP_LISTEN: '127.0.0.1:0' } }).smtp_listen // '127.0.0.1:0'
+ */
+export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } = {}): Config {
+  const env = options.env ?? process.env;
+  const problems: string[] = [];
+  const fromFile = options.file ? readConfigFile(options.file, problems) : {};
+  const keys = Object.keys(SETTINGS) as SettingKey[];
+  const knownEnv = new Set(keys.map((k) => SETTINGS[k].env as string));
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('INTAKE_') && !knownEnv.has(name)) {
+      problems.push(`${name}: unknown setting (known: ${[...knownEnv].join(', ')})`);
+    }
+  }
+  for (const name of Object.keys(fromFile)) {
+    if (!(name in SETTINGS)) problems.push(`${options.file}: ${name}: unknown setting (known: ${keys.join(', ')})`);
+  }
+  const config: Record<string, unknown> = {};
+  for (const key of keys) {
+    const setting = SETTINGS[key];
+    const envValue = env[setting.env];
+    const [raw, source] =
+      envValue !== undefined
+        ? [envValue, setting.env]
+        : key in fromFile
+          ? [fromFile[key], `${options.file}: ${key}`]
+          : [setting.default, `${setting.env} (default)`];
+    const parsed = (setting.schema as z.ZodType).safeParse(raw);
+    if (parsed.success) config[key] = parsed.data;
+    else for (const issue of parsed.error.issues) problems.push(`${source}: ${issue.message} (got ${JSON.stringify(raw)})`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config as Config;
+}
+
+function readConfigFile(file: string, problems: string[]): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    problems.push(`--config ${file}: cannot read: ${(error as Error).message}`);
+    return {};
+  }
+  try {
+    const value: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    if (value === null || value === undefined) return {};
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      problems.push(`--config ${file}: expected a mapping of setting names to values`);
+      return {};
+    }
+    return value as Record<string, unknown>;
+  } catch (error) {
+    problems.push(`--config ${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
+    return {};
+  }
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** @example parseHostPort('[::1]:25') // { host: '::1', port: 25 } */
+export function parseHostPort(value: string): HostPort | null {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value);
+  if (!match) return null;
+  const port = Number(match[3]);
+  if (port > 65535) return null;
+  return { host: (match[1] ?? match[2]) as string, port };
+}

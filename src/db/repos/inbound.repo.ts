@@ -1,0 +1,61 @@
+// inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
+// per recipient of it). Side effects: SQL reads and writes.
+import { and, desc, eq, inArray, isNull } from 'drizzle-orm';
+import type { Db } from '../client.js';
+import { deliveries, inboundMessages } from '../schema.js';
+
+export type InboundMessage = typeof inboundMessages.$inferSelect;
+export type NewInboundMessage = typeof inboundMessages.$inferInsert;
+export type Delivery = typeof deliveries.$inferSelect;
+export type NewDelivery = Omit<typeof deliveries.$inferInsert, 'id' | 'createdAt' | 'inboundMessageId'>;
+export type Status = InboundMessage['status'];
+
+export function createInboundRepository({ db }: { db: Db }) {
+  return {
+    insert: (input: NewInboundMessage): number =>
+      db.insert(inboundMessages).values(input).returning({ id: inboundMessages.id }).get().id,
+    update(id: number, values: Partial<NewInboundMessage>): void {
+      db.update(inboundMessages).set(values).where(eq(inboundMessages.id, id)).run();
+    },
+    findById: (id: number): InboundMessage | undefined =>
+      db.select().from(inboundMessages).where(eq(inboundMessages.id, id)).get(),
+    list(filter: { status?: Status; limit: number }): Omit<InboundMessage, 'raw'>[] {
+      const { raw: _raw, ...columns } = inboundMessages._.columns;
+      return db
+        .select(columns)
+        .from(inboundMessages)
+        .where(filter.status ? eq(inboundMessages.status, filter.status) : undefined)
+        .orderBy(desc(inboundMessages.id))
+        .limit(filter.limit)
+        .all();
+    },
+    addDelivery(inboundMessageId: number, delivery: NewDelivery): Delivery {
+      return db
+        .insert(deliveries)
+        .values({ ...delivery, inboundMessageId })
+        .returning()
+        .get();
+    },
+    deliveriesOf: (inboundMessageId: number): Delivery[] =>
+      db.select().from(deliveries).where(eq(deliveries.inboundMessageId, inboundMessageId)).orderBy(deliveries.id).all(),
+    deleteDeliveries(ids: number[]): void {
+      if (ids.length > 0) db.delete(deliveries).where(inArray(deliveries.id, ids)).run();
+    },
+    /**
+     * An earlier processed delivery of the same message to the same key: the same Message-ID, or for a
+     * message without one, the same bytes.
+     */
+    findProcessedDelivery(key: string, message: { messageId: string | null; sha256: string }): Delivery | undefined {
+      const sameMessage = message.messageId
+        ? eq(inboundMessages.messageId, message.messageId)
+        : and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, message.sha256));
+      return db
+        .select({ delivery: deliveries })
+        .from(deliveries)
+        .innerJoin(inboundMessages, eq(deliveries.inboundMessageId, inboundMessages.id))
+        .where(and(eq(deliveries.key, key), eq(deliveries.status, 'processed'), sameMessage))
+        .limit(1)
+        .get()?.delivery;
+    },
+  };
+}

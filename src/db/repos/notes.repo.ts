@@ -1,0 +1,15 @@
+// notes.repo: notes and the attachments stored with them. Side effects: SQL writes.
+import type { Db } from '../client.js';
+import { attachments, notes } from '../schema.js';
+
+export type Note = typeof notes.$inferSelect;
+export type NewAttachment = Omit<typeof attachments.$inferInsert, 'id' | 'createdAt'>;
+
+export function createNotesRepository({ db }: { db: Db }) {
+  return {
+    create: (input: typeof notes.$inferInsert): Note => db.insert(notes).values(input).returning().get(),
+    addAttachment(input: NewAttachment): number {
+      return db.insert(attachments).values(input).returning({ id: attachments.id }).get().id;
+    },
+  };
+}

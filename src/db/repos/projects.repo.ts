@@ -1,0 +1,36 @@
+// projects.repo: projects and their members. Input: validated values. Side effects: SQL reads and writes.
+import { and, eq } from 'drizzle-orm';
+import type { Db } from '../client.js';
+import { projectMembers, projects } from '../schema.js';
+
+export type Project = typeof projects.$inferSelect;
+export type ProjectMember = typeof projectMembers.$inferSelect;
+
+export function createProjectsRepository({ db }: { db: Db }) {
+  return {
+    create: (input: typeof projects.$inferInsert): Project => db.insert(projects).values(input).returning().get(),
+    findById: (id: number): Project | undefined => db.select().from(projects).where(eq(projects.id, id)).get(),
+    findByPath: (path: string): Project | undefined => db.select().from(projects).where(eq(projects.path, path)).get(),
+    /** Adds a member, or changes the access level of an existing one. */
+    setMember(input: { projectId: number; userId: number; accessLevel: number }): ProjectMember {
+      return db
+        .insert(projectMembers)
+        .values(input)
+        .onConflictDoUpdate({
+          target: [projectMembers.projectId, projectMembers.userId],
+          set: { accessLevel: input.accessLevel },
+        })
+        .returning()
+        .get();
+    },
+    /** The member's access level, or 0 for a non-member. */
+    accessLevel(projectId: number, userId: number): number {
+      const row = db
+        .select({ level: projectMembers.accessLevel })
+        .from(projectMembers)
+        .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.userId, userId)))
+        .get();
+      return row?.level ?? 0;
+    },
+  };
+}

@@ -1,0 +1,41 @@
+// users.repo: users and their e-mail addresses. Input: validated values. Side effects: SQL reads and writes.
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db } from '../client.js';
+import { userEmails, users } from '../schema.js';
+
+export type User = typeof users.$inferSelect;
+
+export function createUsersRepository({ db }: { db: Db }) {
+  return {
+    create(input: { username: string; name: string; email: string; incomingEmailToken: string }): User {
+      const user = db.insert(users).values(input).returning().get();
+      db.insert(userEmails).values({ userId: user.id, email: input.email, verified: true }).run();
+      return user;
+    },
+    findById: (id: number): User | undefined => db.select().from(users).where(eq(users.id, id)).get(),
+    findByUsername: (username: string): User | undefined =>
+      db.select().from(users).where(eq(users.username, username)).get(),
+    setState(id: number, state: User['state']): void {
+      db.update(users).set({ state }).where(eq(users.id, id)).run();
+    },
+    addEmail(input: { userId: number; email: string; verified: boolean }) {
+      return db.insert(userEmails).values(input).returning().get();
+    },
+    /** users.email counts as verified too, whatever user_emails says. */
+    hasVerifiedEmail(userId: number, email: string): boolean {
+      const lower = email.toLowerCase();
+      const user = db
+        .select({ id: users.id })
+        .from(users)
+        .where(and(eq(users.id, userId), sql`lower(${users.email}) = ${lower}`))
+        .get();
+      if (user) return true;
+      const row = db
+        .select({ id: userEmails.id })
+        .from(userEmails)
+        .where(and(eq(userEmails.userId, userId), eq(userEmails.verified, true), sql`lower(${userEmails.email}) = ${lower}`))
+        .get();
+      return row !== undefined;
+    },
+  };
+}

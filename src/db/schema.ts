@@ -1,0 +1,235 @@
+// schema: every table, as drizzle definitions. This is a public interface: people read these tables
+// with sqlite3, so names are plain and stable, and README.md documents each column.
+// Change it, then run `npm run db:generate -- --name <what-changed>` and commit migrations/.
+import { sql } from 'drizzle-orm';
+import { blob, check, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+const createdAt = () =>
+  text('created_at')
+    .notNull()
+    .default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
+
+export const users = sqliteTable(
+  'users',
+  {
+    id: integer('id').primaryKey(),
+    username: text('username').notNull().unique(),
+    name: text('name').notNull(),
+    email: text('email').notNull(),
+    incomingEmailToken: text('incoming_email_token').notNull().unique(),
+    state: text('state', { enum: ['active', 'blocked'] }).notNull().default('active'),
+    createdAt: createdAt(),
+  },
+  (t) => [check('users_state', sql`${t.state} in ('active', 'blocked')`)],
+);
+
+export const userEmails = sqliteTable(
+  'user_emails',
+  {
+    id: integer('id').primaryKey(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    email: text('email').notNull(),
+    verified: integer('verified', { mode: 'boolean' }).notNull().default(true),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('user_emails_user_email').on(t.userId, sql`lower(${t.email})`), index('user_emails_email').on(sql`lower(${t.email})`)],
+);
+
+export const projects = sqliteTable(
+  'projects',
+  {
+    id: integer('id').primaryKey(),
+    path: text('path').notNull().unique(),
+    name: text('name').notNull(),
+    visibility: text('visibility', { enum: ['private', 'internal', 'public'] })
+      .notNull()
+      .default('private'),
+    serviceDeskEnabled: integer('service_desk_enabled', { mode: 'boolean' }).notNull().default(false),
+    serviceDeskKey: text('service_desk_key'),
+    createdAt: createdAt(),
+  },
+  (t) => [check('projects_visibility', sql`${t.visibility} in ('private', 'internal', 'public')`)],
+);
+
+export const projectMembers = sqliteTable(
+  'project_members',
+  {
+    id: integer('id').primaryKey(),
+    projectId: integer('project_id')
+      .notNull()
+      .references(() => projects.id, { onDelete: 'cascade' }),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    accessLevel: integer('access_level').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('project_members_project_user').on(t.projectId, t.userId),
+    check('project_members_access_level', sql`${t.accessLevel} in (10, 20, 30, 40, 50)`),
+  ],
+);
+
+export const issues = sqliteTable(
+  'issues',
+  {
+    id: integer('id').primaryKey(),
+    projectId: integer('project_id')
+      .notNull()
+      .references(() => projects.id, { onDelete: 'cascade' }),
+    iid: integer('iid').notNull(),
+    title: text('title').notNull(),
+    description: text('description').notNull().default(''),
+    authorId: integer('author_id').references(() => users.id, { onDelete: 'set null' }),
+    externalAuthor: text('external_author'),
+    confidential: integer('confidential', { mode: 'boolean' }).notNull().default(false),
+    state: text('state', { enum: ['opened', 'closed'] }).notNull().default('opened'),
+    createdAt: createdAt(),
+    updatedAt: text('updated_at')
+      .notNull()
+      .default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`),
+  },
+  (t) => [uniqueIndex('issues_project_iid').on(t.projectId, t.iid), check('issues_state', sql`${t.state} in ('opened', 'closed')`)],
+);
+
+export const mergeRequests = sqliteTable(
+  'merge_requests',
+  {
+    id: integer('id').primaryKey(),
+    projectId: integer('project_id')
+      .notNull()
+      .references(() => projects.id, { onDelete: 'cascade' }),
+    iid: integer('iid').notNull(),
+    title: text('title').notNull(),
+    description: text('description').notNull().default(''),
+    sourceBranch: text('source_branch').notNull(),
+    targetBranch: text('target_branch').notNull(),
+    authorId: integer('author_id').references(() => users.id, { onDelete: 'set null' }),
+    state: text('state', { enum: ['opened', 'closed', 'merged'] }).notNull().default('opened'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('merge_requests_project_iid').on(t.projectId, t.iid),
+    check('merge_requests_state', sql`${t.state} in ('opened', 'closed', 'merged')`),
+  ],
+);
+
+export const inboundMessages = sqliteTable(
+  'inbound_messages',
+  {
+    id: integer('id').primaryKey(),
+    receivedAt: text('received_at')
+      .notNull()
+      .default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`),
+    ingress: text('ingress', { enum: ['smtp', 'lmtp', 'pipe', 'imap', 'graph'] }).notNull(),
+    remoteAddress: text('remote_address'),
+    helo: text('helo'),
+    mailFrom: text('mail_from'),
+    rcptTo: text('rcpt_to', { mode: 'json' }).$type<string[]>().notNull(),
+    messageId: text('message_id'),
+    fromAddress: text('from_address'),
+    subject: text('subject'),
+    size: integer('size').notNull(),
+    sha256: text('sha256'),
+    raw: blob('raw', { mode: 'buffer' }),
+    status: text('status', { enum: ['processed', 'rejected', 'ignored', 'duplicate', 'failed'] }).notNull(),
+    reasonCode: text('reason_code'),
+    reason: text('reason'),
+    handler: text('handler'),
+    targetType: text('target_type'),
+    targetId: integer('target_id'),
+    smtpReply: text('smtp_reply'),
+    processedAt: text('processed_at'),
+  },
+  (t) => [
+    index('inbound_messages_message_id').on(t.messageId),
+    index('inbound_messages_sha256').on(t.sha256),
+    index('inbound_messages_status').on(t.status),
+    check('inbound_messages_status', sql`${t.status} in ('processed', 'rejected', 'ignored', 'duplicate', 'failed')`),
+  ],
+);
+
+export const deliveries = sqliteTable(
+  'deliveries',
+  {
+    id: integer('id').primaryKey(),
+    inboundMessageId: integer('inbound_message_id')
+      .notNull()
+      .references(() => inboundMessages.id, { onDelete: 'cascade' }),
+    recipient: text('recipient').notNull(),
+    key: text('key'),
+    stage: text('stage', { enum: ['rcpt', 'data', 'process'] }).notNull(),
+    status: text('status', { enum: ['processed', 'rejected', 'ignored', 'duplicate', 'failed'] }).notNull(),
+    reasonCode: text('reason_code'),
+    reason: text('reason'),
+    handler: text('handler'),
+    targetType: text('target_type'),
+    targetId: integer('target_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('deliveries_inbound_message').on(t.inboundMessageId),
+    index('deliveries_key_status').on(t.key, t.status),
+    check('deliveries_status', sql`${t.status} in ('processed', 'rejected', 'ignored', 'duplicate', 'failed')`),
+  ],
+);
+
+export const notes = sqliteTable(
+  'notes',
+  {
+    id: integer('id').primaryKey(),
+    projectId: integer('project_id')
+      .notNull()
+      .references(() => projects.id, { onDelete: 'cascade' }),
+    noteableType: text('noteable_type', { enum: ['Issue', 'MergeRequest'] }).notNull(),
+    noteableId: integer('noteable_id').notNull(),
+    authorId: integer('author_id').references(() => users.id, { onDelete: 'set null' }),
+    externalAuthor: text('external_author'),
+    body: text('body').notNull(),
+    discussionId: text('discussion_id'),
+    inboundMessageId: integer('inbound_message_id').references(() => inboundMessages.id, { onDelete: 'set null' }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('notes_noteable').on(t.noteableType, t.noteableId),
+    check('notes_noteable_type', sql`${t.noteableType} in ('Issue', 'MergeRequest')`),
+  ],
+);
+
+export const sentNotifications = sqliteTable(
+  'sent_notifications',
+  {
+    id: integer('id').primaryKey(),
+    replyKey: text('reply_key').notNull().unique(),
+    projectId: integer('project_id')
+      .notNull()
+      .references(() => projects.id, { onDelete: 'cascade' }),
+    recipientId: integer('recipient_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    noteableType: text('noteable_type', { enum: ['Issue', 'MergeRequest'] }).notNull(),
+    noteableId: integer('noteable_id').notNull(),
+    inReplyToDiscussionId: text('in_reply_to_discussion_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [check('sent_notifications_noteable_type', sql`${t.noteableType} in ('Issue', 'MergeRequest')`)],
+);
+
+export const attachments = sqliteTable(
+  'attachments',
+  {
+    id: integer('id').primaryKey(),
+    inboundMessageId: integer('inbound_message_id').references(() => inboundMessages.id, { onDelete: 'set null' }),
+    ownerType: text('owner_type').notNull(),
+    ownerId: integer('owner_id').notNull(),
+    filename: text('filename').notNull(),
+    contentType: text('content_type').notNull(),
+    size: integer('size').notNull(),
+    sha256: text('sha256').notNull(),
+    content: blob('content', { mode: 'buffer' }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('attachments_owner').on(t.ownerType, t.ownerId)],
+);

@@ -1,0 +1,233 @@
+// errors: the one table of every outcome intake can give a message, with its SMTP reply and reason text.
+// Pure data. Every SMTP code, enhanced status code and reason text is written here and nowhere else.
+//
+// If you add an outcome, you also need to:
+//   * make a test produce it (test/meta/rejections.test.ts checks that each code appears in a test);
+//   * add its row to README.md's rejection table (the same meta-test compares them).
+
+/** GitLab's reason texts (lib/gitlab/email/failure_handler.rb), kept word for word. */
+export const GITLAB_TEXT = {
+  sentNotificationNotFound:
+    "We couldn't figure out what the email is in reply to. Please create your comment through the web interface.",
+  projectNotFound: "We couldn't find the project. Please check if there's any typo.",
+  emptyEmail:
+    "It appears that the email is blank. Make sure your reply is at the top of the email, we can't process inline replies.",
+  userNotFound:
+    "We couldn't figure out what user corresponds to the email. Please create your comment through the web interface.",
+  userBlocked: 'Your account has been blocked. If you believe this is in error, contact a staff member.',
+  userNotAuthorized: 'You are not allowed to perform this action. If you believe this is in error, contact a staff member.',
+  noteableNotFound:
+    'The thread you are replying to no longer exists, perhaps it was deleted? If you believe this is in error, contact a staff member.',
+} as const;
+
+export type Stage = 'rcpt' | 'data' | 'process';
+
+export interface Outcome {
+  /** The stage where it is decided: rcpt (RCPT TO), data (after the message is read), process (after it is stored). */
+  stage: Stage | 'mail';
+  /** SMTP reply code; 250 means the message is accepted even though nothing was created. */
+  smtp: number;
+  /** RFC 3463 enhanced status code. */
+  dsn: string;
+  /** Reason given to the sender and stored in inbound_messages.reason. */
+  text: string;
+  /** The status stored in inbound_messages / deliveries. */
+  status: 'rejected' | 'ignored' | 'duplicate' | 'failed';
+  /** When it happens, for the README. */
+  when: string;
+}
+
+/** Most severe first, as in Postfix's cleanup_strerror: when several apply, the earliest is reported. */
+export const OUTCOMES = {
+  'data.store_failed': {
+    stage: 'data',
+    smtp: 451,
+    dsn: '4.3.0',
+    text: 'Temporary failure storing the message, please try again later',
+    status: 'failed',
+    when: 'the database could not be written (locked, full, missing); nothing is stored and the sender keeps its copy',
+  },
+  'rcpt.lookup_failed': {
+    stage: 'rcpt',
+    smtp: 451,
+    dsn: '4.3.0',
+    text: 'Temporary failure looking up the recipient, please try again later',
+    status: 'rejected',
+    when: 'the database is not available at RCPT time',
+  },
+  'rcpt.too_many': {
+    stage: 'rcpt',
+    smtp: 452,
+    dsn: '4.5.3',
+    text: 'Too many recipients for one message, send the rest in another message',
+    status: 'rejected',
+    when: 'more accepted recipients than INTAKE_MAX_RECIPIENTS',
+  },
+  'mail.too_big': {
+    stage: 'mail',
+    smtp: 552,
+    dsn: '5.3.4',
+    text: 'Error: message exceeds fixed maximum message size',
+    status: 'rejected',
+    when: 'MAIL FROM declares SIZE= above INTAKE_MAX_MESSAGE_BYTES (reply written by smtp-server, the limit appended)',
+  },
+  'data.too_big': {
+    stage: 'data',
+    smtp: 552,
+    dsn: '5.3.4',
+    text: 'Error: message exceeds fixed maximum message size',
+    status: 'rejected',
+    when: 'the message is larger than INTAKE_MAX_MESSAGE_BYTES; it is read to the end and discarded (reply written by smtp-server, the limit appended)',
+  },
+  'rcpt.no_domain': {
+    stage: 'rcpt',
+    smtp: 501,
+    dsn: '5.1.3',
+    text: 'Recipient address has no domain',
+    status: 'rejected',
+    when: 'RCPT TO without @domain',
+  },
+  'rcpt.relay_denied': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.7.1',
+    text: 'Relay access denied: this server only accepts mail for its own domain',
+    status: 'rejected',
+    when: 'the recipient domain is not the template\'s domain',
+  },
+  'rcpt.no_such_address': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.1.1',
+    text: 'No such address here: addresses look like the configured template',
+    status: 'rejected',
+    when: 'the domain is ours but the local part does not match the template',
+  },
+  'rcpt.unknown_key': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.1.1',
+    text: GITLAB_TEXT.sentNotificationNotFound,
+    status: 'rejected',
+    when: 'the address matches the template but its key is not a reply key any sent notification holds',
+  },
+  'rcpt.noteable_gone': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.1.1',
+    text: GITLAB_TEXT.noteableNotFound,
+    status: 'rejected',
+    when: 'the notification\'s issue or merge request no longer exists',
+  },
+  'rcpt.user_not_found': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.1.1',
+    text: GITLAB_TEXT.userNotFound,
+    status: 'rejected',
+    when: 'the notification\'s recipient no longer exists',
+  },
+  'rcpt.user_blocked': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.7.1',
+    text: GITLAB_TEXT.userBlocked,
+    status: 'rejected',
+    when: 'the user the key belongs to is blocked',
+  },
+  'rcpt.project_not_found': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.7.1',
+    text: GITLAB_TEXT.projectNotFound,
+    status: 'rejected',
+    when: 'the user may not see the project (its existence is not revealed)',
+  },
+  'rcpt.not_permitted': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.7.1',
+    text: GITLAB_TEXT.userNotAuthorized,
+    status: 'rejected',
+    when: 'the user may see the project but not comment here (e.g. a confidential issue, below reporter)',
+  },
+  'data.unparsable': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.6.0',
+    text: 'The message could not be parsed as an email',
+    status: 'rejected',
+    when: 'mailparser cannot read the message',
+  },
+  'data.sender_not_verified': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.7.1',
+    text: GITLAB_TEXT.userNotFound,
+    status: 'rejected',
+    when: 'From (or Reply-To) is not a verified address of the user the notification was sent to',
+  },
+  'data.blank': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.6.0',
+    text: GITLAB_TEXT.emptyEmail,
+    status: 'rejected',
+    when: 'nothing is left of the body after quotes and signature are trimmed',
+  },
+  'data.auto_generated': {
+    stage: 'data',
+    smtp: 250,
+    dsn: '2.6.0',
+    text: 'Auto-generated message accepted and ignored',
+    status: 'ignored',
+    when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, or `Precedence: bulk|junk|list`',
+  },
+  'data.duplicate': {
+    stage: 'data',
+    smtp: 250,
+    dsn: '2.6.0',
+    text: 'Already received, nothing new created',
+    status: 'duplicate',
+    when: 'the same Message-ID (or, without one, the same bytes) was already processed for this key',
+  },
+  'process.internal': {
+    stage: 'process',
+    smtp: 250,
+    dsn: '2.6.0',
+    text: 'Stored; processing failed and is kept for `intake reprocess`',
+    status: 'failed',
+    when: 'a bug while processing: the raw message is kept with status `failed`',
+  },
+} as const satisfies Record<string, Outcome>;
+
+export type OutcomeCode = keyof typeof OUTCOMES;
+
+/**
+ * A decision not to (fully) accept a message, carrying its table row. smtp-server sends
+ * `responseCode` and `message`; the message starts with the enhanced status code.
+ */
+export class MailRejection extends Error {
+  readonly responseCode: number;
+  readonly outcome: Outcome;
+  constructor(
+    readonly code: OutcomeCode,
+    detail?: string,
+  ) {
+    const outcome: Outcome = OUTCOMES[code];
+    super(`${outcome.dsn} ${outcome.text}${detail ? ` ${detail}` : ''}`);
+    this.name = 'MailRejection';
+    this.outcome = outcome;
+    this.responseCode = outcome.smtp;
+  }
+
+  /** The reason text without the enhanced status code, as stored in the database. */
+  get reason(): string {
+    return this.message.slice(this.outcome.dsn.length + 1);
+  }
+
+  get isTemporary(): boolean {
+    return this.responseCode >= 400 && this.responseCode < 500;
+  }
+}
+

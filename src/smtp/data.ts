@@ -1,0 +1,57 @@
+// data: the DATA stage. Reads the message (bounded by the size limit), hands it to ingest() and
+// answers only after the transaction holding it has committed. Input: untrusted bytes.
+import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { MailRejection } from '../errors.js';
+import { ingest, recordRefusal, type IngestDeps } from '../ingest/ingest.js';
+import { envelopeOf, type Transaction } from './transaction.js';
+
+/** Resolves to the 250 text, or rejects with the MailRejection to send. */
+export async function onData(
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+  tx: Transaction,
+  deps: IngestDeps,
+): Promise<string> {
+  const started = performance.now();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      // Past the limit the rest is read and dropped: smtp-server replies 552 once it has all.
+      if (!stream.sizeExceeded) chunks.push(chunk);
+    });
+    stream.once('end', resolve);
+    stream.once('error', reject);
+  });
+  const envelope = envelopeOf(tx);
+  const log = deps.logger.child({ session: session.id });
+  if (stream.sizeExceeded) {
+    const rejection = new MailRejection('data.too_big');
+    const refused = [...envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const })), ...tx.refused];
+    const id = recordRefusal({ ingress: 'smtp', envelope, refused, size }, deps);
+    log.info({ mailFrom: envelope.mailFrom, size, code: rejection.code, inboundMessageId: id }, 'message refused');
+    throw rejection;
+  }
+  try {
+    const result = await ingest({ raw: Buffer.concat(chunks, size), ingress: 'smtp', envelope, refused: tx.refused }, deps);
+    log.info(
+      {
+        mailFrom: envelope.mailFrom,
+        rcpts: `${result.deliveries.filter((d) => d.status !== 'rejected').length}/${result.deliveries.length}`,
+        size,
+        status: result.status,
+        reply: `${result.reply.code} ${result.reply.message}`,
+        inboundMessageId: result.inboundMessageId,
+        ms: Math.round(performance.now() - started),
+      },
+      'message',
+    );
+    if (result.reply.code >= 400) throw Object.assign(new Error(result.reply.message), { responseCode: result.reply.code });
+    return result.reply.message;
+  } catch (error) {
+    if (error instanceof MailRejection) log.warn({ mailFrom: envelope.mailFrom, size, code: error.code }, 'message not stored');
+    throw error;
+  }
+}
+
