@@ -1,6 +1,6 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
-import { and, desc, eq, inArray, isNull } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../client.js';
 import { deliveries, inboundMessages } from '../schema.js';
 
@@ -20,7 +20,7 @@ export function createInboundRepository({ db }: { db: Db }) {
     findById: (id: number): InboundMessage | undefined =>
       db.select().from(inboundMessages).where(eq(inboundMessages.id, id)).get(),
     list(filter: { status?: Status; limit: number }): Omit<InboundMessage, 'raw'>[] {
-      const { raw: _raw, ...columns } = inboundMessages._.columns;
+      const { raw: _raw, ...columns } = getTableColumns(inboundMessages);
       return db
         .select(columns)
         .from(inboundMessages)

@@ -1,0 +1,165 @@
+// RCPT TO over real TCP: every refusal comes in the dialogue, with its exact reply line, and leaves a row.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SmtpClient } from '../helpers/smtp-client.js';
+import { seedReplyWorld } from '../helpers/seed.js';
+import { startServer, template, type RunningServer } from '../helpers/server.js';
+
+let server: RunningServer;
+beforeAll(async () => {
+  server = await startServer({ INTAKE_MAX_RECIPIENTS: '3' });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function rcpt(address: string): Promise<string> {
+  const { client } = await SmtpClient.connect(server.port);
+  try {
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<jake@adventuretime.ooo>');
+    return (await client.command(`RCPT TO:<${address}>`)).line;
+  } finally {
+    await client.quit();
+  }
+}
+
+const UNKNOWN_KEY =
+  "550 5.1.1 We couldn't figure out what the email is in reply to. Please create your comment through the web interface.";
+
+describe('RCPT TO', () => {
+  it('greets with the configured hostname and advertises the extensions', async () => {
+    const { client, greeting } = await SmtpClient.connect(server.port);
+    const ehlo = await client.command('EHLO client.test');
+    await client.quit();
+    expect(greeting.line).toBe('220 intake.test ESMTP intake');
+    expect(ehlo.lines.map((l) => l.slice(4))).toEqual(
+      expect.arrayContaining(['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'SIZE 26214400']),
+    );
+    expect(ehlo.lines.some((l) => /AUTH|STARTTLS|DSN/.test(l))).toBe(false);
+  });
+
+  it('accepts a live reply key in both GitLab forms', async () => {
+    const world = seedReplyWorld(server.repos);
+    expect(await rcpt(template.format(world.key))).toBe('250 2.1.5 Accepted');
+    const legacy = server.repos.transaction(() =>
+      server.repos.notifications.create({
+        replyKey: '59d8df8370b7e95c5a49fbf86aeb2c93',
+        projectId: world.project.id,
+        recipientId: world.user.id,
+        noteableType: 'Issue',
+        noteableId: world.issue.id,
+      }),
+    );
+    expect(await rcpt(template.format(legacy.replyKey))).toBe('250 2.1.5 Accepted');
+  });
+
+  it('accepts a partitioned key without its namespace suffix, and compares the domain case-insensitively', async () => {
+    const world = seedReplyWorld(server.repos);
+    const stem = world.key.split('-').slice(0, 2).join('-');
+    expect(await rcpt(`incoming+${stem}@EXAMPLE.com`)).toBe('250 2.1.5 Accepted');
+  });
+
+  it('refuses another domain with 550 5.7.1: we are not a relay', async () => {
+    expect(await rcpt('someone@elsewhere.org')).toBe('550 5.7.1 Relay access denied: this server only accepts mail for its own domain');
+  });
+
+  it('refuses an address of our domain that does not match the template with 550 5.1.1', async () => {
+    expect(await rcpt('postmaster@example.com')).toBe('550 5.1.1 No such address here: addresses look like the configured template');
+  });
+
+  it('refuses an unknown key, and a key in the wrong case, with GitLab\'s text', async () => {
+    const world = seedReplyWorld(server.repos);
+    expect(await rcpt('incoming+0123456789abcdef0123456789abcdef@example.com')).toBe(UNKNOWN_KEY);
+    expect(await rcpt('incoming+not-a-key@example.com')).toBe(UNKNOWN_KEY);
+    expect(await rcpt(template.format(world.key.toUpperCase()))).toBe(UNKNOWN_KEY);
+  });
+
+  it('refuses a key whose issue was deleted', async () => {
+    const world = seedReplyWorld(server.repos);
+    server.repos.transaction(() => server.repos.issuables.deleteIssue(world.issue.id));
+    expect(await rcpt(template.format(world.key))).toBe(
+      '550 5.1.1 The thread you are replying to no longer exists, perhaps it was deleted? If you believe this is in error, contact a staff member.',
+    );
+  });
+
+  it('refuses the key of a blocked user', async () => {
+    const world = seedReplyWorld(server.repos);
+    server.repos.transaction(() => server.repos.users.setState(world.user.id, 'blocked'));
+    expect(await rcpt(template.format(world.key))).toBe(
+      '550 5.7.1 Your account has been blocked. If you believe this is in error, contact a staff member.',
+    );
+  });
+
+  it('refuses a user who cannot see the private project, without revealing it exists', async () => {
+    const world = seedReplyWorld(server.repos, { accessLevel: null });
+    expect(await rcpt(template.format(world.key))).toBe(
+      "550 5.7.1 We couldn't find the project. Please check if there's any typo.",
+    );
+  });
+
+  it('refuses a guest replying on a confidential issue', async () => {
+    const world = seedReplyWorld(server.repos, { accessLevel: 10, confidential: true });
+    server.repos.transaction(() => server.store.sqlite.prepare('update issues set author_id = null where id = ?').run(world.issue.id));
+    expect(await rcpt(template.format(world.key))).toBe(
+      '550 5.7.1 You are not allowed to perform this action. If you believe this is in error, contact a staff member.',
+    );
+  });
+
+  it('accepts a non-member on a public project', async () => {
+    const world = seedReplyWorld(server.repos, { accessLevel: null, visibility: 'public' });
+    expect(await rcpt(template.format(world.key))).toBe('250 2.1.5 Accepted');
+  });
+
+  it('caps recipients per message with 452 4.5.3 and goes on with the session', async () => {
+    const keys = [1, 2, 3, 4].map(() => template.format(seedReplyWorld(server.repos).key));
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<jake@adventuretime.ooo>');
+    const replies = [];
+    for (const key of keys) replies.push((await client.command(`RCPT TO:<${key}>`)).line);
+    const again = await client.command(`RCPT TO:<${keys[0]}>`);
+    const noop = await client.command('NOOP');
+    await client.quit();
+    expect(replies).toEqual(['250 2.1.5 Accepted', '250 2.1.5 Accepted', '250 2.1.5 Accepted', '452 4.5.3 Too many recipients for one message, send the rest in another message']);
+    expect(again.line).toBe('250 2.1.5 Accepted');
+    expect(noop.code).toBe(250);
+  });
+
+  it('records a transaction refused at RCPT as a rejected message, with one delivery row per recipient', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<spammer@bad.example>');
+    await client.command('RCPT TO:<incoming+guess1@example.com>');
+    await client.command('RCPT TO:<victim@elsewhere.org>');
+    await client.command('RSET');
+    await client.quit();
+    const find = () => server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'spammer@bad.example');
+    await expect.poll(find).toBeDefined();
+    const row = find()!;
+    expect(row).toMatchObject({
+      status: 'rejected',
+      reasonCode: 'rcpt.unknown_key',
+      mailFrom: 'spammer@bad.example',
+      rcptTo: ['incoming+guess1@example.com', 'victim@elsewhere.org'],
+      remoteAddress: '127.0.0.1',
+      helo: 'client.test',
+      size: 0,
+    });
+    expect(server.repos.inbound.deliveriesOf(row.id).map((d) => [d.stage, d.reasonCode])).toEqual([
+      ['rcpt', 'rcpt.unknown_key'],
+      ['rcpt', 'rcpt.relay_denied'],
+    ]);
+  });
+
+  it('answers 451 4.3.0 while the database cannot be read, and accepts again afterwards', async () => {
+    const world = seedReplyWorld(server.repos);
+    // The table intake reads is taken away under it, as a damaged or half-restored database would be.
+    server.store.sqlite.exec('ALTER TABLE sent_notifications RENAME TO sent_notifications_away');
+    try {
+      expect(await rcpt(template.format(world.key))).toBe('451 4.3.0 Temporary failure looking up the recipient, please try again later');
+    } finally {
+      server.store.sqlite.exec('ALTER TABLE sent_notifications_away RENAME TO sent_notifications');
+    }
+    expect(await rcpt(template.format(world.key))).toBe('250 2.1.5 Accepted');
+  });
+});

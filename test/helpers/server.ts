@@ -1,0 +1,110 @@
+// Starts the real `intake serve` (the built dist/cli.js) on a free port with a temporary database.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileTemplate } from '../../src/address/template.js';
+import { openStore, type Store } from '../../src/db/client.js';
+import { createRepositories, type Repositories } from '../../src/db/repositories.js';
+
+export const ROOT = new URL('../..', import.meta.url).pathname;
+export const CLI = join(ROOT, 'dist/cli.js');
+
+export interface RunningServer {
+  port: number;
+  dir: string;
+  database: string;
+  env: NodeJS.ProcessEnv;
+  /** The test's own connection to the server's database. */
+  store: Store;
+  repos: Repositories;
+  logs: string[];
+  stop(): Promise<number | null>;
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'intake-test-'));
+}
+
+/** Environment for a CLI run: only the given INTAKE_* settings, none inherited from the caller. */
+export function cliEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('INTAKE_')) env[k] = v;
+  return { ...env, ...settings };
+}
+
+export async function startServer(settings: Record<string, string> = {}): Promise<RunningServer> {
+  const dir = tempDir();
+  const database = join(dir, 'data', 'intake.sqlite');
+  const env = cliEnv({
+    INTAKE_DATABASE: database,
+    INTAKE_SMTP_LISTEN: '127.0.0.1:0',
+    INTAKE_HOSTNAME: 'intake.test',
+    INTAKE_ADDRESS: 'incoming+%{key}@example.com',
+    INTAKE_LOG_LEVEL: 'info',
+    ...settings,
+  });
+  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    let pending = '';
+    const timer = setTimeout(() => reject(new Error(`intake serve did not start: ${logs.join('\n')}`)), 15_000);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      pending += chunk;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) !== -1) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        logs.push(line);
+        try {
+          const entry = JSON.parse(line) as { msg?: string; port?: number };
+          if (entry.msg === 'listening' && entry.port) {
+            clearTimeout(timer);
+            resolve(entry.port);
+          }
+        } catch {
+          // not a log line
+        }
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => logs.push(chunk));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`intake serve exited with ${code}: ${logs.join('\n')}`));
+    });
+  });
+  const store = openStore(database, { migrate: false });
+  return {
+    port,
+    dir,
+    database,
+    env,
+    store,
+    repos: createRepositories(store),
+    logs,
+    stop: () => stopChild(child, () => {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }),
+  };
+}
+
+function stopChild(child: ChildProcess, cleanup: () => void): Promise<number | null> {
+  return new Promise((resolve) => {
+    const done = (code: number | null) => {
+      cleanup();
+      resolve(code);
+    };
+    if (child.exitCode !== null) return done(child.exitCode);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', (code) => {
+      clearTimeout(kill);
+      done(code);
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export const template = compileTemplate('incoming+%{key}@example.com');
