@@ -77,7 +77,7 @@ export const OUTCOMES = {
     dsn: '5.3.4',
     text: 'Error: message exceeds fixed maximum message size',
     status: 'rejected',
-    when: 'the message is larger than INTAKE_MAX_MESSAGE_BYTES; it is read to the end and discarded (reply written by smtp-server, the limit appended)',
+    when: 'the message is larger than INTAKE_MAX_MESSAGE_BYTES; it is read to the end and discarded, and the limit is appended to the text',
   },
   'rcpt.no_domain': {
     stage: 'rcpt',

@@ -10,6 +10,7 @@ export async function onData(
   stream: SMTPServerDataStream,
   session: SMTPServerSession,
   tx: Transaction,
+  maxBytes: number,
   deps: IngestDeps,
 ): Promise<string> {
   const started = performance.now();
@@ -27,7 +28,7 @@ export async function onData(
   const envelope = envelopeOf(tx);
   const log = deps.logger.child({ session: session.id });
   if (stream.sizeExceeded) {
-    const rejection = new MailRejection('data.too_big');
+    const rejection = new MailRejection('data.too_big', String(maxBytes));
     const refused = [...envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const })), ...tx.refused];
     const id = recordRefusal({ ingress: 'smtp', envelope, refused, size }, deps);
     log.info({ mailFrom: envelope.mailFrom, size, code: rejection.code, inboundMessageId: id }, 'message refused');

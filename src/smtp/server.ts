@@ -40,7 +40,7 @@ export async function startSmtpListener(config: Config, deps: IngestDeps): Promi
       callback(onRcptTo(address.address, transactions.current(session), config, deps));
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void) {
-      onData(stream, session, transactions.take(session), deps).then(
+      onData(stream, session, transactions.take(session), config.max_message_bytes, deps).then(
         (message) => callback(null, message),
         (error: Error) => callback(error),
       );

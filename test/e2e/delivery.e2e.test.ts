@@ -1,0 +1,255 @@
+// DATA over real TCP: a reply becomes a note only after it is committed; mail that cannot be used is
+// refused in the dialogue with GitLab's reason; auto-generated and repeated mail creates nothing.
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
+import { sendMail, SmtpClient } from '../helpers/smtp-client.js';
+import { startServer, template, type RunningServer } from '../helpers/server.js';
+
+let server: RunningServer;
+beforeAll(async () => {
+  server = await startServer({ INTAKE_MAX_MESSAGE_BYTES: String(256 * 1024) });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+function notesOf(issueId: number) {
+  return server.store.sqlite
+    .prepare("select author_id, body, discussion_id, inbound_message_id from notes where noteable_type = 'Issue' and noteable_id = ? order by id")
+    .all(issueId) as { author_id: number; body: string; discussion_id: string; inbound_message_id: number }[];
+}
+
+function inbound(id: number) {
+  return server.repos.inbound.findById(id)!;
+}
+
+function idFrom(line: string): number {
+  return Number(/inbound message (\d+)/.exec(line)?.[1]);
+}
+
+describe('a reply by email', () => {
+  it('becomes a note by the notification recipient, trimmed of the quote and signature', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const { rcpt, data } = await sendMail(server.port, {
+      from: world.user.email,
+      to: [to],
+      message: replyMessage({
+        from: `Jake <${world.user.email}>`,
+        to,
+        body: 'I could not disagree more.\n\nSee you tomorrow.\n\n-- \nJake\n\nOn Tue, Nov 24, 2026 at 9:00 AM, GitLab <gitlab@example.com> wrote:\n> Squeaky widgets\n> are squeaky',
+      }),
+    });
+    expect(rcpt.map((r) => r.line)).toEqual(['250 2.1.5 Accepted']);
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+    expect(notesOf(world.issue.id)).toEqual([
+      { author_id: world.user.id, body: 'I could not disagree more.\n\nSee you tomorrow.', discussion_id: 'd1', inbound_message_id: idFrom(data.line) },
+    ]);
+    expect(inbound(idFrom(data.line))).toMatchObject({
+      status: 'processed',
+      ingress: 'smtp',
+      handler: 'reply',
+      targetType: 'Note',
+      mailFrom: world.user.email,
+      rcptTo: [to],
+      fromAddress: world.user.email,
+      subject: 'Re: Squeaky widgets',
+      smtpReply: data.line,
+      reasonCode: null,
+    });
+    expect(inbound(idFrom(data.line)).raw?.toString()).toContain('I could not disagree more.');
+  });
+
+  it('takes Reply-To before From, and accepts a verified secondary address', async () => {
+    const world = seedReplyWorld(server.repos);
+    server.repos.transaction(() => server.repos.users.addEmail({ userId: world.user.id, email: 'Jake.Work@Example.org', verified: true }));
+    const to = template.format(world.key);
+    const { data } = await sendMail(server.port, {
+      from: 'bounces@lists.example',
+      to: [to],
+      message: replyMessage({ from: 'someone@else.example', to, body: 'From my work address.', headers: ['Reply-To: jake.work@example.org'] }),
+    });
+    expect(data.code).toBe(250);
+    expect(notesOf(world.issue.id).map((n) => n.body)).toEqual(['From my work address.']);
+  });
+
+  it('refuses a sender who is not a verified address of the recipient with 550 5.7.1, storing nothing but the record', async () => {
+    const world = seedReplyWorld(server.repos);
+    server.repos.transaction(() => server.repos.users.addEmail({ userId: world.user.id, email: 'unverified@example.org', verified: false }));
+    const to = template.format(world.key);
+    for (const from of ['mallory@evil.example', 'unverified@example.org']) {
+      const { data } = await sendMail(server.port, { from, to: [to], message: replyMessage({ from, to, body: 'Let me in.' }) });
+      expect(data.line).toBe(
+        "550 5.7.1 We couldn't figure out what user corresponds to the email. Please create your comment through the web interface.",
+      );
+    }
+    expect(notesOf(world.issue.id)).toEqual([]);
+    const row = server.repos.inbound.list({ limit: 1 })[0]!;
+    expect(row).toMatchObject({ status: 'rejected', reasonCode: 'data.sender_not_verified', fromAddress: 'unverified@example.org' });
+  });
+
+  it('refuses a reply that is blank once trimmed with 550 5.6.0', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const { data } = await sendMail(server.port, {
+      from: world.user.email,
+      to: [to],
+      message: replyMessage({ from: world.user.email, to, body: '\n\nOn Tue, Nov 24, 2026, GitLab wrote:\n> only the quote' }),
+    });
+    expect(data.line).toBe(
+      "550 5.6.0 It appears that the email is blank. Make sure your reply is at the top of the email, we can't process inline replies.",
+    );
+    expect(notesOf(world.issue.id)).toEqual([]);
+  });
+
+  it('checks the user again at DATA: blocked after RCPT is refused then', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command(`MAIL FROM:<${world.user.email}>`);
+    expect((await client.command(`RCPT TO:<${to}>`)).line).toBe('250 2.1.5 Accepted');
+    server.repos.transaction(() => server.repos.users.setState(world.user.id, 'blocked'));
+    const [, data] = await client.data(replyMessage({ from: world.user.email, to, body: 'Am I blocked?' }));
+    await client.quit();
+    expect(data.line).toBe('550 5.7.1 Your account has been blocked. If you believe this is in error, contact a staff member.');
+    expect(notesOf(world.issue.id)).toEqual([]);
+  });
+
+  it.each([
+    ['a null sender (bounce)', '', []],
+    ['Auto-Submitted: auto-replied', 'jake', ['Auto-Submitted: auto-replied']],
+    ['X-Autoreply: yes', 'jake', ['X-Autoreply: yes']],
+    ['Precedence: bulk', 'jake', ['Precedence: bulk']],
+  ])('accepts and ignores auto-generated mail: %s', async (_name, sender, headers) => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const { data } = await sendMail(server.port, {
+      from: sender === '' ? '' : world.user.email,
+      to: [to],
+      message: replyMessage({ from: world.user.email, to, body: 'I am out of the office.', headers }),
+    });
+    expect(data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
+    expect(notesOf(world.issue.id)).toEqual([]);
+    expect(inbound(idFrom(data.line))).toMatchObject({ status: 'ignored', reasonCode: 'data.auto_generated' });
+  });
+
+  it('still takes mail marked Auto-Submitted: no', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const { data } = await sendMail(server.port, {
+      from: world.user.email,
+      to: [to],
+      message: replyMessage({ from: world.user.email, to, body: 'A person wrote this.', headers: ['Auto-Submitted: no'] }),
+    });
+    expect(data.code).toBe(250);
+    expect(notesOf(world.issue.id).map((n) => n.body)).toEqual(['A person wrote this.']);
+  });
+
+  it('creates one note when the same message is delivered twice', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const message = replyMessage({ from: world.user.email, to, body: 'Only once, please.', messageId: '<once@client.test>' });
+    const first = await sendMail(server.port, { from: world.user.email, to: [to], message });
+    const second = await sendMail(server.port, { from: world.user.email, to: [to], message });
+    expect(first.data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    expect(second.data.line).toMatch(/^250 2\.6\.0 Already received, nothing new created \(inbound message \d+\)$/);
+    expect(notesOf(world.issue.id).map((n) => n.body)).toEqual(['Only once, please.']);
+    expect(inbound(idFrom(second.data.line))).toMatchObject({ status: 'duplicate', reasonCode: 'data.duplicate' });
+  });
+
+  it('recognises a repeated message without a Message-ID by its bytes', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const message = `From: ${world.user.email}\nTo: ${to}\nSubject: no id\n\nNo Message-ID here.\n`;
+    await sendMail(server.port, { from: world.user.email, to: [to], message });
+    const second = await sendMail(server.port, { from: world.user.email, to: [to], message });
+    expect(second.data.line).toMatch(/^250 2\.6\.0 Already received/);
+    expect(notesOf(world.issue.id)).toHaveLength(1);
+  });
+
+  it('answers one DATA for several keys: 250 when one succeeds, each recipient recorded', async () => {
+    const a = seedReplyWorld(server.repos);
+    const b = seedReplyWorld(server.repos);
+    const toA = template.format(a.key);
+    const toB = template.format(b.key);
+    const { rcpt, data } = await sendMail(server.port, {
+      from: a.user.email,
+      to: [toA, toB, 'incoming+nope@example.com'],
+      message: replyMessage({ from: a.user.email, to: `${toA}, ${toB}`, body: 'To both.' }),
+    });
+    expect(rcpt.map((r) => r.code)).toEqual([250, 250, 550]);
+    expect(data.code).toBe(250);
+    expect(notesOf(a.issue.id).map((n) => n.body)).toEqual(['To both.']);
+    expect(notesOf(b.issue.id)).toEqual([]);
+    const id = idFrom(data.line);
+    expect(server.repos.inbound.deliveriesOf(id).map((d) => [d.recipient, d.stage, d.status, d.reasonCode])).toEqual([
+      ['incoming+nope@example.com', 'rcpt', 'rejected', 'rcpt.unknown_key'],
+      [toA, 'data', 'processed', null],
+      [toB, 'data', 'rejected', 'data.sender_not_verified'],
+    ]);
+    expect(inbound(id)).toMatchObject({ status: 'processed', reasonCode: 'rcpt.unknown_key' });
+  });
+
+  it('stores attachments of a reply with the note', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const message = [
+      `From: ${world.user.email}`,
+      `To: ${to}`,
+      'Subject: Re: logs',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'Log attached.',
+      '--b1',
+      'Content-Type: text/plain; name="build.log"',
+      'Content-Disposition: attachment; filename="build.log"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('line 1\nline 2\n').toString('base64'),
+      '--b1--',
+      '',
+    ].join('\n');
+    const { data } = await sendMail(server.port, { from: world.user.email, to: [to], message });
+    expect(data.code).toBe(250);
+    const note = server.store.sqlite.prepare('select id, body from notes where noteable_id = ?').get(world.issue.id) as { id: number; body: string };
+    expect(note.body).toBe('Log attached.');
+    expect(server.store.sqlite.prepare("select owner_type, owner_id, filename, content_type, size, sha256, cast(content as text) as text from attachments where owner_id = ? and owner_type = 'Note'").all(note.id)).toEqual([
+      {
+        owner_type: 'Note',
+        owner_id: note.id,
+        filename: 'build.log',
+        content_type: 'text/plain',
+        size: 14,
+        sha256: createHash('sha256').update('line 1\nline 2\n').digest('hex'),
+        text: 'line 1\nline 2\n',
+      },
+    ]);
+  });
+
+  it('refuses a message over the size limit with 552 after reading it, and records it without content', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const big = replyMessage({ from: world.user.email, to, body: 'x'.repeat(300 * 1024) });
+    const { data } = await sendMail(server.port, { from: world.user.email, to: [to], message: big });
+    expect(data.line).toBe('552 5.3.4 Error: message exceeds fixed maximum message size 262144');
+    expect(notesOf(world.issue.id)).toEqual([]);
+    const row = server.repos.inbound.list({ limit: 1 })[0]!;
+    expect(row).toMatchObject({ status: 'rejected', reasonCode: 'data.too_big', rcptTo: [to] });
+    expect(row.size).toBeGreaterThan(300 * 1024);
+    expect(server.repos.inbound.findById(row.id)?.raw).toBeNull();
+  });
+
+  it('refuses a declared SIZE over the limit at MAIL FROM with 552 5.3.4', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    const mail = await client.command('MAIL FROM:<jake@adventuretime.ooo> SIZE=999999999');
+    await client.quit();
+    expect(mail.line).toBe('552 5.3.4 Error: message exceeds fixed maximum message size 262144');
+  });
+});
