@@ -125,7 +125,7 @@ program
       results.push({ check: 'config', ok: true, detail: `address ${cfg.address}, listen ${cfg.smtp_listen}` });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      results.push({ check: 'config', ok: false, detail: error.problems.join('; ') });
+      for (const problem of error.problems) results.push({ check: 'config', ok: false, detail: problem });
       return finishCheck(results);
     }
     try {

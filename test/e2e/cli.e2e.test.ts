@@ -1,0 +1,190 @@
+// The intake command as an operator runs it: admin commands print the rows they create, bad settings
+// and bad arguments name the problem, and a message that failed is run again with `reprocess`.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replyMessage } from '../helpers/seed.js';
+import { sendMail, SmtpClient } from '../helpers/smtp-client.js';
+import { CLI, cliEnv, ROOT, startServer, tempDir, type RunningServer } from '../helpers/server.js';
+
+function run(args: string[], env: NodeJS.ProcessEnv) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8' });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('npx intake', () => {
+  it('prints its help after npm ci (the package bin)', () => {
+    const out = execFileSync('npx', ['--no-install', 'intake', '--help'], { cwd: ROOT, encoding: 'utf8', env: cliEnv({}) });
+    expect(out).toContain('Usage: intake [options] [command]');
+    for (const command of ['serve', 'migrate', 'check', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'messages', 'reprocess']) {
+      expect(out).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+    }
+  });
+});
+
+describe('configuration errors', () => {
+  it('stop the program before it listens, one line per problem naming the key, exit 78', () => {
+    const dir = tempDir();
+    const { status, stderr, stdout } = run(['serve'], cliEnv({
+      INTAKE_DATABASE: join(dir, 'db.sqlite'),
+      INTAKE_SMTP_LISTEN: 'localhost',
+      INTAKE_ADDRESS: 'incoming@%{key}.example.com',
+      INTAKE_MAX_MESSAGE_BYTES: 'lots',
+      INTAKE_LOG_LEVEL: 'loud',
+      INTAKE_DATBASE: 'typo',
+    }));
+    expect(status).toBe(78);
+    expect(stdout).toBe('');
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe('intake: invalid configuration:');
+    expect(lines.slice(1).map((l) => l.trim().split(':')[0])).toEqual([
+      'INTAKE_DATBASE',
+      'INTAKE_ADDRESS',
+      'INTAKE_SMTP_LISTEN',
+      'INTAKE_MAX_MESSAGE_BYTES',
+      'INTAKE_LOG_LEVEL',
+    ]);
+    expect(stderr).toContain('INTAKE_ADDRESS: %{key} must be in the local part, not the domain');
+  });
+
+  it('reads a YAML or JSON config file, the environment winning', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'intake.yaml'), `database: ${join(dir, 'from-file.sqlite')}\nsmtp_listen: 127.0.0.1:0\naddress: reply+%{key}@mail.example.org\n`);
+    writeFileSync(join(dir, 'intake.json'), JSON.stringify({ smtp_listen: 'nonsense' }));
+    const yaml = run(['--config', join(dir, 'intake.yaml'), '--json', 'check'], cliEnv({ INTAKE_ADDRESS: 'incoming+%{key}@env.example.org' }));
+    expect(yaml.status).toBe(0);
+    const checks = JSON.parse(yaml.stdout) as { check: string; ok: boolean; detail: string }[];
+    expect(checks.every((c) => c.ok)).toBe(true);
+    expect(checks[0]?.detail).toBe('address incoming+%{key}@env.example.org, listen 127.0.0.1:0');
+    expect(checks[1]?.detail).toContain('from-file.sqlite');
+    const json = run(['--config', join(dir, 'intake.json'), 'check'], cliEnv({}));
+    expect(json.status).toBe(1);
+    expect(json.stdout).toContain(`FAIL  config: ${join(dir, 'intake.json')}: smtp_listen: expected HOST:PORT`);
+  });
+
+  it('check reports a port in use', async () => {
+    const server = await startServer();
+    try {
+      const result = run(['check'], { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}` });
+      expect(result.status).toBe(1);
+      expect(result.stdout).toMatch(/^ok    config: /m);
+      expect(result.stdout).toMatch(/^ok    database: .* is writable and migrated$/m);
+      expect(result.stdout).toMatch(new RegExp(`^FAIL  smtp_listen: 127.0.0.1:${server.port}: listen EADDRINUSE`, 'm'));
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('admin commands', () => {
+  let env: NodeJS.ProcessEnv;
+  beforeAll(() => {
+    env = cliEnv({ INTAKE_DATABASE: join(tempDir(), 'nested', 'intake.sqlite'), INTAKE_ADDRESS: 'incoming+%{key}@mail.example.org', INTAKE_HOSTNAME: 'tracker.example.org' });
+  });
+
+  it('create users, projects, members, issues and notifications, printing each row', () => {
+    expect(run(['migrate'], env).status).toBe(0);
+    const user = run(['--json', 'users', 'add', '--username', 'alice', '--email', 'alice@example.com', '--name', 'Alice'], env);
+    expect(user.status).toBe(0);
+    expect(JSON.parse(user.stdout)).toMatchObject({ id: 1, username: 'alice', name: 'Alice', email: 'alice@example.com', state: 'active', incoming_email_token: expect.stringMatching(/^glimt-[0-9a-z]+$/) });
+    expect(run(['projects', 'add', '--path', 'acme/widgets', '--visibility', 'internal'], env).stdout).toMatch(/^path\s+acme\/widgets$/m);
+    expect(run(['members', 'add', '--project', 'acme/widgets', '--user', 'alice', '--access-level', 'developer'], env).stdout).toMatch(/^access_level\s+30$/m);
+    expect(run(['emails', 'add', '--user', 'alice', '--email', 'alice@home.example', '--unverified'], env).stdout).toMatch(/^verified\s+false$/m);
+    expect(run(['issues', 'add', '--project', 'acme/widgets', '--author', 'alice', '--title', 'Squeaks'], env).stdout).toMatch(/^iid\s+1$/m);
+    expect(run(['merge-requests', 'add', '--project', 'acme/widgets', '--author', 'alice', '--title', 'Oil', '--source-branch', 'oil'], env).stdout).toMatch(/^target_branch\s+main$/m);
+    const notification = JSON.parse(run(['--json', 'notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--issue', '1'], env).stdout) as Record<string, string>;
+    expect(notification.reply_key).toMatch(/^1-[0-9a-z]{25}-1$/);
+    expect(notification.reply_address).toBe(`incoming+${notification.reply_key}@mail.example.org`);
+    expect(notification.message_id).toBe(`<reply-${notification.reply_key}@tracker.example.org>`);
+    expect(JSON.parse(run(['--json', 'notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--merge-request', '1'], env).stdout)).toMatchObject({ noteable_type: 'MergeRequest' });
+  });
+
+  it.each([
+    [['users', 'add', '--username', 'alice', '--email', 'other@example.com'], 'intake: a user with username "alice" already exists'],
+    [['users', 'add', '--username', 'bob', '--email', 'not-an-address'], `error: option '--email <address>' argument 'not-an-address' is invalid. "not-an-address" is not an e-mail address`],
+    [['projects', 'add', '--path', 'nogroup'], 'intake: project path "nogroup" must look like group/project (letters, digits, _ . -)'],
+    [['members', 'add', '--project', 'acme/widgets', '--user', 'nobody', '--access-level', '30'], 'intake: no user with username "nobody"'],
+    [['members', 'add', '--project', 'acme/widgets', '--user', 'alice', '--access-level', '35'], 'must be 10 (guest), 20 (reporter), 30 (developer), 40 (maintainer) or 50 (owner)'],
+    [['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--issue', '9'], 'intake: project acme/widgets has no issue #9'],
+    [['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice'], 'intake: give exactly one of --issue IID and --merge-request IID'],
+    [['reprocess', '999'], 'intake: no inbound message with id 999'],
+  ])('refuse bad arguments with an error naming the problem: %j', (args, message) => {
+    const result = run(args, env);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(message);
+  });
+});
+
+describe('reprocess', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  function setUp() {
+    const env = server.env;
+    const suffix = Math.random().toString(36).slice(2, 8);
+    run(['users', 'add', '--username', `u${suffix}`, '--email', `u${suffix}@example.com`], env);
+    run(['projects', 'add', '--path', `g/p${suffix}`], env);
+    run(['members', 'add', '--project', `g/p${suffix}`, '--user', `u${suffix}`, '--access-level', '30'], env);
+    run(['issues', 'add', '--project', `g/p${suffix}`, '--author', `u${suffix}`, '--title', 'T'], env);
+    const n = JSON.parse(run(['--json', 'notifications', 'add', '--project', `g/p${suffix}`, '--recipient', `u${suffix}`, '--issue', '1'], env).stdout) as { reply_address: string; noteable_id: number };
+    return { user: `u${suffix}`, email: `u${suffix}@example.com`, to: n.reply_address, issueId: n.noteable_id };
+  }
+
+  const noteCount = (issueId: number) => (server.store.sqlite.prepare('select count(*) as n from notes where noteable_id = ?').get(issueId) as { n: number }).n;
+
+  it('keeps a message that hit a bug as failed, with 250, and runs it again once fixed', async () => {
+    const w = setUp();
+    // A trigger stands in for a bug in a handler: the insert fails with a non-temporary error.
+    server.store.sqlite.exec("CREATE TRIGGER bug BEFORE INSERT ON notes BEGIN SELECT RAISE(ABORT, 'simulated bug'); END");
+    const { data } = await sendMail(server.port, { from: w.email, to: [w.to], message: replyMessage({ from: w.email, to: w.to, body: 'Do not lose me.' }) });
+    server.store.sqlite.exec('DROP TRIGGER bug');
+    expect(data.line).toMatch(/^250 2\.6\.0 Stored; processing failed and is kept for `intake reprocess` \(inbound message \d+\)$/);
+    const id = Number(/inbound message (\d+)/.exec(data.line)?.[1]);
+    expect(server.repos.inbound.findById(id)).toMatchObject({ status: 'failed', reasonCode: 'process.internal' });
+    expect(server.repos.inbound.findById(id)?.reason).toContain('simulated bug');
+    expect(noteCount(w.issueId)).toBe(0);
+    expect(JSON.parse(run(['--json', 'messages', '--status', 'failed'], server.env).stdout)[0]).toMatchObject({ id, status: 'failed' });
+
+    const again = run(['reprocess', String(id)], server.env);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toMatch(/^status\s+processed$/m);
+    expect(noteCount(w.issueId)).toBe(1);
+    expect(server.repos.inbound.findById(id)).toMatchObject({ status: 'processed', handler: 'reply' });
+    const twice = run(['reprocess', String(id)], server.env);
+    expect(twice.status).toBe(1);
+    expect(twice.stderr).toBe(`intake: inbound message ${id} has nothing to reprocess (status processed)\n`);
+    expect(noteCount(w.issueId)).toBe(1);
+  });
+
+  it('runs a message refused at DATA again once the operator fixed the cause', async () => {
+    const w = setUp();
+    const { data } = await sendMail(server.port, { from: 'alias@example.net', to: [w.to], message: replyMessage({ from: 'alias@example.net', to: w.to, body: 'From my other address.' }) });
+    expect(data.code).toBe(550);
+    const id = server.repos.inbound.list({ limit: 1 })[0]!.id;
+    expect(run(['emails', 'add', '--user', w.user, '--email', 'alias@example.net'], server.env).status).toBe(0);
+    expect(run(['reprocess', String(id)], server.env).status).toBe(0);
+    expect(noteCount(w.issueId)).toBe(1);
+    const listed = run(['messages', '--limit', '1'], server.env).stdout;
+    expect(listed).toMatch(new RegExp(`^${id}  \\S+  processed  from alias@example.net to ${w.to.replace(/[+.]/g, '\\$&')} → Note \\d+$`, 'm'));
+  });
+
+  it('refuses a message that has no stored content', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<nothing@stored.example>');
+    await client.command('RCPT TO:<incoming+nope@example.com>');
+    await client.quit();
+    const find = () => server.repos.inbound.list({ limit: 50 }).find((r) => r.mailFrom === 'nothing@stored.example');
+    await expect.poll(find).toBeDefined();
+    const id = find()!.id;
+    const result = run(['reprocess', String(id)], server.env);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toBe(`intake: inbound message ${id} has no stored content (it was refused before DATA or was too big)\n`);
+  });
+});
