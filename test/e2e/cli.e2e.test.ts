@@ -68,8 +68,8 @@ describe('configuration errors', () => {
     try {
       const result = run(['check'], { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}` });
       expect(result.status).toBe(1);
-      expect(result.stdout).toMatch(/^ok    config: /m);
-      expect(result.stdout).toMatch(/^ok    database: .* is writable and migrated$/m);
+      expect(result.stdout).toMatch(/^ok {4}config: /m);
+      expect(result.stdout).toMatch(/^ok {4}database: .* is writable and migrated$/m);
       expect(result.stdout).toMatch(new RegExp(`^FAIL  smtp_listen: 127.0.0.1:${server.port}: listen EADDRINUSE`, 'm'));
     } finally {
       await server.stop();
