@@ -2,6 +2,7 @@
 // Input: untrusted bytes from any ingress. Side effects: none.
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import type { ParsedMessage } from '../handlers/handler.js';
+import { htmlToMarkdown } from '../text/html-to-markdown.js';
 
 export type { ParsedMessage };
 
@@ -13,7 +14,11 @@ export class UnparsableMessageError extends Error {
 export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
   let mail: ParsedMail;
   try {
-    mail = await simpleParser(raw, {
+    // Some clients (and some fixtures) put empty lines before the first header; without this the whole
+    // message would be read as body.
+    let start = 0;
+    while (raw[start] === 0x0a || (raw[start] === 0x0d && raw[start + 1] === 0x0a)) start += raw[start] === 0x0d ? 2 : 1;
+    mail = await simpleParser(start > 0 ? raw.subarray(start) : raw, {
       skipTextToHtml: true,
       skipImageLinks: true,
       maxHtmlLengthToParse: 10 * 1024 * 1024,
@@ -34,7 +39,7 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     subject: mail.subject ?? null,
     from: firstAddress(mail.from),
     replyTo: firstAddress(mail.replyTo),
-    text: mail.text ?? '',
+    text: mail.text ?? (typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : orphanBody(raw, mail)),
     attachments: mail.attachments.map((a) => ({
       filename: a.filename ?? 'attachment',
       contentType: a.contentType,
@@ -53,4 +58,17 @@ function firstAddress(field: AddressObject | AddressObject[] | undefined): strin
     }
   }
   return null;
+}
+
+/**
+ * A message that declares multipart but has no parts (some phone clients send this) leaves mailparser
+ * with only a preamble, which it drops; like the Mail gem, take the body after the headers as text.
+ */
+function orphanBody(raw: Buffer, mail: ParsedMail): string {
+  if (mail.attachments.length > 0) return '';
+  const text = raw.toString('utf8');
+  const match = /\r?\n\r?\n/.exec(text.replace(/^(\r?\n)+/, ''));
+  if (!match) return '';
+  const body = text.replace(/^(\r?\n)+/, '').slice(match.index + match[0].length);
+  return /^--\S/m.test(body) ? '' : body;
 }

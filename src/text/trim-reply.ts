@@ -15,8 +15,8 @@ const QUOTE_HEADER_START = /^\s*(On|Am|Le|Op|El|Il|Den|På)\s/;
 const QUOTE_HEADER =
   /^\s*(On\s[\s\S]{1,300}?\swrote|Am\s[\s\S]{1,300}?\sschrieb[\s\S]{0,100}?|Le\s[\s\S]{1,300}?\sa écrit|Op\s[\s\S]{1,300}?\sschreef[\s\S]{0,100}?|El\s[\s\S]{1,300}?\sescribió|Il\s[\s\S]{1,300}?\sha scritto|Den\s[\s\S]{1,300}?\sskrev|På\s[\s\S]{1,300}?\sskrev)\s?:\s*$/i;
 const MOBILE_SIGNATURE = /^\s*(Sent from my \S.*|Sent from (Outlook|Mail) for \S.*|Get Outlook for \S.*|Von meinem \S.* gesendet)\s*$/i;
-const OUTLOOK_HEADER = /^\s*\*?(From|Von|De|Van):\*?\s/i;
-const OUTLOOK_HEADER_NEXT = /^\s*\*?(Sent|Date|Gesendet|Envoyé|Verzonden|To|An|À|Aan):\*?\s/i;
+const OUTLOOK_HEADER = /^\s*\**(From|Von|De|Van):\**\s/i;
+const OUTLOOK_HEADER_NEXT = /^\s*\**(Sent|Date|Gesendet|Envoyé|Verzonden|To|An|À|Aan):\**\s/i;
 const QUOTED = /^\s*>/;
 
 /**
@@ -26,7 +26,8 @@ export function trimReply(text: string): TrimmedReply {
   const lines = text
     .replace(/\r\n?/g, '\n')
     .split('\n')
-    .map((line) => line.replace(/[ \t]+$/, ''));
+    .map((line) => line.replace(/[ \t]+$/, ''))
+    .filter((line) => !MOBILE_SIGNATURE.test(line));
   let cut = lines.length;
   for (let i = 0; i < lines.length; i++) {
     if (startsElidedPart(lines, i)) {
@@ -34,7 +35,7 @@ export function trimReply(text: string): TrimmedReply {
       break;
     }
   }
-  const head = lines.slice(0, cut).filter((line) => !MOBILE_SIGNATURE.test(line));
+  const head = lines.slice(0, cut);
   // A quote that ends the reply is the message being replied to; a quote followed by more text is
   // part of an inline answer and stays.
   let end = head.length;

@@ -1,0 +1,86 @@
+// Property tests for the address template and the reply-key grammar. The seed is fixed and printed on
+// failure; set FC_SEED to explore other inputs.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { mintReplyKey, parseReplyKey } from '../../src/address/reply-key.js';
+import { compileTemplate, TemplateError } from '../../src/address/template.js';
+
+const seed = Number(process.env.FC_SEED ?? 20261125);
+const params = { seed, numRuns: 500 };
+
+const localChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-_.=/'.split(''));
+const keyArb = fc.string({ unit: localChar, minLength: 1, maxLength: 64 });
+const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,10}[a-z0-9])?$/);
+const domainArb = fc.array(label, { minLength: 1, maxLength: 4 }).map((labels) => labels.join('.'));
+const affix = fc.string({ unit: fc.constantFrom(...'abcxyz+-_.'.split('')), maxLength: 8 });
+
+describe('address template properties', () => {
+  it('match(format(key)) gives the key back, whatever case the domain arrives in', () => {
+    fc.assert(
+      fc.property(affix, affix, domainArb, keyArb, fc.boolean(), (prefix, suffix, domain, key, upper) => {
+        const t = compileTemplate(`${prefix}%{key}${suffix}@${domain}`);
+        const address = t.format(key);
+        const [local, dom] = [address.slice(0, address.lastIndexOf('@')), address.slice(address.lastIndexOf('@') + 1)];
+        expect(t.match(`${local}@${upper ? dom.toUpperCase() : dom}`)).toEqual({ kind: 'key', key });
+      }),
+      params,
+    );
+  });
+
+  it('match never throws and only answers key for addresses of its own domain', () => {
+    const t = compileTemplate('incoming+%{key}@example.com');
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (address) => {
+        const result = t.match(address);
+        if (result.kind === 'key') expect(address.toLowerCase().replace(/^<|>$/g, '').endsWith('@example.com')).toBe(true);
+      }),
+      params,
+    );
+  });
+
+  it('compileTemplate either compiles or throws TemplateError, never anything else', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 60 }), (template) => {
+        try {
+          compileTemplate(template);
+        } catch (error) {
+          expect(error).toBeInstanceOf(TemplateError);
+        }
+      }),
+      params,
+    );
+  });
+});
+
+describe('reply key properties', () => {
+  it('every minted key parses back as partitioned with its parts', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 36 ** 4 - 1 }), fc.integer({ min: 0, max: 2 ** 48 }), (bytes, partition, namespace) => {
+        const key = mintReplyKey(partition, namespace, Buffer.from(bytes));
+        expect(parseReplyKey(key)).toEqual({
+          form: 'partitioned',
+          key,
+          partition: partition.toString(36),
+          replyKey: key.split('-')[1],
+          namespaceId: namespace.toString(36),
+        });
+      }),
+      params,
+    );
+  });
+
+  it('every 32-hex string is a legacy key; parseReplyKey never throws', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9a-f]{32}$/), (hex) => {
+        expect(parseReplyKey(hex)?.form).toBe('legacy');
+      }),
+      params,
+    );
+    fc.assert(
+      fc.property(fc.string({ maxLength: 80 }), (text) => {
+        parseReplyKey(text);
+      }),
+      params,
+    );
+  });
+});

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { compileTemplate, TemplateError } from '../../../src/address/template.js';
+
+describe('compileTemplate', () => {
+  const t = compileTemplate('incoming+%{key}@Example.com');
+
+  it('takes the key out of a matching address, keeping its case', () => {
+    expect(t.match('incoming+AbC-123@example.com')).toEqual({ kind: 'key', key: 'AbC-123' });
+  });
+
+  it('compares the domain case-insensitively', () => {
+    expect(t.match('incoming+abc@EXAMPLE.COM')).toEqual({ kind: 'key', key: 'abc' });
+  });
+
+  it('is greedy, so a key may hold + and -', () => {
+    expect(t.match('incoming+group/project+token@example.com')).toEqual({ kind: 'key', key: 'group/project+token' });
+  });
+
+  it('tolerates angle brackets around the address', () => {
+    expect(t.match('<incoming+abc@example.com>')).toEqual({ kind: 'key', key: 'abc' });
+  });
+
+  it('tells a foreign domain from a local address that does not match', () => {
+    expect(t.match('incoming+abc@example.com.evil.org')).toEqual({ kind: 'foreign_domain', domain: 'example.com.evil.org' });
+    expect(t.match('postmaster@example.com')).toEqual({ kind: 'no_match' });
+    expect(t.match('incoming+@example.com')).toEqual({ kind: 'no_match' });
+    expect(t.match('incoming')).toEqual({ kind: 'no_domain' });
+  });
+
+  it('knows its mailbox address: the template without the key and its separator', () => {
+    expect(t.mailbox).toBe('incoming@Example.com');
+    expect(t.match('incoming@example.com')).toEqual({ kind: 'mailbox' });
+    expect(compileTemplate('%{key}@example.com').mailbox).toBeNull();
+    expect(compileTemplate('reply-%{key}-in@example.com').mailbox).toBe('reply-in@example.com');
+  });
+
+  it('formats a key into an address', () => {
+    expect(t.format('1-abc-2')).toBe('incoming+1-abc-2@Example.com');
+  });
+
+  it('accepts a template without %{key}: only the mailbox itself matches', () => {
+    const plain = compileTemplate('support@example.com');
+    expect(plain.hasKey).toBe(false);
+    expect(plain.match('Support@Example.com')).toEqual({ kind: 'mailbox' });
+    expect(plain.match('support+abc@example.com')).toEqual({ kind: 'no_match' });
+    expect(() => plain.format('abc')).toThrow(TemplateError);
+  });
+
+  it.each([
+    ['incoming+%{key}', 'address template must look like local@domain'],
+    ['incoming@%{key}.example.com', '%{key} must be in the local part, not the domain'],
+    ['%{key}+%{key}@example.com', '%{key} may appear only once'],
+    ['in coming+%{key}@example.com', 'must not contain spaces'],
+    ['incoming+%{key}@exa_mple.com', 'is not a valid domain name'],
+  ])('refuses the invalid template %s', (template, message) => {
+    expect(() => compileTemplate(template)).toThrow(message);
+  });
+});

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseHostPort, SETTINGS } from '../../src/config.js';
+
+describe('loadConfig', () => {
+  it('has a default for every setting', () => {
+    const config = loadConfig({ env: {} });
+    expect(config).toMatchObject({
+      database: './data/intake.sqlite',
+      address: 'incoming+%{key}@localhost',
+      smtp_listen: '127.0.0.1:2525',
+      max_message_bytes: 26214400,
+      max_recipients: 50,
+      log_level: 'info',
+      reverse_lookup: false,
+    });
+    expect(Object.keys(config).sort()).toEqual(Object.keys(SETTINGS).sort());
+  });
+
+  it('reads INTAKE_* variables and coerces numbers and flags', () => {
+    const config = loadConfig({ env: { INTAKE_MAX_RECIPIENTS: '7', INTAKE_REVERSE_LOOKUP: 'yes', INTAKE_SMTP_LISTEN: '[::1]:25' } });
+    expect(config.max_recipients).toBe(7);
+    expect(config.reverse_lookup).toBe(true);
+    expect(config.smtp_listen).toBe('[::1]:25');
+  });
+
+  it('reports every problem at once, each naming its variable', () => {
+    try {
+      loadConfig({ env: { INTAKE_MAX_RECIPIENTS: '0', INTAKE_HOSTNAME: 'bad host', INTAKE_REVERSE_LOOKUP: 'maybe' } });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems.map((p) => p.split(':')[0])).toEqual(['INTAKE_HOSTNAME', 'INTAKE_MAX_RECIPIENTS', 'INTAKE_REVERSE_LOOKUP']);
+    }
+  });
+
+  it('names a missing config file', () => {
+    expect(() => loadConfig({ env: {}, file: '/nonexistent/intake.yaml' })).toThrow('--config /nonexistent/intake.yaml: cannot read');
+  });
+});
+
+describe('parseHostPort', () => {
+  it.each([
+    ['127.0.0.1:2525', { host: '127.0.0.1', port: 2525 }],
+    ['[::1]:25', { host: '::1', port: 25 }],
+    ['mx.example.com:0', { host: 'mx.example.com', port: 0 }],
+    ['127.0.0.1', null],
+    ['127.0.0.1:65536', null],
+    [':25', null],
+  ])('%s', (value, expected) => {
+    expect(parseHostPort(value)).toEqual(expected);
+  });
+});
