@@ -31,8 +31,8 @@ export interface Outcome {
   dsn: string;
   /** Reason given to the sender and stored in inbound_messages.reason. */
   text: string;
-  /** The status stored in inbound_messages / deliveries. */
-  status: 'rejected' | 'ignored' | 'duplicate' | 'failed';
+  /** The status stored in inbound_messages / deliveries; 'not stored' when no row can be written. */
+  status: 'rejected' | 'ignored' | 'duplicate' | 'failed' | 'not stored';
   /** When it happens, for the README. */
   when: string;
 }
@@ -44,7 +44,7 @@ export const OUTCOMES = {
     smtp: 451,
     dsn: '4.3.0',
     text: 'Temporary failure storing the message, please try again later',
-    status: 'failed',
+    status: 'not stored',
     when: 'the database could not be written (locked, full, missing); nothing is stored and the sender keeps its copy',
   },
   'rcpt.lookup_failed': {
@@ -68,8 +68,8 @@ export const OUTCOMES = {
     smtp: 552,
     dsn: '5.3.4',
     text: 'Error: message exceeds fixed maximum message size',
-    status: 'rejected',
-    when: 'MAIL FROM declares SIZE= above INTAKE_MAX_MESSAGE_BYTES (reply written by smtp-server, the limit appended)',
+    status: 'not stored',
+    when: 'MAIL FROM declares SIZE= above INTAKE_MAX_MESSAGE_BYTES; smtp-server refuses it before a transaction starts, so no row is written (the limit is appended to the text)',
   },
   'data.too_big': {
     stage: 'data',
@@ -118,14 +118,6 @@ export const OUTCOMES = {
     text: GITLAB_TEXT.noteableNotFound,
     status: 'rejected',
     when: 'the notification\'s issue or merge request no longer exists',
-  },
-  'rcpt.user_not_found': {
-    stage: 'rcpt',
-    smtp: 550,
-    dsn: '5.1.1',
-    text: GITLAB_TEXT.userNotFound,
-    status: 'rejected',
-    when: 'the notification\'s recipient no longer exists',
   },
   'rcpt.user_blocked': {
     stage: 'rcpt',

@@ -26,10 +26,10 @@ export const replyHandler: Handler<ReplyKey, ReplyTarget> = {
     if (!notification) throw new MailRejection('rcpt.unknown_key');
     const noteable = repos.issuables.findNoteable(notification.noteableType, notification.noteableId);
     if (!noteable) throw new MailRejection('rcpt.noteable_gone');
+    // Foreign keys cascade: a notification outlives neither its recipient nor its project.
     const recipient = repos.users.findById(notification.recipientId);
-    if (!recipient) throw new MailRejection('rcpt.user_not_found');
     const project = repos.projects.findById(notification.projectId);
-    if (!project) throw new MailRejection('rcpt.noteable_gone');
+    if (!recipient || !project) throw new MailRejection('rcpt.unknown_key');
     checkCanComment(recipient, project, noteable, repos);
     return { notification, recipient, project, noteable };
   },

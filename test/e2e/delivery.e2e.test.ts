@@ -245,6 +245,22 @@ describe('a reply by email', () => {
     expect(server.repos.inbound.findById(row.id)?.raw).toBeNull();
   });
 
+  it('answers 451 4.3.0 and stores nothing when the database cannot be written', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const count = () => (server.store.sqlite.prepare('select count(*) as n from inbound_messages').get() as { n: number }).n;
+    const before = count();
+    server.store.sqlite.exec("CREATE TRIGGER no_space BEFORE INSERT ON inbound_messages BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+    try {
+      const { data } = await sendMail(server.port, { from: world.user.email, to: [to], message: replyMessage({ from: world.user.email, to, body: 'Keep your copy.' }) });
+      expect(data.line).toBe('451 4.3.0 Temporary failure storing the message, please try again later');
+    } finally {
+      server.store.sqlite.exec('DROP TRIGGER no_space');
+    }
+    expect(count()).toBe(before);
+    expect(notesOf(world.issue.id)).toEqual([]);
+  });
+
   it('refuses a declared SIZE over the limit at MAIL FROM with 552 5.3.4', async () => {
     const { client } = await SmtpClient.connect(server.port);
     await client.command('EHLO client.test');

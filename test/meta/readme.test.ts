@@ -1,0 +1,85 @@
+// README.md and the code cannot drift apart: the configuration table, the rejection table and the
+// schema description are checked against src/config.ts, src/errors.ts and the migrated database, and
+// every rejection code is produced by some test.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SETTINGS } from '../../src/config.js';
+import { openStore } from '../../src/db/client.js';
+import { OUTCOMES } from '../../src/errors.js';
+import { ROOT } from '../helpers/server.js';
+
+const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const escape = (text: string) => text.replace(/\|/g, '\\|');
+
+function section(title: string): string {
+  const start = readme.indexOf(`\n## ${title}\n`);
+  expect(start, `README has a "## ${title}" section`).toBeGreaterThan(-1);
+  const end = readme.indexOf('\n## ', start + 1);
+  return readme.slice(start, end === -1 ? undefined : end);
+}
+
+function testSources(dir = join(ROOT, 'test')): string {
+  return readdirSync(dir)
+    .map((name) => join(dir, name))
+    .map((path) => (statSync(path).isDirectory() ? testSources(path) : path.endsWith('.test.ts') && !path.includes('/meta/') ? readFileSync(path, 'utf8') : ''))
+    .join('\n');
+}
+
+describe('README', () => {
+  it('starts with what intake is, then the two commands', () => {
+    const headings = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+    expect(headings.slice(0, 6)).toEqual(['The two commands', 'A five-minute tour', 'Configuration', 'What happens to a message', 'Database schema', 'Rejection table']);
+    expect(headings.at(-1)).toBe('CLI reference');
+    expect(section('The two commands')).toContain('npm ci && npx intake serve');
+    expect(section('The two commands')).toContain('npm ci && npm test');
+  });
+
+  it('documents every setting with its variable, file key, default and meaning', () => {
+    const table = section('Configuration');
+    for (const [key, setting] of Object.entries(SETTINGS)) {
+      const shown = 'defaultDoc' in setting ? setting.defaultDoc : `\`${setting.default}\``;
+      expect(table).toContain(`| \`${setting.env}\` | \`${key}\` | ${shown} | ${escape(setting.doc)} |`);
+    }
+    expect(table.match(/^\| `INTAKE_/gm)).toHaveLength(Object.keys(SETTINGS).length);
+  });
+
+  it('has the rejection table of src/errors.ts, row for row, in order', () => {
+    const rows = section('Rejection table').split('\n').filter((line) => line.startsWith('| `'));
+    expect(rows).toEqual(
+      Object.entries(OUTCOMES).map(([code, o]) => `| \`${code}\` | \`${o.smtp} ${o.dsn}\` | ${o.status} | ${escape(o.text)} | ${escape(o.when)} |`),
+    );
+  });
+
+  it('documents every table and column of the database', () => {
+    const store = openStore(':memory:');
+    const tables = store.sqlite.prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like '__drizzle%'").all() as { name: string }[];
+    const schema = section('Database schema');
+    for (const { name } of tables) {
+      const start = schema.indexOf(`**\`${name}\`**`);
+      expect(start, `table ${name} is documented`).toBeGreaterThan(-1);
+      const block = schema.slice(start, schema.indexOf('\n\n', schema.indexOf('| column |', start)));
+      const documented = [...block.matchAll(/^\| `([a-z0-9_]+)` \|/gm)].map((m) => m[1]);
+      const columns = (store.sqlite.prepare(`select name from pragma_table_info('${name}')`).all() as { name: string }[]).map((c) => c.name);
+      expect(documented, `columns of ${name}`).toEqual(columns);
+    }
+    store.close();
+  });
+});
+
+describe('rejection table', () => {
+  const sources = testSources();
+
+  it.each(Object.entries(OUTCOMES))('%s is produced and asserted by a test', (code, outcome) => {
+    const byCode = sources.includes(`'${code}'`);
+    const byReply = sources.includes(`${outcome.smtp} ${outcome.dsn} ${outcome.text}`.replace(/`/g, '\\`')) || sources.includes(`${outcome.smtp} ${outcome.dsn} ${outcome.text}`);
+    expect(byCode || byReply, `a test names ${code} or asserts its reply line`).toBe(true);
+  });
+
+  it('uses a 4xx reply for temporary outcomes and a 5xx one for permanent refusals, with a matching enhanced code', () => {
+    for (const [code, o] of Object.entries(OUTCOMES)) {
+      expect(o.dsn[0], code).toBe(String(o.smtp)[0]);
+      expect(o.text, code).not.toMatch(/^\d{3} /);
+    }
+  });
+});
