@@ -13,8 +13,12 @@ export type Db = BetterSQLite3Database<typeof schema>;
 export interface Store {
   readonly sqlite: Database.Database;
   readonly db: Db;
-  /** Runs fn in one transaction; nested calls become savepoints. */
-  transaction<T>(fn: () => T): T;
+  /**
+   * Runs fn in one transaction; nested calls become savepoints. `durable: false` commits without
+   * waiting for the disk (synchronous=NORMAL): still atomic, and made durable by the next durable
+   * commit, for records that promise nothing to anyone (refusals).
+   */
+  transaction<T>(fn: () => T, options?: { durable?: boolean }): T;
   close(): void;
 }
 
@@ -43,7 +47,15 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     return {
       sqlite,
       db,
-      transaction: (fn) => sqlite.transaction(fn)(),
+      transaction: (fn, { durable = true } = {}) => {
+        if (durable || sqlite.inTransaction) return sqlite.transaction(fn)();
+        sqlite.pragma('synchronous = NORMAL');
+        try {
+          return sqlite.transaction(fn)();
+        } finally {
+          sqlite.pragma('synchronous = FULL');
+        }
+      },
       close: () => sqlite.close(),
     };
   } catch (error) {

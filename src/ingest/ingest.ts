@@ -17,7 +17,10 @@ export type Ingress = InboundMessage['ingress'];
 export interface Envelope {
   /** Envelope sender; '' for the null sender `<>`, null when the ingress has no envelope. */
   mailFrom: string | null;
+  /** The recipients accepted, whose delivery this message is. */
   rcptTo: string[];
+  /** Every recipient given, accepted or refused, in order (for the record); rcptTo when absent. */
+  recipients?: string[];
   remoteAddress?: string | null;
   helo?: string | null;
 }
@@ -53,7 +56,13 @@ export interface IngestResult {
  * committed; rejects with a temporary MailRejection (data.store_failed) when nothing could be stored.
  */
 export async function ingest(
-  request: { raw: Buffer; ingress: Ingress; envelope: Envelope; refused?: RefusedRecipient[] },
+  request: {
+    raw: Buffer;
+    ingress: Ingress;
+    envelope: Envelope;
+    /** The row recordRefusals() already made for this transaction, completed instead of a new one. */
+    inboundMessageId?: number | null;
+  },
   deps: IngestDeps,
 ): Promise<IngestResult> {
   const { raw, envelope } = request;
@@ -68,23 +77,23 @@ export async function ingest(
   const sha256 = createHash('sha256').update(raw).digest('hex');
   try {
     return deps.repos.transaction(() => {
-      const inboundMessageId = deps.repos.inbound.insert({
+      const row = {
         ingress: request.ingress,
         remoteAddress: envelope.remoteAddress ?? null,
         helo: envelope.helo ?? null,
         mailFrom: envelope.mailFrom,
-        rcptTo: [...envelope.rcptTo, ...(request.refused ?? []).map((r) => r.recipient)],
+        rcptTo: envelope.recipients ?? envelope.rcptTo,
         messageId: parsed?.messageId ?? null,
         fromAddress: parsed?.from ?? null,
         subject: parsed?.subject ?? null,
         size: raw.length,
         sha256,
         raw,
-        status: 'failed',
-      });
-      for (const { recipient, rejection, stage } of request.refused ?? []) {
-        deps.repos.inbound.addDelivery(inboundMessageId, rejectedDelivery(recipient, stage ?? 'rcpt', rejection));
-      }
+        status: 'failed' as const,
+      };
+      let inboundMessageId = request.inboundMessageId ?? null;
+      if (inboundMessageId === null) inboundMessageId = deps.repos.inbound.insert(row);
+      else deps.repos.inbound.update(inboundMessageId, row);
       const message = { id: inboundMessageId, messageId: parsed?.messageId ?? null, sha256 };
       for (const recipient of envelope.rcptTo) {
         const delivery = unparsable
@@ -218,39 +227,59 @@ function replyFor(id: number, status: Status, deciding: Delivery | undefined): R
 }
 
 /**
- * Records a message refused as a whole: every recipient refused at RCPT, or content refused before it
- * could be stored (too big). Nothing usable was received, so no content is stored.
+ * Records recipients refused before the message could be stored (at RCPT, or all of them when it is
+ * too big), so that a transaction that never gets to DATA leaves its row too. The first call makes the
+ * row; later calls for the same transaction add to it (pass the id back). Returns the row id.
  */
-export function recordRefusal(
-  request: { ingress: Ingress; envelope: Envelope; refused: RefusedRecipient[]; size?: number },
+export function recordRefusals(
+  request: { ingress: Ingress; envelope: Envelope; refused: RefusedRecipient[]; size?: number; inboundMessageId: number | null },
   deps: IngestDeps,
 ): number | null {
   const first = request.refused[0];
-  if (!first) return null;
+  if (!first) return request.inboundMessageId;
   try {
-    return deps.repos.transaction(() => {
-      const id = deps.repos.inbound.insert({
-        ingress: request.ingress,
-        remoteAddress: request.envelope.remoteAddress ?? null,
-        helo: request.envelope.helo ?? null,
-        mailFrom: request.envelope.mailFrom,
-        rcptTo: request.refused.map((r) => r.recipient),
-        size: request.size ?? 0,
-        raw: null,
-        status: 'rejected',
-        reasonCode: first.rejection.code,
-        reason: first.rejection.reason,
-        smtpReply: `${first.rejection.responseCode} ${first.rejection.message}`,
-        processedAt: new Date().toISOString(),
-      });
-      for (const { recipient, rejection, stage } of request.refused) {
-        deps.repos.inbound.addDelivery(id, rejectedDelivery(recipient, stage ?? 'rcpt', rejection));
-      }
-      return id;
-    });
+    // Nothing here is promised to the sender, so it need not wait for the disk.
+    return deps.repos.transaction(
+      () => {
+        const row = {
+          ingress: request.ingress,
+          remoteAddress: request.envelope.remoteAddress ?? null,
+          helo: request.envelope.helo ?? null,
+          mailFrom: request.envelope.mailFrom,
+          rcptTo: request.envelope.recipients ?? request.envelope.rcptTo,
+          size: request.size ?? 0,
+        };
+        let id = request.inboundMessageId;
+        if (id === null) {
+          id = deps.repos.inbound.insert({
+            ...row,
+            raw: null,
+            status: 'rejected',
+            reasonCode: first.rejection.code,
+            reason: first.rejection.reason,
+            smtpReply: `${first.rejection.responseCode} ${first.rejection.message}`,
+            processedAt: new Date().toISOString(),
+          });
+        } else {
+          deps.repos.inbound.update(id, row);
+        }
+        for (const { recipient, rejection, stage } of request.refused) {
+          deps.repos.inbound.addDelivery(id, rejectedDelivery(recipient, stage ?? 'rcpt', rejection));
+        }
+        if (request.refused.some((r) => r.stage === 'data')) {
+          deps.repos.inbound.update(id, {
+            reasonCode: first.rejection.code,
+            reason: first.rejection.reason,
+            smtpReply: `${first.rejection.responseCode} ${first.rejection.message}`,
+          });
+        }
+        return id;
+      },
+      { durable: false },
+    );
   } catch (error) {
-    // The sender already has its refusals; losing the record of them is worth a log line, not a crash.
-    deps.logger.error({ err: error }, 'could not record a refused message');
-    return null;
+    // The sender already has its refusal; losing the record of it is worth a log line, not a crash.
+    deps.logger.error({ err: error }, 'could not record a refusal');
+    return request.inboundMessageId;
   }
 }

@@ -2,7 +2,7 @@
 // answers only after the transaction holding it has committed. Input: untrusted bytes.
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { MailRejection } from '../errors.js';
-import { ingest, recordRefusal, type IngestDeps } from '../ingest/ingest.js';
+import { ingest, recordRefusals, type IngestDeps } from '../ingest/ingest.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
 /** Resolves to the 250 text, or rejects with the MailRejection to send. */
@@ -29,13 +29,13 @@ export async function onData(
   const log = deps.logger.child({ session: session.id });
   if (stream.sizeExceeded) {
     const rejection = new MailRejection('data.too_big', String(maxBytes));
-    const refused = [...envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const })), ...tx.refused];
-    const id = recordRefusal({ ingress: 'smtp', envelope, refused, size }, deps);
+    const refused = envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const }));
+    const id = recordRefusals({ ingress: 'smtp', envelope, refused, size, inboundMessageId: tx.inboundMessageId }, deps);
     log.info({ mailFrom: envelope.mailFrom, size, code: rejection.code, inboundMessageId: id }, 'message refused');
     throw rejection;
   }
   try {
-    const result = await ingest({ raw: Buffer.concat(chunks, size), ingress: 'smtp', envelope, refused: tx.refused }, deps);
+    const result = await ingest({ raw: Buffer.concat(chunks, size), ingress: 'smtp', envelope, inboundMessageId: tx.inboundMessageId }, deps);
     log.info(
       {
         mailFrom: envelope.mailFrom,

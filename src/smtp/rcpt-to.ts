@@ -2,20 +2,24 @@
 // Unknown keys are refused here, in the dialogue, so nothing is ever bounced later.
 import type { Config } from '../config.js';
 import { MailRejection } from '../errors.js';
-import type { IngestDeps } from '../ingest/ingest.js';
+import { recordRefusals, type IngestDeps } from '../ingest/ingest.js';
 import { checkRecipient } from '../ingest/recipient.js';
-import type { Transaction } from './transaction.js';
+import { envelopeOf, type Transaction } from './transaction.js';
 
 /** Returns null to accept the recipient, or the rejection smtp-server sends. */
 export function onRcptTo(address: string, tx: Transaction, config: Config, deps: IngestDeps): MailRejection | null {
   const lower = address.toLowerCase();
   const repeated = tx.accepted.some((a) => a.toLowerCase() === lower);
+  if (!tx.recipients.some((a) => a.toLowerCase() === lower)) tx.recipients.push(address);
   try {
     if (!repeated && tx.accepted.length >= config.max_recipients) throw new MailRejection('rcpt.too_many');
     checkRecipient(address, deps);
   } catch (error) {
     const rejection = error as MailRejection;
-    tx.refused.push({ recipient: address, rejection });
+    tx.inboundMessageId = recordRefusals(
+      { ingress: 'smtp', envelope: envelopeOf(tx), refused: [{ recipient: address, rejection }], inboundMessageId: tx.inboundMessageId },
+      deps,
+    );
     deps.logger.info({ recipient: address, code: rejection.code }, 'recipient refused');
     return rejection;
   }

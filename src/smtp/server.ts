@@ -19,7 +19,7 @@ export interface SmtpListener {
 /** Starts the SMTP listener on config.smtp_listen and resolves once it accepts connections. */
 export async function startSmtpListener(config: Config, deps: IngestDeps): Promise<SmtpListener> {
   installEnhancedCodePassthrough();
-  const transactions = new Transactions(deps);
+  const transactions = new Transactions();
   const server = new SMTPServer({
     name: config.hostname,
     banner: 'intake',
