@@ -44,6 +44,14 @@ describe('README', () => {
     expect(table.match(/^\| `INTAKE_/gm)).toHaveLength(Object.keys(SETTINGS).length);
   });
 
+  it('is matched by deploy/intake.env, which lists every setting with its default', () => {
+    const env = readFileSync(join(ROOT, 'deploy/intake.env'), 'utf8');
+    for (const setting of Object.values(SETTINGS)) {
+      expect(env).toContain(`# ${setting.doc}`);
+      expect(env).toContain(`\n#${setting.env}=${'defaultDoc' in setting ? '' : setting.default}\n`);
+    }
+  });
+
   it('has the rejection table of src/errors.ts, row for row, in order', () => {
     const rows = section('Rejection table').split('\n').filter((line) => line.startsWith('| `'));
     expect(rows).toEqual(
