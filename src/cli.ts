@@ -45,9 +45,14 @@ function withRepos<T>(fn: (repos: Repositories, store: Store) => T): T {
 
 /** Prints rows with the database's column names (snake_case), as sqlite3 shows them. */
 function print(value: unknown): void {
-  const rows = (Array.isArray(value) ? value : [value]).map((row: Record<string, unknown>) =>
-    Object.fromEntries(Object.entries(row).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v])),
-  );
+  const columns = (row: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(
+      Object.entries(row).map(([k, v]) => [
+        k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+        Array.isArray(v) && v.every((item) => typeof item === 'object' && item !== null) ? v.map((item) => columns(item as Record<string, unknown>)) : v,
+      ]),
+    );
+  const rows = (Array.isArray(value) ? value : [value]).map(columns);
   if (json()) {
     process.stdout.write(`${JSON.stringify(Array.isArray(value) ? rows : rows[0], null, 2)}\n`);
     return;
@@ -383,6 +388,32 @@ program
           `${r.id}  ${r.receivedAt}  ${r.status.padEnd(9)}  from ${r.mailFrom || '<>'} to ${r.rcptTo.join(', ')}${target}${r.reasonCode ? `  [${r.reasonCode}] ${r.reason}` : ''}\n`,
         );
       }
+  });
+
+program
+  .command('show')
+  .description('one inbound message: its envelope, status and reason, and what became of each recipient')
+  .argument('<id>', 'inbound message id', positiveInt('id'))
+  .option('--raw', 'print the message exactly as received instead')
+  .action((id: number, options: { raw?: boolean }) => {
+    const found = withRepos((repos) => {
+      const row = repos.inbound.findById(id);
+      return row && { row, deliveries: repos.inbound.deliveriesOf(id) };
+    });
+    if (!found) throw new CliError(`no inbound message with id ${id}`);
+    const { raw, ...row } = found.row;
+    if (options.raw) {
+      if (!raw) throw new CliError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
+      process.stdout.write(raw);
+      return;
+    }
+    if (json()) {
+      print({ ...row, deliveries: found.deliveries });
+      return;
+    }
+    print(row);
+    process.stdout.write('\ndeliveries:\n');
+    print(found.deliveries);
   });
 
 program

@@ -34,25 +34,26 @@ export async function onData(
     log.info({ mailFrom: envelope.mailFrom, size, code: rejection.code, inboundMessageId: id }, 'message refused');
     throw rejection;
   }
+  let result;
   try {
-    const result = await ingest({ raw: Buffer.concat(chunks, size), ingress: 'smtp', envelope, inboundMessageId: tx.inboundMessageId }, deps);
-    log.info(
-      {
-        mailFrom: envelope.mailFrom,
-        rcpts: `${result.deliveries.filter((d) => d.status !== 'rejected').length}/${result.deliveries.length}`,
-        size,
-        status: result.status,
-        reply: `${result.reply.code} ${result.reply.message}`,
-        inboundMessageId: result.inboundMessageId,
-        ms: Math.round(performance.now() - started),
-      },
-      'message',
-    );
-    if (result.reply.code >= 400) throw Object.assign(new Error(result.reply.message), { responseCode: result.reply.code });
-    return result.reply.message;
+    result = await ingest({ raw: Buffer.concat(chunks, size), ingress: 'smtp', envelope, inboundMessageId: tx.inboundMessageId }, deps);
   } catch (error) {
-    if (error instanceof MailRejection) log.warn({ mailFrom: envelope.mailFrom, size, code: error.code }, 'message not stored');
-    throw error;
+    // Whatever went wrong, the sender must keep its copy and try again: never a 5xx for our fault.
+    log.error({ err: error, mailFrom: envelope.mailFrom, size }, 'message not stored');
+    throw error instanceof MailRejection ? error : new MailRejection('data.store_failed');
   }
+  log.info(
+    {
+      mailFrom: envelope.mailFrom,
+      rcpts: `${result.deliveries.filter((d) => d.status !== 'rejected').length}/${result.deliveries.length}`,
+      size,
+      status: result.status,
+      reply: `${result.reply.code} ${result.reply.message}`,
+      inboundMessageId: result.inboundMessageId,
+      ms: Math.round(performance.now() - started),
+    },
+    'message',
+  );
+  if (result.reply.code >= 400) throw Object.assign(new Error(result.reply.message), { responseCode: result.reply.code });
+  return result.reply.message;
 }
-

@@ -17,7 +17,7 @@ describe('npx intake', () => {
   it('prints its help after npm ci (the package bin)', () => {
     const out = execFileSync('npx', ['--no-install', 'intake', '--help'], { cwd: ROOT, encoding: 'utf8', env: cliEnv({}) });
     expect(out).toContain('Usage: intake [options] [command]');
-    for (const command of ['serve', 'migrate', 'check', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'messages', 'reprocess']) {
+    for (const command of ['serve', 'migrate', 'check', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'messages', 'show', 'reprocess']) {
       expect(out).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
   });
@@ -170,6 +170,13 @@ describe('reprocess', () => {
     expect(run(['emails', 'add', '--user', w.user, '--email', 'alias@example.net'], server.env).status).toBe(0);
     expect(run(['reprocess', String(id)], server.env).status).toBe(0);
     expect(noteCount(w.issueId)).toBe(1);
+    const shown = JSON.parse(run(['--json', 'show', String(id)], server.env).stdout) as { status: string; mail_from: string; deliveries: { recipient: string; status: string; stage: string }[] };
+    expect(shown).toMatchObject({ status: 'processed', mail_from: 'alias@example.net', deliveries: [{ recipient: w.to, status: 'processed', stage: 'data' }] });
+    expect(shown).not.toHaveProperty('raw');
+    expect(run(['show', String(id)], server.env).stdout).toMatch(/^deliveries:\n(.|\n)*^reason_code +$/m);
+    const raw = run(['show', '--raw', String(id)], server.env).stdout;
+    expect(raw).toContain('From: alias@example.net');
+    expect(raw).toContain('From my other address.');
     const listed = run(['messages', '--limit', '1'], server.env).stdout;
     expect(listed).toMatch(new RegExp(`^${id}  \\S+  processed  from alias@example.net to ${w.to.replace(/[+.]/g, '\\$&')} → Note \\d+$`, 'm'));
   });
@@ -186,5 +193,7 @@ describe('reprocess', () => {
     const result = run(['reprocess', String(id)], server.env);
     expect(result.status).toBe(1);
     expect(result.stderr).toBe(`intake: inbound message ${id} has no stored content (it was refused before DATA or was too big)\n`);
+    expect(run(['show', '--raw', String(id)], server.env).stderr).toBe(`intake: inbound message ${id} has no stored content (it was refused before DATA or was too big)\n`);
+    expect(run(['show', '99999'], server.env).stderr).toBe('intake: no inbound message with id 99999\n');
   });
 });
