@@ -50,7 +50,7 @@ export const SETTINGS = {
   },
   hostname: {
     env: 'INTAKE_HOSTNAME',
-    schema: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name such as mx.example.com'),
+    schema: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a host name such as mx.example.com'),
     default: machineHostname(),
     defaultDoc: "the machine's hostname",
     doc: 'Name in the SMTP banner, and HOST in the `reply-KEY@HOST` message ids of notifications.',

@@ -1,6 +1,7 @@
 // DATA over real TCP: a reply becomes a note only after it is committed; mail that cannot be used is
 // refused in the dialogue with GitLab's reason; auto-generated and repeated mail creates nothing.
 import { createHash } from 'node:crypto';
+import { mintReplyKey } from '../../src/address/reply-key.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { sendMail, SmtpClient } from '../helpers/smtp-client.js';
@@ -190,6 +191,22 @@ describe('a reply by email', () => {
       [toB, 'data', 'rejected', 'data.sender_not_verified'],
     ]);
     expect(inbound(id)).toMatchObject({ status: 'processed', reasonCode: 'rcpt.unknown_key' });
+  });
+
+  it('turns a reply to a merge request notification into a note on the merge request', async () => {
+    const world = seedReplyWorld(server.repos, { accessLevel: 20 });
+    const mr = server.repos.transaction(() => {
+      const row = server.repos.issuables.createMergeRequest({ projectId: world.project.id, authorId: world.user.id, title: 'Oil', sourceBranch: 'oil', targetBranch: 'main' });
+      const notification = server.repos.notifications.create({ replyKey: mintReplyKey(1, world.project.id), projectId: world.project.id, recipientId: world.user.id, noteableType: 'MergeRequest', noteableId: row.id });
+      return { row, notification };
+    });
+    const to = template.format(mr.notification.replyKey);
+    const { data } = await sendMail(server.port, { from: world.user.email, to: [to], message: replyMessage({ from: world.user.email, to, body: 'LGTM.\n\n> diff' }) });
+    expect(data.code).toBe(250);
+    expect(server.store.sqlite.prepare("select noteable_type, body from notes where noteable_type = 'MergeRequest' and noteable_id = ?").all(mr.row.id)).toEqual([{ noteable_type: 'MergeRequest', body: 'LGTM.' }]);
+    server.repos.transaction(() => server.repos.projects.setMember({ projectId: world.project.id, userId: world.user.id, accessLevel: 10 }));
+    const guest = await sendMail(server.port, { from: world.user.email, to: [to], message: replyMessage({ from: world.user.email, to, body: 'As a guest.' }) });
+    expect(guest.rcpt[0]?.line).toBe('550 5.7.1 You are not allowed to perform this action. If you believe this is in error, contact a staff member.');
   });
 
   it('stores attachments of a reply with the note', async () => {
