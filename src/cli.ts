@@ -12,7 +12,7 @@ import { createRepositories, type Repositories } from './db/repositories.js';
 import { ACCESS } from './handlers/access.js';
 import { reprocess, ReprocessError } from './ingest/ingest.js';
 import { createLogger } from './log.js';
-import { serve } from './serve.js';
+import { serve, StartupError } from './serve.js';
 
 const EX_CONFIG = 78;
 
@@ -438,7 +438,7 @@ program.parseAsync().catch((error: unknown) => {
     process.stderr.write(`intake: invalid configuration:\n${error.problems.map((p) => `  ${p}\n`).join('')}`);
     process.exit(EX_CONFIG);
   }
-  if (error instanceof CliError || error instanceof ReprocessError) {
+  if (error instanceof CliError || error instanceof ReprocessError || error instanceof StartupError) {
     process.stderr.write(`intake: ${error.message}\n`);
     process.exit(1);
   }

@@ -49,14 +49,16 @@ export async function startSmtpListener(config: Config, deps: IngestDeps): Promi
       transactions.end(session);
     },
   });
-  server.on('error', (error) => deps.logger.error({ err: error }, 'smtp server error'));
 
   const { host, port } = parseHostPort(config.smtp_listen) as { host: string; port: number };
   await new Promise<void>((resolve, reject) => {
+    // smtp-server re-emits the listening socket's errors; until it listens, they mean "cannot start".
     const onError = (error: Error) => reject(error);
-    server.server.once('error', onError);
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.server.off('error', onError);
+      server.off('error', onError);
+      // Later errors (a client's socket failing) are smtp-server's to handle; log them only.
+      server.on('error', (error) => deps.logger.warn({ err: error }, 'smtp server error'));
       resolve();
     });
   });

@@ -63,9 +63,17 @@ describe('configuration errors', () => {
     expect(json.stdout).toContain(`FAIL  config: ${join(dir, 'intake.json')}: smtp_listen: expected HOST:PORT`);
   });
 
-  it('check reports a port in use', async () => {
+  it('check reports a port in use, and serve refuses to start on it or on a file that is not a database', async () => {
     const server = await startServer();
     try {
+      const busy = run(['serve'], { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}`, INTAKE_DATABASE: join(tempDir(), 'other.sqlite') });
+      expect(busy.status).toBe(1);
+      expect(busy.stderr).toBe(`intake: cannot listen on 127.0.0.1:${server.port}: listen EADDRINUSE: address already in use 127.0.0.1:${server.port}\n`);
+      const notDb = join(tempDir(), 'notes.txt');
+      writeFileSync(notDb, 'these are not the tables you are looking for\n'.repeat(100));
+      const bad = run(['serve'], { ...server.env, INTAKE_SMTP_LISTEN: '127.0.0.1:0', INTAKE_DATABASE: notDb });
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toBe(`intake: cannot open the database ${notDb}: file is not a database\n`);
       const result = run(['check'], { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}` });
       expect(result.status).toBe(1);
       expect(result.stdout).toMatch(/^ok {4}config: /m);
