@@ -12,7 +12,7 @@ import { createRepositories, type Repositories } from './db/repositories.js';
 import { ACCESS } from './handlers/access.js';
 import { reprocess, ReprocessError } from './ingest/ingest.js';
 import { createLogger } from './log.js';
-import { serve, StartupError } from './serve.js';
+import { ingestDeps, serve, StartupError } from './serve.js';
 
 const EX_CONFIG = 78;
 
@@ -424,7 +424,7 @@ program
     const cfg = config();
     const store = openStore(cfg.database);
     try {
-      const deps = { repos: createRepositories(store), template: compileTemplate(cfg.address), logger: createLogger('warn', 2) };
+      const deps = ingestDeps(cfg, store, createLogger('warn', 2));
       const result = await reprocess(id, deps);
       print({ inbound_message_id: result.inboundMessageId, status: result.status, reply: `${result.reply.code} ${result.reply.message}` });
       if (result.status === 'failed' || result.status === 'rejected') process.exitCode = 1;

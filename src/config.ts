@@ -61,11 +61,23 @@ export const SETTINGS = {
     default: 26214400,
     doc: 'Largest message accepted, in bytes; advertised with the SIZE extension.',
   },
+  max_attachment_bytes: {
+    env: 'INTAKE_MAX_ATTACHMENT_BYTES',
+    schema: z.coerce.number().int().min(0),
+    default: 10485760,
+    doc: 'Largest attachment stored; a larger one is left out and a line in the body says so.',
+  },
   max_recipients: {
     env: 'INTAKE_MAX_RECIPIENTS',
     schema: z.coerce.number().int().min(1).max(10000),
     default: 50,
     doc: 'Accepted recipients per message; the next one gets `452 4.5.3`.',
+  },
+  max_clients: {
+    env: 'INTAKE_MAX_CLIENTS',
+    schema: z.coerce.number().int().min(1),
+    default: 100,
+    doc: 'Concurrent SMTP connections; one more is answered `421` and closed.',
   },
   socket_timeout_ms: {
     env: 'INTAKE_SOCKET_TIMEOUT_MS',

@@ -7,6 +7,8 @@
 
 /** GitLab's reason texts (lib/gitlab/email/failure_handler.rb), kept word for word. */
 export const GITLAB_TEXT = {
+  unknownIncoming:
+    "We couldn't figure out what the email is for. Please create your issue or comment through the web interface.",
   sentNotificationNotFound:
     "We couldn't figure out what the email is in reply to. Please create your comment through the web interface.",
   projectNotFound: "We couldn't find the project. Please check if there's any typo.",
@@ -107,9 +109,25 @@ export const OUTCOMES = {
     stage: 'rcpt',
     smtp: 550,
     dsn: '5.1.1',
+    text: GITLAB_TEXT.unknownIncoming,
+    status: 'rejected',
+    when: 'the address matches the template but the key is of no known form',
+  },
+  'rcpt.unknown_reply_key': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.1.1',
     text: GITLAB_TEXT.sentNotificationNotFound,
     status: 'rejected',
-    when: 'the address matches the template but its key is not a reply key any sent notification holds',
+    when: 'a reply or unsubscribe key that no sent notification holds',
+  },
+  'rcpt.user_not_found': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.1.1',
+    text: GITLAB_TEXT.userNotFound,
+    status: 'rejected',
+    when: 'a new-issue, comment or merge-request key whose token belongs to no user',
   },
   'rcpt.noteable_gone': {
     stage: 'rcpt',
@@ -133,7 +151,7 @@ export const OUTCOMES = {
     dsn: '5.7.1',
     text: GITLAB_TEXT.projectNotFound,
     status: 'rejected',
-    when: 'the user may not see the project (its existence is not revealed)',
+    when: 'no such project, the slug no longer matches it (renamed), Service Desk is off, or the user may not see it (its existence is not revealed)',
   },
   'rcpt.not_permitted': {
     stage: 'rcpt',
@@ -141,7 +159,31 @@ export const OUTCOMES = {
     dsn: '5.7.1',
     text: GITLAB_TEXT.userNotAuthorized,
     status: 'rejected',
-    when: 'the user may see the project but not comment here (e.g. a confidential issue, below reporter)',
+    when: 'the user may see the project but not do this: comment on a confidential issue below reporter, open an issue on a project they are not a member of, open a merge request below developer',
+  },
+  'data.no_key': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.1.1',
+    text: GITLAB_TEXT.unknownIncoming,
+    status: 'rejected',
+    when: 'mail to the mailbox address (no key in the envelope) where no header names a live key',
+  },
+  'data.invalid_issue': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.6.0',
+    text: "The issue could not be created for the following reasons: Title can't be blank",
+    status: 'rejected',
+    when: 'a new issue or Service Desk mail without a subject',
+  },
+  'data.invalid_merge_request': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.6.0',
+    text: "The merge request could not be created for the following reasons: Title can't be blank, Source branch can't be blank",
+    status: 'rejected',
+    when: 'a new merge request mail without a subject (the subject is the source branch)',
   },
   'data.unparsable': {
     stage: 'data',

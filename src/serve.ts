@@ -3,9 +3,20 @@
 import type { Logger } from 'pino';
 import { compileTemplate } from './address/template.js';
 import type { Config } from './config.js';
-import { openStore } from './db/client.js';
+import { openStore, type Store } from './db/client.js';
 import { createRepositories } from './db/repositories.js';
+import type { IngestDeps } from './ingest/ingest.js';
 import { startSmtpListener } from './smtp/server.js';
+
+export function ingestDeps(config: Config, store: Store, logger: Logger): IngestDeps {
+  return {
+    repos: createRepositories(store),
+    template: compileTemplate(config.address),
+    logger,
+    hostname: config.hostname,
+    maxAttachmentBytes: config.max_attachment_bytes,
+  };
+}
 
 /** A reason the service cannot start, said in one line (no stack trace: it is not a bug). */
 export class StartupError extends Error {
@@ -15,11 +26,13 @@ export class StartupError extends Error {
 export async function serve(config: Config, logger: Logger): Promise<void> {
   let store;
   try {
-    store = openStore(config.database);
+    // better-sqlite3 waits for a lock on the event loop, holding up every session: wait briefly, then
+    // answer 451 and let the sender retry.
+    store = openStore(config.database, { busyTimeoutMs: 1000 });
   } catch (error) {
     throw new StartupError(`cannot open the database ${config.database}: ${(error as Error).message}`);
   }
-  const deps = { repos: createRepositories(store), template: compileTemplate(config.address), logger };
+  const deps = ingestDeps(config, store, logger);
   let smtp;
   try {
     smtp = await startSmtpListener(config, deps);

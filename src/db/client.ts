@@ -41,7 +41,8 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
-    sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
     const db = drizzle(sqlite, { schema });
     if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
     return {
@@ -49,11 +50,14 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
       db,
       transaction: (fn, { durable = true } = {}) => {
         if (durable || sqlite.inTransaction) return sqlite.transaction(fn)();
+        // Nor does it wait for a lock: better-sqlite3 blocks the event loop while it waits.
         sqlite.pragma('synchronous = NORMAL');
+        sqlite.pragma('busy_timeout = 0');
         try {
           return sqlite.transaction(fn)();
         } finally {
           sqlite.pragma('synchronous = FULL');
+          sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
         }
       },
       close: () => sqlite.close(),

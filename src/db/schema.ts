@@ -48,9 +48,12 @@ export const projects = sqliteTable(
       .default('private'),
     serviceDeskEnabled: integer('service_desk_enabled', { mode: 'boolean' }).notNull().default(false),
     serviceDeskKey: text('service_desk_key'),
+    serviceDeskReopen: integer('service_desk_reopen', { mode: 'boolean' }).notNull().default(false),
+    serviceDeskCcParticipants: integer('service_desk_cc_participants', { mode: 'boolean' }).notNull().default(false),
+    defaultBranch: text('default_branch').notNull().default('main'),
     createdAt: createdAt(),
   },
-  (t) => [check('projects_visibility', sql`${t.visibility} in ('private', 'internal', 'public')`)],
+  (t) => [check('projects_visibility', sql`${t.visibility} in ('private', 'internal', 'public')`), index('projects_service_desk_key').on(t.serviceDeskKey)],
 );
 
 export const projectMembers = sqliteTable(
@@ -160,6 +163,8 @@ export const deliveries = sqliteTable(
       .references(() => inboundMessages.id, { onDelete: 'cascade' }),
     recipient: text('recipient').notNull(),
     key: text('key'),
+    source: text('source'),
+    destination: text('destination'),
     stage: text('stage', { enum: ['rcpt', 'data', 'process'] }).notNull(),
     status: text('status', { enum: ['processed', 'rejected', 'ignored', 'duplicate', 'failed'] }).notNull(),
     reasonCode: text('reason_code'),
@@ -172,6 +177,7 @@ export const deliveries = sqliteTable(
   (t) => [
     index('deliveries_inbound_message').on(t.inboundMessageId),
     index('deliveries_key_status').on(t.key, t.status),
+    index('deliveries_destination_status').on(t.destination, t.status),
     check('deliveries_status', sql`${t.status} in ('processed', 'rejected', 'ignored', 'duplicate', 'failed')`),
   ],
 );
@@ -188,6 +194,7 @@ export const notes = sqliteTable(
     authorId: integer('author_id').references(() => users.id, { onDelete: 'set null' }),
     externalAuthor: text('external_author'),
     body: text('body').notNull(),
+    system: integer('system', { mode: 'boolean' }).notNull().default(false),
     discussionId: text('discussion_id'),
     inboundMessageId: integer('inbound_message_id').references(() => inboundMessages.id, { onDelete: 'set null' }),
     createdAt: createdAt(),
@@ -232,4 +239,74 @@ export const attachments = sqliteTable(
     createdAt: createdAt(),
   },
   (t) => [index('attachments_owner').on(t.ownerType, t.ownerId)],
+);
+
+export const issueLabels = sqliteTable(
+  'issue_labels',
+  {
+    id: integer('id').primaryKey(),
+    issueId: integer('issue_id')
+      .notNull()
+      .references(() => issues.id, { onDelete: 'cascade' }),
+    label: text('label').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('issue_labels_issue_label').on(t.issueId, t.label)],
+);
+
+export const issueAssignees = sqliteTable(
+  'issue_assignees',
+  {
+    id: integer('id').primaryKey(),
+    issueId: integer('issue_id')
+      .notNull()
+      .references(() => issues.id, { onDelete: 'cascade' }),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('issue_assignees_issue_user').on(t.issueId, t.userId)],
+);
+
+export const issueEmailParticipants = sqliteTable(
+  'issue_email_participants',
+  {
+    id: integer('id').primaryKey(),
+    issueId: integer('issue_id')
+      .notNull()
+      .references(() => issues.id, { onDelete: 'cascade' }),
+    email: text('email').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('issue_email_participants_issue_email').on(t.issueId, sql`lower(${t.email})`)],
+);
+
+export const issueEmails = sqliteTable(
+  'issue_emails',
+  {
+    id: integer('id').primaryKey(),
+    issueId: integer('issue_id')
+      .notNull()
+      .references(() => issues.id, { onDelete: 'cascade' }),
+    emailMessageId: text('email_message_id').notNull(),
+  },
+  (t) => [index('issue_emails_message_id').on(t.emailMessageId)],
+);
+
+export const subscriptions = sqliteTable(
+  'subscriptions',
+  {
+    id: integer('id').primaryKey(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    noteableType: text('noteable_type', { enum: ['Issue', 'MergeRequest'] }).notNull(),
+    noteableId: integer('noteable_id').notNull(),
+    subscribed: integer('subscribed', { mode: 'boolean' }).notNull(),
+    updatedAt: text('updated_at')
+      .notNull()
+      .default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`),
+  },
+  (t) => [uniqueIndex('subscriptions_user_noteable').on(t.userId, t.noteableType, t.noteableId)],
 );

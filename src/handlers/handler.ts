@@ -1,9 +1,14 @@
-// handler: what every handler provides, so the router can try them in order (GitLab's Handler.for).
+// handler: what every handler provides, so the router can try them in GitLab's precedence, and the
+// message as handlers see it.
 import type { Repositories } from '../db/repositories.js';
 
 export interface HandlerContext {
   repos: Repositories;
   inboundMessageId: number;
+  /** Attachments larger than this are left out, with a line in the body saying so. */
+  maxAttachmentBytes: number;
+  /** True for intake's own addresses, which are never added as Service Desk participants. */
+  isOwnAddress(address: string): boolean;
 }
 
 export interface HandlerResult {
@@ -11,12 +16,15 @@ export interface HandlerResult {
   targetId: number;
 }
 
-export interface Handler<Parsed = unknown, Target = unknown> {
+export interface Handler<Form = unknown, Target = unknown> {
   readonly name: string;
-  /** Reads the key if it is of this handler's form (pure); null lets the next handler try. */
-  match(key: string): Parsed | null;
-  /** Finds the live target of the key and checks the user may act on it; throws MailRejection. */
-  resolve(parsed: Parsed, repos: Repositories): Target;
+  /** Finds the live target the key names and checks the user may act on it; throws MailRejection. */
+  resolve(form: Form, repos: Repositories): Target;
+  /**
+   * What the target is, whatever key named it (`Issue:12`, `new_issue:3`): the same message delivered
+   * again to the same destination, by any key, creates nothing new.
+   */
+  destination(target: Target): string;
   /** Turns the message into work; throws MailRejection for mail it cannot use. Runs in a transaction. */
   handle(target: Target, message: ParsedMessage, context: HandlerContext): HandlerResult;
 }
@@ -25,6 +33,8 @@ export interface ParsedAttachment {
   filename: string;
   contentType: string;
   content: Buffer;
+  /** Content-ID without brackets, for inline parts referenced as cid: from the HTML. */
+  contentId: string | null;
 }
 
 /** A message as handlers see it; made by ingest/parse.ts. */
@@ -35,7 +45,13 @@ export interface ParsedMessage {
   from: string | null;
   /** First address of Reply-To. */
   replyTo: string | null;
-  /** Plain-text body: the text part, or text made from the HTML part. */
+  /** Addresses of To and Cc, in order. */
+  to: string[];
+  cc: string[];
+  /** In-Reply-To and References message ids, without angle brackets. */
+  inReplyTo: string[];
+  references: string[];
+  /** Plain-text body: the text part, or Markdown made from the HTML part. */
   text: string;
   attachments: ParsedAttachment[];
   /** Raw values of a header (name in any case), in order. */

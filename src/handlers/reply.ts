@@ -1,69 +1,77 @@
-// reply: Reply by Email. A reply to a notification becomes a note by the notification's recipient.
-// Input: a reply key (untrusted) and a parsed message. Side effects: writes notes and attachments.
-import { createHash } from 'node:crypto';
-import { parseReplyKey, replyKeyStem, type ReplyKey } from '../address/reply-key.js';
+// reply: Reply by Email. A reply to a notification becomes a note by the notification's recipient,
+// and its quick actions run as that user. Input: a reply key and a parsed message (untrusted).
+// Side effects: writes notes, attachments, and the changes quick actions make.
+import { replyKeyStem, type ReplyKey } from '../address/reply-key.js';
+import type { Repositories } from '../db/repositories.js';
 import type { Noteable } from '../db/repos/issuables.repo.js';
 import type { SentNotification } from '../db/repos/notifications.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';
 import type { User } from '../db/repos/users.repo.js';
 import { MailRejection } from '../errors.js';
-import { trimReply } from '../text/trim-reply.js';
+import { extractQuickActions } from '../text/quick-actions.js';
 import { checkCanComment } from './access.js';
+import { storeAttachments } from './attachments.js';
+import { trimmedBody, withCollapsedQuote } from './body.js';
 import type { Handler } from './handler.js';
+import { runQuickActions } from './quick-actions.js';
 
-export interface ReplyTarget {
+export interface NotificationTarget {
   notification: SentNotification;
   recipient: User;
   project: Project;
   noteable: Noteable;
 }
 
-export const replyHandler: Handler<ReplyKey, ReplyTarget> = {
+/** The live notification a reply key names; shared with unsubscribe. */
+export function resolveNotification(key: ReplyKey, repos: Repositories): NotificationTarget {
+  const notification = repos.notifications.findByKey(key.key, key.form === 'partitioned' ? replyKeyStem(key) : null);
+  if (!notification) throw new MailRejection('rcpt.unknown_reply_key');
+  const noteable = repos.issuables.findNoteable(notification.noteableType, notification.noteableId);
+  if (!noteable) throw new MailRejection('rcpt.noteable_gone');
+  // Foreign keys cascade: a notification outlives neither its recipient nor its project.
+  const recipient = repos.users.findById(notification.recipientId);
+  const project = repos.projects.findById(notification.projectId);
+  if (!recipient || !project) throw new MailRejection('rcpt.unknown_reply_key');
+  return { notification, recipient, project, noteable };
+}
+
+export const replyHandler: Handler<{ replyKey: ReplyKey }, NotificationTarget> = {
   name: 'reply',
-  match: parseReplyKey,
-  resolve(key, repos) {
-    const notification = repos.notifications.findByKey(key.key, key.form === 'partitioned' ? replyKeyStem(key) : null);
-    if (!notification) throw new MailRejection('rcpt.unknown_key');
-    const noteable = repos.issuables.findNoteable(notification.noteableType, notification.noteableId);
-    if (!noteable) throw new MailRejection('rcpt.noteable_gone');
-    // Foreign keys cascade: a notification outlives neither its recipient nor its project.
-    const recipient = repos.users.findById(notification.recipientId);
-    const project = repos.projects.findById(notification.projectId);
-    if (!recipient || !project) throw new MailRejection('rcpt.unknown_key');
-    checkCanComment(recipient, project, noteable, repos);
-    return { notification, recipient, project, noteable };
+  resolve({ replyKey }, repos) {
+    const target = resolveNotification(replyKey, repos);
+    checkCanComment(target.recipient, target.project, target.noteable, repos);
+    return target;
   },
-  handle(target, message, { repos, inboundMessageId }) {
+  destination: ({ noteable }) => `${noteable.type}:${noteable.row.id}`,
+  handle(target, message, context) {
+    const { repos, inboundMessageId } = context;
     // GitLab takes Reply-To before From; either must be an address the recipient has verified, so a
     // forwarded notification cannot be answered by whoever it was forwarded to.
     const sender = message.replyTo ?? message.from;
     if (!sender || !repos.users.hasVerifiedEmail(target.recipient.id, sender)) {
       throw new MailRejection('data.sender_not_verified');
     }
-    const { reply } = trimReply(message.text);
-    if (reply === '') throw new MailRejection('data.blank');
+    const { body, elided } = trimmedBody(message.text);
+    const { text, actions } = extractQuickActions(body);
+    if (text === '' && actions.length === 0 && message.attachments.length === 0) throw new MailRejection('data.blank');
+    const quickActionContext = { user: target.recipient, project: target.project, noteable: target.noteable, repos, inboundMessageId };
+    runQuickActions(actions, quickActionContext);
+    const { noteable } = target;
+    // A reply of nothing but commands changes the issue and leaves no note, as in GitLab.
+    if (text === '' && message.attachments.length === 0) return { targetType: noteable.type, targetId: noteable.row.id };
     const note = repos.notes.create({
       projectId: target.project.id,
-      noteableType: target.noteable.type,
-      noteableId: target.noteable.row.id,
+      noteableType: noteable.type,
+      noteableId: noteable.row.id,
       authorId: target.recipient.id,
-      body: reply,
+      body: text,
       discussionId: target.notification.inReplyToDiscussionId,
       inboundMessageId,
     });
-    for (const attachment of message.attachments) {
-      repos.notes.addAttachment({
-        inboundMessageId,
-        ownerType: 'Note',
-        ownerId: note.id,
-        filename: attachment.filename,
-        contentType: attachment.contentType,
-        size: attachment.content.length,
-        sha256: createHash('sha256').update(attachment.content).digest('hex'),
-        content: attachment.content,
-      });
-    }
-    if (target.noteable.type === 'Issue') repos.issuables.touchIssue(target.noteable.row.id);
+    const withFiles = storeAttachments(text, message.attachments, { type: 'Note', id: note.id }, context);
+    const final = noteable.type === 'Issue' ? withCollapsedQuote(withFiles, elided) : withFiles;
+    if (final !== text) repos.notes.setBody(note.id, final);
+    if (noteable.type === 'Issue') repos.issuables.touchIssue(noteable.row.id);
     return { targetType: 'Note', targetId: note.id };
   },
 };

@@ -34,30 +34,56 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     if (list) list.push(value);
     else headerValues.set(key, [value]);
   }
+  const header = (name: string) => headerValues.get(name.toLowerCase()) ?? [];
   return {
-    messageId: mail.messageId ?? null,
+    messageId: messageIds(header('message-id'))[0] ?? null,
     subject: mail.subject ?? null,
-    from: firstAddress(mail.from),
-    replyTo: firstAddress(mail.replyTo),
-    text: mail.text ?? (typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : orphanBody(raw, mail)),
-    attachments: mail.attachments.map((a) => ({
-      filename: a.filename ?? 'attachment',
-      contentType: a.contentType,
-      content: a.content,
-    })),
-    header: (name) => headerValues.get(name.toLowerCase()) ?? [],
+    from: addresses(mail.from)[0] ?? null,
+    replyTo: addresses(mail.replyTo)[0] ?? null,
+    to: addresses(mail.to),
+    cc: addresses(mail.cc),
+    inReplyTo: messageIds(header('in-reply-to')),
+    references: messageIds(header('references')),
+    // NUL cannot be typed and ends a string in sqlite3's output, hiding the rest of a note.
+    text: (mail.text ?? (typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : orphanBody(raw, mail))).replaceAll('\u0000', ''),
+    attachments: mail.attachments
+      .filter((a) => !SIGNATURE_TYPES.has(a.contentType.toLowerCase()))
+      .map((a) => ({
+        filename: a.filename ?? 'attachment',
+        contentType: a.contentType,
+        content: a.content,
+        contentId: a.contentId ? a.contentId.replace(/^<|>$/g, '') : null,
+      })),
+    header,
   };
 }
 
-function firstAddress(field: AddressObject | AddressObject[] | undefined): string | null {
-  const objects = Array.isArray(field) ? field : field ? [field] : [];
-  for (const object of objects) {
+/** S/MIME and PGP signatures sign the message; they are not files the sender attached. */
+const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature', 'application/pgp-signature']);
+
+/**
+ * Message ids in header values, without angle brackets. Like GitLab, ids are whatever sits between
+ * < and >, so comma-joined References from Exchange and iOS are read too.
+ */
+export function messageIds(values: string[]): string[] {
+  const ids: string[] = [];
+  for (const value of values) {
+    const found = value.match(/<([^<>\s]+)>/g);
+    if (found) for (const id of found) ids.push(id.slice(1, -1));
+    else if (value.trim() && !/[\s<>]/.test(value.trim())) ids.push(value.trim());
+  }
+  return ids;
+}
+
+function addresses(field: AddressObject | AddressObject[] | undefined): string[] {
+  const found: string[] = [];
+  for (const object of Array.isArray(field) ? field : field ? [field] : []) {
     for (const entry of object.value) {
-      if (entry.address) return entry.address;
-      for (const member of entry.group ?? []) if (member.address) return member.address;
+      if (entry.address) found.push(entry.address);
+      for (const member of entry.group ?? []) if (member.address) found.push(member.address);
     }
   }
-  return null;
+  return found;
 }
 
 /**

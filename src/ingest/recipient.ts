@@ -9,9 +9,11 @@ import type { IngestDeps } from './ingest.js';
  * Accepts a recipient (returns its key) or throws the MailRejection to send. A database that cannot
  * be read gives a temporary refusal, never a permanent one.
  */
-export function checkRecipient(address: string, deps: IngestDeps): { key: string } {
+export function checkRecipient(address: string, deps: IngestDeps): { key: string | null } {
   try {
-    return { key: routeAddress(address, deps.template, deps.repos).key };
+    const routed = routeAddress(address, deps.template, deps.repos);
+    // The mailbox address is taken here and routed by the message's headers once they are read.
+    return { key: routed.kind === 'key' ? routed.route.key : null };
   } catch (error) {
     if (error instanceof MailRejection) throw error;
     deps.logger.error({ err: error, transient: isTransientDbError(error), recipient: address }, 'recipient lookup failed');

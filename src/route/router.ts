@@ -1,25 +1,41 @@
-// router: from a recipient address to the handler and live target it names, trying handlers in
-// GitLab's precedence. Input: untrusted addresses. Side effects: database reads.
+// router: from a recipient to the handler and live target it names. Keys are read in GitLab's handler
+// precedence; mail to the bare mailbox address is routed by its headers, in GitLab's order, taking the
+// first candidate that names a live target. Input: untrusted addresses and headers. Side effects: reads.
+import { parseKey, type KeyForm } from '../address/keys.js';
 import type { AddressTemplate } from '../address/template.js';
 import type { Repositories } from '../db/repositories.js';
 import { MailRejection } from '../errors.js';
-import type { Handler } from '../handlers/handler.js';
+import type { Handler, ParsedMessage } from '../handlers/handler.js';
+import { issueNoteHandler } from '../handlers/issue-note.js';
+import { newIssueHandler } from '../handlers/new-issue.js';
+import { newMergeRequestHandler } from '../handlers/new-merge-request.js';
 import { replyHandler } from '../handlers/reply.js';
+import { serviceDeskHandler } from '../handlers/service-desk.js';
+import { unsubscribeHandler } from '../handlers/unsubscribe.js';
 
-/** First match wins, as in GitLab's Gitlab::Email::Handler.load_handlers. */
-export const HANDLERS: readonly Handler<never, never>[] = [replyHandler as Handler<never, never>];
+const HANDLERS: Record<KeyForm['handler'], Handler<never, unknown>> = {
+  reply: replyHandler,
+  new_issue: newIssueHandler,
+  issue_note: issueNoteHandler,
+  unsubscribe: unsubscribeHandler,
+  new_merge_request: newMergeRequestHandler,
+  service_desk: serviceDeskHandler,
+};
 
 export interface Route {
   key: string;
-  handler: Handler<unknown, unknown>;
+  handler: Handler<never, unknown>;
   target: unknown;
 }
 
+/** What the envelope recipient says: a key to route, or the mailbox address (routed by headers). */
+export type RecipientRoute = { kind: 'key'; route: Route } | { kind: 'mailbox' };
+
 /**
- * Resolves a recipient to a route, or throws the MailRejection that explains why it has none.
- * Used at RCPT time and again when the message is processed, so both see the same rules.
+ * Resolves an envelope recipient, or throws the MailRejection that explains why it has none. Used at
+ * RCPT time and again when the message is processed, so both apply the same rules to live data.
  */
-export function routeAddress(address: string, template: AddressTemplate, repos: Repositories): Route {
+export function routeAddress(address: string, template: AddressTemplate, repos: Repositories): RecipientRoute {
   const match = template.match(address);
   switch (match.kind) {
     case 'no_domain':
@@ -27,18 +43,102 @@ export function routeAddress(address: string, template: AddressTemplate, repos: 
     case 'foreign_domain':
       throw new MailRejection('rcpt.relay_denied');
     case 'no_match':
-    case 'mailbox':
-      // The mailbox address (no key) is routed by References, which comes with issue 3.
       throw new MailRejection('rcpt.no_such_address');
+    case 'mailbox':
+      return { kind: 'mailbox' };
     case 'key':
-      return routeKey(match.key, repos);
+      return { kind: 'key', route: routeKey(match.key, repos) };
   }
 }
 
+/**
+ * Tries every reading of the key in precedence order and takes the first with a live target. When
+ * none has one, the refusal is that of the first reading: the handler GitLab would have chosen.
+ */
 export function routeKey(key: string, repos: Repositories): Route {
-  for (const handler of HANDLERS as readonly Handler<unknown, unknown>[]) {
-    const parsed = handler.match(key);
-    if (parsed !== null) return { key, handler, target: handler.resolve(parsed, repos) };
+  const forms = parseKey(key);
+  let refusal: MailRejection | null = null;
+  for (const form of forms) {
+    const handler = HANDLERS[form.handler];
+    try {
+      return { key, handler, target: (handler as Handler<KeyForm, unknown>).resolve(form, repos) };
+    } catch (error) {
+      if (!(error instanceof MailRejection)) throw error;
+      refusal ??= error;
+    }
   }
-  throw new MailRejection('rcpt.unknown_key');
+  throw refusal ?? new MailRejection('rcpt.unknown_key');
+}
+
+export interface Candidate {
+  /** Where it was found: `To`, `References`, `Delivered-To`, ..., or `envelope`. */
+  source: string;
+  value: string;
+  key: string | null;
+  /** The handler that took it, or the code of the refusal it got. */
+  outcome: { routed: string } | { refused: string } | { skipped: string };
+}
+
+/** Headers that may carry the original recipient, in GitLab's order (after To and References). */
+const RECIPIENT_HEADERS = ['Delivered-To', 'X-Delivered-To', 'Envelope-To', 'X-Envelope-To', 'Received', 'X-Original-To', 'X-Forwarded-To'];
+const RECEIVED_FOR = /for\s+<([^<>\s]+)>/g;
+
+/** Every place a key may hide in the headers, in GitLab's order. */
+export function headerCandidates(message: ParsedMessage, hostname: string): { source: string; value: string; key?: string }[] {
+  const found: { source: string; value: string; key?: string }[] = message.to.map((value) => ({ source: 'To', value }));
+  const replyId = new RegExp(`^reply-(.+)@${hostname.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'i');
+  for (const id of message.references) {
+    const match = replyId.exec(id);
+    if (match) found.push({ source: 'References', value: id, key: match[1] as string });
+  }
+  for (const name of RECIPIENT_HEADERS) {
+    for (const value of message.header(name)) {
+      if (name === 'Received') {
+        for (const m of value.matchAll(RECEIVED_FOR)) found.push({ source: name, value: m[1] as string });
+      } else {
+        for (const part of value.split(',')) {
+          const address = part.trim().replace(/^.*<([^<>]*)>.*$/, '$1');
+          if (address) found.push({ source: name, value: address });
+        }
+      }
+    }
+  }
+  for (const value of message.cc) found.push({ source: 'Cc', value });
+  return found;
+}
+
+/**
+ * Routes mail that reached the mailbox address by its headers: the first candidate that names a
+ * live target wins, not merely the first that looks like a key (GitLab issues 534900, 426269).
+ */
+export function routeByHeaders(
+  message: ParsedMessage,
+  template: AddressTemplate,
+  hostname: string,
+  repos: Repositories,
+): { route: Route | null; candidates: Candidate[] } {
+  const candidates: Candidate[] = [];
+  const tried = new Set<string>();
+  for (const { source, value, key: given } of headerCandidates(message, hostname).slice(0, 1000)) {
+    const match = given === undefined ? template.match(value) : null;
+    const key = given ?? (match?.kind === 'key' ? match.key : null);
+    if (key === null) {
+      candidates.push({ source, value, key, outcome: { skipped: match?.kind ?? 'no_match' } });
+      continue;
+    }
+    if (tried.has(key)) {
+      candidates.push({ source, value, key, outcome: { skipped: 'already tried' } });
+      continue;
+    }
+    tried.add(key);
+    try {
+      const route = routeKey(key, repos);
+      candidates.push({ source, value, key, outcome: { routed: route.handler.name } });
+      return { route, candidates };
+    } catch (error) {
+      if (!(error instanceof MailRejection)) throw error;
+      candidates.push({ source, value, key, outcome: { refused: error.code } });
+    }
+  }
+  return { route: null, candidates };
 }

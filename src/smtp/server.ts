@@ -30,6 +30,7 @@ export async function startSmtpListener(config: Config, deps: IngestDeps): Promi
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: !config.reverse_lookup,
     socketTimeout: config.socket_timeout_ms,
+    maxClients: config.max_clients,
     closeTimeout: 10_000,
     logger: false,
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {

@@ -12,7 +12,10 @@ describe('migrations', () => {
     const store = openStore(join(tempDir(), 'a', 'b', 'intake.sqlite'));
     try {
       const tables = (store.sqlite.prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like '__drizzle%' order by name").all() as { name: string }[]).map((t) => t.name);
-      expect(tables).toEqual(['attachments', 'deliveries', 'inbound_messages', 'issues', 'merge_requests', 'notes', 'project_members', 'projects', 'sent_notifications', 'user_emails', 'users']);
+      expect(tables).toEqual([
+        'attachments', 'deliveries', 'inbound_messages', 'issue_assignees', 'issue_email_participants', 'issue_emails', 'issue_labels',
+        'issues', 'merge_requests', 'notes', 'project_members', 'projects', 'sent_notifications', 'subscriptions', 'user_emails', 'users',
+      ]);
       expect(store.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');
       expect(store.sqlite.pragma('synchronous', { simple: true })).toBe(2);
       expect(store.sqlite.pragma('foreign_keys', { simple: true })).toBe(1);

@@ -45,7 +45,12 @@ describe('a reply by email', () => {
     expect(rcpt.map((r) => r.line)).toEqual(['250 2.1.5 Accepted']);
     expect(data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
     expect(notesOf(world.issue.id)).toEqual([
-      { author_id: world.user.id, body: 'I could not disagree more.\n\nSee you tomorrow.', discussion_id: 'd1', inbound_message_id: idFrom(data.line) },
+      {
+        author_id: world.user.id,
+        body: 'I could not disagree more.\n\nSee you tomorrow.\n\n<details><summary>...</summary>\n\n--\nJake\n\nOn Tue, Nov 24, 2026 at 9:00 AM, GitLab <gitlab@example.com> wrote:\n> Squeaky widgets\n> are squeaky\n\n</details>',
+        discussion_id: 'd1',
+        inbound_message_id: idFrom(data.line),
+      },
     ]);
     expect(inbound(idFrom(data.line))).toMatchObject({
       status: 'processed',
@@ -235,7 +240,8 @@ describe('a reply by email', () => {
     const { data } = await sendMail(server.port, { from: world.user.email, to: [to], message });
     expect(data.code).toBe(250);
     const note = server.store.sqlite.prepare('select id, body from notes where noteable_id = ?').get(world.issue.id) as { id: number; body: string };
-    expect(note.body).toBe('Log attached.');
+    const attachmentId = (server.store.sqlite.prepare("select id from attachments where owner_type = 'Note' and owner_id = ?").get(note.id) as { id: number }).id;
+    expect(note.body).toBe(`Log attached.\n\n[build.log](attachment:${attachmentId})`);
     expect(server.store.sqlite.prepare("select owner_type, owner_id, filename, content_type, size, sha256, cast(content as text) as text from attachments where owner_id = ? and owner_type = 'Note'").all(note.id)).toEqual([
       {
         owner_type: 'Note',

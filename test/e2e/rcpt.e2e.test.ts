@@ -23,8 +23,10 @@ async function rcpt(address: string): Promise<string> {
   }
 }
 
-const UNKNOWN_KEY =
+const UNKNOWN_REPLY_KEY =
   "550 5.1.1 We couldn't figure out what the email is in reply to. Please create your comment through the web interface.";
+const UNKNOWN_KEY = "550 5.1.1 We couldn't figure out what the email is for. Please create your issue or comment through the web interface.";
+const NO_PROJECT = "550 5.7.1 We couldn't find the project. Please check if there's any typo.";
 
 describe('RCPT TO', () => {
   it('greets with the configured hostname and advertises the extensions', async () => {
@@ -67,11 +69,17 @@ describe('RCPT TO', () => {
     expect(await rcpt('postmaster@example.com')).toBe('550 5.1.1 No such address here: addresses look like the configured template');
   });
 
-  it('refuses an unknown key, and a key in the wrong case, with GitLab\'s text', async () => {
+  it('accepts the mailbox address itself: its mail is routed by the headers', async () => {
+    expect(await rcpt('incoming@example.com')).toBe('250 2.1.5 Accepted');
+  });
+
+  it('refuses an unknown key with the text GitLab gives the handler the key looks made for', async () => {
     const world = seedReplyWorld(server.repos);
-    expect(await rcpt('incoming+0123456789abcdef0123456789abcdef@example.com')).toBe(UNKNOWN_KEY);
-    expect(await rcpt('incoming+not-a-key@example.com')).toBe(UNKNOWN_KEY);
-    expect(await rcpt(template.format(world.key.toUpperCase()))).toBe(UNKNOWN_KEY);
+    expect(await rcpt('incoming+0123456789abcdef0123456789abcdef@example.com')).toBe(UNKNOWN_REPLY_KEY);
+    expect(await rcpt('incoming+0123456789abcdef0123456789abcdef-unsubscribe@example.com')).toBe(UNKNOWN_REPLY_KEY);
+    expect(await rcpt('incoming+nokey@example.com')).toBe(UNKNOWN_KEY);
+    // Upper case is not a reply key; what is left is a Service Desk alias reading, for no project.
+    expect(await rcpt(template.format(world.key.toUpperCase()))).toBe(NO_PROJECT);
   });
 
   it('refuses a key whose issue was deleted', async () => {
@@ -92,9 +100,7 @@ describe('RCPT TO', () => {
 
   it('refuses a user who cannot see the private project, without revealing it exists', async () => {
     const world = seedReplyWorld(server.repos, { accessLevel: null });
-    expect(await rcpt(template.format(world.key))).toBe(
-      "550 5.7.1 We couldn't find the project. Please check if there's any typo.",
-    );
+    expect(await rcpt(template.format(world.key))).toBe(NO_PROJECT);
   });
 
   it('refuses a guest replying on a confidential issue', async () => {

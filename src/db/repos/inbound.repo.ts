@@ -42,10 +42,10 @@ export function createInboundRepository({ db }: { db: Db }) {
       if (ids.length > 0) db.delete(deliveries).where(inArray(deliveries.id, ids)).run();
     },
     /**
-     * An earlier processed delivery of the same message to the same key: the same Message-ID, or for a
-     * message without one, the same bytes.
+     * An earlier processed delivery of the same message to the same destination: the same Message-ID,
+     * or for a message without one, the same bytes.
      */
-    findProcessedDelivery(key: string, message: { messageId: string | null; sha256: string }): Delivery | undefined {
+    findProcessedDelivery(destination: string, message: { messageId: string | null; sha256: string }): Delivery | undefined {
       const sameMessage = message.messageId
         ? eq(inboundMessages.messageId, message.messageId)
         : and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, message.sha256));
@@ -53,7 +53,7 @@ export function createInboundRepository({ db }: { db: Db }) {
         .select({ delivery: deliveries })
         .from(deliveries)
         .innerJoin(inboundMessages, eq(deliveries.inboundMessageId, inboundMessages.id))
-        .where(and(eq(deliveries.key, key), eq(deliveries.status, 'processed'), sameMessage))
+        .where(and(eq(deliveries.destination, destination), eq(deliveries.status, 'processed'), sameMessage))
         .limit(1)
         .get()?.delivery;
     },

@@ -1,7 +1,7 @@
 // issuables.repo: issues and merge requests, the things notes attach to. Side effects: SQL reads and writes.
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../client.js';
-import { issues, mergeRequests } from '../schema.js';
+import { issueAssignees, issueEmailParticipants, issueEmails, issueLabels, issues, mergeRequests, subscriptions } from '../schema.js';
 
 export type Issue = typeof issues.$inferSelect;
 export type MergeRequest = typeof mergeRequests.$inferSelect;
@@ -41,6 +41,61 @@ export function createIssuablesRepository({ db }: { db: Db }) {
     },
     deleteIssue(id: number): void {
       db.delete(issues).where(eq(issues.id, id)).run();
+    },
+    updateIssue(id: number, values: Partial<Pick<Issue, 'state' | 'title' | 'confidential'>>): void {
+      db.update(issues)
+        .set({ ...values, updatedAt: sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))` })
+        .where(eq(issues.id, id))
+        .run();
+    },
+    setDescription(type: NoteableType, id: number, description: string): void {
+      if (type === 'Issue') db.update(issues).set({ description }).where(eq(issues.id, id)).run();
+      else db.update(mergeRequests).set({ description }).where(eq(mergeRequests.id, id)).run();
+    },
+    updateMergeRequest(id: number, values: Partial<Pick<MergeRequest, 'state' | 'title'>>): void {
+      db.update(mergeRequests).set(values).where(eq(mergeRequests.id, id)).run();
+    },
+    labelsOf: (issueId: number): string[] =>
+      db.select({ label: issueLabels.label }).from(issueLabels).where(eq(issueLabels.issueId, issueId)).orderBy(issueLabels.id).all().map((r) => r.label),
+    addLabel(issueId: number, label: string): boolean {
+      return db.insert(issueLabels).values({ issueId, label }).onConflictDoNothing().run().changes > 0;
+    },
+    removeLabel(issueId: number, label: string): boolean {
+      return db.delete(issueLabels).where(and(eq(issueLabels.issueId, issueId), eq(issueLabels.label, label))).run().changes > 0;
+    },
+    removeAllLabels(issueId: number): string[] {
+      return db.delete(issueLabels).where(eq(issueLabels.issueId, issueId)).returning({ label: issueLabels.label }).all().map((r) => r.label);
+    },
+    addAssignee(issueId: number, userId: number): boolean {
+      return db.insert(issueAssignees).values({ issueId, userId }).onConflictDoNothing().run().changes > 0;
+    },
+    /** The issue of this project that an e-mail with one of these Message-IDs created or was added to. */
+    findIssueByEmailMessageId(projectId: number, messageIds: string[]): Issue | undefined {
+      if (messageIds.length === 0) return undefined;
+      return db
+        .select({ issue: issues })
+        .from(issueEmails)
+        .innerJoin(issues, eq(issueEmails.issueId, issues.id))
+        .where(and(eq(issues.projectId, projectId), inArray(issueEmails.emailMessageId, messageIds)))
+        .limit(1)
+        .get()?.issue;
+    },
+    addIssueEmail(issueId: number, emailMessageId: string): void {
+      db.insert(issueEmails).values({ issueId, emailMessageId }).run();
+    },
+    participantsOf: (issueId: number): string[] =>
+      db.select({ email: issueEmailParticipants.email }).from(issueEmailParticipants).where(eq(issueEmailParticipants.issueId, issueId)).orderBy(issueEmailParticipants.id).all().map((r) => r.email),
+    addParticipant(issueId: number, email: string): boolean {
+      return db.insert(issueEmailParticipants).values({ issueId, email }).onConflictDoNothing().run().changes > 0;
+    },
+    setSubscription(input: { userId: number; noteableType: NoteableType; noteableId: number; subscribed: boolean }): void {
+      db.insert(subscriptions)
+        .values(input)
+        .onConflictDoUpdate({
+          target: [subscriptions.userId, subscriptions.noteableType, subscriptions.noteableId],
+          set: { subscribed: input.subscribed, updatedAt: sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))` },
+        })
+        .run();
     },
     touchIssue(id: number): void {
       db.update(issues)

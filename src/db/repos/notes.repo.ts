@@ -1,4 +1,5 @@
 // notes.repo: notes and the attachments stored with them. Side effects: SQL writes.
+import { eq } from 'drizzle-orm';
 import type { Db } from '../client.js';
 import { attachments, notes } from '../schema.js';
 
@@ -8,6 +9,9 @@ export type NewAttachment = Omit<typeof attachments.$inferInsert, 'id' | 'create
 export function createNotesRepository({ db }: { db: Db }) {
   return {
     create: (input: typeof notes.$inferInsert): Note => db.insert(notes).values(input).returning().get(),
+    setBody(id: number, body: string): void {
+      db.update(notes).set({ body }).where(eq(notes.id, id)).run();
+    },
     addAttachment(input: NewAttachment): number {
       return db.insert(attachments).values(input).returning({ id: attachments.id }).get().id;
     },

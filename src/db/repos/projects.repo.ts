@@ -11,6 +11,7 @@ export function createProjectsRepository({ db }: { db: Db }) {
     create: (input: typeof projects.$inferInsert): Project => db.insert(projects).values(input).returning().get(),
     findById: (id: number): Project | undefined => db.select().from(projects).where(eq(projects.id, id)).get(),
     findByPath: (path: string): Project | undefined => db.select().from(projects).where(eq(projects.path, path)).get(),
+    findByServiceDeskKey: (key: string): Project[] => db.select().from(projects).where(eq(projects.serviceDeskKey, key)).all(),
     /** Adds a member, or changes the access level of an existing one. */
     setMember(input: { projectId: number; userId: number; accessLevel: number }): ProjectMember {
       return db

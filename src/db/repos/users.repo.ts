@@ -15,6 +15,8 @@ export function createUsersRepository({ db }: { db: Db }) {
     findById: (id: number): User | undefined => db.select().from(users).where(eq(users.id, id)).get(),
     findByUsername: (username: string): User | undefined =>
       db.select().from(users).where(eq(users.username, username)).get(),
+    findByIncomingEmailToken: (token: string): User | undefined =>
+      db.select().from(users).where(eq(users.incomingEmailToken, token)).get(),
     setState(id: number, state: User['state']): void {
       db.update(users).set({ state }).where(eq(users.id, id)).run();
     },

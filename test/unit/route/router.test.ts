@@ -28,17 +28,18 @@ function codeFor(address: string): string | null {
 describe('routeAddress', () => {
   it('routes a live reply key to the reply handler', () => {
     const world = seedReplyWorld(repos);
-    const route = routeAddress(template.format(world.key), template, repos);
-    expect(route.handler.name).toBe('reply');
-    expect(route.key).toBe(world.key);
+    const routed = routeAddress(template.format(world.key), template, repos);
+    expect(routed.kind === 'key' && [routed.route.handler.name, routed.route.key]).toEqual(['reply', world.key]);
+    expect(routeAddress('incoming@example.com', template, repos)).toEqual({ kind: 'mailbox' });
   });
 
   it.each([
     ['incoming+abc', 'rcpt.no_domain'],
     ['a@other.example', 'rcpt.relay_denied'],
-    ['incoming@example.com', 'rcpt.no_such_address'],
     ['postmaster@example.com', 'rcpt.no_such_address'],
     ['incoming+nope@example.com', 'rcpt.unknown_key'],
+    ['incoming+0123456789abcdef0123456789abcdef@example.com', 'rcpt.unknown_reply_key'],
+    ['incoming+acme-widgets-99-glimt-x-issue@example.com', 'rcpt.project_not_found'],
   ])('%s → %s', (address, code) => {
     expect(codeFor(address)).toBe(code);
   });
@@ -47,6 +48,6 @@ describe('routeAddress', () => {
     const world = seedReplyWorld(repos);
     expect(codeFor(template.format(world.key))).toBeNull();
     store.sqlite.prepare('delete from users where id = ?').run(world.user.id);
-    expect(codeFor(template.format(world.key))).toBe('rcpt.unknown_key');
+    expect(codeFor(template.format(world.key))).toBe('rcpt.unknown_reply_key');
   });
 });

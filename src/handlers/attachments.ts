@@ -1,0 +1,50 @@
+// attachments: stores a message's files with the item they came with and links them from its body:
+// inline images where the HTML referenced them, the others at the end. Side effects: writes rows.
+import { createHash } from 'node:crypto';
+import type { ParsedAttachment } from './handler.js';
+import type { HandlerContext } from './handler.js';
+
+export interface Owner {
+  type: 'Issue' | 'Note' | 'MergeRequest';
+  id: number;
+}
+
+/** The link intake writes into bodies: attachments are addressed by their row id. */
+export function attachmentLink(id: number, attachment: ParsedAttachment): string {
+  const name = attachment.filename.replace(/[[\]]/g, '');
+  return `${attachment.contentType.startsWith('image/') ? '!' : ''}[${name}](attachment:${id})`;
+}
+
+/**
+ * Stores the attachments and returns the body with links: `cid:` references are replaced in place,
+ * every other file is listed at the end. A file over the limit is not stored; a line says so.
+ */
+export function storeAttachments(body: string, attachments: ParsedAttachment[], owner: Owner, context: HandlerContext, options: { listed?: (a: ParsedAttachment) => boolean } = {}): string {
+  const trailing: string[] = [];
+  let text = body;
+  for (const attachment of attachments) {
+    if (attachment.content.length > context.maxAttachmentBytes) {
+      trailing.push(`*${attachment.filename} (${attachment.content.length} bytes) was not stored: attachments are limited to ${context.maxAttachmentBytes} bytes.*`);
+      continue;
+    }
+    const id = context.repos.notes.addAttachment({
+      inboundMessageId: context.inboundMessageId,
+      ownerType: owner.type,
+      ownerId: owner.id,
+      filename: attachment.filename,
+      contentType: attachment.contentType,
+      size: attachment.content.length,
+      sha256: createHash('sha256').update(attachment.content).digest('hex'),
+      content: attachment.content,
+    });
+    const link = attachmentLink(id, attachment);
+    const cid = attachment.contentId ? `cid:${attachment.contentId}` : null;
+    if (cid && text.includes(`(${cid})`)) {
+      // Turndown wrote ![alt](cid:...); point it at the stored file, keeping the alt text.
+      text = text.split(`(${cid})`).join(`(attachment:${id})`);
+    } else if (options.listed?.(attachment) ?? true) {
+      trailing.push(link);
+    }
+  }
+  return trailing.length === 0 ? text : `${text}${text ? '\n\n' : ''}${trailing.join('\n')}`;
+}

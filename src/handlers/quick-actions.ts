@@ -1,0 +1,104 @@
+// quick-actions: carries out the quick actions of a mail as the user it comes from, recording each
+// change as a system note. Side effects: updates the issue or merge request, writes system notes.
+import type { Repositories } from '../db/repositories.js';
+import type { Noteable } from '../db/repos/issuables.repo.js';
+import type { Project } from '../db/repos/projects.repo.js';
+import type { User } from '../db/repos/users.repo.js';
+import type { QuickAction } from '../text/quick-actions.js';
+import { canUpdate } from './access.js';
+
+export interface QuickActionContext {
+  user: User;
+  project: Project;
+  noteable: Noteable;
+  repos: Repositories;
+  inboundMessageId: number;
+}
+
+/**
+ * Runs the actions the user may run and returns the system notes written. Without the right to
+ * change the issue the actions are dropped, as GitLab does: no change, no error.
+ */
+export function runQuickActions(actions: QuickAction[], context: QuickActionContext): string[] {
+  const { user, project, repos } = context;
+  let noteable = context.noteable;
+  if (actions.length === 0 || !canUpdate(user, project, noteable, repos)) return [];
+  const changes: string[] = [];
+  for (const action of actions) {
+    const change = apply(action, noteable, context);
+    if (change) {
+      changes.push(change);
+      noteable = repos.issuables.findNoteable(noteable.type, noteable.row.id) ?? noteable;
+    }
+  }
+  for (const body of changes) {
+    repos.notes.create({
+      projectId: project.id,
+      noteableType: noteable.type,
+      noteableId: noteable.row.id,
+      authorId: user.id,
+      body,
+      system: true,
+      inboundMessageId: context.inboundMessageId,
+    });
+  }
+  return changes;
+}
+
+function apply(action: QuickAction, noteable: Noteable, { repos, project }: QuickActionContext): string | null {
+  const { row } = noteable;
+  const what = noteable.type === 'Issue' ? 'issue' : 'merge request';
+  switch (action.name) {
+    case 'close':
+      if (row.state !== 'opened') return null;
+      if (noteable.type === 'Issue') repos.issuables.updateIssue(row.id, { state: 'closed' });
+      else repos.issuables.updateMergeRequest(row.id, { state: 'closed' });
+      return 'closed';
+    case 'reopen':
+      if (row.state !== 'closed') return null;
+      if (noteable.type === 'Issue') repos.issuables.updateIssue(row.id, { state: 'opened' });
+      else repos.issuables.updateMergeRequest(row.id, { state: 'opened' });
+      return 'reopened';
+    case 'title': {
+      const title = action.argument;
+      if (!title || title === row.title) return null;
+      if (noteable.type === 'Issue') repos.issuables.updateIssue(row.id, { title });
+      else repos.issuables.updateMergeRequest(row.id, { title });
+      return `changed title from **${row.title}** to **${title}**`;
+    }
+    case 'label':
+    case 'unlabel': {
+      if (noteable.type !== 'Issue') return null;
+      const labels = labelsIn(action.argument);
+      if (action.name === 'unlabel' && labels.length === 0) {
+        const removed = repos.issuables.removeAllLabels(row.id);
+        return removed.length ? `removed ${removed.map((l) => `~${l}`).join(' ')} ${plural(removed, 'label')}` : null;
+      }
+      const changed = labels.filter((l) => (action.name === 'label' ? repos.issuables.addLabel(row.id, l) : repos.issuables.removeLabel(row.id, l)));
+      if (changed.length === 0) return null;
+      return `${action.name === 'label' ? 'added' : 'removed'} ${changed.map((l) => `~${l}`).join(' ')} ${plural(changed, 'label')}`;
+    }
+    case 'assign': {
+      if (noteable.type !== 'Issue') return null;
+      const assigned = [...action.argument.matchAll(/@([A-Za-z0-9_.-]+)/g)]
+        .map((m) => repos.users.findByUsername(m[1] as string))
+        .filter((u) => u !== undefined && repos.issuables.addAssignee(row.id, u.id));
+      return assigned.length ? `assigned to ${assigned.map((u) => `@${u!.username}`).join(' ')}` : null;
+    }
+    case 'confidential':
+      if (noteable.type !== 'Issue' || noteable.row.confidential) return null;
+      repos.issuables.updateIssue(row.id, { confidential: true });
+      return `made the ${what} confidential`;
+    default:
+      void project;
+      return null;
+  }
+}
+
+function labelsIn(argument: string): string[] {
+  return [...argument.matchAll(/~(?:"([^"]+)"|([^\s~"]+))/g)].map((m) => (m[1] ?? m[2]) as string);
+}
+
+function plural(items: string[], word: string): string {
+  return items.length === 1 ? word : `${word}s`;
+}

@@ -1,0 +1,75 @@
+// quick-actions: finds GitLab quick actions (`/close`, `/label ~bug`) on their own lines of a body,
+// outside code blocks and quotes. Input: untrusted mail text. Pure.
+
+export interface QuickAction {
+  name: string;
+  /** Everything after the command name, trimmed. */
+  argument: string;
+  line: string;
+}
+
+export interface ExtractedActions {
+  /** The body without the lines of the commands taken out. */
+  text: string;
+  actions: QuickAction[];
+}
+
+/** The commands intake carries out. Others stay in the text as written. */
+export const SUPPORTED = new Set(['close', 'reopen', 'title', 'label', 'unlabel', 'assign', 'confidential', 'target_branch']);
+
+/**
+ * GitLab's commands, known here only to be shown inert when an external (Service Desk) sender writes
+ * them, as GitLab does: wrapped in a code span rather than run.
+ */
+const KNOWN = new Set([
+  ...SUPPORTED,
+  'todo', 'done', 'unassign', 'reassign', 'milestone', 'remilestone', 'due', 'remove_due_date', 'estimate',
+  'spend', 'weight', 'clear_weight', 'relate', 'duplicate', 'move', 'copy_metadata', 'lock', 'unlock',
+  'subscribe', 'unsubscribe', 'award', 'react', 'shrug', 'tableflip', 'cc', 'draft', 'ready', 'merge',
+  'approve', 'unapprove', 'assign_reviewer', 'request_review', 'unassign_reviewer', 'epic', 'iteration',
+  'health_status', 'severity', 'promote', 'relabel', 'create_merge_request', 'zoom', 'remove_zoom',
+  'invite_email', 'remove_email', 'add_contacts', 'remove_contacts', 'status', 'type', 'parent', 'rebase',
+]);
+
+const COMMAND = /^\/([a-z_]+)(?:[ \t]+(.*))?$/;
+const FENCE = /^\s*(```|~~~)/;
+
+function commandLines(text: string, names: Set<string>): { lines: string[]; matches: Map<number, QuickAction> } {
+  const lines = text.split('\n');
+  const matches = new Map<number, QuickAction>();
+  let inFence = false;
+  lines.forEach((line, i) => {
+    if (FENCE.test(line)) inFence = !inFence;
+    if (inFence) return;
+    const match = COMMAND.exec(line.trimEnd());
+    if (match && names.has(match[1] as string)) {
+      matches.set(i, { name: match[1] as string, argument: (match[2] ?? '').trim(), line });
+    }
+  });
+  return { lines, matches };
+}
+
+/**
+ * Takes the supported commands out of a body.
+ * @example extractQuickActions('Done.\n/close').actions[0]?.name // 'close'
+ */
+export function extractQuickActions(text: string, names: Set<string> = SUPPORTED): ExtractedActions {
+  const { lines, matches } = commandLines(text, names);
+  return {
+    text: lines
+      .filter((_, i) => !matches.has(i))
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trim(),
+    actions: [...matches.values()],
+  };
+}
+
+/**
+ * Shows commands without running them, for mail from people outside the project.
+ * @example redactQuickActions('Hi\n/close') // 'Hi\n`/close`'
+ */
+export function redactQuickActions(text: string): string {
+  const { lines, matches } = commandLines(text, KNOWN);
+  return lines.map((line, i) => (matches.has(i) ? `\`${line.trimEnd()}\`` : line)).join('\n');
+}
