@@ -1,16 +1,27 @@
 #!/usr/bin/env node
 // cli: the `intake` command: serve, migrate, check, the admin commands that create the rows mail is
 // checked against, and the inspection commands. Input: operator arguments.
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { mintReplyKey } from './address/reply-key.js';
+import {
+  issueNoteKey,
+  newIssueKey,
+  newMergeRequestKey,
+  SERVICE_DESK_KEY_MAX_LENGTH,
+  SERVICE_DESK_KEY_PATTERN,
+  serviceDeskAliasKey,
+  serviceDeskKey,
+} from './address/keys.js';
+import { mintReplyKey, parseReplyKey } from './address/reply-key.js';
 import { compileTemplate } from './address/template.js';
 import { ConfigError, loadConfig, parseHostPort, type Config } from './config.js';
 import { isUniqueConstraintError, openStore, type Store } from './db/client.js';
 import { createRepositories, type Repositories } from './db/repositories.js';
 import { ACCESS } from './handlers/access.js';
-import { reprocess, ReprocessError } from './ingest/ingest.js';
+import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
+import { trimReply } from './text/trim-reply.js';
 import { createLogger } from './log.js';
 import { ingestDeps, serve, StartupError } from './serve.js';
 
@@ -171,14 +182,18 @@ users
   .requiredOption('--username <name>', 'unique user name')
   .requiredOption('--email <address>', 'primary e-mail address', email)
   .option('--name <name>', 'display name (default: the username)')
-  .action((options: { username: string; email: string; name?: string }) => {
+  .option('--incoming-email-token <token>', 'the token a tracker minted for this user (default: a new glimt- token)', (value: string) => {
+    if (!/^[A-Za-z0-9_.-]{1,255}$/.test(value)) throw new InvalidArgumentError('must be 1 to 255 of A-Z a-z 0-9 _ . -');
+    return value;
+  })
+  .action((options: { username: string; email: string; name?: string; incomingEmailToken?: string }) => {
     const row = withRepos((repos) =>
-      unique(`a user with username "${options.username}"`, () =>
+      unique(`a user with username "${options.username}" or that incoming e-mail token`, () =>
         repos.users.create({
           username: options.username,
           name: options.name ?? options.username,
           email: options.email,
-          incomingEmailToken: `glimt-${BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36)}`,
+          incomingEmailToken: options.incomingEmailToken ?? `glimt-${BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36)}`,
         }),
       ),
     );
@@ -230,23 +245,47 @@ program
   .option('--name <name>', 'display name (default: the last part of the path)')
   .addOption(new Option('--visibility <level>', 'who may see it').choices(['private', 'internal', 'public']).default('private'))
   .option('--service-desk', 'enable Service Desk')
-  .action((options: { path: string; name?: string; visibility: 'private' | 'internal' | 'public'; serviceDesk?: boolean }) => {
-    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/.test(options.path)) {
-      throw new CliError(`project path "${options.path}" must look like group/project (letters, digits, _ . -)`);
+  .option('--service-desk-key <key>', 'Service Desk alias key: mail to <slug>-<key> opens tickets too', (value: string) => {
+    if (!SERVICE_DESK_KEY_PATTERN.test(value) || value.length > SERVICE_DESK_KEY_MAX_LENGTH) {
+      throw new InvalidArgumentError(`must be 1 to ${SERVICE_DESK_KEY_MAX_LENGTH} of a-z 0-9 _`);
     }
-    print(
-      withRepos((repos) =>
-        unique(`a project with path "${options.path}"`, () =>
-          repos.projects.create({
-            path: options.path,
-            name: options.name ?? (options.path.split('/').at(-1) as string),
-            visibility: options.visibility,
-            serviceDeskEnabled: options.serviceDesk === true,
-          }),
+    return value;
+  })
+  .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
+  .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail become participants')
+  .option('--default-branch <branch>', 'target branch of new merge requests', 'main')
+  .action(
+    (options: {
+      path: string;
+      name?: string;
+      visibility: 'private' | 'internal' | 'public';
+      serviceDesk?: boolean;
+      serviceDeskKey?: string;
+      serviceDeskReopen?: boolean;
+      serviceDeskCc?: boolean;
+      defaultBranch: string;
+    }) => {
+      if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/.test(options.path)) {
+        throw new CliError(`project path "${options.path}" must look like group/project (letters, digits, _ . -)`);
+      }
+      print(
+        withRepos((repos) =>
+          unique(`a project with path "${options.path}"`, () =>
+            repos.projects.create({
+              path: options.path,
+              name: options.name ?? (options.path.split('/').at(-1) as string),
+              visibility: options.visibility,
+              serviceDeskEnabled: options.serviceDesk === true,
+              serviceDeskKey: options.serviceDeskKey ?? null,
+              serviceDeskReopen: options.serviceDeskReopen === true,
+              serviceDeskCcParticipants: options.serviceDeskCc === true,
+              defaultBranch: options.defaultBranch,
+            }),
+          ),
         ),
-      ),
-    );
-  });
+      );
+    },
+  );
 
 function accessLevel(value: string): number {
   const named = (ACCESS as Record<string, number>)[value];
@@ -337,7 +376,11 @@ program
   .option('--issue <iid>', 'the issue it is about', positiveInt('--issue'))
   .option('--merge-request <iid>', 'the merge request it is about', positiveInt('--merge-request'))
   .option('--discussion <id>', 'the discussion replies join')
-  .action((options: { project: string; recipient: string; issue?: number; mergeRequest?: number; discussion?: string }) => {
+  .option('--reply-key <key>', 'the reply key a tracker minted (default: a new partitioned key)', (value: string) => {
+    if (!parseReplyKey(value)) throw new InvalidArgumentError('must be a GitLab reply key: 32 lowercase hex, or <partition>-<25 base36>[-<namespace>]');
+    return value;
+  })
+  .action((options: { project: string; recipient: string; issue?: number; mergeRequest?: number; discussion?: string; replyKey?: string }) => {
     if ((options.issue === undefined) === (options.mergeRequest === undefined)) {
       throw new CliError('give exactly one of --issue IID and --merge-request IID');
     }
@@ -356,20 +399,51 @@ program
             : `project ${found.path} has no merge request !${options.mergeRequest}`,
         );
       }
-      return repos.notifications.create({
-        replyKey: mintReplyKey(1, found.id),
+      return unique(`a notification with reply key ${options.replyKey}`, () => repos.notifications.create({
+        replyKey: options.replyKey ?? mintReplyKey(1, found.id),
         projectId: found.id,
         recipientId: user(repos, options.recipient).id,
         noteableType: options.issue !== undefined ? 'Issue' : 'MergeRequest',
         noteableId: noteable.id,
         inReplyToDiscussionId: options.discussion ?? null,
-      });
+      }));
     });
     print({
       ...row,
       reply_address: template.hasKey ? template.format(row.replyKey) : null,
       message_id: `<reply-${row.replyKey}@${cfg.hostname}>`,
     });
+  });
+
+program
+  .command('addresses')
+  .description("a project's mail addresses: Service Desk, and with --user that user's new issue, new merge request and comment addresses")
+  .requiredOption('--project <path>', 'the project')
+  .option('--user <username>', "the user whose token the addresses carry (keep them private: they post as the user)")
+  .option('--issue <iid>', 'also the address that comments on this issue', positiveInt('--issue'))
+  .action((options: { project: string; user?: string; issue?: number }) => {
+    const cfg = config();
+    const template = compileTemplate(cfg.address);
+    if (!template.hasKey) throw new CliError(`the address template ${cfg.address} has no %{key}: only replies (by References) are possible`);
+    const rows = withRepos((repos) => {
+      const found = project(repos, options.project);
+      const list: { purpose: string; address: string }[] = [];
+      if (found.serviceDeskEnabled) {
+        list.push({ purpose: 'service desk', address: template.format(serviceDeskKey(found.path, found.id)) });
+        if (found.serviceDeskKey) list.push({ purpose: 'service desk (alias)', address: template.format(serviceDeskAliasKey(found.path, found.serviceDeskKey)) });
+      }
+      if (options.user) {
+        const token = user(repos, options.user).incomingEmailToken;
+        list.push({ purpose: 'new issue', address: template.format(newIssueKey(found.path, found.id, token)) });
+        list.push({ purpose: 'new merge request', address: template.format(newMergeRequestKey(found.path, found.id, token)) });
+        if (options.issue !== undefined) list.push({ purpose: `comment on #${options.issue}`, address: template.format(issueNoteKey(found.path, found.id, token, options.issue)) });
+      } else if (options.issue !== undefined) {
+        throw new CliError('--issue needs --user: the address carries the user\'s token');
+      }
+      return list;
+    });
+    if (json()) print(rows);
+    else for (const r of rows) process.stdout.write(`${r.purpose.padEnd(22)}${r.address}\n`);
   });
 
 program
@@ -414,6 +488,64 @@ program
     print(row);
     process.stdout.write('\ndeliveries:\n');
     print(found.deliveries);
+  });
+
+program
+  .command('explain')
+  .description('dry run: how a message would be routed and what would be stored, storing nothing')
+  .argument('<file>', 'the message (.eml)')
+  .option('--to <address>', 'an envelope recipient (repeatable; default: the mailbox address, routed by the headers)', (v: string, all: string[]) => [...all, v], [])
+  .option('--from <address>', 'the envelope sender', 'sender@example.invalid')
+  .action(async (file: string, options: { to: string[]; from: string }) => {
+    const cfg = config();
+    let raw: Buffer;
+    try {
+      raw = readFileSync(file);
+    } catch (error) {
+      throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+    }
+    const mailbox = compileTemplate(cfg.address).mailbox;
+    const to = options.to.length > 0 ? options.to : mailbox ? [mailbox] : [];
+    if (to.length === 0) throw new CliError('give --to ADDRESS: the address template has no mailbox address');
+    const store = openStore(cfg.database);
+    try {
+      const result = await explain(raw, { mailFrom: options.from, rcptTo: to }, ingestDeps(cfg, store, createLogger('warn', 2)));
+      if (json()) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        return;
+      }
+      const out: string[] = [`message-id  ${result.messageId ?? ''}`, `from        ${result.from ?? ''}`, `subject     ${result.subject ?? ''}`];
+      if (result.unparsable) out.push(`unparsable  ${result.unparsable}`);
+      for (const r of result.recipients) {
+        out.push('', `recipient ${r.recipient}`, `  RCPT TO: ${r.rcpt}`);
+        for (const a of r.attempts) out.push(`  reading ${a.handler}: ${a.refused ? `lost (${a.refused})` : 'won'}`);
+        for (const c of r.candidates) {
+          const outcome = 'routed' in c.outcome ? `won: ${c.outcome.routed}` : 'refused' in c.outcome ? `refused (${c.outcome.refused})` : `skipped (${c.outcome.skipped})`;
+          out.push(`  header ${c.source}: ${c.value}${c.key ? ` key ${c.key}` : ''}: ${outcome}`);
+        }
+        if (r.delivery) {
+          const d = r.delivery;
+          out.push(`  result: ${d.status}${d.handler ? ` by ${d.handler}` : ''}${d.destination ? ` (${d.destination})` : ''}${d.reasonCode ? ` [${d.reasonCode}] ${d.reason}` : ''}`);
+        }
+        if (r.stored) {
+          out.push(`  would store: ${r.stored.type}${r.stored.title ? ` titled "${r.stored.title}"` : ''}`);
+          out.push(...r.stored.body.split('\n').map((line) => `    | ${line}`));
+        }
+      }
+      if (result.reply) out.push('', `DATA reply: ${result.reply.code} ${result.reply.message}`);
+      process.stdout.write(`${out.join('\n')}\n`);
+    } finally {
+      store.close();
+    }
+  });
+
+program
+  .command('trim')
+  .description('read a plain-text reply body on stdin and print what a reply note keeps (or, with --elided, what is cut)')
+  .option('--elided', 'print the part that is cut off instead')
+  .action((options: { elided?: boolean }) => {
+    const { reply, elided } = trimReply(readFileSync(0, 'utf8'));
+    process.stdout.write(`${options.elided ? elided : reply}\n`);
   });
 
 program

@@ -56,18 +56,34 @@ export function routeAddress(address: string, template: AddressTemplate, repos: 
  * none has one, the refusal is that of the first reading: the handler GitLab would have chosen.
  */
 export function routeKey(key: string, repos: Repositories): Route {
-  const forms = parseKey(key);
+  const { route, refusal } = traceKey(key, repos);
+  if (route) return route;
+  throw refusal;
+}
+
+export interface KeyAttempt {
+  handler: string;
+  /** The refusal code when this reading named no live target. */
+  refused: string | null;
+}
+
+/** routeKey, telling every reading it tried and why each lost: for `intake explain`. */
+export function traceKey(key: string, repos: Repositories): { route: Route | null; refusal: MailRejection; attempts: KeyAttempt[] } {
+  const attempts: KeyAttempt[] = [];
   let refusal: MailRejection | null = null;
-  for (const form of forms) {
+  for (const form of parseKey(key)) {
     const handler = HANDLERS[form.handler];
     try {
-      return { key, handler, target: (handler as Handler<KeyForm, unknown>).resolve(form, repos) };
+      const route = { key, handler, target: (handler as Handler<KeyForm, unknown>).resolve(form, repos) };
+      attempts.push({ handler: handler.name, refused: null });
+      return { route, refusal: refusal ?? new MailRejection('rcpt.unknown_key'), attempts };
     } catch (error) {
       if (!(error instanceof MailRejection)) throw error;
+      attempts.push({ handler: handler.name, refused: error.code });
       refusal ??= error;
     }
   }
-  throw refusal ?? new MailRejection('rcpt.unknown_key');
+  return { route: null, refusal: refusal ?? new MailRejection('rcpt.unknown_key'), attempts };
 }
 
 export interface Candidate {

@@ -109,7 +109,7 @@ describe('admin commands', () => {
   });
 
   it.each([
-    [['users', 'add', '--username', 'alice', '--email', 'other@example.com'], 'intake: a user with username "alice" already exists'],
+    [['users', 'add', '--username', 'alice', '--email', 'other@example.com'], 'intake: a user with username "alice" or that incoming e-mail token already exists'],
     [['users', 'add', '--username', 'bob', '--email', 'not-an-address'], `error: option '--email <address>' argument 'not-an-address' is invalid. "not-an-address" is not an e-mail address`],
     [['projects', 'add', '--path', 'nogroup'], 'intake: project path "nogroup" must look like group/project (letters, digits, _ . -)'],
     [['members', 'add', '--project', 'acme/widgets', '--user', 'nobody', '--access-level', '30'], 'intake: no user with username "nobody"'],

@@ -9,6 +9,7 @@ export type NewAttachment = Omit<typeof attachments.$inferInsert, 'id' | 'create
 export function createNotesRepository({ db }: { db: Db }) {
   return {
     create: (input: typeof notes.$inferInsert): Note => db.insert(notes).values(input).returning().get(),
+    findById: (id: number): Note | undefined => db.select().from(notes).where(eq(notes.id, id)).get(),
     setBody(id: number, body: string): void {
       db.update(notes).set({ body }).where(eq(notes.id, id)).run();
     },
