@@ -1,0 +1,231 @@
+// Every handler over real SMTP: new issue, comment on issue, new merge request, Service Desk,
+// unsubscribe, quick actions, and mail to the mailbox address routed by its headers.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueNoteKey, newIssueKey, newMergeRequestKey, serviceDeskAliasKey, serviceDeskKey, unsubscribeKey } from '../../src/address/keys.js';
+import { compileTemplate } from '../../src/address/template.js';
+import { sendMail } from '../helpers/smtp-client.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+
+const template = compileTemplate('incoming+%{key}@example.com');
+let server: RunningServer;
+let n = 0;
+
+beforeAll(async () => {
+  server = await startServer({ INTAKE_HOSTNAME: 'tracker.example.com' });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+function world(options: { visibility?: 'private' | 'internal' | 'public'; level?: number | null; serviceDesk?: Partial<{ key: string; reopen: boolean; cc: boolean }> } = {}) {
+  n++;
+  return server.repos.transaction(() => {
+    const user = server.repos.users.create({ username: `dev${n}`, name: `Dev ${n}`, email: `dev${n}@example.org`, incomingEmailToken: `glimt-tok${n}` });
+    const other = server.repos.users.create({ username: `other${n}`, name: `Other ${n}`, email: `other${n}@example.org`, incomingEmailToken: `glimt-oth${n}` });
+    const project = server.repos.projects.create({
+      path: `Group${n}/My.Project`,
+      name: 'My Project',
+      visibility: options.visibility ?? 'private',
+      serviceDeskEnabled: options.serviceDesk !== undefined,
+      serviceDeskKey: options.serviceDesk?.key ?? null,
+      serviceDeskReopen: options.serviceDesk?.reopen ?? false,
+      serviceDeskCcParticipants: options.serviceDesk?.cc ?? false,
+      defaultBranch: 'trunk',
+    });
+    if (options.level !== null) server.repos.projects.setMember({ projectId: project.id, userId: user.id, accessLevel: options.level ?? 30 });
+    const issue = server.repos.issuables.createIssue({ projectId: project.id, authorId: other.id, title: 'Squeaks', description: '' });
+    return { user, other, project, issue };
+  });
+}
+
+const db = () => server.store.sqlite;
+const mail = (headers: Record<string, string>, body: string) =>
+  `${Object.entries({ 'Message-ID': `<m${Math.random().toString(36).slice(2)}@client.test>`, ...headers })
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\n')}\n\n${body}\n`;
+
+describe('new issue by email', () => {
+  it('creates an issue by the token\'s user with the subject and the whole body, and runs its quick actions', async () => {
+    const w = world();
+    const to = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    expect(to).toBe(`incoming+group${n}-my-project-${w.project.id}-glimt-tok${n}-issue@example.com`);
+    const { rcpt, data } = await sendMail(server.port, { from: 'anyone@example.net', to: [to], message: mail({ From: 'anyone@example.net', To: to, Subject: 'Widgets squeak' }, 'They squeak.\n\n> quoted context stays\n/label ~bug ~"needs info"') });
+    expect(rcpt[0]?.line).toBe('250 2.1.5 Accepted');
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    const issue = db().prepare('select id, iid, title, description, author_id from issues where project_id = ? and iid = 2').get(w.project.id) as { id: number; title: string; description: string; author_id: number };
+    expect(issue).toMatchObject({ title: 'Widgets squeak', description: 'They squeak.\n\n> quoted context stays', author_id: w.user.id });
+    expect(db().prepare('select label from issue_labels where issue_id = ? order by id').all(issue.id)).toEqual([{ label: 'bug' }, { label: 'needs info' }]);
+    expect(db().prepare('select body, system from notes where noteable_id = ?').all(issue.id)).toEqual([{ body: 'added ~bug ~needs info labels', system: 1 }]);
+  });
+
+  it('refuses a wrong token at RCPT, a non-member of an internal project, and a missing subject at DATA', async () => {
+    const w = world({ visibility: 'internal', level: null });
+    const bad = template.format(newIssueKey(w.project.path, w.project.id, 'glimt-wrong'));
+    const notMember = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    const { rcpt } = await sendMail(server.port, { from: 'a@example.net', to: [bad, notMember], message: 'Subject: x\n\nx' });
+    expect(rcpt.map((r) => r.line)).toEqual([
+      "550 5.1.1 We couldn't figure out what user corresponds to the email. Please create your comment through the web interface.",
+      '550 5.7.1 You are not allowed to perform this action. If you believe this is in error, contact a staff member.',
+    ]);
+    server.repos.transaction(() => server.repos.projects.setMember({ projectId: w.project.id, userId: w.user.id, accessLevel: 10 }));
+    const { data } = await sendMail(server.port, { from: 'a@example.net', to: [notMember], message: mail({ From: 'a@example.net' }, 'No subject here.') });
+    expect(data.line).toBe("550 5.6.0 The issue could not be created for the following reasons: Title can't be blank");
+  });
+
+  it('refuses an address whose project was renamed since (the slug no longer matches)', async () => {
+    const w = world();
+    const to = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    db().prepare('update projects set path = ? where id = ?').run(`renamed${n}/project`, w.project.id);
+    const { rcpt } = await sendMail(server.port, { from: 'a@example.net', to: [to], message: 'Subject: x\n\nx' });
+    expect(rcpt[0]?.line).toBe("550 5.7.1 We couldn't find the project. Please check if there's any typo.");
+  });
+});
+
+describe('comment on an issue by email', () => {
+  it('adds the whole body as a note, quotes included, and closes the issue with /close', async () => {
+    const w = world({ level: 20 });
+    const to = template.format(issueNoteKey(w.project.path, w.project.id, w.user.incomingEmailToken, w.issue.iid));
+    const { data } = await sendMail(server.port, { from: 'a@example.net', to: [to], message: mail({ From: 'a@example.net', Subject: 'Fwd: logs' }, 'See below.\n/close\n\n> forwarded mail\n> keeps its quotes') });
+    expect(data.code).toBe(250);
+    expect(db().prepare('select body, system, author_id from notes where noteable_id = ? order by id').all(w.issue.id)).toEqual([
+      { body: 'closed', system: 1, author_id: w.user.id },
+      { body: 'See below.\n\n> forwarded mail\n> keeps its quotes', system: 0, author_id: w.user.id },
+    ]);
+    expect(db().prepare('select state from issues where id = ?').get(w.issue.id)).toEqual({ state: 'closed' });
+  });
+
+  it('refuses an issue that does not exist', async () => {
+    const w = world();
+    const to = template.format(issueNoteKey(w.project.path, w.project.id, w.user.incomingEmailToken, 99));
+    const { rcpt } = await sendMail(server.port, { from: 'a@example.net', to: [to], message: 'x' });
+    expect(rcpt[0]?.line).toMatch(/^550 5\.1\.1 The thread you are replying to no longer exists/);
+  });
+});
+
+describe('new merge request by email', () => {
+  it('takes title and source branch from the subject, the target from /target_branch or the default, and stores patches in name order', async () => {
+    const w = world();
+    const to = template.format(newMergeRequestKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    const part = (name: string, type: string, content: string) => [`--b`, `Content-Type: ${type}; name="${name}"`, `Content-Disposition: attachment; filename="${name}"`, '', content].join('\n');
+    const body = ['MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', 'Subject: feature-oil', 'From: a@example.net', '', '--b', 'Content-Type: text/plain', '', 'Adds oil.\n/target_branch release', part('0002-second.patch', 'text/x-diff', 'two'), part('0001-first.patch', 'text/x-diff', 'one'), '--b--', ''].join('\n');
+    const { data } = await sendMail(server.port, { from: 'a@example.net', to: [to], message: body });
+    expect(data.code).toBe(250);
+    const mr = db().prepare('select id, title, source_branch, target_branch, description, author_id from merge_requests where project_id = ?').get(w.project.id) as { id: number };
+    expect(mr).toMatchObject({ title: 'feature-oil', source_branch: 'feature-oil', target_branch: 'release', description: 'Adds oil.', author_id: w.user.id });
+    expect(db().prepare("select filename from attachments where owner_type = 'MergeRequest' and owner_id = ? order by id").all(mr.id)).toEqual([{ filename: '0001-first.patch' }, { filename: '0002-second.patch' }]);
+    const plain = await sendMail(server.port, { from: 'a@example.net', to: [to], message: mail({ From: 'a@example.net', Subject: 'other-branch' }, 'No target given.') });
+    expect(plain.data.code).toBe(250);
+    expect(db().prepare("select target_branch from merge_requests where source_branch = 'other-branch' and project_id = ?").get(w.project.id)).toEqual({ target_branch: 'trunk' });
+  });
+
+  it('needs developer access, and a subject', async () => {
+    const reporter = world({ level: 20 });
+    const to = template.format(newMergeRequestKey(reporter.project.path, reporter.project.id, reporter.user.incomingEmailToken));
+    expect((await sendMail(server.port, { from: 'a@example.net', to: [to], message: 'x' })).rcpt[0]?.code).toBe(550);
+    const dev = world();
+    const devTo = template.format(newMergeRequestKey(dev.project.path, dev.project.id, dev.user.incomingEmailToken));
+    const { data } = await sendMail(server.port, { from: 'a@example.net', to: [devTo], message: mail({ From: 'a@example.net', Subject: '' }, 'No subject.') });
+    expect(data.line).toBe("550 5.6.0 The merge request could not be created for the following reasons: Title can't be blank, Source branch can't be blank");
+  });
+});
+
+describe('Service Desk', () => {
+  it('opens a confidential issue by an external author, shows quick actions without running them, and threads the replies', async () => {
+    const w = world({ serviceDesk: { key: 'help', reopen: true, cc: true } });
+    const to = template.format(serviceDeskKey(w.project.path, w.project.id));
+    const first = mail({ From: 'Customer <customer@corp.example>', Cc: 'boss@corp.example, incoming@example.com', Subject: 'Broken', 'Message-ID': `<sd${n}@corp.example>` }, 'It broke.\n/close\n/label ~urgent');
+    expect((await sendMail(server.port, { from: 'customer@corp.example', to: [to], message: first })).data.code).toBe(250);
+    const issue = db().prepare("select id, title, description, author_id, external_author, confidential, state from issues where project_id = ? and title = 'Broken'").get(w.project.id) as { id: number };
+    expect(issue).toMatchObject({ description: 'It broke.\n`/close`\n`/label ~urgent`', author_id: null, external_author: 'customer@corp.example', confidential: 1, state: 'opened' });
+    expect(db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(issue.id)).toEqual([{ email: 'customer@corp.example' }, { email: 'boss@corp.example' }]);
+    expect(db().prepare('select email_message_id from issue_emails where issue_id = ?').all(issue.id)).toEqual([{ email_message_id: `sd${n}@corp.example` }]);
+
+    db().prepare("update issues set state = 'closed' where id = ?").run(issue.id);
+    const alias = template.format(serviceDeskAliasKey(w.project.path, 'help'));
+    const reply = mail({ From: 'other@corp.example', Subject: 'Re: Broken', 'In-Reply-To': `<sd${n}@corp.example>` }, 'Still broken.\n\n> It broke.');
+    expect((await sendMail(server.port, { from: 'other@corp.example', to: [alias], message: reply })).data.code).toBe(250);
+    expect(db().prepare('select body, author_id, external_author, system from notes where noteable_id = ? order by id').all(issue.id)).toEqual([
+      { body: 'Still broken.\n\n> It broke.', author_id: null, external_author: 'other@corp.example', system: 0 },
+      { body: 'reopened', author_id: null, external_author: null, system: 1 },
+    ]);
+    expect(db().prepare('select state from issues where id = ?').get(issue.id)).toEqual({ state: 'opened' });
+    expect(db().prepare("select count(*) as n from issues where project_id = ? and title like 'Re:%'").get(w.project.id)).toEqual({ n: 0 });
+  });
+
+  it('is refused when Service Desk is off', async () => {
+    const w = world();
+    const { rcpt } = await sendMail(server.port, { from: 'c@corp.example', to: [template.format(serviceDeskKey(w.project.path, w.project.id))], message: 'x' });
+    expect(rcpt[0]?.line).toBe("550 5.7.1 We couldn't find the project. Please check if there's any typo.");
+  });
+});
+
+describe('reply quick actions and unsubscribe', () => {
+  function notification(w: ReturnType<typeof world>) {
+    const key = `${n.toString(16).padStart(32, 'a')}`;
+    server.repos.transaction(() => server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: w.user.id, noteableType: 'Issue', noteableId: w.issue.id }));
+    return key;
+  }
+
+  it('runs commands as the recipient; a reply of only commands leaves no note, only system notes', async () => {
+    const w = world({ level: 30 });
+    const key = notification(w);
+    const to = template.format(key);
+    const { data } = await sendMail(server.port, { from: w.user.email, to: [to], message: mail({ From: w.user.email, Subject: 'Re: Squeaks' }, `/title Squeaky widgets\n/assign @${w.other.username}\n/confidential\n/close\n\nOn Mon, GitLab wrote:\n> Squeaks`) });
+    expect(data.code).toBe(250);
+    expect(db().prepare('select body, system from notes where noteable_id = ? order by id').all(w.issue.id)).toEqual([
+      { body: 'changed title from **Squeaks** to **Squeaky widgets**', system: 1 },
+      { body: `assigned to @${w.other.username}`, system: 1 },
+      { body: 'made the issue confidential', system: 1 },
+      { body: 'closed', system: 1 },
+    ]);
+    expect(db().prepare('select title, state, confidential from issues where id = ?').get(w.issue.id)).toEqual({ title: 'Squeaky widgets', state: 'closed', confidential: 1 });
+  });
+
+  it('leaves commands the user may not run undone, and unknown commands in the text', async () => {
+    const w = world({ level: 10, visibility: 'private' });
+    const key = notification(w);
+    const to = template.format(key);
+    await sendMail(server.port, { from: w.user.email, to: [to], message: mail({ From: w.user.email }, 'Me too.\n/close\n/todo') });
+    expect(db().prepare('select state from issues where id = ?').get(w.issue.id)).toEqual({ state: 'opened' });
+    expect(db().prepare('select body from notes where noteable_id = ?').all(w.issue.id)).toEqual([{ body: 'Me too.\n/todo' }]);
+  });
+
+  it('unsubscribes the notification\'s recipient, whoever sends it', async () => {
+    const w = world();
+    const key = notification(w);
+    const { data } = await sendMail(server.port, { from: 'x@example.net', to: [template.format(unsubscribeKey(key))], message: mail({ From: 'x@example.net' }, '') });
+    expect(data.code).toBe(250);
+    expect(db().prepare('select user_id, noteable_type, noteable_id, subscribed from subscriptions where user_id = ?').all(w.user.id)).toEqual([{ user_id: w.user.id, noteable_type: 'Issue', noteable_id: w.issue.id, subscribed: 0 }]);
+    expect(db().prepare('select count(*) as n from notes where noteable_id = ?').get(w.issue.id)).toEqual({ n: 0 });
+  });
+});
+
+describe('the mailbox address', () => {
+  it('routes by the first header candidate that names a live target, not the first that parses', async () => {
+    const w = world();
+    const live = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    const dead = template.format(newIssueKey(w.project.path, w.project.id, 'glimt-revoked'));
+    const message = mail({ From: 'a@example.net', To: `${dead}, support@corp.example`, 'Delivered-To': live, Subject: 'Via forward' }, 'Forwarded to the catch-all.');
+    const { rcpt, data } = await sendMail(server.port, { from: 'a@example.net', to: ['incoming@example.com'], message });
+    expect(rcpt[0]?.line).toBe('250 2.1.5 Accepted');
+    expect(data.code).toBe(250);
+    const id = Number(/inbound message (\d+)/.exec(data.line)?.[1]);
+    expect(server.repos.inbound.deliveriesOf(id)).toMatchObject([{ recipient: 'incoming@example.com', key: live.split('+')[1]!.split('@')[0], source: 'Delivered-To', handler: 'new_issue', status: 'processed' }]);
+  });
+
+  it('routes a reply by References reply-KEY@HOST', async () => {
+    const w = world();
+    const key = `${(n + 1000).toString(16).padStart(32, 'b')}`;
+    server.repos.transaction(() => server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: w.user.id, noteableType: 'Issue', noteableId: w.issue.id }));
+    const message = mail({ From: w.user.email, To: 'incoming@example.com', References: `<issue_1@tracker.example.com>, <reply-${key}@tracker.example.com>` }, 'Found by References.');
+    const { data } = await sendMail(server.port, { from: w.user.email, to: ['incoming@example.com'], message });
+    expect(data.code).toBe(250);
+    expect(db().prepare('select body from notes where noteable_id = ?').all(w.issue.id)).toEqual([{ body: 'Found by References.' }]);
+  });
+
+  it('refuses at DATA when no header names a live key', async () => {
+    const { data } = await sendMail(server.port, { from: 'a@example.net', to: ['incoming@example.com'], message: mail({ From: 'a@example.net', To: 'incoming@example.com', 'Delivered-To': 'incoming+nothing-here@example.com' }, 'Lost.') });
+    expect(data.line).toBe("550 5.1.1 We couldn't figure out what the email is for. Please create your issue or comment through the web interface.");
+    expect(server.repos.inbound.list({ limit: 1 })[0]).toMatchObject({ status: 'rejected', reasonCode: 'data.no_key' });
+  });
+});
