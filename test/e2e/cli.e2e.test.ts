@@ -17,7 +17,7 @@ describe('npx intake', () => {
   it('prints its help after npm ci (the package bin)', () => {
     const out = execFileSync('npx', ['--no-install', 'intake', '--help'], { cwd: ROOT, encoding: 'utf8', env: cliEnv({}) });
     expect(out).toContain('Usage: intake [options] [command]');
-    for (const command of ['serve', 'migrate', 'check', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'messages', 'show', 'reprocess']) {
+    for (const command of ['serve', 'migrate', 'check', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'addresses', 'explain', 'trim', 'messages', 'show', 'reprocess']) {
       expect(out).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
   });
@@ -108,7 +108,39 @@ describe('admin commands', () => {
     expect(JSON.parse(run(['--json', 'notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--merge-request', '1'], env).stdout)).toMatchObject({ noteable_type: 'MergeRequest' });
   });
 
+  it('register tokens and reply keys minted elsewhere, print addresses, and explain a message without storing it', () => {
+    expect(run(['users', 'add', '--username', 'bob', '--email', 'bob@example.com', '--incoming-email-token', 'tracker_token_1'], env).stdout).toMatch(/^incoming_email_token\s+tracker_token_1$/m);
+    expect(run(['members', 'add', '--project', 'acme/widgets', '--user', 'bob', '--access-level', '30'], env).status).toBe(0);
+    const key = '0123456789abcdef0123456789abcdef';
+    expect(run(['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'bob', '--issue', '1', '--reply-key', key], env).stdout).toMatch(new RegExp(`^reply_address\\s+incoming\\+${key}@mail\\.example\\.org$`, 'm'));
+    expect(run(['addresses', '--project', 'acme/widgets', '--user', 'bob', '--issue', '1'], env).stdout).toBe(
+      'new issue             incoming+acme-widgets-1-tracker_token_1-issue@mail.example.org\n' +
+        'new merge request     incoming+acme-widgets-1-tracker_token_1-merge-request@mail.example.org\n' +
+        'comment on #1         incoming+acme-widgets-1-tracker_token_1-issue-1@mail.example.org\n',
+    );
+    const eml = join(tempDir(), 'reply.eml');
+    writeFileSync(eml, `From: bob@example.com\nTo: incoming@mail.example.org\nReferences: <reply-${key}@tracker.example.org>\nSubject: Re\n\nLooks right.\n\n> quoted\n`);
+    const explained = run(['explain', eml], env);
+    expect(explained.status).toBe(0);
+    expect(explained.stdout).toContain('recipient incoming@mail.example.org');
+    expect(explained.stdout).toContain(`header References: reply-${key}@tracker.example.org key ${key}: won: reply`);
+    expect(explained.stdout).toContain('    | Looks right.');
+    expect(explained.stdout).toMatch(/^DATA reply: 250 2\.6\.0 Message accepted as inbound message \d+$/m);
+    const json = JSON.parse(run(['--json', 'explain', eml, '--to', 'incoming+nope@mail.example.org'], env).stdout) as { recipients: { rcpt: string }[] };
+    expect(json.recipients[0]?.rcpt).toBe("550 5.1.1 We couldn't figure out what the email is for. Please create your issue or comment through the web interface.");
+    expect(JSON.parse(run(['--json', 'messages'], env).stdout)).toEqual([]);
+  });
+
+  it('trim prints the reply or the part cut off', () => {
+    const input = 'Yes.\n\nOn Mon, Bob wrote:\n> question';
+    const trim = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { env, input, encoding: 'utf8' }).stdout;
+    expect(trim(['trim'])).toBe('Yes.\n');
+    expect(trim(['trim', '--elided'])).toBe('On Mon, Bob wrote:\n> question\n');
+  });
+
   it.each([
+    [['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--issue', '1', '--reply-key', 'NOT-A-KEY'], "argument 'NOT-A-KEY' is invalid. must be a GitLab reply key"],
+    [['projects', 'add', '--path', 'a/b', '--service-desk-key', 'Bad Key'], "argument 'Bad Key' is invalid. must be 1 to 255 of a-z 0-9 _"],
     [['users', 'add', '--username', 'alice', '--email', 'other@example.com'], 'intake: a user with username "alice" or that incoming e-mail token already exists'],
     [['users', 'add', '--username', 'bob', '--email', 'not-an-address'], `error: option '--email <address>' argument 'not-an-address' is invalid. "not-an-address" is not an e-mail address`],
     [['projects', 'add', '--path', 'nogroup'], 'intake: project path "nogroup" must look like group/project (letters, digits, _ . -)'],
