@@ -1,5 +1,6 @@
 // parse: reads a raw message with mailparser into the few fields intake uses.
 // Input: untrusted bytes from any ingress. Side effects: none.
+import iconv from 'iconv-lite';
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import type { ParsedMessage } from '../handlers/handler.js';
 import { htmlToMarkdown } from '../text/html-to-markdown.js';
@@ -20,6 +21,8 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     while (raw[start] === 0x0a || (raw[start] === 0x0d && raw[start + 1] === 0x0a)) start += raw[start] === 0x0d ? 2 : 1;
     mail = await simpleParser(start > 0 ? raw.subarray(start) : raw, {
       skipTextToHtml: true,
+      // HTML-only mail is turned into Markdown by html-to-markdown.ts, not into mailparser's plain text.
+      skipHtmlToText: true,
       skipImageLinks: true,
       maxHtmlLengthToParse: 10 * 1024 * 1024,
     });
@@ -45,7 +48,7 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     inReplyTo: messageIds(header('in-reply-to')),
     references: messageIds(header('references')),
     // NUL cannot be typed and ends a string in sqlite3's output, hiding the rest of a note.
-    text: (mail.text ?? (typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : orphanBody(raw, mail))).replaceAll('\u0000', ''),
+    text: undeclaredCharset(raw, mail, mail.text || (typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : orphanBody(raw, mail))).replaceAll('\u0000', ''),
     attachments: mail.attachments
       .filter((a) => !SIGNATURE_TYPES.has(a.contentType.toLowerCase()))
       .map((a) => ({
@@ -84,6 +87,28 @@ function addresses(field: AddressObject | AddressObject[] | undefined): string[]
     }
   }
   return found;
+}
+
+/**
+ * A single-part message with 8-bit text and no charset at all is read as UTF-8 when it is valid UTF-8
+ * and as Windows-1252 (what such mail almost always is) otherwise, instead of replacement characters.
+ */
+function undeclaredCharset(raw: Buffer, mail: ParsedMail, text: string): string {
+  if (!text.includes('\uFFFD')) return text;
+  const contentType = mail.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
+  if (contentType?.params?.charset || (contentType?.value && !/^text\/plain$/i.test(contentType.value))) return text;
+  const encoding = String(mail.headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
+  if (encoding !== '7bit' && encoding !== '8bit' && encoding !== 'binary') return text;
+  const start = headerEnd(raw);
+  return start === -1 ? text : iconv.decode(raw.subarray(start), 'windows-1252').replace(/\r\n/g, '\n');
+}
+
+function headerEnd(raw: Buffer): number {
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  if (crlf === -1 && lf === -1) return -1;
+  if (crlf === -1 || (lf !== -1 && lf < crlf)) return lf + 2;
+  return crlf + 4;
 }
 
 /**

@@ -6,6 +6,20 @@ const turndown = new TurndownService({ headingStyle: 'atx', emDelimiter: '*', co
 // turn their formatting into literal characters.
 turndown.escape = (text: string) => text;
 turndown.remove(['style', 'script', 'head', 'title']);
+// Mail tables are layout more often than data: each row becomes one line of tab-separated cells, as
+// GitLab does, rather than a Markdown table that layout tables would turn into noise.
+turndown.addRule('tableCell', {
+  filter: ['td', 'th'],
+  replacement: (content) => `${content.replace(/\s+/g, ' ').trim()}\t`,
+});
+turndown.addRule('tableRow', {
+  filter: 'tr',
+  replacement: (content) => `${content.replace(/\t+$/, '')}\n`,
+});
+turndown.addRule('table', {
+  filter: 'table',
+  replacement: (content) => `\n\n${content.replace(/^\n+|\n+$/g, '')}\n\n`,
+});
 
 /** @example htmlToMarkdown('<p>Hi <b>there</b></p>') // 'Hi **there**' */
 export function htmlToMarkdown(html: string): string {

@@ -1,0 +1,55 @@
+// parseMessage: charsets, HTML-only bodies, signature parts, message ids, as handlers will see them.
+import Encoding from 'encoding-japanese';
+import { describe, expect, it } from 'vitest';
+import { messageIds, parseMessage } from '../../../src/ingest/parse.js';
+
+const mail = (head: string, body: Buffer | string) => Buffer.concat([Buffer.from(`${head.replace(/\n/g, '\r\n')}\r\n\r\n`), Buffer.isBuffer(body) ? body : Buffer.from(body)]);
+
+describe('parseMessage', () => {
+  it('reads ISO-2022-JP text and encoded words', async () => {
+    const jis = Buffer.from(Encoding.convert(Encoding.stringToCode('日本語の返信です'), { to: 'JIS', from: 'UNICODE' }));
+    const parsed = await parseMessage(mail('From: a@b.example\nSubject: =?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?=\nContent-Type: text/plain; charset=ISO-2022-JP', jis));
+    expect(parsed.subject).toBe('日本語');
+    expect(parsed.text.trim()).toBe('日本語の返信です');
+  });
+
+  it('reads 8-bit text without any charset as UTF-8 when it is, and as Windows-1252 otherwise', async () => {
+    expect((await parseMessage(mail('From: a@b.example', Buffer.from('Grüße aus Köln\r\n', 'utf8')))).text.trim()).toBe('Grüße aus Köln');
+    expect((await parseMessage(mail('From: a@b.example', Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65, 0x20, 0x80, 0x0d, 0x0a])))).text.trim()).toBe('Grüße €');
+  });
+
+  it('turns HTML-only mail into Markdown: typed Markdown kept, table rows as tab-separated lines, quotes quoted, empty anchors unwrapped', async () => {
+    const html = '<p>### Title and **bold** as typed</p><p><b>real bold</b></p><table><tr><th>Company</th><th>Contact</th><th>Country</th></tr><tr><td>A</td><td>B</td><td>C</td></tr></table><blockquote>quoted text</blockquote><p><a name="x">no brackets!</a></p>';
+    const parsed = await parseMessage(mail('From: a@b.example\nContent-Type: text/html; charset=utf-8', html));
+    expect(parsed.text).toBe('### Title and **bold** as typed\n\n**real bold**\n\nCompany\tContact\tCountry\nA\tB\tC\n\n> quoted text\n\nno brackets!');
+  });
+
+  it('does not count S/MIME or PGP signatures as attachments, and keeps Content-IDs of inline parts', async () => {
+    const raw = [
+      'From: a@b.example', 'MIME-Version: 1.0', 'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; boundary="s"', '', '--s',
+      'Content-Type: multipart/related; boundary="r"', '', '--r', 'Content-Type: text/html', '', '<p>See <img src="cid:logo@x" alt="logo"></p>', '--r',
+      'Content-Type: image/png; name="logo.png"', 'Content-ID: <logo@x>', 'Content-Disposition: inline; filename="logo.png"', 'Content-Transfer-Encoding: base64', '', 'iVBORw0KGgo=', '--r--',
+      '--s', 'Content-Type: application/pkcs7-signature; name="smime.p7s"', 'Content-Transfer-Encoding: base64', 'Content-Disposition: attachment; filename="smime.p7s"', '', 'AAAA', '--s--', '',
+    ].join('\r\n');
+    const parsed = await parseMessage(Buffer.from(raw));
+    expect(parsed.attachments.map((a) => [a.filename, a.contentType, a.contentId])).toEqual([['logo.png', 'image/png', 'logo@x']]);
+    expect(parsed.text).toBe('See ![logo](cid:logo@x)');
+  });
+
+  it('reads To, Cc, In-Reply-To and References, including comma-joined and quoted References', async () => {
+    const parsed = await parseMessage(
+      mail('From: A <a@b.example>\nReply-To: r@b.example\nTo: x@y.example, "Z" <z@y.example>\nCc: c@y.example\nMessage-ID: <m1@b.example>\nIn-Reply-To: <p@y.example>\nReferences: "<r1@y.example>,<r2@y.example>" <r3@y.example>', 'hi'),
+    );
+    expect(parsed).toMatchObject({ from: 'a@b.example', replyTo: 'r@b.example', to: ['x@y.example', 'z@y.example'], cc: ['c@y.example'], messageId: 'm1@b.example', inReplyTo: ['p@y.example'], references: ['r1@y.example', 'r2@y.example', 'r3@y.example'] });
+  });
+
+  it('drops NUL characters from the text', async () => {
+    expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset=utf-8', Buffer.from([0x61, 0x00, 0x62])))).text).toBe('ab');
+  });
+});
+
+describe('messageIds', () => {
+  it('takes ids between angle brackets, or a bare id', () => {
+    expect(messageIds(['<a@b> <c@d>,<e@f>', 'bare@id', 'not an id'])).toEqual(['a@b', 'c@d', 'e@f', 'bare@id']);
+  });
+});
