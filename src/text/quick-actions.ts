@@ -60,7 +60,9 @@ export function extractQuickActions(text: string, names: Set<string> = SUPPORTED
       .filter((_, i) => !matches.has(i))
       .join('\n')
       .replace(/\n{3,}/g, '\n\n')
-      .trim(),
+      // Only whole blank lines go: a leading space is part of the text (it is why " /close" is not a command).
+      .replace(/^(?:[ \t]*\n)+/, '')
+      .trimEnd(),
     actions: [...matches.values()],
   };
 }
