@@ -9,7 +9,7 @@ import { startServer, template, type RunningServer } from '../helpers/server.js'
 
 let server: RunningServer;
 beforeAll(async () => {
-  server = await startServer({ INTAKE_MAX_MESSAGE_BYTES: String(256 * 1024) });
+  server = await startServer({ INTAKE_MAX_MESSAGE_BYTES: String(256 * 1024), INTAKE_MAX_ATTACHMENT_BYTES: '1000' });
 });
 afterAll(async () => {
   await server?.stop();
@@ -253,6 +253,24 @@ describe('a reply by email', () => {
         text: 'line 1\nline 2\n',
       },
     ]);
+  });
+
+  it('links an inline image where the HTML showed it, and leaves out an attachment over the limit with a line saying so', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const message = [
+      `From: ${world.user.email}`, `To: ${to}`, 'Subject: Re: look', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="m"', '',
+      '--m', 'Content-Type: multipart/related; boundary="r"', '',
+      '--r', 'Content-Type: text/html; charset=utf-8', '', '<p>Before</p><p><img src="cid:shot@client" alt="screenshot"></p><p>After</p>',
+      '--r', 'Content-Type: image/png; name="shot.png"', 'Content-ID: <shot@client>', 'Content-Disposition: inline; filename="shot.png"', 'Content-Transfer-Encoding: base64', '', Buffer.from('png bytes').toString('base64'), '--r--',
+      '--m', 'Content-Type: application/octet-stream; name="big.bin"', 'Content-Disposition: attachment; filename="big.bin"', 'Content-Transfer-Encoding: base64', '', Buffer.alloc(2000, 7).toString('base64'), '--m--', '',
+    ].join('\n');
+    const { data } = await sendMail(server.port, { from: world.user.email, to: [to], message });
+    expect(data.code).toBe(250);
+    const note = server.store.sqlite.prepare('select id, body from notes where noteable_id = ?').get(world.issue.id) as { id: number; body: string };
+    const shot = server.store.sqlite.prepare("select id from attachments where owner_type = 'Note' and owner_id = ? and filename = 'shot.png'").get(note.id) as { id: number };
+    expect(note.body).toBe(`Before\n\n![screenshot](attachment:${shot.id})\n\nAfter\n\n*big.bin (2000 bytes) was not stored: attachments are limited to 1000 bytes.*`);
+    expect(server.store.sqlite.prepare("select count(*) as n from attachments where filename = 'big.bin'").get()).toEqual({ n: 0 });
   });
 
   it('refuses a message over the size limit with 552 after reading it, and records it without content', async () => {
