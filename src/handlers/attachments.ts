@@ -9,10 +9,14 @@ export interface Owner {
   id: number;
 }
 
-/** The link intake writes into bodies: attachments are addressed by their row id. */
+/**
+ * The link intake writes into bodies: attachments are addressed by their row id. Like GitLab, an
+ * image's alt text is its file name without the extension.
+ */
 export function attachmentLink(id: number, attachment: ParsedAttachment): string {
   const name = attachment.filename.replace(/[[\]]/g, '');
-  return `${attachment.contentType.startsWith('image/') ? '!' : ''}[${name}](attachment:${id})`;
+  if (!attachment.contentType.startsWith('image/')) return `[${name}](attachment:${id})`;
+  return `![${name.replace(/\.[^.]+$/, '') || name}](attachment:${id})`;
 }
 
 /**

@@ -10,12 +10,23 @@ turndown.remove(['style', 'script', 'head', 'title']);
 // GitLab does, rather than a Markdown table that layout tables would turn into noise.
 turndown.addRule('tableCell', {
   filter: ['td', 'th'],
-  replacement: (content) => `${content.replace(/\s+/g, ' ').trim()}\t`,
+  replacement: (content) => `${content.trim()}\t`,
 });
 turndown.addRule('tableRow', {
   filter: 'tr',
-  replacement: (content) => `${content.replace(/\t+$/, '')}\n`,
+  replacement: (content) => {
+    const cells = content.split('\t').map((cell) => cell.trim()).filter((cell) => cell !== '');
+    // Cells holding paragraphs (a layout table around a whole message) stay paragraphs.
+    return cells.some((cell) => cell.includes('\n')) ? `\n\n${cells.join('\n\n')}\n\n` : `${cells.join('\t')}\n`;
+  },
 });
+// As GitLab: a quotation in HTML mail is text of the message, not a quote for the trimmer to cut.
+turndown.addRule('blockquote', {
+  filter: 'blockquote',
+  replacement: (content) => `\n\n${content.trim()}\n\n`,
+});
+// <details> blocks are kept as HTML, which Markdown renders as they were meant.
+turndown.keep(['details']);
 turndown.addRule('table', {
   filter: 'table',
   replacement: (content) => `\n\n${content.replace(/^\n+|\n+$/g, '')}\n\n`,

@@ -18,10 +18,10 @@ describe('parseMessage', () => {
     expect((await parseMessage(mail('From: a@b.example', Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65, 0x20, 0x80, 0x0d, 0x0a])))).text.trim()).toBe('Grüße €');
   });
 
-  it('turns HTML-only mail into Markdown: typed Markdown kept, table rows as tab-separated lines, quotes quoted, empty anchors unwrapped', async () => {
+  it('turns HTML-only mail into Markdown: typed Markdown kept, table rows as tab-separated lines, quotations as text (as GitLab), empty anchors unwrapped', async () => {
     const html = '<p>### Title and **bold** as typed</p><p><b>real bold</b></p><table><tr><th>Company</th><th>Contact</th><th>Country</th></tr><tr><td>A</td><td>B</td><td>C</td></tr></table><blockquote>quoted text</blockquote><p><a name="x">no brackets!</a></p>';
     const parsed = await parseMessage(mail('From: a@b.example\nContent-Type: text/html; charset=utf-8', html));
-    expect(parsed.text).toBe('### Title and **bold** as typed\n\n**real bold**\n\nCompany\tContact\tCountry\nA\tB\tC\n\n> quoted text\n\nno brackets!');
+    expect(parsed.text).toBe('### Title and **bold** as typed\n\n**real bold**\n\nCompany\tContact\tCountry\nA\tB\tC\n\nquoted text\n\nno brackets!');
   });
 
   it('does not count S/MIME or PGP signatures as attachments, and keeps Content-IDs of inline parts', async () => {

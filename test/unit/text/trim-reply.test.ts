@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { trimReply } from '../../../src/text/trim-reply.js';
+import { extractEmbedded, trimReply } from '../../../src/text/trim-reply.js';
 
 describe('trimReply', () => {
   it('drops a trailing quote and keeps it as the elided part', () => {
@@ -15,6 +15,16 @@ describe('trimReply', () => {
     expect(trimReply('List:\n-\nitem one\n*\nitem two').reply).toBe('List:\n-\nitem one\n*\nitem two');
   });
 
+  it('keeps bullets on lines of their own (Gmail plain text) above a quote', () => {
+    expect(trimReply('Changes:\n\n-\nfirst\n\n*\nsecond\n\n> old')).toEqual({ reply: 'Changes:\n\n-\nfirst\n\n*\nsecond', elided: '> old' });
+  });
+
+  it('treats any run of two or more delimiter characters as a delimiter', () => {
+    for (const delimiter of ['--', '____', '=====', '~~', '**', '—', '#####']) {
+      expect(trimReply(`Body.\n\n${delimiter}\nJake`)).toEqual({ reply: 'Body.', elided: `${delimiter}\nJake` });
+    }
+  });
+
   it('keeps an inline answer: a quote followed by more text stays', () => {
     const text = '> Can you check?\nChecked, it works.\n> And the other thing?\nAlso fine.';
     expect(trimReply(text).reply).toBe(text);
@@ -22,19 +32,87 @@ describe('trimReply', () => {
 
   it('drops mobile signatures', () => {
     expect(trimReply('On my way.\n\nSent from my iPhone').reply).toBe('On my way.');
+    expect(trimReply('Merci\n\nEnvoyé de mon iPhone')).toEqual({ reply: 'Merci', elided: 'Envoyé de mon iPhone' });
+    expect(trimReply('Danke\n\nVon meinem Huawei gesendet').reply).toBe('Danke');
   });
 
   it('cuts at an Outlook original-message block', () => {
     expect(trimReply('Done.\n\n-----Original Message-----\nFrom: x').reply).toBe('Done.');
-    expect(trimReply('Done.\n\nFrom: GitLab <gitlab@example.com>\nSent: Monday\nTo: Jake\n').reply).toBe('Done.');
+    // Outlook always dates the block; upstream only counts "Sent:" as a header when it holds a number.
+    expect(trimReply('Done.\n\nFrom: GitLab <gitlab@example.com>\nSent: Monday, 1 January 2024 10:00\nTo: Jake\n').reply).toBe('Done.');
   });
 
-  it('is blank when there is only a quote', () => {
-    expect(trimReply('\n> only\n> quoted\n').reply).toBe('');
-    expect(trimReply('   \n\n').reply).toBe('');
+  it('cuts at a localised header block (Italian)', () => {
+    const text = 'ok\n\nDa: Sally\nData: giovedì 8 ottobre 2015 15:26\nA: Testy\nOggetto: Test\n\nold';
+    expect(trimReply(text)).toEqual({ reply: 'ok', elided: text.slice(4) });
+  });
+
+  it('joins an "On ... wrote:" line that the client wrapped, and reports it joined', () => {
+    expect(trimReply('Yes.\n\nOn Mon, 1 Jan 2024 at 10:00, Bob Example\n<bob@example.com> wrote:\n\n> hi')).toEqual({
+      reply: 'Yes.',
+      elided: 'On Mon, 1 Jan 2024 at 10:00, Bob Example <bob@example.com> wrote:\n\n> hi',
+    });
+  });
+
+  it('recognises attribution lines in other languages', () => {
+    for (const marker of [
+      'Am 03.02.2016 um 15:35 schrieb Max Mustermann <max@example.com>:',
+      'Le 4 janv. 2016 19:03, "Neil" <neil@example.com> a écrit :',
+      'Op 10 dec. 2015 18:35 schreef "Arpit" <arpit@example.com>:',
+      'El jueves, 21 de noviembre de 2013, Bob escribió:',
+      'Den 15. jun. 2016 kl. 20.42 skrev Jeff <jeff@example.com>:',
+      '23 mar 2017 21:25 "Neil" <neil@example.com> napisał(a):',
+    ]) {
+      expect(trimReply(`Thanks!\n\n${marker}\n\n> old`)).toEqual({ reply: 'Thanks!', elided: `${marker}\n\n> old` });
+    }
+  });
+
+  it('keeps the answer of a bottom-posted reply', () => {
+    expect(trimReply('On Mon, 1 Jan 2024, Bob wrote:\n> question?\n\nanswer at the bottom')).toEqual({
+      reply: 'answer at the bottom',
+      elided: 'On Mon, 1 Jan 2024, Bob wrote:\n> question?',
+    });
+  });
+
+  it('reads |-prefixed and >>> ... <<< enclosed quotes as quotes', () => {
+    expect(trimReply('Agreed.\n\n| the original\n| text')).toEqual({ reply: 'Agreed.', elided: '> the original\n> text' });
+    expect(trimReply('Reply.\n\n>>> Bob >>>\nold text\n<<< Bob <<<')).toEqual({ reply: 'Reply.', elided: '> old text' });
+  });
+
+  it('never classifies or cuts inside a fenced code block', () => {
+    const text = 'See:\n\n```\n-- not a signature\n> not a quote\nOn Mon, Bob wrote:\n```\n\nThanks';
+    expect(trimReply(`${text}\n\n> old`)).toEqual({ reply: text, elided: '> old' });
+  });
+
+  it('removes PGP armour and a trailing mailing-list footer', () => {
+    expect(trimReply('-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nSigned reply.\n-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n').reply).toBe('Signed reply.');
+    expect(trimReply('Reply.\n\nUnsubscribe: list-unsubscribe@example.com').reply).toBe('Reply.');
+  });
+
+  it('returns a message that is only a quote unchanged (the caller decides what that means)', () => {
+    expect(trimReply('\n> only\n> quoted\n')).toEqual({ reply: '> only\n> quoted', elided: '' });
+    // With an attribution line it is a reply that says nothing: all of it is elided, as upstream does.
+    expect(trimReply('On Mon, 1 Jan 2024, Bob wrote:\n> only\n> quoted')).toEqual({ reply: '', elided: 'On Mon, 1 Jan 2024, Bob wrote:\n> only\n> quoted' });
+    expect(trimReply('   \n\n')).toEqual({ reply: '', elided: '' });
   });
 
   it('removes trailing spaces from each line', () => {
     expect(trimReply('a  \nb\t\n').reply).toBe('a\nb');
+  });
+});
+
+describe('extractEmbedded', () => {
+  it('splits a forwarded Gmail message from the note above it', () => {
+    const forwarded = 'From: Bob <bob@example.com>\nDate: Mon, 1 Jan 2024 at 10:00\nSubject: Hello\nTo: <a@example.com>\n\nHi there';
+    expect(extractEmbedded(`FYI\n\n---------- Forwarded message ---------\n${forwarded}`)).toEqual({ before: 'FYI', embedded: forwarded });
+  });
+
+  it('unquotes a message forwarded inside a quote (Apple Mail)', () => {
+    expect(extractEmbedded('See below.\n\nBegin forwarded message:\n\n> From: Bob\n> Hi there')).toEqual({ before: 'See below.', embedded: 'From: Bob\nHi there' });
+  });
+
+  it('is null when nothing is embedded', () => {
+    expect(extractEmbedded('Just a reply.\n\n> with a quote')).toBeNull();
+    expect(extractEmbedded('  \n')).toBeNull();
   });
 });
