@@ -44,7 +44,7 @@ it('works as written', async () => {
     const [notesTable, refusal] = blocks('text');
     expect(output).toContain(notesTable!.trim());
     expect(output).toContain(refusal!.trim());
-    expect(output).toMatch(/│ 2 {2}│ rejected {2}│ rcpt\.unknown_key │ 550 5\.1\.1 We couldn't figure out/);
+    expect(output).toMatch(/│ 2 {2}│ rejected {2}│ rcpt\.unknown_reply_key │ 550 5\.1\.1 We couldn't figure out/);
     expect(output).toMatch(/^1 {2}\S+ {2}processed {2}from alice@example\.com to incoming\+1-[0-9a-z]{25}-1@localhost → Note 1$/m);
   } finally {
     const exited = new Promise((resolve) => server.once('exit', resolve));
