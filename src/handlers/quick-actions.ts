@@ -45,7 +45,7 @@ export function runQuickActions(actions: QuickAction[], context: QuickActionCont
   return changes;
 }
 
-function apply(action: QuickAction, noteable: Noteable, { repos, project }: QuickActionContext): string | null {
+function apply(action: QuickAction, noteable: Noteable, { repos }: QuickActionContext): string | null {
   const { row } = noteable;
   const what = noteable.type === 'Issue' ? 'issue' : 'merge request';
   switch (action.name) {
@@ -90,7 +90,6 @@ function apply(action: QuickAction, noteable: Noteable, { repos, project }: Quic
       repos.issuables.updateIssue(row.id, { confidential: true });
       return `made the ${what} confidential`;
     default:
-      void project;
       return null;
   }
 }

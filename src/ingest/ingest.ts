@@ -69,14 +69,7 @@ export async function ingest(
   deps: IngestDeps,
 ): Promise<IngestResult> {
   const { raw, envelope } = request;
-  let parsed: ParsedMessage | null = null;
-  let unparsable: string | null = null;
-  try {
-    parsed = await parseMessage(raw);
-  } catch (error) {
-    if (!(error instanceof UnparsableMessageError)) throw error;
-    unparsable = error.message;
-  }
+  const { parsed, unparsable } = await readMessage(raw);
   const sha256 = createHash('sha256').update(raw).digest('hex');
   try {
     return deps.repos.transaction(() => {
@@ -99,9 +92,7 @@ export async function ingest(
       else deps.repos.inbound.update(inboundMessageId, row);
       const message = { id: inboundMessageId, messageId: parsed?.messageId ?? null, sha256 };
       for (const recipient of envelope.rcptTo) {
-        const delivery = unparsable
-          ? rejectedDelivery(recipient, 'data', new MailRejection('data.unparsable', `(${unparsable})`))
-          : deliver(recipient, parsed as ParsedMessage, envelope, message, deps);
+        const delivery = deliver(recipient, parsed, unparsable, envelope, message, deps);
         deps.repos.inbound.addDelivery(inboundMessageId, delivery);
       }
       return summarize(inboundMessageId, deps.repos);
@@ -121,7 +112,7 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
   const row = deps.repos.inbound.findById(id);
   if (!row) throw new ReprocessError(`no inbound message with id ${id}`);
   if (!row.raw) throw new ReprocessError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
-  const parsed = await parseMessage(row.raw).catch(() => null);
+  const { parsed, unparsable } = await readMessage(row.raw);
   const envelope: Envelope = { mailFrom: row.mailFrom, rcptTo: row.rcptTo };
   const message = { id, messageId: row.messageId, sha256: row.sha256 ?? '' };
   return deps.repos.transaction(() => {
@@ -129,9 +120,7 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
     if (again.length === 0) throw new ReprocessError(`inbound message ${id} has nothing to reprocess (status ${row.status})`);
     deps.repos.inbound.deleteDeliveries(again.map((d) => d.id));
     for (const { recipient } of again) {
-      const delivery = parsed
-        ? deliver(recipient, parsed, envelope, message, deps)
-        : rejectedDelivery(recipient, 'data', new MailRejection('data.unparsable'));
+      const delivery = deliver(recipient, parsed, unparsable, envelope, message, deps);
       deps.repos.inbound.addDelivery(id, delivery);
     }
     // smtp_reply stays what the sender was told when the message arrived.
@@ -172,14 +161,7 @@ class DryRun extends Error {}
  * nothing is stored, reporting how each recipient would be decided and what would be stored.
  */
 export async function explain(raw: Buffer, envelope: Envelope, deps: IngestDeps): Promise<Explanation> {
-  let parsed: ParsedMessage | null = null;
-  let unparsable: string | null = null;
-  try {
-    parsed = await parseMessage(raw);
-  } catch (error) {
-    if (!(error instanceof UnparsableMessageError)) throw error;
-    unparsable = error.message;
-  }
+  const { parsed, unparsable } = await readMessage(raw);
   const explanation: Explanation = { messageId: parsed?.messageId ?? null, from: parsed?.from ?? null, subject: parsed?.subject ?? null, unparsable, recipients: [], reply: null };
   try {
     deps.repos.transaction(() => {
@@ -199,7 +181,7 @@ export async function explain(raw: Buffer, envelope: Envelope, deps: IngestDeps)
           deps.repos.inbound.addDelivery(id, rejectedDelivery(recipient, 'rcpt', error));
           continue;
         }
-        entry.delivery = unparsable ? rejectedDelivery(recipient, 'data', new MailRejection('data.unparsable', `(${unparsable})`)) : deliver(recipient, parsed as ParsedMessage, envelope, message, deps);
+        entry.delivery = deliver(recipient, parsed, unparsable, envelope, message, deps);
         deps.repos.inbound.addDelivery(id, entry.delivery);
         entry.stored = storedItem(entry.delivery, deps.repos);
       }
@@ -225,13 +207,28 @@ function storedItem(delivery: NewDelivery, repos: Repositories): RecipientExplan
   return null;
 }
 
+/**
+ * Parses a message; what mailparser cannot read comes back as its reason, so the message is still
+ * stored and refused with it. Anything else thrown is a bug and propagates (a 451, never a 5xx).
+ */
+async function readMessage(raw: Buffer): Promise<{ parsed: ParsedMessage | null; unparsable: string | null }> {
+  try {
+    return { parsed: await parseMessage(raw), unparsable: null };
+  } catch (error) {
+    if (!(error instanceof UnparsableMessageError)) throw error;
+    return { parsed: null, unparsable: error.message };
+  }
+}
+
 function deliver(
   recipient: string,
-  parsed: ParsedMessage,
+  parsed: ParsedMessage | null,
+  unparsable: string | null,
   envelope: Envelope,
   message: { id: number; messageId: string | null; sha256: string },
   deps: IngestDeps,
 ): NewDelivery {
+  if (!parsed) return rejectedDelivery(recipient, 'data', new MailRejection('data.unparsable', `(${unparsable ?? 'no content'})`));
   const autoGenerated = autoGeneratedReason({ mailFrom: envelope.mailFrom, header: parsed.header });
   if (autoGenerated) return outcomeDelivery(recipient, 'data.auto_generated', null, autoGenerated);
   let key: string | null = null;
