@@ -1,5 +1,5 @@
 // eslint: strict TypeScript rules plus the house boundaries: SQL only in src/db, process.env only in
-// src/config.ts, and imports flowing smtp → ingest → route → handlers → db.
+// src/config.ts, and imports flowing smtp/policy/pipe → ingest → route → handlers → db.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -35,7 +35,7 @@ export default tseslint.config(
       'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'read settings through src/config.ts' }],
     },
   },
-  layer(['src/smtp/**/*.ts'], ['route', 'handlers', 'db']),
+  layer(['src/smtp/**/*.ts', 'src/policy/**/*.ts', 'src/pipe/**/*.ts'], ['route', 'handlers', 'db']),
   layer(['src/ingest/**/*.ts'], ['smtp']),
   layer(['src/route/**/*.ts'], ['smtp', 'ingest']),
   layer(['src/handlers/**/*.ts'], ['smtp', 'ingest', 'route']),

@@ -2,7 +2,7 @@
 // cli: the `intake` command: serve, migrate, check, the admin commands that create the rows mail is
 // checked against, and the inspection commands. Input: operator arguments.
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -23,15 +23,15 @@ import { ACCESS } from './handlers/access.js';
 import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
 import { trimReply } from './text/trim-reply.js';
 import { createLogger } from './log.js';
-import { ingestDeps, serve, StartupError } from './serve.js';
-
-const EX_CONFIG = 78;
+import { deliverFromPipe, EXIT } from './pipe/deliver.js';
+import { EX_CONFIG, ingestDeps, serve, StartupError } from './serve.js';
+import { expiryProblem, loadTlsMaterial } from './smtp/tls.js';
 
 class CliError extends Error {}
 
 const program = new Command('intake')
   .description('Receives mail for an issue tracker over SMTP and stores what it becomes in SQLite.')
-  .option('-c, --config <file>', 'YAML or JSON config file (INTAKE_* environment variables win)')
+  .option('-c, --config <file>', 'config file: YAML, JSON, or a systemd environment file ending in .env (INTAKE_* environment variables win)')
   .option('--json', 'print machine-readable JSON')
   .showHelpAfterError();
 
@@ -115,7 +115,7 @@ function email(value: string): string {
 
 program
   .command('serve')
-  .description('run the SMTP listener (migrates the database first)')
+  .description('run the listeners (SMTP, LMTP, policy service as configured; migrates the database first); SIGHUP reloads the TLS files, SIGTERM stops')
   .action(async () => {
     const cfg = config();
     await serve(cfg, createLogger(cfg.log_level));
@@ -132,17 +132,31 @@ program
 
 program
   .command('check')
-  .description('check the configuration, that the database is writable and the SMTP port is free')
+  .description('check the configuration, the TLS files, that the database is writable and that each listener can listen')
   .action(async () => {
-    const results: { check: string; ok: boolean; detail: string }[] = [];
+    const results: CheckResult[] = [];
     let cfg: Config;
     try {
       cfg = config();
-      results.push({ check: 'config', ok: true, detail: `address ${cfg.address}, listen ${cfg.smtp_listen}` });
+      results.push({ check: 'config', ok: true, detail: `address ${cfg.address}` });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       for (const problem of error.problems) results.push({ check: 'config', ok: false, detail: problem });
       return finishCheck(results);
+    }
+    if (cfg.tls_cert_file) {
+      try {
+        const tls = loadTlsMaterial(cfg.tls_cert_file, cfg.tls_key_file);
+        const expired = expiryProblem(tls);
+        const days = Math.floor((tls.notAfter.getTime() - Date.now()) / 86_400_000);
+        results.push({
+          check: 'tls',
+          ok: expired === null,
+          detail: expired ? `${cfg.tls_cert_file}: ${expired}` : `${tls.subject}, key matches, expires ${tls.notAfter.toISOString()} (in ${days} days)`,
+        });
+      } catch (error) {
+        results.push({ check: 'tls', ok: false, detail: (error as Error).message });
+      }
     }
     try {
       const store = openStore(cfg.database);
@@ -155,21 +169,55 @@ program
     } catch (error) {
       results.push({ check: 'database', ok: false, detail: `${cfg.database}: ${(error as Error).message}` });
     }
-    const { host, port } = parseHostPort(cfg.smtp_listen) as { host: string; port: number };
-    const portError = await new Promise<Error | null>((resolve) => {
-      const probe = createServer();
-      probe.once('error', resolve);
-      probe.listen(port, host, () => probe.close(() => resolve(null)));
-    });
-    results.push({
-      check: 'smtp_listen',
-      ok: portError === null,
-      detail: portError ? `${cfg.smtp_listen}: ${portError.message}` : `${cfg.smtp_listen} is free`,
-    });
+    for (const key of ['smtp_listen', 'smtps_listen', 'lmtp_listen', 'policy_listen'] as const) {
+      if (cfg[key]) results.push(await checkListener(key, cfg[key]));
+    }
     finishCheck(results);
   });
 
-function finishCheck(results: { check: string; ok: boolean; detail: string }[]): void {
+interface CheckResult {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** Free to bind, or already answered by a running intake (the usual case on a live system), is fine. */
+async function checkListener(key: string, listen: string): Promise<CheckResult> {
+  const { host, port } = parseHostPort(listen) as { host: string; port: number };
+  const bindError = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+    const probe = createServer();
+    probe.once('error', resolve);
+    probe.listen(port, host, () => probe.close(() => resolve(null)));
+  });
+  if (!bindError) return { check: key, ok: true, detail: `${listen} is free` };
+  if (bindError.code === 'EADDRINUSE') {
+    const banner = await greeting(host, port);
+    if (banner !== null && (/ intake$/.test(banner) || key === 'policy_listen')) return { check: key, ok: true, detail: `${listen} is in use, answered: ${banner || '(policy service)'}` };
+    return { check: key, ok: false, detail: `${listen} is in use by another program${banner ? `, which answers: ${banner}` : ''}` };
+  }
+  const hint = bindError.code === 'EACCES' && port < 1024 ? ' (a port below 1024 needs CAP_NET_BIND_SERVICE: see deploy/intake.service)' : '';
+  return { check: key, ok: false, detail: `${listen}: ${bindError.message}${hint}` };
+}
+
+/** The first line a server on host:port sends within a second ('' if it waits for us), or null. */
+function greeting(host: string, port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    let text = '';
+    const done = (value: string | null) => {
+      socket.destroy();
+      resolve(value);
+    };
+    socket.setTimeout(1000, () => done(text.split('\r\n')[0] ?? ''));
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (text.includes('\r\n')) done(text.split('\r\n')[0] as string);
+    });
+    socket.on('error', () => done(null));
+  });
+}
+
+function finishCheck(results: CheckResult[]): void {
   if (json()) print(results);
   else for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.check}: ${r.detail}\n`);
   if (results.some((r) => !r.ok)) process.exitCode = 1;
@@ -491,6 +539,52 @@ program
   });
 
 program
+  .command('deliver')
+  .description('store one message read on stdin, for Postfix pipe(8), procmail or scripts; exit 0 stored, 67 unknown recipient, 65 refused, 75 try again')
+  .option('--to <address>', 'an envelope recipient (repeatable; default: the mailbox address, routed by the headers)', (v: string, all: string[]) => [...all, v], [])
+  .option('--from <address>', 'the envelope sender (empty for the null sender <>)')
+  .action(async (options: { to: string[]; from?: string }) => {
+    let cfg: Config;
+    try {
+      cfg = config();
+    } catch (error) {
+      // A configuration to fix: the MTA keeps the mail (75) rather than bouncing it (78 would).
+      if (!(error instanceof ConfigError)) throw error;
+      process.stderr.write(`intake: invalid configuration:\n${error.problems.map((p) => `  ${p}\n`).join('')}`);
+      process.exit(EXIT.tempFail);
+    }
+    const raw = await readStdin(cfg.max_message_bytes);
+    let store: Store;
+    try {
+      // Beside a running `intake serve`, which may hold the write lock for a moment.
+      store = openStore(cfg.database, { busyTimeoutMs: 10_000 });
+    } catch (error) {
+      process.stderr.write(`intake: cannot open the database ${cfg.database}: ${(error as Error).message}\n`);
+      process.exit(EXIT.tempFail);
+    }
+    try {
+      const logger = createLogger(cfg.log_level === 'info' ? 'warn' : cfg.log_level, 2);
+      const result = await deliverFromPipe({ raw, to: options.to, from: options.from ?? null, maxBytes: cfg.max_message_bytes }, ingestDeps(cfg, store, logger));
+      for (const line of result.lines) process.stderr.write(`intake: ${line}\n`);
+      process.exitCode = result.exitCode;
+    } finally {
+      store.close();
+    }
+  });
+
+/** Reads stdin to the end, keeping at most limit + 1 bytes (enough to know it is too big). */
+async function readStdin(limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    if (kept > limit) continue;
+    chunks.push(chunk);
+    kept += chunk.length;
+  }
+  return Buffer.concat(chunks, kept);
+}
+
+program
   .command('explain')
   .description('dry run: how a message would be routed and what would be stored, storing nothing')
   .argument('<file>', 'the message (.eml)')
@@ -570,7 +664,11 @@ program.parseAsync().catch((error: unknown) => {
     process.stderr.write(`intake: invalid configuration:\n${error.problems.map((p) => `  ${p}\n`).join('')}`);
     process.exit(EX_CONFIG);
   }
-  if (error instanceof CliError || error instanceof ReprocessError || error instanceof StartupError) {
+  if (error instanceof StartupError) {
+    process.stderr.write(`intake: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  if (error instanceof CliError || error instanceof ReprocessError) {
     process.stderr.write(`intake: ${error.message}\n`);
     process.exit(1);
   }

@@ -2,14 +2,26 @@
 // YAML or JSON file (environment wins). Input: operator-supplied. Side effects: reads the config file.
 // The only module that reads process.env.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { hostname as machineHostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { compileTemplate, TemplateError } from './address/template.js';
 
-const hostPort = z.string().refine((v) => parseHostPort(v) !== null, {
-  message: 'expected HOST:PORT, e.g. 127.0.0.1:2525 or [::1]:2525, with a port from 0 to 65535',
+
+/** A listener address, or '' for no listener. */
+const optionalHostPort = z.string().refine((v) => v === '' || parseHostPort(v) !== null, {
+  message: 'expected HOST:PORT, e.g. 127.0.0.1:24, or empty for no listener',
 });
+
+/** IP addresses, as a list (YAML/JSON) or separated by commas or spaces (environment). */
+const ipList = z
+  .union([z.array(z.string()), z.string().transform((v) => v.split(/[\s,]+/).filter((a) => a !== ''))])
+  .superRefine((list, ctx) => {
+    for (const entry of list) {
+      if (isIP(entry) === 0) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is not an IP address (networks are not supported: list each relay)` });
+    }
+  });
 
 const addressTemplate = z.string().superRefine((value, ctx) => {
   try {
@@ -44,9 +56,59 @@ export const SETTINGS = {
   },
   smtp_listen: {
     env: 'INTAKE_SMTP_LISTEN',
-    schema: hostPort,
+    schema: optionalHostPort,
     default: '127.0.0.1:2525',
-    doc: 'HOST:PORT of the SMTP listener (port 0 picks a free port, printed in the `listening` log line).',
+    doc: 'HOST:PORT of the SMTP listener (port 0 picks a free port, printed in the `listening` log line); empty for none, e.g. behind Postfix with LMTP only.',
+  },
+  lmtp_listen: {
+    env: 'INTAKE_LMTP_LISTEN',
+    schema: optionalHostPort,
+    default: '',
+    doc: 'HOST:PORT of the LMTP listener, for an MTA in front (Postfix `lmtp:inet:HOST:PORT`): one reply per recipient after DATA. Empty for none.',
+  },
+  smtps_listen: {
+    env: 'INTAKE_SMTPS_LISTEN',
+    schema: optionalHostPort,
+    default: '',
+    doc: 'HOST:PORT of an implicit-TLS SMTP listener (TLS from the first byte, as on port 465). Needs the TLS files. Empty for none.',
+  },
+  policy_listen: {
+    env: 'INTAKE_POLICY_LISTEN',
+    schema: optionalHostPort,
+    default: '',
+    doc: 'HOST:PORT of the Postfix policy service (`check_policy_service inet:HOST:PORT`), which refuses unknown keys at Postfix\'s RCPT. Empty for none.',
+  },
+  tls_cert_file: {
+    env: 'INTAKE_TLS_CERT_FILE',
+    schema: z.string(),
+    default: '',
+    doc: 'PEM certificate chain for STARTTLS and the implicit-TLS listener; read again on SIGHUP. Empty: no STARTTLS.',
+  },
+  tls_key_file: {
+    env: 'INTAKE_TLS_KEY_FILE',
+    schema: z.string(),
+    default: '',
+    doc: 'PEM private key of `tls_cert_file`; read again on SIGHUP.',
+  },
+  require_tls: {
+    env: 'INTAKE_REQUIRE_TLS',
+    schema: booleanFlag,
+    default: false,
+    doc: 'Refuse MAIL FROM on the SMTP listener until the client has done STARTTLS (`530 5.7.0`). Needs the TLS files.',
+  },
+  trusted_relays: {
+    env: 'INTAKE_TRUSTED_RELAYS',
+    schema: ipList,
+    default: '',
+    defaultDoc: 'none',
+    doc: 'IP addresses of relays allowed to send XCLIENT and XFORWARD, so the original client address and HELO are recorded (Postfix: `lmtp_send_xforward_command = yes`). Comma-separated.',
+  },
+  proxy_protocol_from: {
+    env: 'INTAKE_PROXY_PROTOCOL_FROM',
+    schema: ipList,
+    default: '',
+    defaultDoc: 'none',
+    doc: 'IP addresses of proxies (HAProxy, a load balancer) whose connections start with a PROXY protocol v1 header; a connection from them without one is closed. Comma-separated.',
   },
   hostname: {
     env: 'INTAKE_HOSTNAME',
@@ -90,6 +152,12 @@ export const SETTINGS = {
     schema: booleanFlag,
     default: false,
     doc: 'Look up the client\'s reverse DNS name for every connection (off: it costs a DNS query per session).',
+  },
+  shutdown_timeout_ms: {
+    env: 'INTAKE_SHUTDOWN_TIMEOUT_MS',
+    schema: z.coerce.number().int().min(0).max(600_000),
+    default: 30000,
+    doc: 'On SIGTERM, how long messages being received may take to finish before their sessions are cut (they are not acknowledged, so the sender retries).',
   },
   log_level: {
     env: 'INTAKE_LOG_LEVEL',
@@ -143,8 +211,23 @@ export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } =
     if (parsed.success) config[key] = parsed.data;
     else for (const issue of parsed.error.issues) problems.push(`${source}: ${issue.message} (got ${JSON.stringify(raw)})`);
   }
+  if (problems.length === 0) problems.push(...crossCheck(config as Config));
   if (problems.length > 0) throw new ConfigError(problems);
   return config as Config;
+}
+
+/** Problems no single setting shows: settings that need each other. */
+function crossCheck(config: Config): string[] {
+  const problems: string[] = [];
+  if (!config.smtp_listen && !config.lmtp_listen && !config.smtps_listen && !config.policy_listen) {
+    problems.push('INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN');
+  }
+  if (Boolean(config.tls_cert_file) !== Boolean(config.tls_key_file)) {
+    problems.push(`${config.tls_cert_file ? 'INTAKE_TLS_KEY_FILE' : 'INTAKE_TLS_CERT_FILE'}: TLS needs both a certificate and a key file`);
+  }
+  if (!config.tls_cert_file && config.require_tls) problems.push('INTAKE_REQUIRE_TLS: needs INTAKE_TLS_CERT_FILE and INTAKE_TLS_KEY_FILE');
+  if (!config.tls_cert_file && config.smtps_listen) problems.push('INTAKE_SMTPS_LISTEN: needs INTAKE_TLS_CERT_FILE and INTAKE_TLS_KEY_FILE');
+  return problems;
 }
 
 function readConfigFile(file: string, problems: string[]): Record<string, unknown> {
@@ -155,6 +238,7 @@ function readConfigFile(file: string, problems: string[]): Record<string, unknow
     problems.push(`--config ${file}: cannot read: ${(error as Error).message}`);
     return {};
   }
+  if (file.endsWith('.env')) return parseEnvFile(file, text, problems);
   try {
     const value: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     if (value === null || value === undefined) return {};
@@ -167,6 +251,32 @@ function readConfigFile(file: string, problems: string[]): Record<string, unknow
     problems.push(`--config ${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
     return {};
   }
+}
+
+/**
+ * A systemd EnvironmentFile (`INTAKE_X=value` lines, `#` comments, optional quotes), so that the service
+ * and `intake deliver` run from Postfix's pipe(8) (which passes no environment) read one file.
+ */
+function parseEnvFile(file: string, text: string, problems: string[]): Record<string, unknown> {
+  const byEnv = new Map(Object.entries(SETTINGS).map(([key, setting]) => [setting.env as string, key]));
+  const values: Record<string, unknown> = {};
+  text.split(/\r?\n/).forEach((line, index) => {
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    const match = /^(?:export\s+)?([A-Z0-9_]+)=(.*)$/.exec(trimmed);
+    if (!match) {
+      problems.push(`--config ${file}: line ${index + 1}: expected NAME=value`);
+      return;
+    }
+    const [, name, rawValue] = match as unknown as [string, string, string];
+    const key = byEnv.get(name);
+    if (!key) {
+      problems.push(`--config ${file}: line ${index + 1}: ${name}: unknown setting`);
+      return;
+    }
+    values[key] = /^(["']).*\1$/.test(rawValue) ? rawValue.slice(1, -1) : rawValue;
+  });
+  return values;
 }
 
 export interface HostPort {

@@ -65,6 +65,14 @@ export const OUTCOMES = {
     status: 'rejected',
     when: 'more accepted recipients than INTAKE_MAX_RECIPIENTS',
   },
+  'mail.tls_required': {
+    stage: 'mail',
+    smtp: 530,
+    dsn: '5.7.0',
+    text: 'Must issue a STARTTLS command first',
+    status: 'not stored',
+    when: 'INTAKE_REQUIRE_TLS is on and the client sends MAIL FROM on the SMTP listener without STARTTLS; logged, no row (no recipient was given yet)',
+  },
   'mail.too_big': {
     stage: 'mail',
     smtp: 552,

@@ -1,12 +1,14 @@
-// serve: runs the service: opens and migrates the database, starts the listeners, stops cleanly on
-// SIGTERM/SIGINT. Side effects: network listeners, the database file.
+// serve: runs the service: opens and migrates the database, starts the listeners, reloads the TLS
+// files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network listeners, the database file.
 import type { Logger } from 'pino';
 import { compileTemplate } from './address/template.js';
 import type { Config } from './config.js';
 import { openStore, type Store } from './db/client.js';
 import { createRepositories } from './db/repositories.js';
 import type { IngestDeps } from './ingest/ingest.js';
-import { startSmtpListener } from './smtp/server.js';
+import { startPolicyListener, type PolicyListener } from './policy/server.js';
+import { startMailListener, type ListenerKind, type MailListener } from './smtp/server.js';
+import { expiryProblem, loadTlsMaterial, TlsFileError, type TlsMaterial } from './smtp/tls.js';
 
 export function ingestDeps(config: Config, store: Store, logger: Logger): IngestDeps {
   return {
@@ -21,10 +23,20 @@ export function ingestDeps(config: Config, store: Store, logger: Logger): Ingest
 /** A reason the service cannot start, said in one line (no stack trace: it is not a bug). */
 export class StartupError extends Error {
   override name = 'StartupError';
+  /** sysexits: 78 (EX_CONFIG) for a setting to fix, so a supervisor does not restart in a loop. */
+  constructor(
+    message: string,
+    readonly exitCode: number = 1,
+  ) {
+    super(message);
+  }
 }
 
+export const EX_CONFIG = 78;
+
 export async function serve(config: Config, logger: Logger): Promise<void> {
-  let store;
+  const tls = config.tls_cert_file ? loadTls(config, logger) : null;
+  let store: Store;
   try {
     // better-sqlite3 waits for a lock on the event loop, holding up every session: wait briefly, then
     // answer 451 and let the sender retry.
@@ -33,29 +45,76 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     throw new StartupError(`cannot open the database ${config.database}: ${(error as Error).message}`);
   }
   const deps = ingestDeps(config, store, logger);
-  let smtp;
+  const mail: MailListener[] = [];
+  let policy: PolicyListener | null = null;
+  const wanted: [ListenerKind, string][] = [
+    ['smtp', config.smtp_listen],
+    ['smtps', config.smtps_listen],
+    ['lmtp', config.lmtp_listen],
+  ];
   try {
-    smtp = await startSmtpListener(config, deps);
+    for (const [kind, listen] of wanted) {
+      if (!listen) continue;
+      const listener = await startMailListener(kind, listen, config, deps, tls).catch((error: Error) => {
+        throw new StartupError(`cannot listen for ${kind.toUpperCase()} on ${listen}: ${error.message}`);
+      });
+      mail.push(listener);
+      logger.info({ protocol: kind, host: listener.host, port: listener.port, tls: kind === 'smtps' ? 'implicit' : tls ? 'starttls' : 'none' }, 'listening');
+    }
+    if (config.policy_listen) {
+      policy = await startPolicyListener(config.policy_listen, deps).catch((error: Error) => {
+        throw new StartupError(`cannot listen for the policy service on ${config.policy_listen}: ${error.message}`);
+      });
+      logger.info({ protocol: 'policy', host: policy.host, port: policy.port }, 'listening');
+    }
   } catch (error) {
+    await Promise.all(mail.map((l) => l.close(0)));
+    await policy?.close();
     store.close();
-    throw new StartupError(`cannot listen on ${config.smtp_listen}: ${(error as Error).message}`);
+    throw error;
   }
-  logger.info(
-    { protocol: 'smtp', host: smtp.host, port: smtp.port, address: config.address, database: config.database },
-    'listening',
-  );
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      logger.info({ signal }, 'stopping');
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+  const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : [])]);
+  logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');
+
+  const reload = () => {
+    if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
+    try {
+      const material = loadTls(config, logger);
+      for (const listener of mail) listener.updateTls(material);
+      logger.info({ subject: material.subject, notAfter: material.notAfter, fingerprint256: material.fingerprint256 }, 'TLS certificate reloaded');
+    } catch (error) {
+      // Keep serving with the certificate already loaded: a bad renewal must not stop mail.
+      logger.error({ err: (error as Error).message }, 'TLS reload failed, keeping the current certificate');
+    }
+  };
+  process.on('SIGHUP', reload);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
   });
-  await smtp.close();
+  logger.info({ signal, graceMs: config.shutdown_timeout_ms }, 'stopping: no new connections, letting messages in progress finish');
+  process.off('SIGHUP', reload);
+  // A second signal means "now": sessions still receiving are cut (they are not acknowledged).
+  const force = () => process.exit(1);
+  process.once('SIGTERM', force);
+  process.once('SIGINT', force);
+  await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close()]);
   store.close();
   logger.info('stopped');
   logger.flush();
+}
+
+function loadTls(config: Config, logger: Logger): TlsMaterial {
+  let material: TlsMaterial;
+  try {
+    material = loadTlsMaterial(config.tls_cert_file, config.tls_key_file);
+  } catch (error) {
+    if (error instanceof TlsFileError) throw new StartupError(error.message, EX_CONFIG);
+    throw error;
+  }
+  // Served anyway: senders fall back to plain text or accept it (opportunistic TLS); refusing all mail
+  // over an expired certificate would be worse. `intake check` fails on it.
+  const expired = expiryProblem(material);
+  if (expired) logger.error({ file: config.tls_cert_file }, `TLS ${expired}; renew it and send SIGHUP`);
+  return material;
 }

@@ -126,9 +126,11 @@ export const inboundMessages = sqliteTable(
     receivedAt: text('received_at')
       .notNull()
       .default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`),
-    ingress: text('ingress', { enum: ['smtp', 'lmtp', 'pipe', 'imap', 'graph'] }).notNull(),
+    ingress: text('ingress', { enum: ['smtp', 'lmtp', 'pipe', 'policy', 'imap', 'graph'] }).notNull(),
     remoteAddress: text('remote_address'),
     helo: text('helo'),
+    relayAddress: text('relay_address'),
+    tls: text('tls'),
     mailFrom: text('mail_from'),
     rcptTo: text('rcpt_to', { mode: 'json' }).$type<string[]>().notNull(),
     messageId: text('message_id'),

@@ -23,6 +23,10 @@ export interface Envelope {
   recipients?: string[];
   remoteAddress?: string | null;
   helo?: string | null;
+  /** The trusted relay that passed the client on (XCLIENT/XFORWARD). */
+  relayAddress?: string | null;
+  /** TLS protocol and cipher of the session, when encrypted. */
+  tls?: string | null;
 }
 
 export interface RefusedRecipient {
@@ -77,6 +81,8 @@ export async function ingest(
         ingress: request.ingress,
         remoteAddress: envelope.remoteAddress ?? null,
         helo: envelope.helo ?? null,
+        relayAddress: envelope.relayAddress ?? null,
+        tls: envelope.tls ?? null,
         mailFrom: envelope.mailFrom,
         rcptTo: envelope.recipients ?? envelope.rcptTo,
         messageId: parsed?.messageId ?? null,
@@ -319,6 +325,20 @@ function summarize(id: number, repos: Repositories, options: { keepReply?: boole
   return { inboundMessageId: id, status, deliveries, reply };
 }
 
+/**
+ * The reply for one recipient, for ingresses that answer each recipient on its own (LMTP after DATA,
+ * `intake deliver`); the recipient's delivery among result.deliveries, or a temporary failure.
+ */
+export function replyForRecipient(result: IngestResult, recipient: string): Reply {
+  const lower = recipient.toLowerCase();
+  const delivery = result.deliveries.find((d) => d.stage !== 'rcpt' && d.recipient.toLowerCase() === lower);
+  if (!delivery) {
+    const outcome = OUTCOMES['data.store_failed'];
+    return { code: outcome.smtp, message: `${outcome.dsn} ${outcome.text}` };
+  }
+  return replyFor(result.inboundMessageId, delivery.status, delivery);
+}
+
 function replyFor(id: number, status: Status, deciding: Delivery | undefined): Reply {
   if (status === 'processed') return { code: 250, message: `2.6.0 Message accepted as inbound message ${id}` };
   const code = deciding?.reasonCode as OutcomeCode | undefined;
@@ -346,6 +366,8 @@ export function recordRefusals(
           ingress: request.ingress,
           remoteAddress: request.envelope.remoteAddress ?? null,
           helo: request.envelope.helo ?? null,
+          relayAddress: request.envelope.relayAddress ?? null,
+          tls: request.envelope.tls ?? null,
           mailFrom: request.envelope.mailFrom,
           rcptTo: request.envelope.recipients ?? request.envelope.rcptTo,
           size: request.size ?? 0,

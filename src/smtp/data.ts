@@ -2,17 +2,24 @@
 // answers only after the transaction holding it has committed. Input: untrusted bytes.
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { MailRejection } from '../errors.js';
-import { ingest, recordRefusals, type IngestDeps } from '../ingest/ingest.js';
+import { ingest, recordRefusals, replyForRecipient, type Ingress, type IngestDeps } from '../ingest/ingest.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
-/** Resolves to the 250 text, or rejects with the MailRejection to send. */
+/** An LMTP reply for one recipient: the 250 text, or the error smtp-server sends with its code. */
+export type RecipientReply = string | Error;
+
+/**
+ * Resolves to the 250 text (SMTP) or one reply per recipient of session.envelope.rcptTo (LMTP), or
+ * rejects with the MailRejection to send (for every recipient, in LMTP).
+ */
 export async function onData(
   stream: SMTPServerDataStream,
   session: SMTPServerSession,
   tx: Transaction,
-  maxBytes: number,
+  options: { maxBytes: number; ingress: Ingress },
   deps: IngestDeps,
-): Promise<string> {
+): Promise<string | RecipientReply[]> {
+  const maxBytes = options.maxBytes;
   const started = performance.now();
   const chunks: Buffer[] = [];
   let size = 0;
@@ -30,13 +37,13 @@ export async function onData(
   if (stream.sizeExceeded) {
     const rejection = new MailRejection('data.too_big', String(maxBytes));
     const refused = envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const }));
-    const id = recordRefusals({ ingress: 'smtp', envelope, refused, size, inboundMessageId: tx.inboundMessageId }, deps);
+    const id = recordRefusals({ ingress: options.ingress, envelope, refused, size, inboundMessageId: tx.inboundMessageId }, deps);
     log.info({ mailFrom: envelope.mailFrom, size, code: rejection.code, inboundMessageId: id }, 'message refused');
     throw rejection;
   }
   let result;
   try {
-    result = await ingest({ raw: Buffer.concat(chunks, size), ingress: 'smtp', envelope, inboundMessageId: tx.inboundMessageId }, deps);
+    result = await ingest({ raw: Buffer.concat(chunks, size), ingress: options.ingress, envelope, inboundMessageId: tx.inboundMessageId }, deps);
   } catch (error) {
     // Whatever went wrong, the sender must keep its copy and try again: never a 5xx for our fault.
     log.error({ err: error, mailFrom: envelope.mailFrom, size }, 'message not stored');
@@ -54,6 +61,16 @@ export async function onData(
     },
     'message',
   );
-  if (result.reply.code >= 400) throw Object.assign(new Error(result.reply.message), { responseCode: result.reply.code });
+  if (options.ingress === 'lmtp') {
+    return session.envelope.rcptTo.map(({ address }) => {
+      const reply = replyForRecipient(result, address);
+      return reply.code >= 400 ? smtpError(reply.code, reply.message) : reply.message;
+    });
+  }
+  if (result.reply.code >= 400) throw smtpError(result.reply.code, result.reply.message);
   return result.reply.message;
+}
+
+function smtpError(code: number, message: string): Error {
+  return Object.assign(new Error(message), { responseCode: code });
 }

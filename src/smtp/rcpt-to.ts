@@ -2,12 +2,12 @@
 // Unknown keys are refused here, in the dialogue, so nothing is ever bounced later.
 import type { Config } from '../config.js';
 import { MailRejection } from '../errors.js';
-import { recordRefusals, type IngestDeps } from '../ingest/ingest.js';
+import { recordRefusals, type Ingress, type IngestDeps } from '../ingest/ingest.js';
 import { checkRecipient } from '../ingest/recipient.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
 /** Returns null to accept the recipient, or the rejection smtp-server sends. */
-export function onRcptTo(address: string, tx: Transaction, config: Config, deps: IngestDeps): MailRejection | null {
+export function onRcptTo(address: string, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): MailRejection | null {
   const lower = address.toLowerCase();
   const repeated = tx.accepted.some((a) => a.toLowerCase() === lower);
   if (!tx.recipients.some((a) => a.toLowerCase() === lower)) tx.recipients.push(address);
@@ -17,7 +17,7 @@ export function onRcptTo(address: string, tx: Transaction, config: Config, deps:
   } catch (error) {
     const rejection = error as MailRejection;
     tx.inboundMessageId = recordRefusals(
-      { ingress: 'smtp', envelope: envelopeOf(tx), refused: [{ recipient: address, rejection }], inboundMessageId: tx.inboundMessageId },
+      { ingress, envelope: envelopeOf(tx), refused: [{ recipient: address, rejection }], inboundMessageId: tx.inboundMessageId },
       deps,
     );
     deps.logger.info({ recipient: address, code: rejection.code }, 'recipient refused');

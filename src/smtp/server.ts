@@ -1,72 +1,134 @@
-// server: the SMTP listener. Wires smtp-server's hooks to the stage functions (rcpt-to, data) and
-// holds per-transaction state; no business logic. Input: the network (untrusted).
+// server: the SMTP, implicit-TLS SMTP and LMTP listeners. Wires smtp-server's hooks to the stage
+// functions (rcpt-to, data) and holds per-transaction state; no business logic. Input: the network.
 import type { AddressInfo } from 'node:net';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import { parseHostPort } from '../config.js';
+import { MailRejection } from '../errors.js';
 import type { IngestDeps } from '../ingest/ingest.js';
 import { onData } from './data.js';
 import { installEnhancedCodePassthrough } from './reply.js';
 import { onRcptTo } from './rcpt-to.js';
+import type { TlsMaterial } from './tls.js';
 import { Transactions } from './transaction.js';
 
-export interface SmtpListener {
+export type ListenerKind = 'smtp' | 'smtps' | 'lmtp';
+
+export interface MailListener {
+  readonly kind: ListenerKind;
   readonly host: string;
   readonly port: number;
-  close(): Promise<void>;
+  /** New sessions get this certificate; sessions already encrypted keep theirs. */
+  updateTls(material: TlsMaterial): void;
+  /**
+   * Stops accepting connections, answers idle sessions 421 and closes them, lets messages being
+   * received finish for at most graceMs, then cuts what is left. Resolves when no session is left.
+   */
+  close(graceMs: number): Promise<void>;
 }
 
-/** Starts the SMTP listener on config.smtp_listen and resolves once it accepts connections. */
-export async function startSmtpListener(config: Config, deps: IngestDeps): Promise<SmtpListener> {
+/** Starts one listener on `listen` and resolves once it accepts connections. */
+export async function startMailListener(
+  kind: ListenerKind,
+  listen: string,
+  config: Config,
+  deps: IngestDeps,
+  tls: TlsMaterial | null,
+): Promise<MailListener> {
   installEnhancedCodePassthrough();
   const transactions = new Transactions();
-  const server = new SMTPServer({
+  // Sessions whose message is being received or stored: on shutdown they are let finish.
+  const receiving = new Set<string>();
+  const trusted = config.trusted_relays.length > 0 ? config.trusted_relays : false;
+  const options: SMTPServerOptions = {
     name: config.hostname,
     banner: 'intake',
+    lmtp: kind === 'lmtp',
+    secure: kind === 'smtps',
+    ...(tls ? { key: tls.key, cert: tls.cert } : {}),
     size: config.max_message_bytes,
     authOptional: true,
-    disabledCommands: ['AUTH', 'STARTTLS'],
+    // Without a certificate of our own there is no STARTTLS: smtp-server's built-in key is public.
+    disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     hideDSN: true,
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: !config.reverse_lookup,
     socketTimeout: config.socket_timeout_ms,
     maxClients: config.max_clients,
-    closeTimeout: 10_000,
+    useXClient: trusted,
+    useXForward: trusted,
+    useProxy: config.proxy_protocol_from.length > 0 ? config.proxy_protocol_from : false,
+    closeTimeout: config.shutdown_timeout_ms,
     logger: false,
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      if (kind === 'smtp' && config.require_tls && !session.secure) {
+        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address }, 'refused: no STARTTLS');
+        return callback(new MailRejection('mail.tls_required'));
+      }
       transactions.begin(session, address.address);
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
-      callback(onRcptTo(address.address, transactions.current(session), config, deps));
+      callback(onRcptTo(address.address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps));
     },
-    onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void) {
-      onData(stream, session, transactions.take(session), config.max_message_bytes, deps).then(
-        (message) => callback(null, message),
-        (error: Error) => callback(error),
-      );
+    onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string | (string | Error)[]) => void) {
+      receiving.add(session.id);
+      onData(stream, session, transactions.take(session), { maxBytes: config.max_message_bytes, ingress: kind === 'lmtp' ? 'lmtp' : 'smtp' }, deps)
+        .then(
+          (message) => callback(null, message as string),
+          (error: Error) => callback(error),
+        )
+        .finally(() => receiving.delete(session.id));
     },
     onClose(session: SMTPServerSession) {
       transactions.end(session);
     },
-  });
+  };
+  const server = new SMTPServer(options);
 
-  const { host, port } = parseHostPort(config.smtp_listen) as { host: string; port: number };
+  const { host, port } = parseHostPort(listen) as { host: string; port: number };
   await new Promise<void>((resolve, reject) => {
     // smtp-server re-emits the listening socket's errors; until it listens, they mean "cannot start".
     const onError = (error: Error) => reject(error);
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
-      // Later errors (a client's socket failing) are smtp-server's to handle; log them only.
-      server.on('error', (error) => deps.logger.warn({ err: error }, 'smtp server error'));
+      // Later errors are one client's (a failed TLS handshake, a reset): worth a line, never a crash.
+      server.on('error', (error: Error & { code?: string; remote?: string }) =>
+        deps.logger.warn({ listener: kind, code: error.code, remoteAddress: error.remote, err: error.message }, 'connection error'),
+      );
       resolve();
     });
   });
   const bound = server.server.address() as AddressInfo;
   return {
+    kind,
     host: bound.address,
     port: bound.port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    updateTls(material) {
+      server.updateSecureContext({ key: material.key, cert: material.cert });
+    },
+    close: (graceMs) => closeGracefully(server, receiving, graceMs),
   };
+}
+
+interface Connection {
+  id: string;
+  send(code: number, message: string): void;
+  close(): void;
+}
+
+async function closeGracefully(server: SMTPServer, receiving: Set<string>, graceMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // smtp-server answers 421 to the next command of every session and cuts them after closeTimeout;
+  // a session waiting for its client would hold shutdown that long, so the idle ones go now.
+  const connections = (server as unknown as { connections: Set<Connection> }).connections;
+  for (const connection of connections) {
+    if (receiving.has(connection.id)) continue;
+    connection.send(421, '4.3.2 Service shutting down, please try again later');
+    connection.close();
+  }
+  const deadline = Date.now() + graceMs;
+  while (connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await closed;
 }

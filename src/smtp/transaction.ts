@@ -11,10 +11,34 @@ export interface Transaction {
   inboundMessageId: number | null;
   remoteAddress: string;
   helo: string;
+  /** The trusted relay that named the client with XCLIENT or XFORWARD. */
+  relayAddress: string | null;
+  /** TLS protocol and cipher, when the session is encrypted. */
+  tls: string | null;
 }
 
 export function envelopeOf(tx: Transaction): Envelope {
-  return { mailFrom: tx.mailFrom, rcptTo: tx.accepted, recipients: tx.recipients, remoteAddress: tx.remoteAddress, helo: tx.helo };
+  return {
+    mailFrom: tx.mailFrom,
+    rcptTo: tx.accepted,
+    recipients: tx.recipients,
+    remoteAddress: tx.remoteAddress,
+    helo: tx.helo,
+    relayAddress: tx.relayAddress,
+    tls: tx.tls,
+  };
+}
+
+// smtp-server keeps the relay's own address under 'ADDR:DEFAULT' once XCLIENT/XFORWARD replaced it.
+function forwardedBy(session: SMTPServerSession): string | null {
+  const relay = session.xForward?.get('ADDR:DEFAULT') ?? session.xClient?.get('ADDR:DEFAULT');
+  return relay ? String(relay) : null;
+}
+
+// XCLIENT's HELO is the client's; the EHLO that follows XCLIENT is the relay's own.
+function forwardedHelo(session: SMTPServerSession): string | null {
+  const helo = session.xClient?.get('HELO');
+  return helo ? String(helo) : null;
 }
 
 export class Transactions {
@@ -28,7 +52,9 @@ export class Transactions {
       recipients: [],
       inboundMessageId: null,
       remoteAddress: session.remoteAddress,
-      helo: session.hostNameAppearsAs,
+      helo: forwardedHelo(session) ?? session.hostNameAppearsAs,
+      relayAddress: forwardedBy(session),
+      tls: session.secure && session.tlsOptions ? `${session.tlsOptions.version} ${session.tlsOptions.standardName}` : null,
     };
     this.open.set(session.id, tx);
     return tx;

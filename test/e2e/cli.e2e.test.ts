@@ -1,7 +1,8 @@
 // The intake command as an operator runs it: admin commands print the rows they create, bad settings
 // and bad arguments name the problem, and a message that failed is run again with `reprocess`.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replyMessage } from '../helpers/seed.js';
@@ -13,11 +14,22 @@ function run(args: string[], env: NodeJS.ProcessEnv) {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+function runAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 describe('npx intake', () => {
   it('prints its help after npm ci (the package bin)', () => {
     const out = execFileSync('npx', ['--no-install', 'intake', '--help'], { cwd: ROOT, encoding: 'utf8', env: cliEnv({}) });
     expect(out).toContain('Usage: intake [options] [command]');
-    for (const command of ['serve', 'migrate', 'check', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'addresses', 'explain', 'trim', 'messages', 'show', 'reprocess']) {
+    for (const command of ['serve', 'migrate', 'check', 'deliver', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'addresses', 'explain', 'trim', 'messages', 'show', 'reprocess']) {
       expect(out).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
   });
@@ -56,30 +68,66 @@ describe('configuration errors', () => {
     expect(yaml.status).toBe(0);
     const checks = JSON.parse(yaml.stdout) as { check: string; ok: boolean; detail: string }[];
     expect(checks.every((c) => c.ok)).toBe(true);
-    expect(checks[0]?.detail).toBe('address incoming+%{key}@env.example.org, listen 127.0.0.1:0');
+    expect(checks.map((c) => c.check)).toEqual(['config', 'database', 'smtp_listen']);
+    expect(checks[0]?.detail).toBe('address incoming+%{key}@env.example.org');
     expect(checks[1]?.detail).toContain('from-file.sqlite');
+    expect(checks[2]?.detail).toBe('127.0.0.1:0 is free');
     const json = run(['--config', join(dir, 'intake.json'), 'check'], cliEnv({}));
     expect(json.status).toBe(1);
     expect(json.stdout).toContain(`FAIL  config: ${join(dir, 'intake.json')}: smtp_listen: expected HOST:PORT`);
   });
 
+  it('reads a systemd environment file, so the service and `intake deliver` share one file', () => {
+    const dir = tempDir();
+    const file = join(dir, 'intake.env');
+    writeFileSync(file, `# comment\n\nINTAKE_DATABASE="${join(dir, 'env-file.sqlite')}"\nINTAKE_SMTP_LISTEN=127.0.0.1:0\nINTAKE_LMTP_LISTEN='127.0.0.1:0'\n`);
+    const ok = run(['--config', file, '--json', 'check'], cliEnv({}));
+    expect(ok.status).toBe(0);
+    const checks = JSON.parse(ok.stdout) as { check: string; detail: string }[];
+    expect(checks.map((c) => c.check)).toEqual(['config', 'database', 'smtp_listen', 'lmtp_listen']);
+    expect(checks[1]?.detail).toContain('env-file.sqlite');
+    writeFileSync(file, 'INTAKE_DATABSE=/tmp/x\nnot a line\n');
+    const bad = run(['--config', file, 'check'], cliEnv({}));
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toContain(`FAIL  config: --config ${file}: line 1: INTAKE_DATABSE: unknown setting`);
+    expect(bad.stdout).toContain(`FAIL  config: --config ${file}: line 2: expected NAME=value`);
+  });
+
+  it('names settings that need each other', () => {
+    const result = run(['check'], cliEnv({ INTAKE_SMTP_LISTEN: '', INTAKE_REQUIRE_TLS: 'yes', INTAKE_TLS_CERT_FILE: '/etc/cert.pem', INTAKE_TRUSTED_RELAYS: '10.0.0.1, 10.0.0.0/8' }));
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain('FAIL  config: INTAKE_TRUSTED_RELAYS: "10.0.0.0/8" is not an IP address');
+    const cross = run(['check'], cliEnv({ INTAKE_SMTP_LISTEN: '', INTAKE_REQUIRE_TLS: 'yes', INTAKE_TLS_CERT_FILE: '/etc/cert.pem' }));
+    expect(cross.stdout.trim().split('\n')).toEqual([
+      'FAIL  config: INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN',
+      'FAIL  config: INTAKE_TLS_KEY_FILE: TLS needs both a certificate and a key file',
+    ]);
+  });
+
   it('check reports a port in use, and serve refuses to start on it or on a file that is not a database', async () => {
     const server = await startServer();
+    // Another program on a port intake is configured for: a check must not mistake it for intake.
+    const other = createServer((socket) => socket.end('220 mx.example.org ESMTP Postfix\r\n'));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const otherPort = (other.address() as AddressInfo).port;
     try {
       const busy = run(['serve'], { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}`, INTAKE_DATABASE: join(tempDir(), 'other.sqlite') });
       expect(busy.status).toBe(1);
-      expect(busy.stderr).toBe(`intake: cannot listen on 127.0.0.1:${server.port}: listen EADDRINUSE: address already in use 127.0.0.1:${server.port}\n`);
+      expect(busy.stderr).toBe(`intake: cannot listen for SMTP on 127.0.0.1:${server.port}: listen EADDRINUSE: address already in use 127.0.0.1:${server.port}\n`);
       const notDb = join(tempDir(), 'notes.txt');
       writeFileSync(notDb, 'these are not the tables you are looking for\n'.repeat(100));
       const bad = run(['serve'], { ...server.env, INTAKE_SMTP_LISTEN: '127.0.0.1:0', INTAKE_DATABASE: notDb });
       expect(bad.status).toBe(1);
       expect(bad.stderr).toBe(`intake: cannot open the database ${notDb}: file is not a database\n`);
-      const result = run(['check'], { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}` });
+      // Not spawnSync: the other program lives in this process and must answer meanwhile.
+      const result = await runAsync(['check'], { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}`, INTAKE_LMTP_LISTEN: `127.0.0.1:${otherPort}` });
       expect(result.status).toBe(1);
       expect(result.stdout).toMatch(/^ok {4}config: /m);
       expect(result.stdout).toMatch(/^ok {4}database: .* is writable and migrated$/m);
-      expect(result.stdout).toMatch(new RegExp(`^FAIL  smtp_listen: 127.0.0.1:${server.port}: listen EADDRINUSE`, 'm'));
+      expect(result.stdout).toContain(`ok    smtp_listen: 127.0.0.1:${server.port} is in use, answered: 220 intake.test ESMTP intake\n`);
+      expect(result.stdout).toContain(`FAIL  lmtp_listen: 127.0.0.1:${otherPort} is in use by another program, which answers: 220 mx.example.org ESMTP Postfix\n`);
     } finally {
+      other.close();
       await server.stop();
     }
   });

@@ -11,7 +11,11 @@ export const ROOT = new URL('../..', import.meta.url).pathname;
 export const CLI = join(ROOT, 'dist/cli.js');
 
 export interface RunningServer {
+  /** The SMTP listener's port (0 when there is none). */
   port: number;
+  /** Every listener's port, by protocol (smtp, smtps, lmtp, policy). */
+  ports: Record<string, number>;
+  pid: number;
   dir: string;
   database: string;
   env: NodeJS.ProcessEnv;
@@ -46,7 +50,7 @@ export async function startServer(settings: Record<string, string> = {}): Promis
   });
   const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
-  const port = await new Promise<number>((resolve, reject) => {
+  const ports = await new Promise<Record<string, number>>((resolve, reject) => {
     let pending = '';
     const timer = setTimeout(() => reject(new Error(`intake serve did not start: ${logs.join('\n')}`)), 15_000);
     child.stdout.setEncoding('utf8');
@@ -58,10 +62,10 @@ export async function startServer(settings: Record<string, string> = {}): Promis
         pending = pending.slice(nl + 1);
         logs.push(line);
         try {
-          const entry = JSON.parse(line) as { msg?: string; port?: number };
-          if (entry.msg === 'listening' && entry.port) {
+          const entry = JSON.parse(line) as { msg?: string; ports?: Record<string, number> };
+          if (entry.msg === 'ready' && entry.ports) {
             clearTimeout(timer);
-            resolve(entry.port);
+            resolve(entry.ports);
           }
         } catch {
           // not a log line
@@ -77,7 +81,9 @@ export async function startServer(settings: Record<string, string> = {}): Promis
   });
   const store = openStore(database, { migrate: false });
   return {
-    port,
+    port: ports.smtp ?? 0,
+    ports,
+    pid: child.pid as number,
     dir,
     database,
     env,
