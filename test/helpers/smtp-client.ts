@@ -1,5 +1,6 @@
 // A raw SMTP client over TCP for tests: every reply line is returned as sent, so tests assert exact text.
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
 export interface SmtpReply {
   code: number;
@@ -14,7 +15,11 @@ export class SmtpClient {
   private waiters: (() => void)[] = [];
   private closed = false;
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(private socket: Socket) {
+    this.attach(socket);
+  }
+
+  private attach(socket: Socket): void {
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       this.buffer += chunk;
@@ -27,14 +32,51 @@ export class SmtpClient {
     socket.on('error', () => undefined);
   }
 
-  static async connect(port: number): Promise<{ client: SmtpClient; greeting: SmtpReply }> {
-    const socket = connect(port, '127.0.0.1');
+  /** Connects (from localAddress, e.g. 127.0.0.2 to play a relay); `preface` is written before the greeting is read (a PROXY header). */
+  static async connect(port: number, options: { preface?: string; localAddress?: string } = {}): Promise<{ client: SmtpClient; greeting: SmtpReply }> {
+    const socket = connect({ port, host: '127.0.0.1', localAddress: options.localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
     const client = new SmtpClient(socket);
+    if (options.preface) client.write(options.preface);
     return { client, greeting: await client.read() };
+  }
+
+  /** Connects to an implicit-TLS listener (any certificate is taken: the test checks it itself). */
+  static async connectTls(port: number): Promise<{ client: SmtpClient; greeting: SmtpReply; fingerprint256: string }> {
+    const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    const client = new SmtpClient(socket);
+    return { client, greeting: await client.read(), fingerprint256: socket.getPeerCertificate().fingerprint256 };
+  }
+
+  /** STARTTLS on this connection; resolves to the server certificate's fingerprint. */
+  async startTls(): Promise<string> {
+    const reply = await this.command('STARTTLS');
+    if (reply.code !== 220) throw new Error(`STARTTLS refused: ${reply.line}`);
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    const secure: TLSSocket = tlsConnect({ socket: plain, rejectUnauthorized: false, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.socket = secure;
+    this.attach(secure);
+    return secure.getPeerCertificate().fingerprint256;
+  }
+
+  /** Reads n replies in a row (LMTP answers DATA once per recipient). */
+  async readMany(n: number): Promise<SmtpReply[]> {
+    const replies: SmtpReply[] = [];
+    for (let i = 0; i < n; i++) replies.push(await this.read());
+    return replies;
   }
 
   private wake(): void {
