@@ -1,0 +1,175 @@
+// TLS over real TCP: STARTTLS and the implicit-TLS listener with the configured certificate, TLS
+// required before MAIL, a SIGHUP that swaps the certificate without dropping sessions, and clear
+// errors for clients that do not speak TLS and for certificate files that cannot be used.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeCertificate, type CertificateFiles } from '../helpers/certificates.js';
+import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
+import { CLI, cliEnv, startServer, tempDir, template, type RunningServer } from '../helpers/server.js';
+
+const certDir = tempDir();
+const first = writeCertificate(certDir, 'first', { commonName: 'mx.example.com' });
+const second = writeCertificate(certDir, 'second', { commonName: 'mx.example.com' });
+// The files the server is configured with; tests copy a certificate over them, as a renewal does.
+const live: CertificateFiles = { certFile: join(certDir, 'live.crt'), keyFile: join(certDir, 'live.key'), fingerprint256: '' };
+copyFileSync(first.certFile, live.certFile);
+copyFileSync(first.keyFile, live.keyFile);
+
+let server: RunningServer;
+beforeAll(async () => {
+  server = await startServer({
+    INTAKE_TLS_CERT_FILE: live.certFile,
+    INTAKE_TLS_KEY_FILE: live.keyFile,
+    INTAKE_REQUIRE_TLS: 'true',
+    INTAKE_SMTPS_LISTEN: '127.0.0.1:0',
+  });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function send(client: SmtpClient, world: ReturnType<typeof seedReplyWorld>, body: string) {
+  await client.command('EHLO client.test');
+  expect((await client.command(`MAIL FROM:<${world.user.email}>`)).code).toBe(250);
+  expect((await client.command(`RCPT TO:<${template.format(world.key)}>`)).code).toBe(250);
+  const [, reply] = await client.data(replyMessage({ from: world.user.email, to: template.format(world.key), body }));
+  return reply;
+}
+
+const tlsOf = (line: string) =>
+  (server.store.sqlite.prepare('select tls from inbound_messages where id = ?').get(Number(/inbound message (\d+)/.exec(line)?.[1])) as { tls: string | null }).tls;
+
+async function waitForLog(text: string): Promise<string> {
+  await expect.poll(() => server.logs.find((l) => l.includes(text)), { timeout: 10_000 }).toBeDefined();
+  return server.logs.find((l) => l.includes(text)) as string;
+}
+
+describe('STARTTLS', () => {
+  it('is offered with the configured certificate, required before MAIL, and recorded with the message', async () => {
+    const world = seedReplyWorld(server.repos);
+    const { client } = await SmtpClient.connect(server.port);
+    try {
+      const ehlo = await client.command('EHLO client.test');
+      expect(ehlo.lines.map((l) => l.slice(4))).toContain('STARTTLS');
+      expect((await client.command(`MAIL FROM:<${world.user.email}>`)).line).toBe('530 5.7.0 Must issue a STARTTLS command first');
+      expect(await client.startTls()).toBe(first.fingerprint256);
+      const reply = await send(client, world, 'Sent over TLS.');
+      expect(reply.code).toBe(250);
+      expect(tlsOf(reply.line)).toMatch(/^TLSv1\.[23] TLS_/);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it('is also served on the implicit-TLS listener', async () => {
+    const world = seedReplyWorld(server.repos);
+    const { client, greeting, fingerprint256 } = await SmtpClient.connectTls(server.ports.smtps as number);
+    try {
+      expect(fingerprint256).toBe(first.fingerprint256);
+      expect(greeting.line).toBe('220 intake.test ESMTP intake');
+      const ehlo = await client.command('EHLO client.test');
+      expect(ehlo.lines.some((l) => l.includes('STARTTLS'))).toBe(false);
+      const reply = await send(client, world, 'Sent over implicit TLS.');
+      expect(reply.code).toBe(250);
+      expect(tlsOf(reply.line)).toMatch(/^TLSv1\.[23] /);
+    } finally {
+      await client.quit();
+    }
+  });
+});
+
+describe('SIGHUP', () => {
+  it('swaps the certificate for new sessions; a session already encrypted goes on', async () => {
+    const world = seedReplyWorld(server.repos);
+    const { client: old } = await SmtpClient.connect(server.port);
+    try {
+      expect(await old.startTls()).toBe(first.fingerprint256);
+      copyFileSync(second.certFile, live.certFile);
+      copyFileSync(second.keyFile, live.keyFile);
+      process.kill(server.pid, 'SIGHUP');
+      expect(await waitForLog('TLS certificate reloaded')).toContain(second.fingerprint256);
+      const { client: fresh } = await SmtpClient.connect(server.port);
+      await fresh.command('EHLO client.test');
+      expect(await fresh.startTls()).toBe(second.fingerprint256);
+      await fresh.quit();
+      const implicit = await SmtpClient.connectTls(server.ports.smtps as number);
+      expect(implicit.fingerprint256).toBe(second.fingerprint256);
+      await implicit.client.quit();
+      expect((await send(old, world, 'Still here after the reload.')).code).toBe(250);
+    } finally {
+      await old.quit();
+    }
+  });
+
+  it('keeps the current certificate when the new files are broken, and says which file', async () => {
+    writeFileSync(live.certFile, 'not a certificate\n');
+    process.kill(server.pid, 'SIGHUP');
+    const line = await waitForLog('TLS reload failed');
+    expect(line).toContain(`${live.certFile}: not a PEM certificate`);
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    expect(await client.startTls()).toBe(second.fingerprint256);
+    await client.quit();
+    copyFileSync(second.certFile, live.certFile);
+  });
+});
+
+describe('clients that do not speak TLS', () => {
+  it('a plain-text client on the implicit-TLS port is cut off and logged; the server serves on', async () => {
+    const socket = connect(server.ports.smtps as number, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write('EHLO plain.client\r\n');
+    await new Promise((resolve) => socket.once('close', resolve));
+    const line = await waitForLog('"msg":"connection error"');
+    expect(JSON.parse(line)).toMatchObject({ listener: 'smtps' });
+    expect(line).toMatch(/wrong version number|http request|unknown protocol|packet length/i);
+    const again = await SmtpClient.connectTls(server.ports.smtps as number);
+    expect(again.greeting.code).toBe(220);
+    await again.client.quit();
+  });
+
+  it('a client that says STARTTLS and then sends plain text is cut off; the server serves on', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    expect((await client.command('STARTTLS')).code).toBe(220);
+    client.write('MAIL FROM:<plain@client.test>\r\n');
+    await expect.poll(() => client.isClosed, { timeout: 10_000 }).toBe(true);
+    const next = await SmtpClient.connect(server.port);
+    expect(next.greeting.code).toBe(220);
+    await next.client.quit();
+  });
+});
+
+describe('certificate files that cannot be used', () => {
+  const run = (settings: Record<string, string>, command = 'serve') =>
+    spawnSync(process.execPath, [CLI, command], {
+      env: cliEnv({ INTAKE_DATABASE: join(tempDir(), 'db.sqlite'), INTAKE_SMTP_LISTEN: '127.0.0.1:0', ...settings }),
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+
+  it('a missing file stops serve with exit 78 and a line naming it', () => {
+    const result = run({ INTAKE_TLS_CERT_FILE: join(certDir, 'missing.crt'), INTAKE_TLS_KEY_FILE: first.keyFile });
+    expect(result.status).toBe(78);
+    expect(result.stderr).toBe(`intake: ${join(certDir, 'missing.crt')}: cannot read the TLS certificate: no such file\n`);
+  });
+
+  it('a key of another certificate stops serve with exit 78', () => {
+    const result = run({ INTAKE_TLS_CERT_FILE: first.certFile, INTAKE_TLS_KEY_FILE: second.keyFile });
+    expect(result.status).toBe(78);
+    expect(result.stderr).toBe(`intake: ${second.keyFile}: this key does not belong to the certificate in ${first.certFile}\n`);
+  });
+
+  it('an expired certificate fails `intake check`, with the date', () => {
+    const expired = writeCertificate(certDir, 'expired', { notBefore: new Date('2025-01-01T00:00:00Z'), notAfter: new Date('2025-04-01T00:00:00Z') });
+    const result = run({ INTAKE_TLS_CERT_FILE: expired.certFile, INTAKE_TLS_KEY_FILE: expired.keyFile }, 'check');
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain(`FAIL  tls: ${expired.certFile}: certificate expired on 2025-04-01T00:00:00.000Z\n`);
+    const good = run({ INTAKE_TLS_CERT_FILE: first.certFile, INTAKE_TLS_KEY_FILE: first.keyFile }, 'check');
+    expect(good.stdout).toMatch(/^ok {4}tls: CN=mx\.example\.com, key matches, expires \S+ \(in 29 days\)$/m);
+  });
+});
