@@ -23,6 +23,8 @@ export interface RunningServer {
   store: Store;
   repos: Repositories;
   logs: string[];
+  /** Resolves with the exit code once the process has exited, however it was stopped. */
+  exited: Promise<number | null>;
   stop(): Promise<number | null>;
 }
 
@@ -49,6 +51,7 @@ export async function startServer(settings: Record<string, string> = {}): Promis
     ...settings,
   });
   const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const logs: string[] = [];
   const ports = await new Promise<Record<string, number>>((resolve, reject) => {
     let pending = '';
@@ -90,6 +93,7 @@ export async function startServer(settings: Record<string, string> = {}): Promis
     store,
     repos: createRepositories(store),
     logs,
+    exited,
     stop: () => stopChild(child, () => {
       store.close();
       rmSync(dir, { recursive: true, force: true });

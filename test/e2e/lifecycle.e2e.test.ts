@@ -1,0 +1,93 @@
+// What a supervisor sees: SIGTERM stops new connections, tells idle sessions 421, lets a message
+// being received finish (bounded), closes the database cleanly and exits 0.
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { openStore } from '../../src/db/client.js';
+import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
+import { startServer, template } from '../helpers/server.js';
+
+const refused = (port: number) =>
+  new Promise<string>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+  });
+
+describe('SIGTERM', () => {
+  it('lets the message in DATA finish with 250, sends idle sessions 421, refuses new ones, exits 0 with the database closed', async () => {
+    const server = await startServer({ INTAKE_SHUTDOWN_TIMEOUT_MS: '10000' });
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const { client: busy } = await SmtpClient.connect(server.port);
+    const { client: idle } = await SmtpClient.connect(server.port);
+    await idle.command('EHLO idle.test');
+    await busy.command('EHLO busy.test');
+    await busy.command(`MAIL FROM:<${world.user.email}>`);
+    await busy.command(`RCPT TO:<${to}>`);
+    expect((await busy.command('DATA')).code).toBe(354);
+    const message = replyMessage({ from: world.user.email, to, body: 'Sent while the server stops.' }).replace(/\n/g, '\r\n');
+    busy.write(message.slice(0, 100));
+    // The test lets go of the database so that intake's close is the last one (which removes the WAL).
+    server.store.close();
+    process.kill(server.pid, 'SIGTERM');
+    expect(await idle.read()).toMatchObject({ line: '421 4.3.2 Service shutting down, please try again later' });
+    await expect.poll(() => idle.isClosed).toBe(true);
+    expect(await refused(server.port)).toBe('ECONNREFUSED');
+    busy.write(`${message.slice(100)}.\r\n`);
+    const reply = await busy.read();
+    expect(reply.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+    expect((await busy.command('NOOP')).code).toBe(421);
+    expect(await server.exited).toBe(0);
+    expect(server.logs.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
+    expect(existsSync(`${server.database}-wal`)).toBe(false);
+    const store = openStore(server.database, { migrate: false });
+    try {
+      expect(store.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
+      const notes = store.sqlite.prepare("select body from notes where noteable_type = 'Issue' and noteable_id = ?").all(world.issue.id);
+      expect(notes).toEqual([{ body: 'Sent while the server stops.' }]);
+    } finally {
+      store.close();
+      await server.stop();
+    }
+  });
+
+  it('cuts a message that does not finish within the grace period: nothing is acknowledged or stored', async () => {
+    const server = await startServer({ INTAKE_SHUTDOWN_TIMEOUT_MS: '1000' });
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO slow.test');
+    await client.command(`MAIL FROM:<${world.user.email}>`);
+    await client.command(`RCPT TO:<${to}>`);
+    await client.command('DATA');
+    client.write('Subject: never finished\r\n\r\nstill typing');
+    const started = Date.now();
+    process.kill(server.pid, 'SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await expect.poll(() => client.isClosed).toBe(true);
+    const stored = server.store.sqlite.prepare("select count(*) as n from inbound_messages where status = 'processed'").get() as { n: number };
+    expect(stored.n).toBe(0);
+    await server.stop();
+  });
+
+  it('a second SIGTERM stops at once (exit 1)', async () => {
+    const server = await startServer({ INTAKE_SHUTDOWN_TIMEOUT_MS: '60000' });
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO slow.test');
+    await client.command('MAIL FROM:<a@b.test>');
+    await client.command(`RCPT TO:<${template.format(seedReplyWorld(server.repos).key)}>`);
+    await client.command('DATA');
+    process.kill(server.pid, 'SIGTERM');
+    await expect.poll(() => server.logs.some((l) => l.includes('"msg":"stopping'))).toBe(true);
+    process.kill(server.pid, 'SIGTERM');
+    expect(await server.exited).toBe(1);
+    await client.quit();
+    await server.stop();
+  });
+});
