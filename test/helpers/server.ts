@@ -41,7 +41,8 @@ export function cliEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
 
 export async function startServer(settings: Record<string, string> = {}): Promise<RunningServer> {
   const dir = tempDir();
-  const database = join(dir, 'data', 'intake.sqlite');
+  // A restart of the same service passes its database back in.
+  const database = settings.INTAKE_DATABASE ?? join(dir, 'data', 'intake.sqlite');
   const env = cliEnv({
     INTAKE_DATABASE: database,
     INTAKE_SMTP_LISTEN: '127.0.0.1:0',
