@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
+import { EX_CONFIG } from '../../src/serve.js';
 import { openStore } from '../../src/db/client.js';
 import { OUTCOMES } from '../../src/errors.js';
 import { ROOT } from '../helpers/server.js';
@@ -89,5 +90,41 @@ describe('rejection table', () => {
       expect(o.dsn[0], code).toBe(String(o.smtp)[0]);
       expect(o.text, code).not.toMatch(/^\d{3} /);
     }
+  });
+});
+
+describe('deploy/', () => {
+  const deployReadme = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8');
+  const unit = readFileSync(join(ROOT, 'deploy/intake.service'), 'utf8');
+
+  it('README names every file in deploy/', () => {
+    const files = readdirSync(join(ROOT, 'deploy'), { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile() && entry.name !== 'README.md')
+      .map((entry) => join(entry.parentPath, entry.name).slice(join(ROOT, 'deploy').length + 1));
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    for (const file of files) expect(deployReadme, file).toContain(`\`${file}\``);
+  });
+
+  it('the systemd unit runs as a dedicated user with a read-only system, a state directory, restarts, and port 25', () => {
+    for (const line of [
+      'User=intake',
+      'ProtectSystem=strict',
+      'StateDirectory=intake',
+      'Restart=on-failure',
+      'AmbientCapabilities=CAP_NET_BIND_SERVICE',
+      'NoNewPrivileges=yes',
+      'ExecReload=/bin/kill -HUP $MAINPID',
+      `RestartPreventExitStatus=${EX_CONFIG}`,
+      'ExecStart=/usr/local/bin/intake --config /etc/intake/intake.env serve',
+    ]) {
+      expect(unit.split('\n'), line).toContain(line);
+    }
+  });
+
+  it('README explains the policy service default action and its trade-off, and DNS on a subdomain', () => {
+    expect(deployReadme).toContain('smtpd_policy_service_default_action = DUNNO');
+    expect(deployReadme).toContain('**The trade-off when intake is down.**');
+    expect(deployReadme).toMatch(/incoming\.example\.com\. +MX +10 mx\.example\.com\./);
+    expect(readFileSync(join(ROOT, 'deploy/postfix/main.cf.lmtp'), 'utf8')).toContain('\nsmtpd_policy_service_default_action = DUNNO\n');
   });
 });
