@@ -191,27 +191,31 @@ async function checkListener(key: string, listen: string): Promise<CheckResult> 
   });
   if (!bindError) return { check: key, ok: true, detail: `${listen} is free` };
   if (bindError.code === 'EADDRINUSE') {
-    const banner = await greeting(host, port);
-    if (banner !== null && (/ intake$/.test(banner) || key === 'policy_listen')) return { check: key, ok: true, detail: `${listen} is in use, answered: ${banner || '(policy service)'}` };
+    // A policy service speaks only when asked: ask it about a stage it leaves alone.
+    const probe = key === 'policy_listen' ? 'request=smtpd_access_policy\nprotocol_state=CONNECT\n\n' : null;
+    const banner = await greeting(host, port, probe);
+    const ours = probe ? banner === 'action=DUNNO' : banner !== null && / intake$/.test(banner);
+    if (ours) return { check: key, ok: true, detail: `${listen} is in use, answered: ${banner}` };
     return { check: key, ok: false, detail: `${listen} is in use by another program${banner ? `, which answers: ${banner}` : ''}` };
   }
   const hint = bindError.code === 'EACCES' && port < 1024 ? ' (a port below 1024 needs CAP_NET_BIND_SERVICE: see deploy/intake.service)' : '';
   return { check: key, ok: false, detail: `${listen}: ${bindError.message}${hint}` };
 }
 
-/** The first line a server on host:port sends within a second ('' if it waits for us), or null. */
-function greeting(host: string, port: number): Promise<string | null> {
+/** The first line a server on host:port sends (after `probe`) within a second ('' if none), or null. */
+function greeting(host: string, port: number, probe: string | null = null): Promise<string | null> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
+    if (probe) socket.write(probe);
     let text = '';
     const done = (value: string | null) => {
       socket.destroy();
       resolve(value);
     };
-    socket.setTimeout(1000, () => done(text.split('\r\n')[0] ?? ''));
+    socket.setTimeout(1000, () => done(text.split(/\r?\n/)[0] ?? ''));
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
-      if (text.includes('\r\n')) done(text.split('\r\n')[0] as string);
+      if (text.includes('\n')) done(text.split(/\r?\n/)[0] as string);
     });
     socket.on('error', () => done(null));
   });

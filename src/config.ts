@@ -79,7 +79,7 @@ export const SETTINGS = {
     schema: optionalHostPort,
     default: '',
     defaultDoc: 'none',
-    doc: 'HOST:PORT of the Postfix policy service (`check_policy_service inet:HOST:PORT`), which refuses unknown keys at Postfix\'s RCPT. Empty for none.',
+    doc: 'HOST:PORT of the Postfix policy service (`check_policy_service inet:HOST:PORT`), which refuses unknown keys at Postfix\'s RCPT. It answers whoever connects: keep it on loopback. Empty for none.',
   },
   tls_cert_file: {
     env: 'INTAKE_TLS_CERT_FILE',

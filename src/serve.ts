@@ -35,7 +35,7 @@ export class StartupError extends Error {
 export const EX_CONFIG = 78;
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
-  const tls = config.tls_cert_file ? loadTls(config, logger) : null;
+  let tls = config.tls_cert_file ? loadTls(config, logger) : null;
   let store: Store;
   try {
     // better-sqlite3 waits for a lock on the event loop, holding up every session: wait briefly, then
@@ -44,8 +44,22 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   } catch (error) {
     throw new StartupError(`cannot open the database ${config.database}: ${(error as Error).message}`);
   }
-  const deps = ingestDeps(config, store, logger);
+  // SIGHUP's default is to end the process: from the start it means "reload", even before listening.
   const mail: MailListener[] = [];
+  const reload = () => {
+    if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
+    try {
+      const material = loadTls(config, logger);
+      tls = material;
+      for (const listener of mail) listener.updateTls(material);
+      logger.info({ subject: material.subject, notAfter: material.notAfter, fingerprint256: material.fingerprint256 }, 'TLS certificate reloaded');
+    } catch (error) {
+      // Keep serving with the certificate already loaded: a bad renewal must not stop mail.
+      logger.error({ err: (error as Error).message }, 'TLS reload failed, keeping the current certificate');
+    }
+  };
+  process.on('SIGHUP', reload);
+  const deps = ingestDeps(config, store, logger);
   let policy: PolicyListener | null = null;
   const wanted: [ListenerKind, string][] = [
     ['smtp', config.smtp_listen],
@@ -68,6 +82,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
       logger.info({ protocol: 'policy', host: policy.host, port: policy.port }, 'listening');
     }
   } catch (error) {
+    process.off('SIGHUP', reload);
     await Promise.all(mail.map((l) => l.close(0)));
     await policy?.close();
     store.close();
@@ -76,18 +91,6 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : [])]);
   logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');
 
-  const reload = () => {
-    if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
-    try {
-      const material = loadTls(config, logger);
-      for (const listener of mail) listener.updateTls(material);
-      logger.info({ subject: material.subject, notAfter: material.notAfter, fingerprint256: material.fingerprint256 }, 'TLS certificate reloaded');
-    } catch (error) {
-      // Keep serving with the certificate already loaded: a bad renewal must not stop mail.
-      logger.error({ err: (error as Error).message }, 'TLS reload failed, keeping the current certificate');
-    }
-  };
-  process.on('SIGHUP', reload);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);

@@ -8,6 +8,7 @@ import { MailRejection } from '../errors.js';
 import type { IngestDeps } from '../ingest/ingest.js';
 import { onData } from './data.js';
 import { installEnhancedCodePassthrough } from './reply.js';
+import { installXforwardHeloFix } from './xforward-helo.js';
 import { onRcptTo } from './rcpt-to.js';
 import type { TlsMaterial } from './tls.js';
 import { Transactions } from './transaction.js';
@@ -36,6 +37,7 @@ export async function startMailListener(
   tls: TlsMaterial | null,
 ): Promise<MailListener> {
   installEnhancedCodePassthrough();
+  installXforwardHeloFix();
   const transactions = new Transactions();
   // Sessions whose message is being received or stored: on shutdown they are let finish.
   const receiving = new Set<string>();

@@ -9,8 +9,10 @@ export interface Transaction {
   recipients: string[];
   /** The inbound_messages row, made at the first refusal or at DATA. */
   inboundMessageId: number | null;
-  remoteAddress: string;
-  helo: string;
+  /** null when a trusted relay said it does not know (XFORWARD ADDR=[UNAVAILABLE]). */
+  remoteAddress: string | null;
+  /** null when unknown (a trusted relay said XFORWARD HELO=[UNAVAILABLE]). */
+  helo: string | null;
   /** The trusted relay that named the client with XCLIENT or XFORWARD. */
   relayAddress: string | null;
   /** TLS protocol and cipher, when the session is encrypted. */
@@ -35,10 +37,20 @@ function forwardedBy(session: SMTPServerSession): string | null {
   return relay ? String(relay) : null;
 }
 
-// XCLIENT's HELO is the client's; the EHLO that follows XCLIENT is the relay's own.
-function forwardedHelo(session: SMTPServerSession): string | null {
-  const helo = session.xClient?.get('HELO');
-  return helo ? String(helo) : null;
+// Postfix reuses an LMTP connection and sends XFORWARD ADDR=[UNAVAILABLE] for mail that came from no
+// client (a local submission); smtp-server then keeps the previous client's address, which is wrong.
+function forwardedUnknown(session: SMTPServerSession): boolean {
+  return session.xForward?.get('ADDR') === false || session.xClient?.get('ADDR') === false;
+}
+
+// XCLIENT's HELO is the client's (the EHLO that follows XCLIENT is the relay's own); an XFORWARD HELO
+// is the client's, or empty when the relay does not know it.
+function clientHelo(session: SMTPServerSession): string | null {
+  const viaXclient = session.xClient?.get('HELO');
+  if (viaXclient) return String(viaXclient);
+  const viaXforward = session.xForward?.get('HELO');
+  if (viaXforward !== undefined) return viaXforward ? String(viaXforward) : null;
+  return session.hostNameAppearsAs || null;
 }
 
 export class Transactions {
@@ -51,8 +63,8 @@ export class Transactions {
       accepted: [],
       recipients: [],
       inboundMessageId: null,
-      remoteAddress: session.remoteAddress,
-      helo: forwardedHelo(session) ?? session.hostNameAppearsAs,
+      remoteAddress: forwardedUnknown(session) ? null : session.remoteAddress,
+      helo: clientHelo(session),
       relayAddress: forwardedBy(session),
       tls: session.secure && session.tlsOptions ? `${session.tlsOptions.version} ${session.tlsOptions.standardName}` : null,
     };

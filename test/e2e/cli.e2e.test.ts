@@ -105,7 +105,7 @@ describe('configuration errors', () => {
   });
 
   it('check reports a port in use, and serve refuses to start on it or on a file that is not a database', async () => {
-    const server = await startServer();
+    const server = await startServer({ INTAKE_POLICY_LISTEN: '127.0.0.1:0' });
     // Another program on a port intake is configured for: a check must not mistake it for intake.
     const other = createServer((socket) => socket.end('220 mx.example.org ESMTP Postfix\r\n'));
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
@@ -120,7 +120,15 @@ describe('configuration errors', () => {
       expect(bad.status).toBe(1);
       expect(bad.stderr).toBe(`intake: cannot open the database ${notDb}: file is not a database\n`);
       // Not spawnSync: the other program lives in this process and must answer meanwhile.
-      const result = await runAsync(['check'], { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}`, INTAKE_LMTP_LISTEN: `127.0.0.1:${otherPort}` });
+      const result = await runAsync(['check'], {
+        ...server.env,
+        INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}`,
+        INTAKE_LMTP_LISTEN: `127.0.0.1:${otherPort}`,
+        INTAKE_POLICY_LISTEN: `127.0.0.1:${server.ports.policy}`,
+      });
+      expect(result.stdout).toContain(`ok    policy_listen: 127.0.0.1:${server.ports.policy} is in use, answered: action=DUNNO\n`);
+      const notPolicy = await runAsync(['check'], { ...server.env, INTAKE_SMTP_LISTEN: '', INTAKE_POLICY_LISTEN: `127.0.0.1:${otherPort}` });
+      expect(notPolicy.stdout).toContain(`FAIL  policy_listen: 127.0.0.1:${otherPort} is in use by another program, which answers: 220 mx.example.org ESMTP Postfix\n`);
       expect(result.status).toBe(1);
       expect(result.stdout).toMatch(/^ok {4}config: /m);
       expect(result.stdout).toMatch(/^ok {4}database: .* is writable and migrated$/m);

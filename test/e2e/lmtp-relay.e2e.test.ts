@@ -75,6 +75,13 @@ describe('a trusted relay', () => {
         tls: null,
         status: 'processed',
       });
+      // Postfix reuses the connection; for mail no client sent (a local submission) it says so.
+      expect((await client.command('XFORWARD ADDR=[UNAVAILABLE] NAME=[UNAVAILABLE] HELO=[UNAVAILABLE]')).code).toBe(250);
+      expect((await client.command(`MAIL FROM:<${world.user.email}>`)).code).toBe(250);
+      expect((await client.command(`RCPT TO:<${template.format(world.key)}>`)).code).toBe(250);
+      const [, local] = await client.data(replyMessage({ from: world.user.email, to: template.format(world.key), body: 'Submitted on the relay itself.' }));
+      expect(local.code).toBe(250);
+      expect(row(idFrom(local.line))).toMatchObject({ remote_address: null, helo: null, relay_address: '127.0.0.2' });
     } finally {
       await client.quit();
     }

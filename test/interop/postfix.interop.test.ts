@@ -102,6 +102,17 @@ describe('behind Postfix: LMTP and the policy service', () => {
     expect(postfix.log()).toMatch(new RegExp(`to=<${to.replace(/[+.]/g, '\\$&')}>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${lmtpPort}, .*status=sent \\(250 2\\.6\\.0 Message accepted as inbound message \\d+\\)`));
   });
 
+  it('1b. mail submitted on the relay itself (sendmail, no SMTP client) becomes a note too, recorded as from the relay', async () => {
+    const server = intake as RunningServer;
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    postfix.sendmail(world.user.email, to, replyMessage({ from: world.user.email, to, body: 'From a cron job on the relay.' }));
+    await expect.poll(() => notesOf(server, world.issue.id).length, { timeout: 30_000 }).toBe(1);
+    const row = server.store.sqlite.prepare('select ingress, remote_address, helo, relay_address from inbound_messages where id = ?').get(notesOf(server, world.issue.id)[0]?.inbound_message_id);
+    // Postfix forwards no client for it (there is none): the relay itself is the client on record.
+    expect(row).toEqual({ ingress: 'lmtp', remote_address: '127.0.0.1', helo: 'relay.test', relay_address: null });
+  });
+
   it('2. an unknown key is refused by Postfix at RCPT with intake\'s reason, and nothing is queued', async () => {
     const server = intake as RunningServer;
     const to = template.format('a'.repeat(32));

@@ -18,6 +18,8 @@ export interface Postfix {
   queue(): string;
   /** `postqueue -f`: deliver what is deferred now. */
   flush(): void;
+  /** Submits a message on the relay itself (sendmail → postdrop → pickup), as a local program would. */
+  sendmail(from: string, to: string, message: string): void;
   stop(): void;
 }
 
@@ -133,6 +135,10 @@ ${options.masterCf}
     },
     queue: () => run('postqueue', ['-c', etc, '-p']),
     flush: () => void run('postqueue', ['-c', etc, '-f']),
+    sendmail: (from, to, message) => {
+      const result = spawnSync('/usr/sbin/sendmail', ['-C', etc, '-f', from, to], { input: message, encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`sendmail failed: ${result.stderr}`);
+    },
     stop: () => {
       spawnSync('postfix', ['-c', etc, 'stop']);
       rmSync(dir, { recursive: true, force: true });
