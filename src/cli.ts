@@ -571,6 +571,10 @@ program
       const result = await deliverFromPipe({ raw, to: options.to, from: options.from ?? null, maxBytes: cfg.max_message_bytes }, ingestDeps(cfg, store, logger));
       for (const line of result.lines) process.stderr.write(`intake: ${line}\n`);
       process.exitCode = result.exitCode;
+    } catch (error) {
+      // A bug or a broken database is never the sender's fault: keep the mail queued (75), never bounce it.
+      process.stderr.write(`intake: could not deliver, will be retried: ${(error as Error)?.message ?? String(error)}\n`);
+      process.exitCode = EXIT.tempFail;
     } finally {
       store.close();
     }

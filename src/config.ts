@@ -158,6 +158,12 @@ export const SETTINGS = {
     default: false,
     doc: 'Look up the client\'s reverse DNS name for every connection (off: it costs a DNS query per session).',
   },
+  group_commit: {
+    env: 'INTAKE_GROUP_COMMIT',
+    schema: booleanFlag,
+    default: true,
+    doc: 'Commit the messages that finish in the same moment in one transaction, one disk flush for all, before any of them is acknowledged; off: one transaction and flush per message.',
+  },
   shutdown_timeout_ms: {
     env: 'INTAKE_SHUTDOWN_TIMEOUT_MS',
     schema: z.coerce.number().int().min(0).max(600_000),

@@ -40,7 +40,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   try {
     // better-sqlite3 waits for a lock on the event loop, holding up every session: wait briefly, then
     // answer 451 and let the sender retry.
-    store = openStore(config.database, { busyTimeoutMs: 1000 });
+    store = openStore(config.database, { busyTimeoutMs: 1000, groupCommit: config.group_commit });
   } catch (error) {
     throw new StartupError(`cannot open the database ${config.database}: ${(error as Error).message}`);
   }

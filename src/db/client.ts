@@ -19,6 +19,13 @@ export interface Store {
    * commit, for records that promise nothing to anyone (refusals).
    */
   transaction<T>(fn: () => T, options?: { durable?: boolean }): T;
+  /**
+   * Runs fn in a durable transaction shared with the other commits asked for in the same turn of the
+   * event loop (group commit: one fsync for all of them), each in its own savepoint. Resolves once the
+   * shared transaction has committed; rejects with fn's error (its work undone, the others kept), or
+   * with the database's error for all of them when the shared transaction itself fails.
+   */
+  commit<T>(fn: () => T): Promise<T>;
   close(): void;
 }
 
@@ -28,6 +35,14 @@ export interface OpenOptions {
   /** Apply pending migrations (serve, migrate); other commands refuse a database that is behind. */
   migrate?: boolean;
   busyTimeoutMs?: number;
+  /** Share one transaction among the commits of one event-loop turn (default); false: one each. */
+  groupCommit?: boolean;
+}
+
+interface CommitJob {
+  fn: () => unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
 }
 
 /**
@@ -45,6 +60,33 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
     const db = drizzle(sqlite, { schema });
     if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    const queue: CommitJob[] = [];
+    let scheduled = false;
+    const flush = () => {
+      scheduled = false;
+      const batch = queue.splice(0);
+      const outcomes: { ok: boolean; value: unknown }[] = [];
+      try {
+        sqlite
+          .transaction(() => {
+            for (const job of batch) {
+              try {
+                outcomes.push({ ok: true, value: sqlite.transaction(job.fn)() });
+              } catch (error) {
+                // The database failing is everyone's failure; a job's own error is only its own.
+                if (isTransientDbError(error)) throw error;
+                outcomes.push({ ok: false, value: error });
+              }
+            }
+          })
+          .immediate();
+      } catch (error) {
+        for (const job of batch) job.reject(error);
+        return;
+      }
+      batch.forEach((job, i) => (outcomes[i]?.ok ? job.resolve(outcomes[i]?.value) : job.reject(outcomes[i]?.value)));
+    };
+    const group = options.groupCommit !== false;
     return {
       sqlite,
       db,
@@ -60,12 +102,33 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
           sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
         }
       },
-      close: () => sqlite.close(),
+      commit: <T>(fn: () => T) =>
+        new Promise<T>((resolve, reject) => {
+          queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+          if (!group) return flush();
+          if (!scheduled) {
+            scheduled = true;
+            setImmediate(flush);
+          }
+        }),
+      close: () => {
+        if (queue.length > 0) flush();
+        sqlite.close();
+      },
     };
   } catch (error) {
     sqlite.close();
     throw error;
   }
+}
+
+/**
+ * A statement prepared on first use and kept: the hot queries skip drizzle's query building and
+ * SQLite's parsing on every call, and a database that cannot prepare it fails that call, not startup.
+ */
+export function prepared<T>(make: () => T): () => T {
+  let statement: T | undefined;
+  return () => (statement ??= make());
 }
 
 /** True for errors that mean "try again later" (locked, busy, full, I/O) rather than a bug. */

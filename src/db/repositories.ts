@@ -11,6 +11,7 @@ export function createRepositories(store: Store) {
   const { db } = store;
   return {
     transaction: store.transaction,
+    commit: store.commit,
     users: createUsersRepository({ db }),
     projects: createProjectsRepository({ db }),
     issuables: createIssuablesRepository({ db }),

@@ -1,6 +1,7 @@
 // ingest: the single entry for every ingress. Stores the message and what became of it for each
 // recipient in one transaction, and says what to reply. Input: untrusted raw bytes and envelope.
-// Side effects: one SQLite transaction per message; nothing is written if it cannot all be written.
+// Side effects: one savepoint per message in a group-committed transaction; nothing is written if it
+// cannot all be written, and nothing is acknowledged before the commit.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AddressTemplate } from '../address/template.js';
@@ -76,7 +77,7 @@ export async function ingest(
   const { parsed, unparsable } = await readMessage(raw);
   const sha256 = createHash('sha256').update(raw).digest('hex');
   try {
-    return deps.repos.transaction(() => {
+    return await deps.repos.commit(() => {
       const row = {
         ingress: request.ingress,
         remoteAddress: envelope.remoteAddress ?? null,

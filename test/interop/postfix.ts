@@ -12,6 +12,8 @@ export const SWAKS_INSTALLED = spawnSync('swaks', ['--version']).status === 0;
 
 export interface Postfix {
   dir: string;
+  /** The master process, whose children do the work (for CPU accounting). */
+  masterPid(): number;
   port: number;
   /** The maillog, where Postfix says what it did with each message. */
   log(): string;
@@ -49,7 +51,15 @@ export function snippet(name: string, replacements: Record<string, string>): str
  * Starts Postfix with `mainCf` and `masterCf` added to a base configuration in which nothing
  * leaves 127.0.0.1: no DNS, no local delivery, all other mail to `defaultTransport`.
  */
-export async function startPostfix(options: { mainCf: string; masterCf: string; defaultTransport: string }): Promise<Postfix> {
+export async function startPostfix(options: {
+  mainCf: string;
+  masterCf: string;
+  defaultTransport: string;
+  /** Files to write into the config folder; `@ETC@` in mainCf stands for that folder. */
+  files?: Record<string, string>;
+  /** smtpd processes at most (master.cf maxproc). */
+  smtpdProcesses?: number;
+}): Promise<Postfix> {
   const dir = mkdtempSync(join(tmpdir(), 'intake-postfix-'));
   // The postfix user must reach the folders (mkdtemp makes 0700).
   chmodSync(dir, 0o755);
@@ -91,12 +101,13 @@ queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 delay_warning_time = 0
-${options.mainCf}
+${options.mainCf.split('@ETC@').join(join(dir, 'etc'))}
 `,
   );
+  for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(dir, 'etc', name), text);
   writeFileSync(
     join(dir, 'etc/master.cf'),
-    `127.0.0.1:${port} inet n - n - - smtpd
+    `127.0.0.1:${port} inet n - n - ${options.smtpdProcesses ?? '-'} smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -134,6 +145,7 @@ ${options.masterCf}
       }
     },
     queue: () => run('postqueue', ['-c', etc, '-p']),
+    masterPid: () => Number(readFileSync(join(dir, 'spool/pid/master.pid'), 'utf8').trim()),
     flush: () => void run('postqueue', ['-c', etc, '-f']),
     sendmail: (from, to, message) => {
       const result = spawnSync('/usr/sbin/sendmail', ['-C', etc, '-f', from, to], { input: message, encoding: 'utf8' });

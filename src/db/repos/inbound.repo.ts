@@ -1,7 +1,7 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
-import { and, desc, eq, getTableColumns, inArray, isNull } from 'drizzle-orm';
-import type { Db } from '../client.js';
+import { and, desc, eq, getTableColumns, inArray, isNull, sql } from 'drizzle-orm';
+import { prepared, type Db } from '../client.js';
 import { deliveries, inboundMessages } from '../schema.js';
 
 export type InboundMessage = typeof inboundMessages.$inferSelect;
@@ -11,6 +11,19 @@ export type NewDelivery = Omit<typeof deliveries.$inferInsert, 'id' | 'createdAt
 export type Status = InboundMessage['status'];
 
 export function createInboundRepository({ db }: { db: Db }) {
+  const deliveriesOfMessage = prepared(() => db
+    .select()
+    .from(deliveries)
+    .where(eq(deliveries.inboundMessageId, sql.placeholder('id')))
+    .orderBy(deliveries.id)
+    .prepare());
+  const byMessageId = prepared(() => db.select({ id: inboundMessages.id }).from(inboundMessages).where(eq(inboundMessages.messageId, sql.placeholder('messageId'))).limit(1000).prepare());
+  const bySha256 = prepared(() => db
+    .select({ id: inboundMessages.id })
+    .from(inboundMessages)
+    .where(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256'))))
+    .limit(1000)
+    .prepare());
   return {
     insert: (input: NewInboundMessage): number =>
       db.insert(inboundMessages).values(input).returning({ id: inboundMessages.id }).get().id,
@@ -36,8 +49,7 @@ export function createInboundRepository({ db }: { db: Db }) {
         .returning()
         .get();
     },
-    deliveriesOf: (inboundMessageId: number): Delivery[] =>
-      db.select().from(deliveries).where(eq(deliveries.inboundMessageId, inboundMessageId)).orderBy(deliveries.id).all(),
+    deliveriesOf: (inboundMessageId: number): Delivery[] => deliveriesOfMessage().all({ id: inboundMessageId }),
     deleteDeliveries(ids: number[]): void {
       if (ids.length > 0) db.delete(deliveries).where(inArray(deliveries.id, ids)).run();
     },
@@ -46,16 +58,16 @@ export function createInboundRepository({ db }: { db: Db }) {
      * or for a message without one, the same bytes.
      */
     findProcessedDelivery(destination: string, message: { messageId: string | null; sha256: string }): Delivery | undefined {
-      const sameMessage = message.messageId
-        ? eq(inboundMessages.messageId, message.messageId)
-        : and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, message.sha256));
+      // From the message side first (its index finds a handful of rows): from the destination side, a
+      // busy issue's every delivery would be read for each message.
+      const copies = (message.messageId ? byMessageId().all({ messageId: message.messageId }) : bySha256().all({ sha256: message.sha256 })).map((r) => r.id);
+      if (copies.length === 0) return undefined;
       return db
-        .select({ delivery: deliveries })
+        .select()
         .from(deliveries)
-        .innerJoin(inboundMessages, eq(deliveries.inboundMessageId, inboundMessages.id))
-        .where(and(eq(deliveries.destination, destination), eq(deliveries.status, 'processed'), sameMessage))
+        .where(and(inArray(deliveries.inboundMessageId, copies), eq(deliveries.destination, destination), eq(deliveries.status, 'processed')))
         .limit(1)
-        .get()?.delivery;
+        .get();
     },
   };
 }

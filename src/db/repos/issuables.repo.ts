@@ -1,6 +1,6 @@
 // issuables.repo: issues and merge requests, the things notes attach to. Side effects: SQL reads and writes.
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Db } from '../client.js';
+import { prepared, type Db } from '../client.js';
 import { issueAssignees, issueEmailParticipants, issueEmails, issueLabels, issues, mergeRequests, subscriptions } from '../schema.js';
 
 export type Issue = typeof issues.$inferSelect;
@@ -9,6 +9,9 @@ export type NoteableType = 'Issue' | 'MergeRequest';
 export type Noteable = { type: 'Issue'; row: Issue } | { type: 'MergeRequest'; row: MergeRequest };
 
 export function createIssuablesRepository({ db }: { db: Db }) {
+  // Prepared once: every reply looks its noteable up.
+  const issueById = prepared(() => db.select().from(issues).where(eq(issues.id, sql.placeholder('id'))).prepare());
+  const mergeRequestById = prepared(() => db.select().from(mergeRequests).where(eq(mergeRequests.id, sql.placeholder('id'))).prepare());
   return {
     /** Creates an issue with the next iid of its project; call inside a transaction. */
     createIssue(input: Omit<typeof issues.$inferInsert, 'iid'>): Issue {
@@ -33,10 +36,10 @@ export function createIssuablesRepository({ db }: { db: Db }) {
       db.select().from(mergeRequests).where(and(eq(mergeRequests.projectId, projectId), eq(mergeRequests.iid, iid))).get(),
     findNoteable(type: NoteableType, id: number): Noteable | undefined {
       if (type === 'Issue') {
-        const row = db.select().from(issues).where(eq(issues.id, id)).get();
+        const row = issueById().get({ id });
         return row && { type, row };
       }
-      const row = db.select().from(mergeRequests).where(eq(mergeRequests.id, id)).get();
+      const row = mergeRequestById().get({ id });
       return row && { type, row };
     },
     deleteIssue(id: number): void {

@@ -1,15 +1,22 @@
 // projects.repo: projects and their members. Input: validated values. Side effects: SQL reads and writes.
-import { and, eq } from 'drizzle-orm';
-import type { Db } from '../client.js';
+import { and, eq, sql } from 'drizzle-orm';
+import { prepared, type Db } from '../client.js';
 import { projectMembers, projects } from '../schema.js';
 
 export type Project = typeof projects.$inferSelect;
 export type ProjectMember = typeof projectMembers.$inferSelect;
 
 export function createProjectsRepository({ db }: { db: Db }) {
+  // Prepared once: these run for every recipient of every message.
+  const byId = prepared(() => db.select().from(projects).where(eq(projects.id, sql.placeholder('id'))).prepare());
+  const levelOf = prepared(() => db
+    .select({ level: projectMembers.accessLevel })
+    .from(projectMembers)
+    .where(and(eq(projectMembers.projectId, sql.placeholder('projectId')), eq(projectMembers.userId, sql.placeholder('userId'))))
+    .prepare());
   return {
     create: (input: typeof projects.$inferInsert): Project => db.insert(projects).values(input).returning().get(),
-    findById: (id: number): Project | undefined => db.select().from(projects).where(eq(projects.id, id)).get(),
+    findById: (id: number): Project | undefined => byId().get({ id }),
     findByPath: (path: string): Project | undefined => db.select().from(projects).where(eq(projects.path, path)).get(),
     findByServiceDeskKey: (key: string): Project[] => db.select().from(projects).where(eq(projects.serviceDeskKey, key)).all(),
     /** Adds a member, or changes the access level of an existing one. */
@@ -26,12 +33,7 @@ export function createProjectsRepository({ db }: { db: Db }) {
     },
     /** The member's access level, or 0 for a non-member. */
     accessLevel(projectId: number, userId: number): number {
-      const row = db
-        .select({ level: projectMembers.accessLevel })
-        .from(projectMembers)
-        .where(and(eq(projectMembers.projectId, projectId), eq(projectMembers.userId, userId)))
-        .get();
-      return row?.level ?? 0;
+      return levelOf().get({ projectId, userId })?.level ?? 0;
     },
   };
 }

@@ -1,18 +1,30 @@
 // users.repo: users and their e-mail addresses. Input: validated values. Side effects: SQL reads and writes.
 import { and, eq, sql } from 'drizzle-orm';
-import type { Db } from '../client.js';
+import { prepared, type Db } from '../client.js';
 import { userEmails, users } from '../schema.js';
 
 export type User = typeof users.$inferSelect;
 
 export function createUsersRepository({ db }: { db: Db }) {
+  // Prepared once: these run for every message.
+  const byId = prepared(() => db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare());
+  const primaryEmail = prepared(() => db
+    .select({ id: users.id })
+    .from(users)
+    .where(and(eq(users.id, sql.placeholder('userId')), sql`lower(${users.email}) = ${sql.placeholder('lower')}`))
+    .prepare());
+  const verifiedEmail = prepared(() => db
+    .select({ id: userEmails.id })
+    .from(userEmails)
+    .where(and(eq(userEmails.userId, sql.placeholder('userId')), eq(userEmails.verified, true), sql`lower(${userEmails.email}) = ${sql.placeholder('lower')}`))
+    .prepare());
   return {
     create(input: { username: string; name: string; email: string; incomingEmailToken: string }): User {
       const user = db.insert(users).values(input).returning().get();
       db.insert(userEmails).values({ userId: user.id, email: input.email, verified: true }).run();
       return user;
     },
-    findById: (id: number): User | undefined => db.select().from(users).where(eq(users.id, id)).get(),
+    findById: (id: number): User | undefined => byId().get({ id }),
     findByUsername: (username: string): User | undefined =>
       db.select().from(users).where(eq(users.username, username)).get(),
     findByIncomingEmailToken: (token: string): User | undefined =>
@@ -26,18 +38,7 @@ export function createUsersRepository({ db }: { db: Db }) {
     /** users.email counts as verified too, whatever user_emails says. */
     hasVerifiedEmail(userId: number, email: string): boolean {
       const lower = email.toLowerCase();
-      const user = db
-        .select({ id: users.id })
-        .from(users)
-        .where(and(eq(users.id, userId), sql`lower(${users.email}) = ${lower}`))
-        .get();
-      if (user) return true;
-      const row = db
-        .select({ id: userEmails.id })
-        .from(userEmails)
-        .where(and(eq(userEmails.userId, userId), eq(userEmails.verified, true), sql`lower(${userEmails.email}) = ${lower}`))
-        .get();
-      return row !== undefined;
+      return primaryEmail().get({ userId, lower }) !== undefined || verifiedEmail().get({ userId, lower }) !== undefined;
     },
   };
 }

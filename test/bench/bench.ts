@@ -1,0 +1,403 @@
+// bench: `npm run bench`. Drives intake, a bare smtp-server drain (Node's ceiling here) and, when
+// installed, a private Postfix smtpd with a durable queue (delivering to discard) with the same
+// workloads in one run, and prints messages/s, latency, CPU and peak RSS as a table and as JSON.
+// Every load is bounded in count and time; everything listens on 127.0.0.1 only.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mintReplyKey } from '../../src/address/reply-key.js';
+import { compileTemplate } from '../../src/address/template.js';
+import { openStore } from '../../src/db/client.js';
+import { createRepositories } from '../../src/db/repositories.js';
+import { CLI, ROOT, cliEnv } from '../helpers/server.js';
+import { startPostfix, type Postfix } from '../interop/postfix.js';
+import { percentile, runLoad, type Envelope, type LoadResult } from './load.js';
+
+const template = compileTemplate('incoming+%{key}@example.com');
+const QUICK = process.argv.includes('--quick');
+const scale = (n: number) => (QUICK ? Math.max(50, Math.round(n / 10)) : n);
+const CLK_TCK = 100;
+
+interface Target {
+  name: string;
+  port: number;
+  /** CPU seconds used so far by every process of the target. */
+  cpuSeconds(): number;
+  /** Peak resident memory of the main process, bytes. */
+  peakRss(): number;
+  stop(): Promise<void>;
+}
+
+interface World {
+  database: string;
+  keys: string[];
+  from: string;
+}
+
+/** A database with one user, one project, one issue and `notifications` reply keys to answer. */
+function seedWorld(dir: string, notifications: number): World {
+  const database = join(dir, 'intake.sqlite');
+  const store = openStore(database);
+  const repos = createRepositories(store);
+  const keys = repos.transaction(() => {
+    const user = repos.users.create({ username: 'bench', name: 'Bench', email: 'bench@sender.test', incomingEmailToken: 'glimt-bench' });
+    const project = repos.projects.create({ path: 'bench/project', name: 'project', visibility: 'private' });
+    repos.projects.setMember({ projectId: project.id, userId: user.id, accessLevel: 30 });
+    const issue = repos.issuables.createIssue({ projectId: project.id, authorId: user.id, title: 'Benchmark', description: '', confidential: false });
+    return Array.from({ length: notifications }, (_, i) =>
+      repos.notifications.create({ replyKey: mintReplyKey(i + 1, project.id), projectId: project.id, recipientId: user.id, noteableType: 'Issue', noteableId: issue.id, inReplyToDiscussionId: `d${i}` }).replyKey,
+    );
+  });
+  store.close();
+  return { database, keys, from: 'bench@sender.test' };
+}
+
+/** Adds `count` notes (of ~300 bytes) straight into the database, to measure a large one. */
+function seedNotes(database: string, count: number): void {
+  const store = openStore(database);
+  const insert = store.sqlite.prepare(
+    "insert into notes (noteable_type, noteable_id, project_id, author_id, body, discussion_id, system) values ('Issue', 1, 1, 1, ?, ?, 0)",
+  );
+  const body = 'Seeded note for the large-database benchmark. '.repeat(6);
+  for (let done = 0; done < count; done += 50_000) {
+    store.sqlite.transaction(() => {
+      for (let i = done; i < Math.min(count, done + 50_000); i++) insert.run(body, `seed${i % 1000}`);
+    })();
+  }
+  store.close();
+}
+
+function body(bytes: number, i: number): string {
+  const line = `Reply ${i}: the widget squeaks less after the patch, see the attached measurements. `;
+  return line.repeat(Math.ceil(bytes / line.length)).slice(0, bytes).replace(/(.{76})/g, '$1\r\n');
+}
+
+function replyTo(world: World, i: number, bytes: number, known: boolean): Envelope {
+  const to = known ? template.format(world.keys[i % world.keys.length] as string) : template.format(`${(i + 1).toString(16).padStart(32, 'f')}`);
+  const text = [
+    `From: Bench <${world.from}>`,
+    `To: ${to}`,
+    'Subject: Re: Benchmark',
+    `Message-ID: <bench-${process.pid}-${Date.now()}-${i}@sender.test>`,
+    'Date: Thu, 26 Nov 2026 10:00:00 +0000',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    body(bytes, i),
+    '',
+  ].join('\r\n');
+  return { from: world.from, to, data: Buffer.from(text) };
+}
+
+function procCpuSeconds(pid: number, withChildren = false): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // utime, stime, cutime, cstime are fields 14-17 (1-based) of the whole line: 12-15 after "pid (comm) ".
+    const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
+    return ((utime ?? 0) + (stime ?? 0) + (withChildren ? (cutime ?? 0) + (cstime ?? 0) : 0)) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+function peakRssOf(pid: number): number {
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return Number(kb ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function childPids(pid: number): number[] {
+  const out = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout;
+  return out.split('\n').filter(Boolean).map(Number);
+}
+
+function waitForJsonLine(child: ChildProcess, predicate: (entry: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let pending = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start`)), 20_000);
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      pending += chunk;
+      for (let nl = pending.indexOf('\n'); nl !== -1; nl = pending.indexOf('\n')) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          if (predicate(entry)) {
+            clearTimeout(timer);
+            child.stdout?.removeAllListeners('data');
+            child.stdout?.resume();
+            resolve(entry);
+          }
+        } catch {
+          // not JSON
+        }
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+async function startIntake(world: World, settings: Record<string, string> = {}): Promise<Target> {
+  const logFile = `${world.database}.log`;
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: cliEnv({ INTAKE_DATABASE: world.database, INTAKE_SMTP_LISTEN: '127.0.0.1:0', INTAKE_ADDRESS: 'incoming+%{key}@example.com', INTAKE_HOSTNAME: 'intake.bench', INTAKE_MAX_CLIENTS: '1000', ...settings }),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ready = await waitForJsonLine(child, (e) => e.msg === 'ready', 'intake');
+  // The rest of the log goes to a file, as under systemd: the benchmark does not parse it.
+  child.stdout?.pipe(createWriteStream(logFile));
+  const pid = child.pid as number;
+  return {
+    name: 'intake',
+    port: (ready.ports as Record<string, number>).smtp as number,
+    cpuSeconds: () => procCpuSeconds(pid),
+    peakRss: () => peakRssOf(pid),
+    stop: () => stopChild(child),
+  };
+}
+
+async function startBare(): Promise<Target> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/bare-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
+  const ready = await waitForJsonLine(child, (e) => typeof e.port === 'number', 'bare smtp-server');
+  const pid = child.pid as number;
+  return { name: 'bare smtp-server', port: ready.port as number, cpuSeconds: () => procCpuSeconds(pid), peakRss: () => peakRssOf(pid), stop: () => stopChild(child) };
+}
+
+async function startPostfixTarget(): Promise<Target & { postfix: Postfix }> {
+  const postfix = await startPostfix({
+    mainCf: [
+      'relay_domains = example.com',
+      'relay_recipient_maps = regexp:@ETC@/rcpt.regexp',
+      'smtpd_recipient_restrictions = reject_unlisted_recipient',
+      'relay_transport = discard:bench',
+      'message_size_limit = 52428800',
+    ].join('\n'),
+    masterCf: '',
+    defaultTransport: 'discard:bench',
+    // Only the keys intake would accept: the same RCPT-time check, as a regexp.
+    files: { 'rcpt.regexp': '/^incoming\\+[0-9a-z]+-[0-9a-z]+-[0-9a-z]+@example\\.com$/ OK\n' },
+    smtpdProcesses: 200,
+  });
+  const master = postfix.masterPid();
+  const cpu = () => procCpuSeconds(master, true) + childPids(master).reduce((sum, pid) => sum + procCpuSeconds(pid, true), 0);
+  return { name: 'Postfix smtpd (durable queue)', port: postfix.port, cpuSeconds: cpu, peakRss: () => 0, stop: async () => postfix.stop(), postfix };
+}
+
+interface Workload {
+  name: string;
+  sessions: number;
+  messages: number;
+  mode: 'persistent' | 'per-message';
+  bytes: number;
+  /** Share of messages to unknown keys (refused at RCPT). */
+  unknown: number;
+}
+
+interface Row {
+  workload: string;
+  target: string;
+  messages: number;
+  accepted: number;
+  refused: number;
+  temporary: number;
+  errors: number;
+  seconds: number;
+  acceptedPerSecond: number;
+  refusedPerSecond: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  p99Ms: number | null;
+  cpuSeconds: number;
+  peakRssMb: number | null;
+}
+
+async function measure(workload: Workload, world: World, target: Target): Promise<Row> {
+  const cpuBefore = target.cpuSeconds();
+  const result: LoadResult = await runLoad({
+    port: target.port,
+    sessions: workload.sessions,
+    messages: workload.messages,
+    mode: workload.mode,
+    maxMs: 60_000,
+    message: (i) => replyTo(world, i, workload.bytes, (i * 7919) % 100 >= workload.unknown * 100),
+  });
+  const seconds = result.elapsedMs / 1000;
+  const round = (n: number | null) => (n === null ? null : Math.round(n * 100) / 100);
+  return {
+    workload: workload.name,
+    target: target.name,
+    messages: workload.messages,
+    accepted: result.accepted,
+    refused: result.refused,
+    temporary: result.temporary,
+    errors: result.errors,
+    seconds: round(seconds) as number,
+    acceptedPerSecond: Math.round(result.accepted / seconds),
+    refusedPerSecond: Math.round(result.refused / seconds),
+    p50Ms: round(percentile(result.latenciesMs, 50)),
+    p95Ms: round(percentile(result.latenciesMs, 95)),
+    p99Ms: round(percentile(result.latenciesMs, 99)),
+    cpuSeconds: round(target.cpuSeconds() - cpuBefore) as number,
+    peakRssMb: target.peakRss() ? Math.round(target.peakRss() / 1048576) : null,
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'intake-bench-'));
+  const postfixInstalled = spawnSync('postconf', ['-d', 'mail_version']).status === 0;
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const workloads: Workload[] = [
+    { name: 'kept open, 20 sessions, 2 KB replies', sessions: 20, messages: scale(6000), mode: 'persistent', bytes: 2048, unknown: 0 },
+    { name: 'new connection each, 100 sessions, 2 KB replies', sessions: 100, messages: scale(3000), mode: 'per-message', bytes: 2048, unknown: 0 },
+    { name: 'kept open, 20 sessions, 50 KB replies', sessions: 20, messages: scale(2000), mode: 'persistent', bytes: 50 * 1024, unknown: 0 },
+    { name: 'kept open, 20 sessions, unknown keys (RCPT refusals)', sessions: 20, messages: scale(20000), mode: 'persistent', bytes: 2048, unknown: 1 },
+    { name: 'kept open, 20 sessions, half unknown keys', sessions: 20, messages: scale(6000), mode: 'persistent', bytes: 2048, unknown: 0.5 },
+  ];
+  try {
+    for (const workload of workloads) {
+      const fresh = () => seedWorld(mkdtempSync(join(dir, 'w-')), 200);
+      const targets: (() => Promise<{ target: Target; world: World }>)[] = [
+        async () => {
+          const world = fresh();
+          return { target: await startIntake(world), world };
+        },
+        async () => {
+          const world = fresh();
+          return { target: { ...(await startIntake(world, { INTAKE_GROUP_COMMIT: 'false' })), name: 'intake, no group commit' }, world };
+        },
+        // The baselines accept any key of the right shape; the world only supplies such keys.
+        async () => ({ target: await startBare(), world: fresh() }),
+        ...(postfixInstalled ? [async () => ({ target: await startPostfixTarget(), world: fresh() })] : []),
+      ];
+      for (const start of targets) {
+        const { target, world } = await start();
+        try {
+          rows.push(await measure(workload, world, target));
+        } finally {
+          await target.stop();
+        }
+        process.stderr.write(`  ${workload.name} / ${rows.at(-1)?.target}: ${rows.at(-1)?.acceptedPerSecond} accepted/s, ${rows.at(-1)?.refusedPerSecond} refused/s\n`);
+      }
+    }
+    rows.push(...(await largeMessage(dir)));
+    rows.push(...(await largeDatabase(dir, workloads[0] as Workload)));
+    if (!postfixInstalled) notes.push('Postfix is not installed (apt-get install postfix): no Postfix baseline in this run.');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  printTable(rows, notes);
+}
+
+async function largeMessage(dir: string): Promise<Row[]> {
+  const world = seedWorld(mkdtempSync(join(dir, 'big-')), 1);
+  const target = await startIntake(world);
+  // 24 MiB of text, which with its line ends stays under the 25 MiB default limit.
+  const size = 24 * 1024 * 1024;
+  const idleRss = target.peakRss();
+  try {
+    const base = replyTo(world, 0, 1024, true);
+    const text = base.data.toString().replace(/\r\n\r\n[\s\S]*$/, `\r\n\r\n${body(size, 0)}\r\n`);
+    const result = await runLoad({ port: target.port, sessions: 1, messages: 1, mode: 'persistent', maxMs: 120_000, message: () => ({ ...base, data: Buffer.from(text) }) });
+    const growth = target.peakRss() - idleRss;
+    return [
+      {
+        workload: `one 25 MB message (peak RSS growth ${(growth / size).toFixed(1)}× its size)`,
+        target: 'intake',
+        messages: 1,
+        accepted: result.accepted,
+        refused: result.refused,
+        temporary: result.temporary,
+        errors: result.errors,
+        seconds: Math.round(result.elapsedMs) / 1000,
+        acceptedPerSecond: 0,
+        refusedPerSecond: 0,
+        p50Ms: Math.round(percentile(result.latenciesMs, 50) ?? 0),
+        p95Ms: null,
+        p99Ms: null,
+        cpuSeconds: target.cpuSeconds(),
+        peakRssMb: Math.round(target.peakRss() / 1048576),
+      },
+    ];
+  } finally {
+    await target.stop();
+  }
+}
+
+async function largeDatabase(dir: string, workload: Workload): Promise<Row[]> {
+  const world = seedWorld(mkdtempSync(join(dir, 'large-')), 200);
+  const count = QUICK ? 100_000 : 1_000_000;
+  const started = Date.now();
+  seedNotes(world.database, count);
+  process.stderr.write(`  seeded ${count} notes in ${((Date.now() - started) / 1000).toFixed(1)} s (${Math.round(statSync(world.database).size / 1048576)} MB)\n`);
+  const target = await startIntake(world);
+  try {
+    const row = await measure(workload, world, target);
+    return [{ ...row, workload: `${workload.name}, database with ${count.toLocaleString('en')} notes` }];
+  } finally {
+    await target.stop();
+  }
+}
+
+function printTable(rows: Row[], notes: string[]): void {
+  const header = ['workload', 'target', 'accepted/s', 'refused/s', 'p50 ms', 'p95 ms', 'p99 ms', 'CPU s', 'peak RSS MB', 'accepted', 'refused', 'temp', 'errors'];
+  const lines = rows.map((r) => [r.workload, r.target, r.acceptedPerSecond, r.refusedPerSecond, r.p50Ms, r.p95Ms, r.p99Ms, r.cpuSeconds, r.peakRssMb, r.accepted, r.refused, r.temporary, r.errors].map((v) => (v === null ? '' : String(v))));
+  process.stdout.write(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|\n`);
+  for (const line of lines) process.stdout.write(`| ${line.join(' | ')} |\n`);
+  const ratios = computeRatios(rows);
+  process.stdout.write('\n');
+  for (const r of ratios) process.stdout.write(`${r}\n`);
+  for (const n of notes) process.stdout.write(`${n}\n`);
+  const json = JSON.stringify({ rows, ratios, notes, quick: QUICK, node: process.version, date: new Date().toISOString() });
+  writeFileSync(join(tmpdir(), 'intake-bench.json'), json);
+  process.stdout.write(`\nJSON: ${join(tmpdir(), 'intake-bench.json')}\n${json}\n`);
+}
+
+function computeRatios(rows: Row[]): string[] {
+  const find = (workload: string, target: string) => rows.find((r) => r.workload === workload && r.target === target);
+  const out: string[] = [];
+  const ratio = (label: string, a: Row | undefined, b: Row | undefined, field: 'acceptedPerSecond' | 'refusedPerSecond', target: number) => {
+    if (!a || !b || b[field] === 0) return;
+    const value = a[field] / b[field];
+    out.push(`${label}: ${value.toFixed(2)}× (target ≥ ${target}×) ${value >= target ? 'met' : 'MISSED'}`);
+  };
+  const w1 = 'kept open, 20 sessions, 2 KB replies';
+  const w2 = 'new connection each, 100 sessions, 2 KB replies';
+  ratio('kept open 2 KB, intake / Postfix', find(w1, 'intake'), find(w1, 'Postfix smtpd (durable queue)'), 'acceptedPerSecond', 2);
+  ratio('kept open 2 KB, intake / bare smtp-server', find(w1, 'intake'), find(w1, 'bare smtp-server'), 'acceptedPerSecond', 0.4);
+  ratio('new connection 2 KB, intake / Postfix', find(w2, 'intake'), find(w2, 'Postfix smtpd (durable queue)'), 'acceptedPerSecond', 1);
+  ratio('kept open 2 KB, group commit / one commit each', find(w1, 'intake'), find(w1, 'intake, no group commit'), 'acceptedPerSecond', 1);
+  const refusals = find('kept open, 20 sessions, unknown keys (RCPT refusals)', 'intake');
+  if (refusals) out.push(`RCPT refusals, intake: ${refusals.refusedPerSecond}/s (target ≥ 5000/s) ${refusals.refusedPerSecond >= 5000 ? 'met' : 'MISSED'}`);
+  const p99 = find(w1, 'intake')?.p99Ms;
+  if (p99 !== undefined && p99 !== null) out.push(`p99 end of DATA to reply, 20 sessions: ${p99} ms (target < 50 ms) ${p99 < 50 ? 'met' : 'MISSED'}`);
+  const large = rows.find((r) => r.workload.startsWith(`${w1}, database with`));
+  const empty = find(w1, 'intake');
+  if (large && empty) {
+    const change = large.acceptedPerSecond / empty.acceptedPerSecond - 1;
+    out.push(`large database vs empty: ${(change * 100).toFixed(1)}% (target within ±10%) ${Math.abs(change) <= 0.1 ? 'met' : 'MISSED'}`);
+  }
+  const big = rows.find((r) => r.workload.startsWith('one 25 MB message'));
+  if (big) out.push(`${big.workload.replace('one 25 MB message ', '25 MB message: ')} (target < 3×)`);
+  return out;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,197 @@
+// load: an SMTP load generator over real TCP, for the benchmark and the crash test. Sessions pipeline
+// MAIL, RCPT and DATA (RFC 2920); every message's outcome and end-of-DATA latency is recorded.
+import { connect, type Socket } from 'node:net';
+
+export interface Envelope {
+  from: string;
+  to: string;
+  /** The whole message, CRLF line ends, dot-stuffed or without lines starting with a dot. */
+  data: Buffer;
+}
+
+export interface LoadOptions {
+  port: number;
+  sessions: number;
+  messages: number;
+  /** A new connection for each message, or sessions kept open. */
+  mode: 'persistent' | 'per-message';
+  /** Builds message i (0-based). */
+  message: (i: number) => Envelope;
+  /** Stops starting new messages after this long. */
+  maxMs?: number;
+  /** Called with each message's outcome as soon as it is known (the crash test's ledger). */
+  onOutcome?: (i: number, outcome: Outcome) => void;
+}
+
+export type Outcome =
+  | { kind: 'accepted'; reply: string; latencyMs: number }
+  | { kind: 'refused'; stage: 'rcpt' | 'data'; reply: string; latencyMs?: number }
+  | { kind: 'temporary'; reply: string }
+  | { kind: 'error'; message: string };
+
+export interface LoadResult {
+  elapsedMs: number;
+  accepted: number;
+  refused: number;
+  temporary: number;
+  errors: number;
+  /** End of DATA to the final reply, for messages that got one. */
+  latenciesMs: number[];
+  firstError?: string;
+}
+
+/** One SMTP connection that reads replies as they come. */
+export class Session {
+  private buffer = '';
+  private waiting: (() => void) | null = null;
+  private closed: Error | null = null;
+
+  private constructor(private readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      this.waiting?.();
+    });
+    const onEnd = (error?: Error) => {
+      this.closed = error ?? new Error('connection closed');
+      this.waiting?.();
+    };
+    socket.on('error', onEnd);
+    socket.on('close', () => onEnd());
+  }
+
+  static open(port: number): Promise<Session> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => resolve(new Session(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** The next complete reply (multi-line replies joined), e.g. "250 2.1.5 Accepted". */
+  async reply(timeoutMs = 60_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let offset = 0;
+      for (let end = this.buffer.indexOf('\r\n', offset); end !== -1; end = this.buffer.indexOf('\r\n', offset)) {
+        const line = this.buffer.slice(offset, end);
+        offset = end + 2;
+        if (/^\d{3}(?: |$)/.test(line)) {
+          this.buffer = this.buffer.slice(offset);
+          return line;
+        }
+      }
+      if (this.closed) throw this.closed;
+      if (Date.now() > deadline) throw new Error('reply timeout');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.waiting = () => {
+          clearTimeout(timer);
+          this.waiting = null;
+          resolve();
+        };
+      });
+    }
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  async hello(name = 'load.test'): Promise<void> {
+    const greeting = await this.reply();
+    if (!greeting.startsWith('220')) throw new Error(`greeting: ${greeting}`);
+    this.write(`EHLO ${name}\r\n`);
+    const ehlo = await this.reply();
+    if (!ehlo.startsWith('250')) throw new Error(`EHLO: ${ehlo}`);
+  }
+
+  /** One transaction, pipelined: MAIL, RCPT and DATA in one write, then the message. */
+  async send(envelope: Envelope): Promise<Outcome> {
+    this.write(`MAIL FROM:<${envelope.from}>\r\nRCPT TO:<${envelope.to}>\r\nDATA\r\n`);
+    const mail = await this.reply();
+    const rcpt = await this.reply();
+    const data = await this.reply();
+    if (!data.startsWith('354')) {
+      // The transaction is still open on the server's side (MAIL was taken): end it before the next.
+      this.write('RSET\r\n');
+      await this.reply();
+      const refusal = !mail.startsWith('250') ? mail : rcpt;
+      return refusal.startsWith('4') ? { kind: 'temporary', reply: refusal } : { kind: 'refused', stage: 'rcpt', reply: refusal };
+    }
+    this.write(envelope.data);
+    this.write(envelope.data.subarray(-2).toString() === '\r\n' ? '.\r\n' : '\r\n.\r\n');
+    const started = performance.now();
+    const final = await this.reply();
+    const latencyMs = performance.now() - started;
+    if (final.startsWith('2')) return { kind: 'accepted', reply: final, latencyMs };
+    if (final.startsWith('4')) return { kind: 'temporary', reply: final };
+    return { kind: 'refused', stage: 'data', reply: final, latencyMs };
+  }
+
+  close(): void {
+    this.socket.end('QUIT\r\n');
+    this.socket.destroySoon?.();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Runs the load: `sessions` workers take message numbers from one counter until all are sent. */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const result: LoadResult = { elapsedMs: 0, accepted: 0, refused: 0, temporary: 0, errors: 0, latenciesMs: [] };
+  const deadline = Date.now() + (options.maxMs ?? 120_000);
+  let next = 0;
+  const take = () => (next < options.messages && Date.now() < deadline ? next++ : -1);
+  const record = (i: number, outcome: Outcome) => {
+    if (outcome.kind === 'accepted') {
+      result.accepted++;
+      result.latenciesMs.push(outcome.latencyMs);
+    } else if (outcome.kind === 'refused') {
+      result.refused++;
+      if (outcome.latencyMs !== undefined) result.latenciesMs.push(outcome.latencyMs);
+    } else if (outcome.kind === 'temporary') result.temporary++;
+    else {
+      result.errors++;
+      result.firstError ??= outcome.message;
+    }
+    options.onOutcome?.(i, outcome);
+  };
+
+  const worker = async () => {
+    let session: Session | null = null;
+    for (let i = take(); i !== -1; i = take()) {
+      try {
+        if (!session) {
+          session = await Session.open(options.port);
+          await session.hello();
+        }
+        record(i, await session.send(options.message(i)));
+        if (options.mode === 'per-message') {
+          session.close();
+          session = null;
+        }
+      } catch (error) {
+        record(i, { kind: 'error', message: (error as Error).message });
+        session?.destroy();
+        session = null;
+      }
+    }
+    session?.close();
+  };
+
+  const started = performance.now();
+  await Promise.all(Array.from({ length: options.sessions }, worker));
+  result.elapsedMs = performance.now() - started;
+  return result;
+}
+
+/** The p-th percentile (0-100) of values, or null for none. */
+export function percentile(values: number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
