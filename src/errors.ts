@@ -49,6 +49,14 @@ export const OUTCOMES = {
     status: 'not stored',
     when: 'the database could not be written (locked, full, missing); nothing is stored and the sender keeps its copy',
   },
+  'data.disk_full': {
+    stage: 'data',
+    smtp: 452,
+    dsn: '4.3.1',
+    text: 'Insufficient system storage, please try again later',
+    status: 'not stored',
+    when: 'the disk (or the database) is full; nothing is stored and the sender keeps its copy',
+  },
   'rcpt.lookup_failed': {
     stage: 'rcpt',
     smtp: 451,

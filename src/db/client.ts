@@ -140,6 +140,12 @@ export function isTransientDbError(error: unknown): boolean {
   );
 }
 
+/** The disk or the database is full (SQLITE_FULL, or ENOSPC under an I/O error). */
+export function isDiskFullError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || (typeof code === 'string' && code.startsWith('SQLITE_IOERR') && /no space|disk is full|database or disk is full/i.test(String((error as Error).message)));
+}
+
 export function isUniqueConstraintError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';

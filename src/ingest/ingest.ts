@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AddressTemplate } from '../address/template.js';
-import { isTransientDbError } from '../db/client.js';
+import { isDiskFullError, isTransientDbError } from '../db/client.js';
 import type { Repositories } from '../db/repositories.js';
 import type { Delivery, InboundMessage, NewDelivery, Status } from '../db/repos/inbound.repo.js';
 import { MailRejection, OUTCOMES, type Outcome, type OutcomeCode } from '../errors.js';
@@ -107,7 +107,7 @@ export async function ingest(
   } catch (error) {
     if (error instanceof MailRejection) throw error;
     deps.logger.error({ err: error, transient: isTransientDbError(error) }, 'could not store message');
-    throw new MailRejection('data.store_failed');
+    throw new MailRejection(isDiskFullError(error) ? 'data.disk_full' : 'data.store_failed');
   }
 }
 

@@ -95,27 +95,22 @@ export async function startServer(settings: Record<string, string> = {}): Promis
     repos: createRepositories(store),
     logs,
     exited,
-    stop: () => stopChild(child, () => {
+    stop: () => stopChild(child, exited, () => {
       store.close();
       rmSync(dir, { recursive: true, force: true });
     }),
   };
 }
 
-function stopChild(child: ChildProcess, cleanup: () => void): Promise<number | null> {
-  return new Promise((resolve) => {
-    const done = (code: number | null) => {
-      cleanup();
-      resolve(code);
-    };
-    if (child.exitCode !== null) return done(child.exitCode);
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', (code) => {
-      clearTimeout(kill);
-      done(code);
-    });
-    child.kill('SIGTERM');
-  });
+/** SIGTERM (SIGKILL after 10 s) unless it has exited already, killed by a test or not. */
+async function stopChild(child: ChildProcess, exited: Promise<number | null>, cleanup: () => void): Promise<number | null> {
+  const running = child.exitCode === null && child.signalCode === null;
+  const kill = running ? setTimeout(() => child.kill('SIGKILL'), 10_000) : undefined;
+  if (running) child.kill('SIGTERM');
+  const code = await exited;
+  clearTimeout(kill);
+  cleanup();
+  return code;
 }
 
 export const template = compileTemplate('incoming+%{key}@example.com');
