@@ -146,11 +146,35 @@ export const SETTINGS = {
     default: 100,
     doc: 'Concurrent connections per SMTP or LMTP listener; one more is answered `421` and closed.',
   },
+  max_connections_per_ip: {
+    env: 'INTAKE_MAX_CONNECTIONS_PER_IP',
+    schema: z.coerce.number().int().min(1),
+    default: 20,
+    doc: 'Concurrent SMTP sessions from one client address; one more is answered `421 4.7.0` and closed. Trusted relays are exempt.',
+  },
+  unknown_recipient_limit: {
+    env: 'INTAKE_UNKNOWN_RECIPIENT_LIMIT',
+    schema: z.coerce.number().int().min(1),
+    default: 20,
+    doc: 'Unknown recipients one client address may name per window (key guessing). From half of it on, each refusal is answered a second later (up to 5 s); at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays are exempt; behind Postfix the policy service counts by the client Postfix names.',
+  },
+  unknown_recipient_window_ms: {
+    env: 'INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS',
+    schema: z.coerce.number().int().min(1000),
+    default: 600000,
+    doc: 'The window `unknown_recipient_limit` counts over.',
+  },
+  unknown_recipient_block_ms: {
+    env: 'INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS',
+    schema: z.coerce.number().int().min(0),
+    default: 600000,
+    doc: 'How long an address that reached `unknown_recipient_limit` is refused at connect (`421 4.7.0`).',
+  },
   socket_timeout_ms: {
     env: 'INTAKE_SOCKET_TIMEOUT_MS',
     schema: z.coerce.number().int().min(1000),
     default: 60000,
-    doc: 'Idle time after which an SMTP session is closed.',
+    doc: 'An SMTP session that sends no complete command for this long (idle, or one byte at a time) is closed with `421`; the time a message takes to arrive after DATA is not counted.',
   },
   reverse_lookup: {
     env: 'INTAKE_REVERSE_LOOKUP',

@@ -26,7 +26,7 @@ export type Stage = 'rcpt' | 'data' | 'process';
 
 export interface Outcome {
   /** The stage where it is decided: rcpt (RCPT TO), data (after the message is read), process (after it is stored). */
-  stage: Stage | 'mail';
+  stage: Stage | 'mail' | 'connect';
   /** SMTP reply code; 250 means the message is accepted even though nothing was created. */
   smtp: number;
   /** RFC 3463 enhanced status code. */
@@ -72,6 +72,30 @@ export const OUTCOMES = {
     text: 'Too many recipients for one message, send the rest in another message',
     status: 'rejected',
     when: 'more accepted recipients than INTAKE_MAX_RECIPIENTS',
+  },
+  'connect.too_many_connections': {
+    stage: 'connect',
+    smtp: 421,
+    dsn: '4.7.0',
+    text: 'Too many connections from your address, try again later',
+    status: 'not stored',
+    when: 'a client address already has INTAKE_MAX_CONNECTIONS_PER_IP sessions open; answered at connect, logged',
+  },
+  'connect.blocked': {
+    stage: 'connect',
+    smtp: 421,
+    dsn: '4.7.0',
+    text: 'Too many unknown recipients from your address, try again later',
+    status: 'not stored',
+    when: 'the client address was shut out for key guessing (rcpt.too_many_unknown) less than INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS ago; answered at connect, logged',
+  },
+  'rcpt.too_many_unknown': {
+    stage: 'rcpt',
+    smtp: 421,
+    dsn: '4.7.0',
+    text: 'Too many unknown recipients from your address, try again later',
+    status: 'not stored',
+    when: 'the client address named INTAKE_UNKNOWN_RECIPIENT_LIMIT unknown recipients within INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS (the later ones answered ever more slowly); the session is closed and the address shut out for a while; the recipient\'s row keeps the reason it was unknown, the log says the rest',
   },
   'mail.tls_required': {
     stage: 'mail',

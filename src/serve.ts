@@ -7,6 +7,7 @@ import { openStore, type Store } from './db/client.js';
 import { createRepositories } from './db/repositories.js';
 import type { IngestDeps } from './ingest/ingest.js';
 import { startPolicyListener, type PolicyListener } from './policy/server.js';
+import { ClientLimits } from './smtp/client-limits.js';
 import { startMailListener, type ListenerKind, type MailListener } from './smtp/server.js';
 import { expiryProblem, loadTlsMaterial, TlsFileError, type TlsMaterial } from './smtp/tls.js';
 
@@ -61,6 +62,14 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   process.on('SIGHUP', reload);
   const deps = ingestDeps(config, store, logger);
   let policy: PolicyListener | null = null;
+  // One set of limits for the whole process: a client is the same client on every listener.
+  const limits = new ClientLimits({
+    maxConnectionsPerIp: config.max_connections_per_ip,
+    unknownRecipientLimit: config.unknown_recipient_limit,
+    unknownRecipientWindowMs: config.unknown_recipient_window_ms,
+    blockMs: config.unknown_recipient_block_ms,
+    exempt: config.trusted_relays,
+  });
   const wanted: [ListenerKind, string][] = [
     ['smtp', config.smtp_listen],
     ['smtps', config.smtps_listen],
@@ -69,14 +78,14 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   try {
     for (const [kind, listen] of wanted) {
       if (!listen) continue;
-      const listener = await startMailListener(kind, listen, config, deps, tls).catch((error: Error) => {
+      const listener = await startMailListener(kind, listen, config, deps, tls, limits).catch((error: Error) => {
         throw new StartupError(`cannot listen for ${kind.toUpperCase()} on ${listen}: ${error.message}`);
       });
       mail.push(listener);
       logger.info({ protocol: kind, host: listener.host, port: listener.port, tls: kind === 'smtps' ? 'implicit' : tls ? 'starttls' : 'none' }, 'listening');
     }
     if (config.policy_listen) {
-      policy = await startPolicyListener(config.policy_listen, deps).catch((error: Error) => {
+      policy = await startPolicyListener(config.policy_listen, deps, limits).catch((error: Error) => {
         throw new StartupError(`cannot listen for the policy service on ${config.policy_listen}: ${error.message}`);
       });
       logger.info({ protocol: 'policy', host: policy.host, port: policy.port }, 'listening');

@@ -4,8 +4,9 @@ export default defineConfig({
   test: {
     root: new URL('..', import.meta.url).pathname,
     include: ['test/**/*.test.ts'],
-    // README's tour needs swaks and sqlite3 from apt: `npm run test:tour`, run by .ci/run.
-    exclude: ['test/tour/**', 'node_modules/**'],
+    // Suites with their own command, run by .ci/run: the tour (swaks, sqlite3 from apt), the interop
+    // suite (postfix), the crash and hostile suites (long, and the crash suite mounts a tmpfs).
+    exclude: ['test/tour/**', 'test/interop/**', 'test/crash/**', 'test/hostile/**', 'node_modules/**'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',

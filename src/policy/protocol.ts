@@ -93,12 +93,15 @@ function emptyRequest(): PolicyRequest {
 export type RecipientVerdict =
   | { kind: 'accept' }
   | { kind: 'not_ours' }
-  | { kind: 'refuse'; temporary: boolean; dsn: string; text: string };
+  | { kind: 'refuse'; temporary: boolean; dsn: string; text: string }
+  /** Refuse and make Postfix drop the client's connection (a key guesser). */
+  | { kind: 'disconnect'; dsn: string; text: string };
 
-export type PolicyAction = { action: 'DUNNO' } | { action: 'REJECT' | 'DEFER_IF_PERMIT'; reason: string };
+export type PolicyAction = { action: 'DUNNO' } | { action: 'REJECT' | 'DEFER_IF_PERMIT' | '421'; reason: string };
 
 /**
- * Decides the answer to one request. Never OK: at best DUNNO, so Postfix's other restrictions still
+ * Decides the answer to one request (`421 text` is Postfix's access action for "reply 421 and hang
+ * up"). Never OK: at best DUNNO, so Postfix's other restrictions still
  * apply; a RCPT request that cannot be judged is deferred, never let through unchecked.
  */
 export function decide(request: PolicyRequest, check: (recipient: string) => RecipientVerdict): PolicyAction {
@@ -114,6 +117,7 @@ export function decide(request: PolicyRequest, check: (recipient: string) => Rec
   if (!recipient) return incomplete('no recipient');
   const verdict = check(recipient);
   if (verdict.kind === 'accept' || verdict.kind === 'not_ours') return { action: 'DUNNO' };
+  if (verdict.kind === 'disconnect') return { action: '421', reason: `${verdict.dsn} ${verdict.text}` };
   return { action: verdict.temporary ? 'DEFER_IF_PERMIT' : 'REJECT', reason: `${verdict.dsn} ${verdict.text}` };
 }
 

@@ -2,9 +2,10 @@
 // the SMTP listener runs, so unknown keys are refused before Postfix queues anything. Input: the network.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { parseHostPort } from '../config.js';
-import { MailRejection, type OutcomeCode } from '../errors.js';
+import { MailRejection, OUTCOMES, type OutcomeCode } from '../errors.js';
 import { recordRefusals, type IngestDeps } from '../ingest/ingest.js';
 import { checkRecipient } from '../ingest/recipient.js';
+import type { ClientLimits } from '../smtp/client-limits.js';
 import { decide, formatAction, PolicyRequestReader, type PolicyRequest, type RecipientVerdict } from './protocol.js';
 
 export interface PolicyListener {
@@ -20,12 +21,19 @@ const NOT_OURS: ReadonlySet<OutcomeCode> = new Set(['rcpt.relay_denied', 'rcpt.n
 /** Rows of refusals are grouped per Postfix transaction (its `instance`); this many are remembered. */
 const INSTANCES_KEPT = 10_000;
 
-export async function startPolicyListener(listen: string, deps: IngestDeps): Promise<PolicyListener> {
+export async function startPolicyListener(listen: string, deps: IngestDeps, limits: ClientLimits): Promise<PolicyListener> {
   const rows: Rows = new Map();
   const sockets = new Set<Socket>();
 
-  const answer = (request: PolicyRequest): string => {
-    const action = decide(request, (recipient) => verdictFor(recipient, request, rows, deps));
+  const answer = async (request: PolicyRequest): Promise<string> => {
+    let delayMs = 0;
+    const action = decide(request, (recipient) => {
+      const verdict = verdictFor(recipient, request, rows, deps, limits);
+      delayMs = verdict.delayMs;
+      return verdict.verdict;
+    });
+    // A guesser's Postfix session waits (Postfix allows a policy answer 100 s); nobody else's does.
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     if (action.action !== 'DUNNO' || request.problems.length > 0) {
       deps.logger.info(
         { ingress: 'policy', recipient: request.attributes.get('recipient')?.slice(0, 256), action: action.action, reason: 'reason' in action ? action.reason : undefined, problems: request.problems },
@@ -39,9 +47,19 @@ export async function startPolicyListener(listen: string, deps: IngestDeps): Pro
     sockets.add(socket);
     const reader = new PolicyRequestReader();
     socket.setTimeout(IDLE_MS, () => socket.destroy());
+    // Answers go out in request order, even when one of them is held back.
+    let queue = Promise.resolve();
     socket.on('data', (chunk: Buffer) => {
       for (const request of reader.push(chunk)) {
-        if (socket.writable) socket.write(answer(request));
+        const answered = answer(request).catch((error: unknown) => {
+          // A bug must not let a recipient through, nor take the service down.
+          deps.logger.error({ err: error }, 'policy request failed');
+          return formatAction({ action: 'DEFER_IF_PERMIT', reason: `${OUTCOMES['rcpt.lookup_failed'].dsn} ${OUTCOMES['rcpt.lookup_failed'].text}` });
+        });
+        queue = queue.then(async () => {
+          const text = await answered;
+          if (socket.writable) socket.write(text);
+        });
       }
     });
     socket.on('error', (error) => deps.logger.debug({ err: error.message }, 'policy connection error'));
@@ -72,15 +90,25 @@ export async function startPolicyListener(listen: string, deps: IngestDeps): Pro
 /** Per Postfix transaction: the row its refusals go in, and the recipients refused so far. */
 type Rows = Map<string, { id: number; recipients: string[] }>;
 
-function verdictFor(recipient: string, request: PolicyRequest, rows: Rows, deps: IngestDeps): RecipientVerdict {
+function verdictFor(recipient: string, request: PolicyRequest, rows: Rows, deps: IngestDeps, limits: ClientLimits): { verdict: RecipientVerdict; delayMs: number } {
+  const client = request.attributes.get('client_address') ?? '';
+  const shutOut = { kind: 'disconnect', dsn: OUTCOMES['rcpt.too_many_unknown'].dsn, text: OUTCOMES['rcpt.too_many_unknown'].text } as const;
+  if (client && limits.isBlocked(client)) return { verdict: shutOut, delayMs: 0 };
   try {
     checkRecipient(recipient, deps);
-    return { kind: 'accept' };
+    return { verdict: { kind: 'accept' }, delayMs: 0 };
   } catch (error) {
     if (!(error instanceof MailRejection)) throw error;
-    if (NOT_OURS.has(error.code)) return { kind: 'not_ours' };
+    if (NOT_OURS.has(error.code)) return { verdict: { kind: 'not_ours' }, delayMs: 0 };
     recordPolicyRefusal(recipient, error, request, rows, deps);
-    return { kind: 'refuse', temporary: error.isTemporary, dsn: error.outcome.dsn, text: error.reason };
+    const refuse: RecipientVerdict = { kind: 'refuse', temporary: error.isTemporary, dsn: error.outcome.dsn, text: error.reason };
+    if (!client || error.isTemporary) return { verdict: refuse, delayMs: 0 };
+    const guess = limits.unknownRecipient(client);
+    if (guess.shutOut) {
+      deps.logger.warn({ ingress: 'policy', remoteAddress: client, unknownRecipients: guess.count }, 'client shut out: too many unknown recipients');
+      return { verdict: shutOut, delayMs: 0 };
+    }
+    return { verdict: refuse, delayMs: guess.delayMs };
   }
 }
 

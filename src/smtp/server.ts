@@ -4,16 +4,28 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import { parseHostPort } from '../config.js';
-import { MailRejection } from '../errors.js';
+import { MailRejection, type OutcomeCode } from '../errors.js';
 import type { IngestDeps } from '../ingest/ingest.js';
+import { enforceCommandDeadline } from './command-deadline.js';
 import { onData } from './data.js';
 import { installEnhancedCodePassthrough } from './reply.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { onRcptTo } from './rcpt-to.js';
+import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
 import { Transactions } from './transaction.js';
 
 export type ListenerKind = 'smtp' | 'smtps' | 'lmtp';
+
+/** Refusals that say "no such recipient here": what a key guesser collects. */
+const UNKNOWN_RECIPIENT: ReadonlySet<OutcomeCode> = new Set([
+  'rcpt.no_such_address',
+  'rcpt.unknown_key',
+  'rcpt.unknown_reply_key',
+  'rcpt.user_not_found',
+  'rcpt.project_not_found',
+  'rcpt.relay_denied',
+]);
 
 export interface MailListener {
   readonly kind: ListenerKind;
@@ -35,6 +47,7 @@ export async function startMailListener(
   config: Config,
   deps: IngestDeps,
   tls: TlsMaterial | null,
+  limits: ClientLimits,
 ): Promise<MailListener> {
   installEnhancedCodePassthrough();
   installXforwardHeloFix();
@@ -42,6 +55,10 @@ export async function startMailListener(
   // Sessions whose message is being received or stored: on shutdown they are let finish.
   const receiving = new Set<string>();
   const trusted = config.trusted_relays.length > 0 ? config.trusted_relays : false;
+  // The address each session was admitted as (XCLIENT may change remoteAddress later).
+  const admitted = new Map<string, string>();
+  // LMTP clients are relays, which pass on many senders' mail: the limits are theirs to apply.
+  const limited = kind !== 'lmtp';
   const options: SMTPServerOptions = {
     name: config.hostname,
     banner: 'intake',
@@ -62,6 +79,17 @@ export async function startMailListener(
     useProxy: config.proxy_protocol_from.length > 0 ? config.proxy_protocol_from : false,
     closeTimeout: config.shutdown_timeout_ms,
     logger: false,
+    onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      if (!limited) return callback();
+      const admission = limits.admit(session.remoteAddress);
+      if (admission.ok) {
+        admitted.set(session.id, session.remoteAddress);
+        return callback();
+      }
+      const code = admission.reason === 'blocked' ? 'connect.blocked' : 'connect.too_many_connections';
+      deps.logger.warn({ listener: kind, remoteAddress: session.remoteAddress, code, retryAfterMs: admission.retryAfterMs }, 'connection refused');
+      callback(new MailRejection(code));
+    },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       if (kind === 'smtp' && config.require_tls && !session.secure) {
         deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address }, 'refused: no STARTTLS');
@@ -71,7 +99,16 @@ export async function startMailListener(
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
-      callback(onRcptTo(address.address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps));
+      const rejection = onRcptTo(address.address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps);
+      const ip = admitted.get(session.id);
+      if (!rejection || !ip || !UNKNOWN_RECIPIENT.has(rejection.code)) return callback(rejection);
+      const verdict = limits.unknownRecipient(ip);
+      if (verdict.shutOut) {
+        deps.logger.warn({ listener: kind, remoteAddress: ip, unknownRecipients: verdict.count, blockMs: config.unknown_recipient_block_ms }, 'client shut out: too many unknown recipients');
+        return callback(new MailRejection('rcpt.too_many_unknown'));
+      }
+      if (verdict.delayMs === 0) return callback(rejection);
+      setTimeout(() => callback(rejection), verdict.delayMs);
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string | (string | Error)[]) => void) {
       receiving.add(session.id);
@@ -84,9 +121,15 @@ export async function startMailListener(
     },
     onClose(session: SMTPServerSession) {
       transactions.end(session);
+      const ip = admitted.get(session.id);
+      if (ip !== undefined) {
+        admitted.delete(session.id);
+        limits.release(ip);
+      }
     },
   };
   const server = new SMTPServer(options);
+  const stopDeadline = enforceCommandDeadline((server as unknown as { connections: Set<unknown> }).connections, config.socket_timeout_ms);
 
   const { host, port } = parseHostPort(listen) as { host: string; port: number };
   await new Promise<void>((resolve, reject) => {
@@ -110,7 +153,10 @@ export async function startMailListener(
     updateTls(material) {
       server.updateSecureContext({ key: material.key, cert: material.cert });
     },
-    close: (graceMs) => closeGracefully(server, receiving, graceMs),
+    close: (graceMs) => {
+      stopDeadline();
+      return closeGracefully(server, receiving, graceMs);
+    },
   };
 }
 

@@ -1,5 +1,5 @@
-// Property tests for the policy protocol: whatever bytes arrive, every answer is one of the three
-// safe actions on one line, never OK, and a RCPT recipient is only let through (DUNNO) once checked.
+// Property tests for the policy protocol: whatever bytes arrive, every answer is one of the safe
+// actions on one line, never OK, and a RCPT recipient is only let through (DUNNO) once checked.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decide, formatAction, PolicyRequestReader, type RecipientVerdict } from '../../src/policy/protocol.js';
@@ -17,20 +17,22 @@ const line = fc.oneof(
 const stream = fc.array(line, { maxLength: 40 }).map((lines) => Buffer.from(lines.join('\n') + '\n\n', 'utf8'));
 
 describe('policy protocol properties', () => {
-  it('every answer is DUNNO, REJECT or DEFER_IF_PERMIT on one line; DUNNO at RCPT only after a check said so', () => {
+  it('every answer is DUNNO, REJECT, DEFER_IF_PERMIT or 421 on one line, never OK; DUNNO at RCPT only after a check said so', () => {
     fc.assert(
-      fc.property(stream, fc.integer({ min: 1, max: 64 }), fc.constantFrom<RecipientVerdict['kind']>('accept', 'not_ours', 'refuse'), (bytes, chunk, verdictKind) => {
+      fc.property(stream, fc.integer({ min: 1, max: 64 }), fc.constantFrom<RecipientVerdict['kind']>('accept', 'not_ours', 'refuse', 'disconnect'), (bytes, chunk, verdictKind) => {
         const reader = new PolicyRequestReader();
         for (let i = 0; i < bytes.length; i += chunk) {
           for (const request of reader.push(bytes.subarray(i, i + chunk))) {
             const checked: string[] = [];
             const check = (recipient: string): RecipientVerdict => {
               checked.push(recipient);
-              return verdictKind === 'refuse' ? { kind: 'refuse', temporary: false, dsn: '5.1.1', text: 'no' } : { kind: verdictKind };
+              if (verdictKind === 'refuse') return { kind: 'refuse', temporary: false, dsn: '5.1.1', text: 'no' };
+              if (verdictKind === 'disconnect') return { kind: 'disconnect', dsn: '4.7.0', text: 'go away' };
+              return { kind: verdictKind };
             };
             const action = decide(request, check);
             const out = formatAction(action);
-            expect(out).toMatch(/^action=(DUNNO|REJECT [^\n]*|DEFER_IF_PERMIT [^\n]*)\n\n$/);
+            expect(out).toMatch(/^action=(DUNNO|REJECT [^\n]*|DEFER_IF_PERMIT [^\n]*|421 [^\n]*)\n\n$/);
             const atRcpt = request.attributes.get('protocol_state')?.toUpperCase() === 'RCPT';
             if (atRcpt && action.action === 'DUNNO') expect(checked).toEqual([request.attributes.get('recipient')]);
           }

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+// The hostile-input suite: abusive clients against a real server, a normal client served throughout.
+export default defineConfig({
+  test: {
+    root: new URL('..', import.meta.url).pathname,
+    include: ['test/hostile/*.test.ts'],
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
+  },
+});
