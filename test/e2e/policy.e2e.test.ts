@@ -144,3 +144,32 @@ describe('the policy service', () => {
     }
   });
 });
+
+describe('the policy service and key guessing', () => {
+  let guarded: RunningServer;
+  beforeAll(async () => {
+    guarded = await startServer({ INTAKE_POLICY_LISTEN: '127.0.0.1:0', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '4' });
+  });
+  afterAll(async () => {
+    await guarded?.stop();
+  });
+
+  it('counts unknown recipients by the client Postfix names: slowed, then 421 (Postfix hangs up), then 421 at once', async () => {
+    const client = await PolicyClient.open(guarded.ports.policy as number);
+    try {
+      const guess = (i: number, address = '198.51.100.66') => request({ recipient: template.format(`${i.toString(16).padStart(32, 'c')}`), client_address: address });
+      const answers: string[] = [];
+      const started = Date.now();
+      for (let i = 0; i < 4; i++) answers.push(await client.ask(guess(i)));
+      expect(answers.slice(0, 3).every((a) => a.startsWith('action=REJECT 5.1.1 '))).toBe(true);
+      expect(answers[3]).toBe('action=421 4.7.0 Too many unknown recipients from your address, try again later');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+      expect(await client.ask(request({ recipient: template.format(seedReplyWorld(guarded.repos).key), client_address: '198.51.100.66' }))).toBe(
+        'action=421 4.7.0 Too many unknown recipients from your address, try again later',
+      );
+      expect(await client.ask(guess(9, '198.51.100.67'))).toMatch(/^action=REJECT 5\.1\.1 /);
+    } finally {
+      client.close();
+    }
+  });
+});
