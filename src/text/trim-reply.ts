@@ -24,7 +24,8 @@ export function trimReply(text: string): TrimmedReply {
   // for the mail it came from; real mail settles after one pass, the bound is for crafted input.
   let current = trimOnce(text);
   const elided = [current.elided];
-  for (let pass = 1; pass < MAX_PASSES; pass++) {
+  // Nothing cut: a second pass would see the same lines (most replies to a notification end here).
+  for (let pass = 1; pass < MAX_PASSES && current.elided !== ''; pass++) {
     const next = trimOnce(current.reply);
     if (next.reply === current.reply) break;
     // What a later pass removes sat above what the earlier one did.

@@ -120,6 +120,9 @@ describe('kill -9 under load', () => {
       await server.stop();
     }
     check(database, ledger);
+    process.stderr.write(
+      `crash: ${ROUNDS} rounds (seed ${SEED}), ${acknowledgedBeforeKill} acknowledged before a kill, ${ledger.refused.size} refused, ${ledger.unknown.size} cut off and sent again; every acknowledged message stored once, integrity_check ok after each round\n`,
+    );
   });
 });
 
