@@ -286,7 +286,9 @@ async function main(): Promise<void> {
         },
         // The baselines accept any key of the right shape; the world only supplies such keys.
         async () => ({ target: await startBare(), world: fresh() }),
-        ...(postfixInstalled ? [async () => ({ target: await startPostfixTarget(), world: fresh() })] : []),
+        // Postfix slows down and then drops a client whose every RCPT fails (smtpd_error_sleep_time,
+        // smtpd_hard_error_limit): a refusals-only run would measure that, for a minute.
+        ...(postfixInstalled && workload.unknown < 1 ? [async () => ({ target: await startPostfixTarget(), world: fresh() })] : []),
       ];
       for (const start of targets) {
         const { target, world } = await start();
