@@ -150,13 +150,13 @@ export const SETTINGS = {
     env: 'INTAKE_MAX_CONNECTIONS_PER_IP',
     schema: z.coerce.number().int().min(1),
     default: 20,
-    doc: 'Concurrent SMTP sessions from one client address; one more is answered `421 4.7.0` and closed. Trusted relays are exempt.',
+    doc: 'Concurrent SMTP sessions from one client address; one more is answered `421 4.7.0` and closed. Trusted relays and the LMTP listener (its clients are relays) are exempt.',
   },
   unknown_recipient_limit: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_LIMIT',
     schema: z.coerce.number().int().min(1),
     default: 20,
-    doc: 'Unknown recipients one client address may name per window (key guessing). From half of it on, each refusal is answered a second later (up to 5 s); at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays are exempt; behind Postfix the policy service counts by the client Postfix names.',
+    doc: 'Unknown recipients one client address may name per window (key guessing). From half of it on, each refusal is answered a second later (up to 5 s); at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
   },
   unknown_recipient_window_ms: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS',
