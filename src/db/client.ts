@@ -87,19 +87,22 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
       batch.forEach((job, i) => (outcomes[i]?.ok ? job.resolve(outcomes[i]?.value) : job.reject(outcomes[i]?.value)));
     };
     const group = options.groupCommit !== false;
+    // Prepared once: a refusal is recorded this way for every unknown recipient.
+    const light = prepared(() => ({
+      enter: [sqlite.prepare('PRAGMA synchronous = NORMAL'), sqlite.prepare('PRAGMA busy_timeout = 0')],
+      leave: [sqlite.prepare('PRAGMA synchronous = FULL'), sqlite.prepare(`PRAGMA busy_timeout = ${busyTimeoutMs}`)],
+    }));
     return {
       sqlite,
       db,
       transaction: (fn, { durable = true } = {}) => {
         if (durable || sqlite.inTransaction) return sqlite.transaction(fn)();
         // Nor does it wait for a lock: better-sqlite3 blocks the event loop while it waits.
-        sqlite.pragma('synchronous = NORMAL');
-        sqlite.pragma('busy_timeout = 0');
+        light().enter.forEach((statement) => statement.run());
         try {
           return sqlite.transaction(fn)();
         } finally {
-          sqlite.pragma('synchronous = FULL');
-          sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
+          light().leave.forEach((statement) => statement.run());
         }
       },
       commit: <T>(fn: () => T) =>
