@@ -196,7 +196,7 @@ describe('behind Postfix: pipe(8) runs intake deliver', () => {
     chownSync(database, 65534, 65534);
     postfix = await startPostfix({
       mainCf: snippet('main.cf.pipe', { 'incoming.example.com': 'example.com' }),
-      masterCf: snippet('master.cf.pipe', { 'user=intake': 'user=nobody', '/usr/local/bin/intake': `${process.execPath} ${cli}`, '/etc/intake/intake.env': configFile }),
+      masterCf: snippet('master.cf.pipe', { 'user=intake': 'user=nobody', '/usr/bin/node /opt/intake/dist/cli.js': `${process.execPath} ${cli}`, '/etc/intake/intake.env': configFile }),
       defaultTransport: 'discard:',
     });
   }, 60_000);
