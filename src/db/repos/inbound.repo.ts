@@ -24,6 +24,35 @@ export function createInboundRepository({ db }: { db: Db }) {
     .where(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256'))))
     .limit(1000)
     .prepare());
+  const processedDeliveryOf = prepared(() =>
+    db
+      .select()
+      .from(deliveries)
+      .where(and(eq(deliveries.inboundMessageId, sql.placeholder('id')), eq(deliveries.destination, sql.placeholder('destination')), eq(deliveries.status, 'processed')))
+      .limit(1)
+      .prepare(),
+  );
+  // Every column but id and created_at, so that one prepared statement serves every delivery.
+  const insertDelivery = prepared(() =>
+    db
+      .insert(deliveries)
+      .values({
+        inboundMessageId: sql.placeholder('inboundMessageId'),
+        recipient: sql.placeholder('recipient'),
+        key: sql.placeholder('key'),
+        source: sql.placeholder('source'),
+        destination: sql.placeholder('destination'),
+        stage: sql.placeholder('stage'),
+        status: sql.placeholder('status'),
+        reasonCode: sql.placeholder('reasonCode'),
+        reason: sql.placeholder('reason'),
+        handler: sql.placeholder('handler'),
+        targetType: sql.placeholder('targetType'),
+        targetId: sql.placeholder('targetId'),
+      })
+      .returning()
+      .prepare(),
+  );
   return {
     insert: (input: NewInboundMessage): number =>
       db.insert(inboundMessages).values(input).returning({ id: inboundMessages.id }).get().id,
@@ -43,11 +72,20 @@ export function createInboundRepository({ db }: { db: Db }) {
         .all();
     },
     addDelivery(inboundMessageId: number, delivery: NewDelivery): Delivery {
-      return db
-        .insert(deliveries)
-        .values({ ...delivery, inboundMessageId })
-        .returning()
-        .get();
+      return insertDelivery().get({
+        inboundMessageId,
+        recipient: delivery.recipient,
+        key: delivery.key ?? null,
+        source: delivery.source ?? null,
+        destination: delivery.destination ?? null,
+        stage: delivery.stage,
+        status: delivery.status,
+        reasonCode: delivery.reasonCode ?? null,
+        reason: delivery.reason ?? null,
+        handler: delivery.handler ?? null,
+        targetType: delivery.targetType ?? null,
+        targetId: delivery.targetId ?? null,
+      }) as Delivery;
     },
     deliveriesOf: (inboundMessageId: number): Delivery[] => deliveriesOfMessage().all({ id: inboundMessageId }),
     deleteDeliveries(ids: number[]): void {
@@ -60,14 +98,12 @@ export function createInboundRepository({ db }: { db: Db }) {
     findProcessedDelivery(destination: string, message: { messageId: string | null; sha256: string }): Delivery | undefined {
       // From the message side first (its index finds a handful of rows): from the destination side, a
       // busy issue's every delivery would be read for each message.
-      const copies = (message.messageId ? byMessageId().all({ messageId: message.messageId }) : bySha256().all({ sha256: message.sha256 })).map((r) => r.id);
-      if (copies.length === 0) return undefined;
-      return db
-        .select()
-        .from(deliveries)
-        .where(and(inArray(deliveries.inboundMessageId, copies), eq(deliveries.destination, destination), eq(deliveries.status, 'processed')))
-        .limit(1)
-        .get();
+      const copies = message.messageId ? byMessageId().all({ messageId: message.messageId }) : bySha256().all({ sha256: message.sha256 });
+      for (const { id } of copies) {
+        const found = processedDeliveryOf().get({ id, destination });
+        if (found) return found;
+      }
+      return undefined;
     },
   };
 }
