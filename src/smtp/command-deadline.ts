@@ -15,7 +15,15 @@ let installed = false;
 function installCommandStamp(): void {
   if (installed) return;
   installed = true;
-  const proto = SMTPConnection.prototype as unknown as { _onCommand(this: Connection, command: Buffer, callback: () => void): void };
+  const proto = SMTPConnection.prototype as unknown as {
+    init(this: Connection): void;
+    _onCommand(this: Connection, command: Buffer, callback: () => void): void;
+  };
+  const init = proto.init;
+  proto.init = function (this: Connection) {
+    this.commandDeadlineStamp = Date.now();
+    return init.call(this);
+  };
   const onCommand = proto._onCommand;
   proto._onCommand = function (this: Connection, command: Buffer, callback: () => void) {
     this.commandDeadlineStamp = Date.now();

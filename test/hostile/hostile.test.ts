@@ -63,7 +63,9 @@ async function servedThroughout(attack: () => Promise<void>): Promise<void> {
 
 const rowsWith = (messageId: string) =>
   server.store.sqlite.prepare('select status, reason_code from inbound_messages where message_id = ?').all(messageId) as { status: string; reason_code: string | null }[];
-const inboundCount = () => (server.store.sqlite.prepare('select count(*) as n from inbound_messages').get() as { n: number }).n;
+/** Rows from one client address (the normal client in parallel adds rows of its own from 127.0.0.1). */
+const inboundCount = (remoteAddress: string) =>
+  (server.store.sqlite.prepare('select count(*) as n from inbound_messages where remote_address = ?').get(remoteAddress) as { n: number }).n;
 
 function rawConnect(localAddress: string): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
@@ -82,7 +84,7 @@ describe('SMTP smuggling: line ends that are not CRLF.CRLF never end the message
   it.each(Object.entries(fakeEnds))('%s inside DATA is data: one message, one reply, no second transaction', async (_name, fakeEnd) => {
     await servedThroughout(async () => {
       const { client } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.2' });
-      const before = inboundCount();
+      const before = inboundCount('127.0.0.2');
       const messageId = `smuggle-${++sequence}@client.test`;
       await client.command('EHLO smuggler.test');
       await client.command(`MAIL FROM:<${world.user.email}>`);
@@ -95,7 +97,7 @@ describe('SMTP smuggling: line ends that are not CRLF.CRLF never end the message
       // Nothing more comes: no reply to a smuggled command.
       expect((await client.command('NOOP')).line).toMatch(/^250 /);
       await client.quit();
-      expect(inboundCount()).toBe(before + 1);
+      expect(inboundCount('127.0.0.2')).toBe(before + 1);
       expect(rowsWith(messageId)).toEqual([{ status: 'processed', reason_code: null }]);
       const note = server.store.sqlite.prepare('select body from notes where inbound_message_id = (select id from inbound_messages where message_id = ?)').get(messageId) as { body: string };
       expect(note.body).toContain('SMUGGLED BODY');
@@ -131,7 +133,7 @@ describe('slowloris', () => {
       const slowStarted = Date.now();
       await slow.closed;
       clearInterval(dribble);
-      expect(Date.now() - slowStarted).toBeLessThan(7000);
+      expect(Date.now() - slowStarted).toBeLessThan(8000);
       expect(slow.received()).toMatch(/\r\n421 4\.4\.2 Timeout waiting for a complete command - closing connection\r\n$/);
     });
   });
