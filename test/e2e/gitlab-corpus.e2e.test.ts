@@ -251,21 +251,11 @@ describe('replies to notifications (create_note / unsubscribe handlers, reply pa
     expect(w.count('notes')).toBe(0);
   });
 
-  it('reply_without_subaddressing_and_key_inside_references.eml: to the bare mailbox, the key is read from References and jake\'s note is made', async () => {
-    const { w, sent } = await replyTo('reply_without_subaddressing_and_key_inside_references.eml', { to: (w) => w.mailbox });
-    expect(sent.rcpt.map((r) => r.line)).toEqual([ACCEPTED]);
-    const id = acceptedId(sent);
-    const notes = w.notes('Issue', w.issue.id);
-    expect(notes.map((n) => ({ author_id: n.author_id, body: n.body }))).toEqual([{ author_id: w.jake.id, body: collapsed(JAKE_REPLY) }]);
-    const note = notes[0] as NoteRow;
-    processed(w, sent, { handler: 'reply', target_type: 'Note', target_id: note.id });
-    expect(w.deliveries(id)).toEqual([
-      delivery({ recipient: 'reply@appmail.adventuretime.ooo', key: REPLY_KEY, source: 'References', destination: `Issue:${w.issue.id}`, handler: 'reply', target_type: 'Note', target_id: note.id }),
-    ]);
-  });
-
-  it('reply_without_subaddressing_and_key_inside_references_with_a_comma.eml: References with mixed space and comma separators still yield the key and the note', async () => {
-    const { w, sent } = await replyTo('reply_without_subaddressing_and_key_inside_references_with_a_comma.eml', { to: (w) => w.mailbox });
+  it.each([
+    ['reply_without_subaddressing_and_key_inside_references.eml', 'the key is read from References'],
+    ['reply_without_subaddressing_and_key_inside_references_with_a_comma.eml', 'References with mixed space and comma separators still yield the key'],
+  ])('%s: to the bare mailbox, %s and jake\'s note is made', async (fixture) => {
+    const { w, sent } = await replyTo(fixture, { to: (w) => w.mailbox });
     expect(sent.rcpt.map((r) => r.line)).toEqual([ACCEPTED]);
     const id = acceptedId(sent);
     const notes = w.notes('Issue', w.issue.id);
