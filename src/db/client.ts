@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { sql, type Placeholder } from 'drizzle-orm';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import * as schema from './schema.js';
@@ -23,9 +24,10 @@ export interface Store {
    * Runs fn in a durable transaction shared with the other commits asked for in the same turn of the
    * event loop (group commit: one fsync for all of them), each in its own savepoint. Resolves once the
    * shared transaction has committed; rejects with fn's error (its work undone, the others kept), or
-   * with the database's error for all of them when the shared transaction itself fails.
+   * with the database's error for all of them when the shared transaction itself fails. Jobs that are
+   * all `durable: false` (refusals) commit as transaction() does with it: without waiting for the disk.
    */
-  commit<T>(fn: () => T): Promise<T>;
+  commit<T>(fn: () => T, options?: { durable?: boolean }): Promise<T>;
   close(): void;
 }
 
@@ -41,6 +43,7 @@ export interface OpenOptions {
 
 interface CommitJob {
   fn: () => unknown;
+  durable: boolean;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
@@ -62,11 +65,25 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
     const queue: CommitJob[] = [];
     let scheduled = false;
+    // Prepared once: a refusal is recorded this way for every unknown recipient.
+    const light = prepared(() => ({
+      enter: [sqlite.prepare('PRAGMA synchronous = NORMAL'), sqlite.prepare('PRAGMA busy_timeout = 0')],
+      leave: [sqlite.prepare('PRAGMA synchronous = FULL'), sqlite.prepare(`PRAGMA busy_timeout = ${busyTimeoutMs}`)],
+    }));
+    const lightly = <T>(fn: () => T): T => {
+      // Nor does it wait for a lock: better-sqlite3 blocks the event loop while it waits.
+      light().enter.forEach((statement) => statement.run());
+      try {
+        return fn();
+      } finally {
+        light().leave.forEach((statement) => statement.run());
+      }
+    };
     const flush = () => {
       scheduled = false;
       const batch = queue.splice(0);
       const outcomes: { ok: boolean; value: unknown }[] = [];
-      try {
+      const run = () =>
         sqlite
           .transaction(() => {
             for (const job of batch) {
@@ -80,6 +97,9 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
             }
           })
           .immediate();
+      try {
+        if (batch.some((job) => job.durable)) run();
+        else lightly(run);
       } catch (error) {
         for (const job of batch) job.reject(error);
         return;
@@ -87,27 +107,16 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
       batch.forEach((job, i) => (outcomes[i]?.ok ? job.resolve(outcomes[i]?.value) : job.reject(outcomes[i]?.value)));
     };
     const group = options.groupCommit !== false;
-    // Prepared once: a refusal is recorded this way for every unknown recipient.
-    const light = prepared(() => ({
-      enter: [sqlite.prepare('PRAGMA synchronous = NORMAL'), sqlite.prepare('PRAGMA busy_timeout = 0')],
-      leave: [sqlite.prepare('PRAGMA synchronous = FULL'), sqlite.prepare(`PRAGMA busy_timeout = ${busyTimeoutMs}`)],
-    }));
     return {
       sqlite,
       db,
       transaction: (fn, { durable = true } = {}) => {
         if (durable || sqlite.inTransaction) return sqlite.transaction(fn)();
-        // Nor does it wait for a lock: better-sqlite3 blocks the event loop while it waits.
-        light().enter.forEach((statement) => statement.run());
-        try {
-          return sqlite.transaction(fn)();
-        } finally {
-          light().leave.forEach((statement) => statement.run());
-        }
+        return lightly(() => sqlite.transaction(fn)());
       },
-      commit: <T>(fn: () => T) =>
+      commit: <T>(fn: () => T, { durable = true } = {}) =>
         new Promise<T>((resolve, reject) => {
-          queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+          queue.push({ fn, durable, resolve: resolve as (value: unknown) => void, reject });
           if (!group) return flush();
           if (!scheduled) {
             scheduled = true;
@@ -132,6 +141,31 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
 export function prepared<T>(make: () => T): () => T {
   let statement: T | undefined;
   return () => (statement ??= make());
+}
+
+/**
+ * Prepared statements for inserts and updates that are called with a few fixed sets of columns: one
+ * statement per set (the keys given, in order), made on first use, so callers keep passing objects.
+ */
+export function preparedByColumns<T>(make: (columns: string[]) => T): (values: object) => T {
+  const made = new Map<string, T>();
+  return (values) => {
+    const columns = Object.keys(values).filter((column) => (values as Record<string, unknown>)[column] !== undefined);
+    const shape = columns.join(',');
+    let statement = made.get(shape);
+    if (!statement) {
+      // A caller building column sets from input would grow this without end: keep it bounded.
+      if (made.size >= 64) made.clear();
+      statement = make(columns);
+      made.set(shape, statement);
+    }
+    return statement;
+  };
+}
+
+/** The placeholders for preparedByColumns: `{ column: sql.placeholder(column) }`. */
+export function placeholders(columns: string[]): Record<string, Placeholder> {
+  return Object.fromEntries(columns.map((column) => [column, sql.placeholder(column)]));
 }
 
 /** True for errors that mean "try again later" (locked, busy, full, I/O) rather than a bug. */

@@ -353,15 +353,16 @@ function replyFor(id: number, status: Status, deciding: Delivery | undefined): R
  * too big), so that a transaction that never gets to DATA leaves its row too. The first call makes the
  * row; later calls for the same transaction add to it (pass the id back). Returns the row id.
  */
-export function recordRefusals(
+export async function recordRefusals(
   request: { ingress: Ingress; envelope: Envelope; refused: RefusedRecipient[]; size?: number; inboundMessageId: number | null },
   deps: IngestDeps,
-): number | null {
+): Promise<number | null> {
   const first = request.refused[0];
   if (!first) return request.inboundMessageId;
   try {
-    // Nothing here is promised to the sender, so it need not wait for the disk.
-    return deps.repos.transaction(
+    // Nothing here is promised to the sender, so it need not wait for the disk; it shares the
+    // transaction of whatever else is committed in this turn of the event loop.
+    return await deps.repos.commit(
       () => {
         const row = {
           ingress: request.ingress,

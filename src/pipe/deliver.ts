@@ -45,7 +45,7 @@ export async function deliverFromPipe(
   }
   const envelope: Envelope = { mailFrom: request.from, rcptTo: accepted, recipients };
   const lines = refused.map(({ recipient, rejection }) => `${recipient}: ${rejection.responseCode} ${rejection.message}`);
-  let inboundMessageId = recordRefusals({ ingress: 'pipe', envelope, refused, size: raw.length, inboundMessageId: null }, deps);
+  let inboundMessageId = await recordRefusals({ ingress: 'pipe', envelope, refused, size: raw.length, inboundMessageId: null }, deps);
   // A recipient that may work later would be lost if the others were stored now: all retry together
   // (the ones stored by then are recognised as duplicates).
   if (accepted.length === 0 || refused.some((r) => r.rejection.isTemporary)) {

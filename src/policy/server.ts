@@ -27,11 +27,15 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
 
   const answer = async (request: PolicyRequest): Promise<string> => {
     let delayMs = 0;
+    let recorded: Promise<void> | undefined;
     const action = decide(request, (recipient) => {
       const verdict = verdictFor(recipient, request, rows, deps, limits);
       delayMs = verdict.delayMs;
+      recorded = verdict.recorded;
       return verdict.verdict;
     });
+    // Answered once its row is written: the next request of the same transaction adds to that row.
+    await recorded;
     // A guesser's Postfix session waits (Postfix allows a policy answer 100 s); nobody else's does.
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     if (action.action !== 'DUNNO' || request.problems.length > 0) {
@@ -81,7 +85,7 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // A request is answered synchronously, so no connection is ever in the middle of one.
+        // An answer waits at most for one commit (or a guesser's delay, which is theirs to lose).
         for (const socket of sockets) socket.destroy();
       }),
   };
@@ -90,7 +94,13 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
 /** Per Postfix transaction: the row its refusals go in, and the recipients refused so far. */
 type Rows = Map<string, { id: number; recipients: string[] }>;
 
-function verdictFor(recipient: string, request: PolicyRequest, rows: Rows, deps: IngestDeps, limits: ClientLimits): { verdict: RecipientVerdict; delayMs: number } {
+function verdictFor(
+  recipient: string,
+  request: PolicyRequest,
+  rows: Rows,
+  deps: IngestDeps,
+  limits: ClientLimits,
+): { verdict: RecipientVerdict; delayMs: number; recorded?: Promise<void> } {
   const client = request.attributes.get('client_address') ?? '';
   const shutOut = { kind: 'disconnect', dsn: OUTCOMES['rcpt.too_many_unknown'].dsn, text: OUTCOMES['rcpt.too_many_unknown'].text } as const;
   if (client && limits.isBlocked(client)) return { verdict: shutOut, delayMs: 0 };
@@ -100,24 +110,24 @@ function verdictFor(recipient: string, request: PolicyRequest, rows: Rows, deps:
   } catch (error) {
     if (!(error instanceof MailRejection)) throw error;
     if (NOT_OURS.has(error.code)) return { verdict: { kind: 'not_ours' }, delayMs: 0 };
-    recordPolicyRefusal(recipient, error, request, rows, deps);
+    const recorded = recordPolicyRefusal(recipient, error, request, rows, deps);
     const refuse: RecipientVerdict = { kind: 'refuse', temporary: error.isTemporary, dsn: error.outcome.dsn, text: error.reason };
-    if (!client || error.isTemporary) return { verdict: refuse, delayMs: 0 };
+    if (!client || error.isTemporary) return { verdict: refuse, delayMs: 0, recorded };
     const guess = limits.unknownRecipient(client);
     if (guess.shutOut) {
       deps.logger.warn({ ingress: 'policy', remoteAddress: client, unknownRecipients: guess.count }, 'client shut out: too many unknown recipients');
-      return { verdict: shutOut, delayMs: 0 };
+      return { verdict: shutOut, delayMs: 0, recorded };
     }
-    return { verdict: refuse, delayMs: guess.delayMs };
+    return { verdict: refuse, delayMs: guess.delayMs, recorded };
   }
 }
 
-function recordPolicyRefusal(recipient: string, rejection: MailRejection, request: PolicyRequest, rows: Rows, deps: IngestDeps): void {
+async function recordPolicyRefusal(recipient: string, rejection: MailRejection, request: PolicyRequest, rows: Rows, deps: IngestDeps): Promise<void> {
   const attribute = (name: string) => request.attributes.get(name)?.slice(0, 1024) || null;
   const instance = attribute('instance');
   const known = instance ? rows.get(instance) : undefined;
   const recipients = [...(known?.recipients ?? []), recipient];
-  const id = recordRefusals(
+  const id = await recordRefusals(
     {
       ingress: 'policy',
       envelope: {

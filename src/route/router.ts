@@ -58,7 +58,7 @@ export function routeAddress(address: string, template: AddressTemplate, repos: 
 export function routeKey(key: string, repos: Repositories): Route {
   const { route, refusal } = traceKey(key, repos);
   if (route) return route;
-  throw refusal;
+  throw refusal ?? new MailRejection('rcpt.unknown_key');
 }
 
 export interface KeyAttempt {
@@ -68,7 +68,7 @@ export interface KeyAttempt {
 }
 
 /** routeKey, telling every reading it tried and why each lost: for `intake explain`. */
-export function traceKey(key: string, repos: Repositories): { route: Route | null; refusal: MailRejection; attempts: KeyAttempt[] } {
+export function traceKey(key: string, repos: Repositories): { route: Route | null; refusal: MailRejection | null; attempts: KeyAttempt[] } {
   const attempts: KeyAttempt[] = [];
   let refusal: MailRejection | null = null;
   for (const form of parseKey(key)) {
@@ -76,7 +76,7 @@ export function traceKey(key: string, repos: Repositories): { route: Route | nul
     try {
       const route = { key, handler, target: (handler as Handler<KeyForm, unknown>).resolve(form, repos) };
       attempts.push({ handler: handler.name, refused: null });
-      return { route, refusal: refusal ?? new MailRejection('rcpt.unknown_key'), attempts };
+      return { route, refusal, attempts };
     } catch (error) {
       if (!(error instanceof MailRejection)) throw error;
       attempts.push({ handler: handler.name, refused: error.code });

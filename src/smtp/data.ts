@@ -37,7 +37,7 @@ export async function onData(
   if (stream.sizeExceeded) {
     const rejection = new MailRejection('data.too_big', String(maxBytes));
     const refused = envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const }));
-    const id = recordRefusals({ ingress: options.ingress, envelope, refused, size, inboundMessageId: tx.inboundMessageId }, deps);
+    const id = await recordRefusals({ ingress: options.ingress, envelope, refused, size, inboundMessageId: tx.inboundMessageId }, deps);
     log.info({ mailFrom: envelope.mailFrom, size, code: rejection.code, inboundMessageId: id }, 'message refused');
     throw rejection;
   }

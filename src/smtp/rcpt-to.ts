@@ -1,4 +1,5 @@
-// rcpt-to: the RCPT TO stage. Input: an untrusted address. Side effects: database reads only.
+// rcpt-to: the RCPT TO stage. Input: an untrusted address. Side effects: database reads, and the row
+// a refusal leaves.
 // Unknown keys are refused here, in the dialogue, so nothing is ever bounced later.
 import type { Config } from '../config.js';
 import { MailRejection } from '../errors.js';
@@ -6,8 +7,8 @@ import { recordRefusals, type Ingress, type IngestDeps } from '../ingest/ingest.
 import { checkRecipient } from '../ingest/recipient.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
-/** Returns null to accept the recipient, or the rejection smtp-server sends. */
-export function onRcptTo(address: string, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): MailRejection | null {
+/** Resolves to null to accept the recipient, or to the rejection smtp-server sends (once it is recorded). */
+export async function onRcptTo(address: string, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): Promise<MailRejection | null> {
   const lower = address.toLowerCase();
   const repeated = tx.accepted.some((a) => a.toLowerCase() === lower);
   if (!tx.recipients.some((a) => a.toLowerCase() === lower)) tx.recipients.push(address);
@@ -16,7 +17,7 @@ export function onRcptTo(address: string, tx: Transaction, ingress: Ingress, con
     checkRecipient(address, deps);
   } catch (error) {
     const rejection = error as MailRejection;
-    tx.inboundMessageId = recordRefusals(
+    tx.inboundMessageId = await recordRefusals(
       { ingress, envelope: envelopeOf(tx), refused: [{ recipient: address, rejection }], inboundMessageId: tx.inboundMessageId },
       deps,
     );

@@ -59,6 +59,18 @@ export async function startMailListener(
   const admitted = new Map<string, string>();
   // LMTP clients are relays, which pass on many senders' mail: the limits are theirs to apply.
   const limited = kind !== 'lmtp';
+  // An unknown recipient counts against its client: past the limit the refusals slow down, then stop.
+  const answerRcpt = (session: SMTPServerSession, rejection: MailRejection | null, callback: (err?: Error | null) => void) => {
+    const ip = admitted.get(session.id);
+    if (!rejection || !ip || !UNKNOWN_RECIPIENT.has(rejection.code)) return callback(rejection);
+    const verdict = limits.unknownRecipient(ip);
+    if (verdict.shutOut) {
+      deps.logger.warn({ listener: kind, remoteAddress: ip, unknownRecipients: verdict.count, blockMs: config.unknown_recipient_block_ms }, 'client shut out: too many unknown recipients');
+      return callback(new MailRejection('rcpt.too_many_unknown'));
+    }
+    if (verdict.delayMs === 0) return callback(rejection);
+    setTimeout(() => callback(rejection), verdict.delayMs);
+  };
   const options: SMTPServerOptions = {
     name: config.hostname,
     banner: 'intake',
@@ -99,16 +111,10 @@ export async function startMailListener(
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
-      const rejection = onRcptTo(address.address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps);
-      const ip = admitted.get(session.id);
-      if (!rejection || !ip || !UNKNOWN_RECIPIENT.has(rejection.code)) return callback(rejection);
-      const verdict = limits.unknownRecipient(ip);
-      if (verdict.shutOut) {
-        deps.logger.warn({ listener: kind, remoteAddress: ip, unknownRecipients: verdict.count, blockMs: config.unknown_recipient_block_ms }, 'client shut out: too many unknown recipients');
-        return callback(new MailRejection('rcpt.too_many_unknown'));
-      }
-      if (verdict.delayMs === 0) return callback(rejection);
-      setTimeout(() => callback(rejection), verdict.delayMs);
+      onRcptTo(address.address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps).then(
+        (rejection) => answerRcpt(session, rejection, callback),
+        (error: unknown) => callback(error as Error),
+      );
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string | (string | Error)[]) => void) {
       receiving.add(session.id);

@@ -66,7 +66,7 @@ describe('ingest fuzz', () => {
           }
         }
         const full = { mailFrom: env.mailFrom, rcptTo: accepted, recipients: env.rcptTo };
-        const refusalRow = recordRefusals({ ingress: 'pipe', envelope: full, refused, inboundMessageId: null }, deps);
+        const refusalRow = await recordRefusals({ ingress: 'pipe', envelope: full, refused, inboundMessageId: null }, deps);
         if (accepted.length === 0) {
           expect(refusalRow).not.toBeNull();
           return;

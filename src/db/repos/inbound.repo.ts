@@ -1,7 +1,7 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
 import { and, desc, eq, getTableColumns, inArray, isNull, sql } from 'drizzle-orm';
-import { prepared, type Db } from '../client.js';
+import { placeholders, prepared, preparedByColumns, type Db } from '../client.js';
 import { deliveries, inboundMessages } from '../schema.js';
 
 export type InboundMessage = typeof inboundMessages.$inferSelect;
@@ -53,11 +53,16 @@ export function createInboundRepository({ db }: { db: Db }) {
       .returning()
       .prepare(),
   );
+  const insertMessage = preparedByColumns((columns) =>
+    db.insert(inboundMessages).values(placeholders(columns) as never).returning({ id: inboundMessages.id }).prepare(),
+  );
+  const updateMessage = preparedByColumns((columns) =>
+    db.update(inboundMessages).set(placeholders(columns)).where(eq(inboundMessages.id, sql.placeholder('whereId'))).prepare(),
+  );
   return {
-    insert: (input: NewInboundMessage): number =>
-      db.insert(inboundMessages).values(input).returning({ id: inboundMessages.id }).get().id,
+    insert: (input: NewInboundMessage): number => (insertMessage(input).get(input) as { id: number }).id,
     update(id: number, values: Partial<NewInboundMessage>): void {
-      db.update(inboundMessages).set(values).where(eq(inboundMessages.id, id)).run();
+      updateMessage(values).run({ ...values, whereId: id });
     },
     findById: (id: number): InboundMessage | undefined =>
       db.select().from(inboundMessages).where(eq(inboundMessages.id, id)).get(),

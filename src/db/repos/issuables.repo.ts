@@ -12,6 +12,9 @@ export function createIssuablesRepository({ db }: { db: Db }) {
   // Prepared once: every reply looks its noteable up.
   const issueById = prepared(() => db.select().from(issues).where(eq(issues.id, sql.placeholder('id'))).prepare());
   const mergeRequestById = prepared(() => db.select().from(mergeRequests).where(eq(mergeRequests.id, sql.placeholder('id'))).prepare());
+  const touch = prepared(() =>
+    db.update(issues).set({ updatedAt: sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))` }).where(eq(issues.id, sql.placeholder('id'))).prepare(),
+  );
   return {
     /** Creates an issue with the next iid of its project; call inside a transaction. */
     createIssue(input: Omit<typeof issues.$inferInsert, 'iid'>): Issue {
@@ -101,10 +104,7 @@ export function createIssuablesRepository({ db }: { db: Db }) {
         .run();
     },
     touchIssue(id: number): void {
-      db.update(issues)
-        .set({ updatedAt: sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))` })
-        .where(eq(issues.id, id))
-        .run();
+      touch().run({ id });
     },
   };
 }
