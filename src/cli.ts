@@ -24,7 +24,8 @@ import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
 import { trimReply } from './text/trim-reply.js';
 import { createLogger } from './log.js';
 import { deliverFromPipe, EXIT } from './pipe/deliver.js';
-import { EX_CONFIG, ingestDeps, serve, StartupError } from './serve.js';
+import { ingestDeps } from './ingest/deps.js';
+import { EX_CONFIG, serve, StartupError } from './serve.js';
 import { expiryProblem, loadTlsMaterial } from './smtp/tls.js';
 
 class CliError extends Error {}

@@ -277,6 +277,11 @@ export const OUTCOMES = {
 
 export type OutcomeCode = keyof typeof OUTCOMES;
 
+export interface WireRejection {
+  code: OutcomeCode;
+  message: string;
+}
+
 /**
  * A decision not to (fully) accept a message, carrying its table row. smtp-server sends
  * `responseCode` and `message`; the message starts with the enhanced status code.
@@ -293,6 +298,17 @@ export class MailRejection extends Error {
     this.name = 'MailRejection';
     this.outcome = outcome;
     this.responseCode = outcome.smtp;
+  }
+
+  /** What crosses a thread: the class does not (structured clone keeps only an Error's message). */
+  toWire(): WireRejection {
+    return { code: this.code, message: this.message };
+  }
+
+  static fromWire({ code, message }: WireRejection): MailRejection {
+    const outcome: Outcome = OUTCOMES[code];
+    const bare = `${outcome.dsn} ${outcome.text}`;
+    return new MailRejection(code, message.startsWith(`${bare} `) ? message.slice(bare.length + 1) : undefined);
   }
 
   /** The reason text without the enhanced status code, as stored in the database. */

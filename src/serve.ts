@@ -1,25 +1,14 @@
 // serve: runs the service: opens and migrates the database, starts the listeners, reloads the TLS
 // files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network listeners, the database file.
 import type { Logger } from 'pino';
-import { compileTemplate } from './address/template.js';
 import type { Config } from './config.js';
 import { openStore, type Store } from './db/client.js';
-import { createRepositories } from './db/repositories.js';
-import type { IngestDeps } from './ingest/ingest.js';
+import { ingestDeps } from './ingest/deps.js';
+import { startWriter, type WriterThread } from './ingest/writer.js';
 import { startPolicyListener, type PolicyListener } from './policy/server.js';
 import { ClientLimits } from './smtp/client-limits.js';
 import { startMailListener, type ListenerKind, type MailListener } from './smtp/server.js';
 import { expiryProblem, loadTlsMaterial, TlsFileError, type TlsMaterial } from './smtp/tls.js';
-
-export function ingestDeps(config: Config, store: Store, logger: Logger): IngestDeps {
-  return {
-    repos: createRepositories(store),
-    template: compileTemplate(config.address),
-    logger,
-    hostname: config.hostname,
-    maxAttachmentBytes: config.max_attachment_bytes,
-  };
-}
 
 /** A reason the service cannot start, said in one line (no stack trace: it is not a bug). */
 export class StartupError extends Error {
@@ -38,12 +27,19 @@ export const EX_CONFIG = 78;
 export async function serve(config: Config, logger: Logger): Promise<void> {
   let tls = config.tls_cert_file ? loadTls(config, logger) : null;
   let store: Store;
+  let writer: WriterThread;
   try {
-    // better-sqlite3 waits for a lock on the event loop, holding up every session: wait briefly, then
-    // answer 451 and let the sender retry.
-    store = openStore(config.database, { busyTimeoutMs: 1000, groupCommit: config.group_commit });
+    // This thread's connection migrates and then only reads (the RCPT-time checks); the writer
+    // thread's connection writes. better-sqlite3 waits for a lock on the event loop: briefly.
+    store = openStore(config.database, { busyTimeoutMs: 1000, queryOnly: true });
   } catch (error) {
     throw new StartupError(`cannot open the database ${config.database}: ${(error as Error).message}`);
+  }
+  try {
+    writer = await startWriter(config, logger);
+  } catch (error) {
+    store.close();
+    throw new StartupError(`cannot open the database ${config.database} for writing: ${(error as Error).message}`);
   }
   // SIGHUP's default is to end the process: from the start it means "reload", even before listening.
   const mail: MailListener[] = [];
@@ -60,7 +56,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     }
   };
   process.on('SIGHUP', reload);
-  const deps = ingestDeps(config, store, logger);
+  const deps = { ...ingestDeps(config, store, logger), writer };
   let policy: PolicyListener | null = null;
   // One set of limits for the whole process: a client is the same client on every listener.
   const limits = new ClientLimits({
@@ -95,6 +91,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     await Promise.all(mail.map((l) => l.close(0)));
     await policy?.close();
     store.close();
+    await writer.close();
     throw error;
   }
   const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : [])]);
@@ -111,7 +108,9 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
   await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close()]);
+  // The writer's connection closes last, so that it checkpoints the WAL and removes it.
   store.close();
+  await writer.close();
   logger.info('stopped');
   logger.flush();
 }

@@ -39,6 +39,8 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   /** Share one transaction among the commits of one event-loop turn (default); false: one each. */
   groupCommit?: boolean;
+  /** After migrating, refuse every write on this connection (PRAGMA query_only): another one writes. */
+  queryOnly?: boolean;
 }
 
 interface CommitJob {
@@ -63,6 +65,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
     const db = drizzle(sqlite, { schema });
     if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    if (options.queryOnly) sqlite.pragma('query_only = ON');
     const queue: CommitJob[] = [];
     let scheduled = false;
     // Prepared once: a refusal is recorded this way for every unknown recipient.

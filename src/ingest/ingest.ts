@@ -38,7 +38,12 @@ export interface RefusedRecipient {
 }
 
 export interface IngestDeps {
+  /**
+   * Reads only, when a writer is given: in `intake serve`, ingest() and recordRefusals() are handed
+   * to the writer thread, which has deps of its own (without a writer).
+   */
   repos: Repositories;
+  writer?: IngestWriter;
   template: AddressTemplate;
   logger: Logger;
   /** HOST of the `reply-KEY@HOST` Message-IDs notifications carry, for References routing. */
@@ -59,20 +64,34 @@ export interface IngestResult {
   reply: Reply;
 }
 
+export interface IngestRequest {
+  raw: Buffer;
+  ingress: Ingress;
+  envelope: Envelope;
+  /** The row recordRefusals() already made for this transaction, completed instead of a new one. */
+  inboundMessageId?: number | null;
+}
+
+export interface RefusalRequest {
+  ingress: Ingress;
+  envelope: Envelope;
+  refused: RefusedRecipient[];
+  size?: number;
+  inboundMessageId: number | null;
+}
+
+/** Where ingest() and recordRefusals() run when not in this thread (see IngestDeps.writer). */
+export interface IngestWriter {
+  ingest(request: IngestRequest): Promise<IngestResult>;
+  recordRefusals(request: RefusalRequest): Promise<number | null>;
+}
+
 /**
  * Stores a message and processes it for each accepted recipient. Resolves once the transaction has
  * committed; rejects with a temporary MailRejection (data.store_failed) when nothing could be stored.
  */
-export async function ingest(
-  request: {
-    raw: Buffer;
-    ingress: Ingress;
-    envelope: Envelope;
-    /** The row recordRefusals() already made for this transaction, completed instead of a new one. */
-    inboundMessageId?: number | null;
-  },
-  deps: IngestDeps,
-): Promise<IngestResult> {
+export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestResult> {
+  if (deps.writer) return deps.writer.ingest(request);
   const { raw, envelope } = request;
   const { parsed, unparsable } = await readMessage(raw);
   const sha256 = createHash('sha256').update(raw).digest('hex');
@@ -353,13 +372,11 @@ function replyFor(id: number, status: Status, deciding: Delivery | undefined): R
  * too big), so that a transaction that never gets to DATA leaves its row too. The first call makes the
  * row; later calls for the same transaction add to it (pass the id back). Returns the row id.
  */
-export async function recordRefusals(
-  request: { ingress: Ingress; envelope: Envelope; refused: RefusedRecipient[]; size?: number; inboundMessageId: number | null },
-  deps: IngestDeps,
-): Promise<number | null> {
+export async function recordRefusals(request: RefusalRequest, deps: IngestDeps): Promise<number | null> {
   const first = request.refused[0];
   if (!first) return request.inboundMessageId;
   try {
+    if (deps.writer) return await deps.writer.recordRefusals(request);
     // Nothing here is promised to the sender, so it need not wait for the disk; it shares the
     // transaction of whatever else is committed in this turn of the event loop.
     return await deps.repos.commit(

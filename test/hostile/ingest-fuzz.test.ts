@@ -12,7 +12,7 @@ import { openStore } from '../../src/db/client.js';
 import { MailRejection } from '../../src/errors.js';
 import { ingest, recordRefusals } from '../../src/ingest/ingest.js';
 import { checkRecipient } from '../../src/ingest/recipient.js';
-import { ingestDeps } from '../../src/serve.js';
+import { ingestDeps } from '../../src/ingest/deps.js';
 import { seedReplyWorld } from '../helpers/seed.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20261126);

@@ -1,0 +1,18 @@
+// deps: what the pipeline stages are handed in a process: the repositories of one open store, the
+// address template, the logger and the limits from the configuration.
+import type { Logger } from 'pino';
+import { compileTemplate } from '../address/template.js';
+import type { Config } from '../config.js';
+import type { Store } from '../db/client.js';
+import { createRepositories } from '../db/repositories.js';
+import type { IngestDeps } from './ingest.js';
+
+export function ingestDeps(config: Config, store: Store, logger: Logger): IngestDeps {
+  return {
+    repos: createRepositories(store),
+    template: compileTemplate(config.address),
+    logger,
+    hostname: config.hostname,
+    maxAttachmentBytes: config.max_attachment_bytes,
+  };
+}

@@ -1,0 +1,47 @@
+// writer-thread: the body of the writer thread (see writer.ts). Opens its own connection and runs
+// ingest() and recordRefusals() for the SMTP, LMTP and policy listeners of the main thread.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config.js';
+import { openStore, type Store } from '../db/client.js';
+import { MailRejection } from '../errors.js';
+import { createLogger } from '../log.js';
+import { ingestDeps } from './deps.js';
+import { ingest, recordRefusals } from './ingest.js';
+import type { WriterAnswer, WriterCall } from './writer.js';
+
+const port = parentPort;
+if (!port) throw new Error('writer-thread runs as a worker thread of `intake serve`');
+const { config } = workerData as { config: Config };
+const logger = createLogger(config.log_level);
+const answer = (message: WriterAnswer) => port.postMessage(message);
+
+let store: Store;
+try {
+  // The main thread has applied the migrations. A short busy timeout: a locked database is a 451 and
+  // the sender's retry, not a stalled writer.
+  store = openStore(config.database, { migrate: false, busyTimeoutMs: 1000, groupCommit: config.group_commit });
+} catch (error) {
+  answer({ kind: 'failed', message: (error as Error).message });
+  throw error;
+}
+const deps = ingestDeps(config, store, logger);
+
+port.on('message', (message: WriterCall) => {
+  if (message.kind === 'close') {
+    store.close();
+    logger.flush();
+    port.close();
+    return;
+  }
+  const done =
+    message.kind === 'ingest'
+      ? // A Buffer arrives as a plain Uint8Array.
+        ingest({ ...message.request, raw: Buffer.from(message.request.raw.buffer, message.request.raw.byteOffset, message.request.raw.byteLength) }, deps)
+      : recordRefusals({ ...message.request, refused: message.request.refused.map((r) => ({ ...r, rejection: MailRejection.fromWire(r.rejection) })) }, deps);
+  done.then(
+    (value) => answer({ id: message.id, ok: true, value }),
+    (error: unknown) =>
+      answer({ id: message.id, ok: false, rejection: error instanceof MailRejection ? error.toWire() : null, message: String((error as Error)?.message ?? error) }),
+  );
+});
+answer({ kind: 'ready' });

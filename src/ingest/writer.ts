@@ -1,0 +1,114 @@
+// writer: in `intake serve`, the thread that owns the database's writes. ingest() and recordRefusals()
+// run there, so parsing, storing and waiting for the disk never hold up the SMTP sessions, which keep
+// a read-only connection for the RCPT-time checks. Side effects: a worker thread and its connection.
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { MailRejection, type WireRejection } from '../errors.js';
+import type { IngestRequest, IngestResult, IngestWriter, RefusalRequest } from './ingest.js';
+
+/** main → writer */
+export type WriterCall =
+  | { id: number; kind: 'ingest'; request: IngestRequest }
+  | { id: number; kind: 'refusals'; request: Omit<RefusalRequest, 'refused'> & { refused: WireRefusal[] } }
+  | { id: number; kind: 'close' };
+
+/** writer → main */
+export type WriterAnswer =
+  | { kind: 'ready' }
+  | { kind: 'failed'; message: string }
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; rejection: WireRejection | null; message: string };
+
+export interface WireRefusal {
+  recipient: string;
+  rejection: WireRejection;
+  stage?: 'rcpt' | 'data';
+}
+
+export interface WriterThread extends IngestWriter {
+  /** Waits for what was handed over, closes the writer's connection (checkpointing the WAL) and ends the thread. */
+  close(): Promise<void>;
+}
+
+const THREAD = new URL('./writer-thread.js', import.meta.url);
+/** A writer that died is started again, but not more often than this. */
+const RESTART_MS = 1000;
+
+/** Starts the writer thread; rejects with the reason when it cannot open the database. */
+export async function startWriter(config: Config, logger: Logger): Promise<WriterThread> {
+  const pending = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
+  let nextId = 1;
+  let closing = false;
+  let lastStart = 0;
+
+  const spawn = (): Promise<Worker> =>
+    new Promise((resolve, reject) => {
+      lastStart = Date.now();
+      const worker = new Worker(THREAD, { workerData: { config } });
+      let ready = false;
+      worker.on('message', (answer: WriterAnswer) => {
+        if ('kind' in answer) {
+          ready = answer.kind === 'ready';
+          if (ready) resolve(worker);
+          else reject(new Error((answer as { message: string }).message));
+          return;
+        }
+        const call = pending.get(answer.id);
+        if (!call) return;
+        pending.delete(answer.id);
+        if (answer.ok) call.resolve(answer.value);
+        else call.reject(answer.rejection ? MailRejection.fromWire(answer.rejection) : new Error(answer.message));
+      });
+      worker.on('error', (error) => {
+        logger.error({ err: error }, 'writer thread failed');
+        reject(error);
+      });
+      worker.on('exit', (code) => {
+        // Whatever it was doing is not committed, or its answer is lost: the senders try again later.
+        for (const call of pending.values()) call.reject(new MailRejection('data.store_failed'));
+        pending.clear();
+        if (closing || !ready) return reject(new Error(`the writer thread exited with ${code}`));
+        logger.error({ exitCode: code }, 'writer thread stopped; starting another');
+        current = new Promise((again) => setTimeout(again, Math.max(0, lastStart + RESTART_MS - Date.now()))).then(spawn);
+        current.catch((error: unknown) => logger.error({ err: error }, 'writer thread cannot start'));
+      });
+    });
+
+  let current = spawn();
+  await current;
+
+  const call = async <T>(message: Omit<Extract<WriterCall, { kind: 'ingest' | 'refusals' }>, 'id'>, transfer: ArrayBuffer[] = []): Promise<T> => {
+    const worker = await current.catch(() => {
+      throw new MailRejection('data.store_failed');
+    });
+    return new Promise<T>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      worker.postMessage({ ...message, id }, transfer);
+    });
+  };
+
+  return {
+    ingest: (request) => {
+      const { raw } = request;
+      // A large message is moved, not copied; a small one shares Node's buffer pool and is copied.
+      const owned = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.byteLength > 64 * 1024;
+      return call<IngestResult>({ kind: 'ingest', request }, owned ? [raw.buffer as ArrayBuffer] : []);
+    },
+    recordRefusals: (request) =>
+      call<number | null>({
+        kind: 'refusals',
+        request: { ...request, refused: request.refused.map((r) => ({ recipient: r.recipient, stage: r.stage, rejection: r.rejection.toWire() })) },
+      }),
+    async close() {
+      closing = true;
+      const worker = await current.catch(() => null);
+      if (!worker) return;
+      await new Promise<void>((resolve) => {
+        worker.once('exit', () => resolve());
+        worker.postMessage({ id: 0, kind: 'close' } satisfies WriterCall);
+      });
+    },
+  };
+}
