@@ -525,10 +525,11 @@ program
   .action((id: number, options: { raw?: boolean }) => {
     const found = withRepos((repos) => {
       const row = repos.inbound.findById(id);
-      return row && { row, deliveries: repos.inbound.deliveriesOf(id) };
+      return row && { row, deliveries: repos.inbound.deliveriesOf(id), raw: options.raw ? repos.inbound.rawOf(id) : null };
     });
     if (!found) throw new CliError(`no inbound message with id ${id}`);
-    const { raw, ...row } = found.row;
+    const { raw: _inline, ...row } = found.row;
+    const { raw } = found;
     if (options.raw) {
       if (!raw) throw new CliError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
       process.stdout.write(raw);

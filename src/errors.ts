@@ -233,6 +233,14 @@ export const OUTCOMES = {
     status: 'rejected',
     when: 'mailparser cannot read the message',
   },
+  'data.text_too_long': {
+    stage: 'data',
+    smtp: 552,
+    dsn: '5.3.4',
+    text: 'Message text too long for an issue or a note; send the text as an attachment',
+    status: 'rejected',
+    when: 'the text (or the Markdown of the HTML) is over 1,000,000 characters, GitLab\'s limit for a note, or a text part is over 4,000,000 bytes as sent (10 MiB for HTML), refused before it is decoded; the message is kept',
+  },
   'data.sender_not_verified': {
     stage: 'data',
     smtp: 550,

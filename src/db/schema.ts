@@ -2,7 +2,7 @@
 // with sqlite3, so names are plain and stable, and README.md documents each column.
 // Change it, then run `npm run db:generate -- --name <what-changed>` and commit migrations/.
 import { sql } from 'drizzle-orm';
-import { blob, check, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { blob, check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 const createdAt = () =>
   text('created_at')
@@ -138,6 +138,7 @@ export const inboundMessages = sqliteTable(
     subject: text('subject'),
     size: integer('size').notNull(),
     sha256: text('sha256'),
+    /** NULL when refused before DATA, or when larger than 1 MiB: then it is in inbound_message_chunks. */
     raw: blob('raw', { mode: 'buffer' }),
     status: text('status', { enum: ['processed', 'rejected', 'ignored', 'duplicate', 'failed'] }).notNull(),
     reasonCode: text('reason_code'),
@@ -150,10 +151,24 @@ export const inboundMessages = sqliteTable(
   },
   (t) => [
     index('inbound_messages_message_id').on(t.messageId),
-    index('inbound_messages_sha256').on(t.sha256),
+    // Only mail without a Message-ID is recognised by its bytes: the rest need not pay for the index.
+    index('inbound_messages_sha256').on(t.sha256).where(sql`${t.messageId} is null`),
     index('inbound_messages_status').on(t.status),
     check('inbound_messages_status', sql`${t.status} in ('processed', 'rejected', 'ignored', 'duplicate', 'failed')`),
   ],
+);
+
+/** The raw message when it is larger than 1 MiB (inbound_messages.raw is then NULL); see attachmentChunks. */
+export const inboundMessageChunks = sqliteTable(
+  'inbound_message_chunks',
+  {
+    inboundMessageId: integer('inbound_message_id')
+      .notNull()
+      .references(() => inboundMessages.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    data: blob('data', { mode: 'buffer' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.inboundMessageId, t.seq] })],
 );
 
 export const deliveries = sqliteTable(
@@ -237,10 +252,27 @@ export const attachments = sqliteTable(
     contentType: text('content_type').notNull(),
     size: integer('size').notNull(),
     sha256: text('sha256').notNull(),
-    content: blob('content', { mode: 'buffer' }).notNull(),
+    /** NULL when the file is larger than 1 MiB: it is in attachment_chunks. */
+    content: blob('content', { mode: 'buffer' }),
     createdAt: createdAt(),
   },
   (t) => [index('attachments_owner').on(t.ownerType, t.ownerId)],
+);
+
+/**
+ * Content larger than 1 MiB, in 1 MiB pieces in `seq` order: one large blob cannot be written without
+ * SQLite and the driver each holding a copy of it, so a 25 MB message would cost 3 times its size.
+ */
+export const attachmentChunks = sqliteTable(
+  'attachment_chunks',
+  {
+    attachmentId: integer('attachment_id')
+      .notNull()
+      .references(() => attachments.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    data: blob('data', { mode: 'buffer' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.attachmentId, t.seq] })],
 );
 
 export const issueLabels = sqliteTable(

@@ -27,8 +27,8 @@ export function storeAttachments(body: string, attachments: ParsedAttachment[], 
   const trailing: string[] = [];
   let text = body;
   for (const attachment of attachments) {
-    if (attachment.content.length > context.maxAttachmentBytes) {
-      trailing.push(`*${attachment.filename} (${attachment.content.length} bytes) was not stored: attachments are limited to ${context.maxAttachmentBytes} bytes.*`);
+    if (attachment.size > context.maxAttachmentBytes) {
+      trailing.push(`*${attachment.filename} (${attachment.size} bytes) was not stored: attachments are limited to ${context.maxAttachmentBytes} bytes.*`);
       continue;
     }
     const id = context.repos.notes.addAttachment({
@@ -37,8 +37,8 @@ export function storeAttachments(body: string, attachments: ParsedAttachment[], 
       ownerId: owner.id,
       filename: attachment.filename,
       contentType: attachment.contentType,
-      size: attachment.content.length,
-      sha256: createHash('sha256').update(attachment.content).digest('hex'),
+      size: attachment.size,
+      sha256: attachment.content.reduce((hash, piece) => hash.update(piece), createHash('sha256')).digest('hex'),
       content: attachment.content,
     });
     const link = attachmentLink(id, attachment);

@@ -32,7 +32,13 @@ export interface Handler<Form = unknown, Target = unknown> {
 export interface ParsedAttachment {
   filename: string;
   contentType: string;
-  content: Buffer;
+  /** Decoded size in bytes. */
+  size: number;
+  /**
+   * The decoded content, in the pieces it was read in (never joined: a large file is held once); empty
+   * when it is over the attachment limit and will not be stored.
+   */
+  content: readonly Buffer[];
   /** Content-ID without brackets, for inline parts referenced as cid: from the HTML. */
   contentId: string | null;
 }

@@ -1,9 +1,13 @@
-// parse: reads a raw message with mailparser into the few fields intake uses.
-// Input: untrusted bytes from any ingress. Side effects: none.
+// parse: reads a raw message with mailparser's streaming parser into the few fields intake uses.
+// Attachments are read in pieces and never joined, and text that could never be stored is refused
+// before it is decoded, so a large message is held about once. Input: untrusted bytes. Side effects: none.
 import iconv from 'iconv-lite';
-import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
-import type { ParsedMessage } from '../handlers/handler.js';
+import { MailParser, type AddressObject, type AttachmentStream, type HeaderLines, type Headers, type MessageText } from 'mailparser';
+import { CHUNK_BYTES } from '../db/chunks.js';
+import type { ParsedAttachment, ParsedMessage } from '../handlers/handler.js';
 import { htmlToMarkdown } from '../text/html-to-markdown.js';
+import { garbageCollector } from './memory.js';
+import { oversizedTextPart, TEXT_LIMITS } from './text-size.js';
 
 export type { ParsedMessage };
 
@@ -11,21 +15,55 @@ export class UnparsableMessageError extends Error {
   override name = 'UnparsableMessageError';
 }
 
-/** Parses a message; throws UnparsableMessageError for what mailparser cannot read. */
-export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
-  let mail: ParsedMail;
+/** The message's text is longer than any item may be: refused, not cut (see text-size.ts). */
+export class TextTooLongError extends Error {
+  override name = 'TextTooLongError';
+  constructor(
+    message: string,
+    /** The message with its headers read and no text, for the record of the refusal. */
+    readonly headersOnly: ParsedMessage,
+  ) {
+    super(message);
+  }
+}
+
+/** A message as it was received: one buffer, or the pieces it arrived in (never joined when large). */
+export type RawMessage = Buffer | readonly Buffer[];
+
+/** The size of the pieces a large message is stored in: an ingress that cuts it so saves a copy. */
+export const RAW_PIECE_BYTES = CHUNK_BYTES;
+
+export function rawPieces(raw: RawMessage): readonly Buffer[] {
+  return Buffer.isBuffer(raw) ? [raw] : raw;
+}
+
+export function rawSize(raw: RawMessage): number {
+  return rawPieces(raw).reduce((sum, piece) => sum + piece.length, 0);
+}
+
+const FEED_BYTES = 64 * 1024;
+
+/** Pieces above this are checked for oversized text before mailparser decodes them. */
+const PRESCAN_BYTES = 1024 * 1024;
+
+/**
+ * Parses a message; throws UnparsableMessageError for what mailparser cannot read, and
+ * TextTooLongError for a text part longer than an item may be. Attachments over maxAttachmentBytes
+ * keep their size and lose their content (they will not be stored).
+ */
+export async function parseMessage(raw: RawMessage, options: { maxAttachmentBytes?: number } = {}): Promise<ParsedMessage> {
+  let pieces = rawPieces(raw);
+  const size = rawSize(raw);
+  const oversized = size > PRESCAN_BYTES ? await oversizedTextPart(pieces) : null;
+  // Some clients (and some fixtures) put empty lines before the first header; without this the whole
+  // message would be read as body.
+  const first = pieces[0] ?? Buffer.alloc(0);
+  let start = 0;
+  while (first[start] === 0x0a || (first[start] === 0x0d && first[start + 1] === 0x0a)) start += first[start] === 0x0d ? 2 : 1;
+  if (start > 0) pieces = [first.subarray(start), ...pieces.slice(1)];
+  let mail: StreamedMail;
   try {
-    // Some clients (and some fixtures) put empty lines before the first header; without this the whole
-    // message would be read as body.
-    let start = 0;
-    while (raw[start] === 0x0a || (raw[start] === 0x0d && raw[start + 1] === 0x0a)) start += raw[start] === 0x0d ? 2 : 1;
-    mail = await simpleParser(start > 0 ? raw.subarray(start) : raw, {
-      skipTextToHtml: true,
-      // HTML-only mail is turned into Markdown by html-to-markdown.ts, not into mailparser's plain text.
-      skipHtmlToText: true,
-      skipImageLinks: true,
-      maxHtmlLengthToParse: 10 * 1024 * 1024,
-    });
+    mail = await readStream(pieces, options.maxAttachmentBytes ?? Number.POSITIVE_INFINITY, { headersOnly: oversized !== null });
   } catch (error) {
     throw new UnparsableMessageError((error as Error).message);
   }
@@ -38,27 +76,105 @@ export async function parseMessage(raw: Buffer): Promise<ParsedMessage> {
     else headerValues.set(key, [value]);
   }
   const header = (name: string) => headerValues.get(name.toLowerCase()) ?? [];
-  return {
+  const addressField = (name: string) => mail.headers.get(name) as AddressObject | AddressObject[] | undefined;
+  const subject = mail.headers.get('subject');
+  const parsed = (text: string, attachments: ParsedAttachment[]): ParsedMessage => ({
     messageId: messageIds(header('message-id'))[0] ?? null,
-    subject: mail.subject ?? null,
-    from: addresses(mail.from)[0] ?? null,
-    replyTo: addresses(mail.replyTo)[0] ?? null,
-    to: addresses(mail.to),
-    cc: addresses(mail.cc),
+    subject: typeof subject === 'string' ? subject : null,
+    from: addresses(addressField('from'))[0] ?? null,
+    replyTo: addresses(addressField('reply-to'))[0] ?? null,
+    to: addresses(addressField('to')),
+    cc: addresses(addressField('cc')),
     inReplyTo: messageIds(header('in-reply-to')),
     references: messageIds(header('references')),
-    // NUL cannot be typed and ends a string in sqlite3's output, hiding the rest of a note.
-    text: undeclaredCharset(raw, mail, mail.text || (typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : orphanBody(raw, mail))).replaceAll('\u0000', ''),
-    attachments: mail.attachments
-      .filter((a) => !SIGNATURE_TYPES.has(a.contentType.toLowerCase()))
-      .map((a) => ({
-        filename: a.filename ?? 'attachment',
-        contentType: a.contentType,
-        content: a.content,
-        contentId: a.contentId ? a.contentId.replace(/^<|>$/g, '') : null,
-      })),
+    text,
+    attachments,
     header,
-  };
+  });
+  if (oversized) throw new TextTooLongError(oversized, parsed('', []));
+  // The fallbacks read the body again, which only small messages ever need.
+  const whole = () => (size <= TEXT_LIMITS.bytes ? Buffer.concat(pieces as Buffer[]) : null);
+  const text = mail.text || (typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : orphanBody(whole, mail));
+  // NUL cannot be typed and ends a string in sqlite3's output, hiding the rest of a note.
+  const decoded = undeclaredCharset(whole, mail, text).replaceAll('\u0000', '');
+  if (decoded.length > TEXT_LIMITS.characters) {
+    throw new TextTooLongError(`${decoded.length} characters of text; items hold at most ${TEXT_LIMITS.characters} characters`, parsed('', []));
+  }
+  return parsed(decoded, mail.attachments.filter((a) => !SIGNATURE_TYPES.has(a.contentType.toLowerCase())));
+}
+
+interface StreamedMail {
+  headers: Headers;
+  headerLines: HeaderLines;
+  text?: string;
+  html?: string;
+  attachments: ParsedAttachment[];
+}
+
+/**
+ * Drives mailparser's streaming parser: the text comes at the end, each attachment as a stream read
+ * into pieces (or only counted, past maxAttachmentBytes). Rejects with the first error, as
+ * simpleParser does.
+ */
+function readStream(pieces: readonly Buffer[], maxAttachmentBytes: number, options: { headersOnly: boolean }): Promise<StreamedMail> {
+  return new Promise((resolve, reject) => {
+    const mail: StreamedMail = { headers: new Map(), headerLines: [], attachments: [] };
+    const collect = garbageCollector();
+    // mailparser's own checksum is not used: attachments are hashed (sha256) when stored.
+    const parser = new MailParser({ skipTextToHtml: true, skipHtmlToText: true, skipImageLinks: true, maxHtmlLengthToParse: TEXT_LIMITS.htmlBytes, checksumAlgo: false });
+    let settled = false;
+    const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
+      parser.destroy();
+      reject(error);
+    };
+    parser.on('error', fail);
+    parser.on('headers', (headers: Headers) => {
+      mail.headers = headers;
+      mail.headerLines = parser.headerLines || [];
+      if (!options.headersOnly) return;
+      settled = true;
+      parser.destroy();
+      resolve(mail);
+    });
+    parser.on('data', (data: AttachmentStream | MessageText) => {
+      if (data.type === 'text') {
+        mail.text = data.text;
+        mail.html = typeof data.html === 'string' ? data.html : undefined;
+        return;
+      }
+      const attachment: ParsedAttachment = {
+        filename: data.filename ?? 'attachment',
+        contentType: data.contentType,
+        size: 0,
+        content: [],
+        contentId: data.contentId ? data.contentId.replace(/^<|>$/g, '') : null,
+      };
+      mail.attachments.push(attachment);
+      const kept: Buffer[] = [];
+      data.content.on('data', (chunk: Buffer) => {
+        attachment.size += chunk.length;
+        collect(chunk.length);
+        if (attachment.size <= maxAttachmentBytes) kept.push(chunk);
+        else kept.length = 0;
+      });
+      data.content.on('end', () => {
+        attachment.content = kept;
+        data.release?.();
+      });
+      data.content.on('error', fail);
+    });
+    parser.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve(mail);
+    });
+    // In 64 KB views: mailparser turns what it is given into strings, and a string over 1 MB lives
+    // outside V8's young generation, where it outlasts the collections that free the rest.
+    for (const piece of pieces) for (let at = 0; at < piece.length && !settled; at += FEED_BYTES) parser.write(piece.subarray(at, at + FEED_BYTES));
+    if (!settled) parser.end();
+  });
 }
 
 /** S/MIME and PGP signatures sign the message; they are not files the sender attached. */
@@ -93,14 +209,15 @@ function addresses(field: AddressObject | AddressObject[] | undefined): string[]
  * A single-part message with 8-bit text and no charset at all is read as UTF-8 when it is valid UTF-8
  * and as Windows-1252 (what such mail almost always is) otherwise, instead of replacement characters.
  */
-function undeclaredCharset(raw: Buffer, mail: ParsedMail, text: string): string {
+function undeclaredCharset(whole: () => Buffer | null, mail: StreamedMail, text: string): string {
   if (!text.includes('\uFFFD')) return text;
   const contentType = mail.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
   if (contentType?.params?.charset || (contentType?.value && !/^text\/plain$/i.test(contentType.value))) return text;
   const encoding = String(mail.headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
   if (encoding !== '7bit' && encoding !== '8bit' && encoding !== 'binary') return text;
-  const start = headerEnd(raw);
-  return start === -1 ? text : iconv.decode(raw.subarray(start), 'windows-1252').replace(/\r\n/g, '\n');
+  const raw = whole();
+  const start = raw ? headerEnd(raw) : -1;
+  return !raw || start === -1 ? text : iconv.decode(raw.subarray(start), 'windows-1252').replace(/\r\n/g, '\n');
 }
 
 function headerEnd(raw: Buffer): number {
@@ -115,8 +232,10 @@ function headerEnd(raw: Buffer): number {
  * A message that declares multipart but has no parts (some phone clients send this) leaves mailparser
  * with only a preamble, which it drops; like the Mail gem, take the body after the headers as text.
  */
-function orphanBody(raw: Buffer, mail: ParsedMail): string {
+function orphanBody(whole: () => Buffer | null, mail: StreamedMail): string {
   if (mail.attachments.length > 0) return '';
+  const raw = whole();
+  if (!raw) return '';
   const text = raw.toString('utf8');
   const match = /\r?\n\r?\n/.exec(text.replace(/^(\r?\n)+/, ''));
   if (!match) return '';

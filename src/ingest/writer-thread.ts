@@ -36,7 +36,7 @@ port.on('message', (message: WriterCall) => {
   const done =
     message.kind === 'ingest'
       ? // A Buffer arrives as a plain Uint8Array.
-        ingest({ ...message.request, raw: Buffer.from(message.request.raw.buffer, message.request.raw.byteOffset, message.request.raw.byteLength) }, deps)
+        ingest({ ...message.request, raw: (message.request.raw as unknown as Uint8Array[]).map((u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)) }, deps)
       : recordRefusals({ ...message.request, refused: message.request.refused.map((r) => ({ ...r, rejection: MailRejection.fromWire(r.rejection) })) }, deps);
   done.then(
     (value) => answer({ id: message.id, ok: true, value }),

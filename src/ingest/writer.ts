@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { MailRejection, type WireRejection } from '../errors.js';
 import type { IngestRequest, IngestResult, IngestWriter, RefusalRequest } from './ingest.js';
+import { rawPieces } from './parse.js';
 
 /** main → writer */
 export type WriterCall =
@@ -91,10 +92,10 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
 
   return {
     ingest: (request) => {
-      const { raw } = request;
-      // A large message is moved, not copied; a small one shares Node's buffer pool and is copied.
-      const owned = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.byteLength > 64 * 1024;
-      return call<IngestResult>({ kind: 'ingest', request }, owned ? [raw.buffer as ArrayBuffer] : []);
+      // Moved, not copied: posting a view would copy all of the memory under it (a socket read, Node's
+      // buffer pool), so a piece that shares its memory is first copied into memory of its own.
+      const pieces = rawPieces(request.raw).map((piece) => (owns(piece) ? piece : ownCopy(piece)));
+      return call<IngestResult>({ kind: 'ingest', request: { ...request, raw: pieces } }, pieces.map((p) => p.buffer as ArrayBuffer));
     },
     recordRefusals: (request) =>
       call<number | null>({
@@ -111,4 +112,14 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
       });
     },
   };
+}
+
+function owns(piece: Buffer): boolean {
+  return piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength;
+}
+
+function ownCopy(piece: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(piece.length);
+  piece.copy(copy);
+  return copy;
 }

@@ -2,6 +2,8 @@
 // answers only after the transaction holding it has committed. Input: untrusted bytes.
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { MailRejection } from '../errors.js';
+import { garbageCollector } from '../ingest/memory.js';
+import { RAW_PIECE_BYTES } from '../ingest/parse.js';
 import { ingest, recordRefusals, replyForRecipient, type Ingress, type IngestDeps } from '../ingest/ingest.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
@@ -21,17 +23,17 @@ export async function onData(
 ): Promise<string | RecipientReply[]> {
   const maxBytes = options.maxBytes;
   const started = performance.now();
-  const chunks: Buffer[] = [];
-  let size = 0;
+  const message = new MessagePieces();
   await new Promise<void>((resolve, reject) => {
     stream.on('data', (chunk: Buffer) => {
-      size += chunk.length;
       // Past the limit the rest is read and dropped: smtp-server replies 552 once it has all.
-      if (!stream.sizeExceeded) chunks.push(chunk);
+      if (stream.sizeExceeded) message.size += chunk.length;
+      else message.add(chunk);
     });
     stream.once('end', resolve);
     stream.once('error', reject);
   });
+  const size = message.size;
   const envelope = envelopeOf(tx);
   const log = deps.logger.child({ session: session.id });
   if (stream.sizeExceeded) {
@@ -43,7 +45,7 @@ export async function onData(
   }
   let result;
   try {
-    result = await ingest({ raw: Buffer.concat(chunks, size), ingress: options.ingress, envelope, inboundMessageId: tx.inboundMessageId }, deps);
+    result = await ingest({ raw: message.finish(), ingress: options.ingress, envelope, inboundMessageId: tx.inboundMessageId }, deps);
   } catch (error) {
     // Whatever went wrong, the sender must keep its copy and try again: never a 5xx for our fault.
     log.error({ err: error, mailFrom: envelope.mailFrom, size }, 'message not stored');
@@ -73,4 +75,55 @@ export async function onData(
 
 function smtpError(code: number, message: string): Error {
   return Object.assign(new Error(message), { responseCode: code });
+}
+
+/**
+ * The message as it arrives. Past 1 MiB it is copied into 1 MiB buffers of its own, which the writer
+ * thread takes over without a copy and stores as they are: a large message is held once, never joined.
+ */
+class MessagePieces {
+  size = 0;
+  private readonly pieces: Buffer[] = [];
+  private slab: Buffer | null = null;
+  private used = 0;
+  private readonly collect = garbageCollector();
+
+  add(chunk: Buffer): void {
+    this.size += chunk.length;
+    if (!this.slab && this.size <= RAW_PIECE_BYTES) {
+      this.pieces.push(chunk);
+      return;
+    }
+    if (!this.slab) {
+      this.slab = Buffer.allocUnsafeSlow(RAW_PIECE_BYTES);
+      for (const earlier of this.pieces.splice(0)) this.copy(earlier);
+    }
+    this.copy(chunk);
+    this.collect(chunk.length);
+  }
+
+  finish(): Buffer[] {
+    if (this.slab && this.used > 0) {
+      const last = Buffer.allocUnsafeSlow(this.used);
+      this.slab.copy(last, 0, 0, this.used);
+      this.pieces.push(last);
+    }
+    this.slab = null;
+    return this.pieces;
+  }
+
+  private copy(data: Buffer): void {
+    let rest = data;
+    while (rest.length > 0 && this.slab) {
+      const take = Math.min(RAW_PIECE_BYTES - this.used, rest.length);
+      rest.copy(this.slab, this.used, 0, take);
+      this.used += take;
+      rest = rest.subarray(take);
+      if (this.used === RAW_PIECE_BYTES) {
+        this.pieces.push(this.slab);
+        this.slab = Buffer.allocUnsafeSlow(RAW_PIECE_BYTES);
+        this.used = 0;
+      }
+    }
+  }
 }

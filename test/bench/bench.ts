@@ -31,6 +31,8 @@ interface Target {
   cpuSeconds(): number;
   /** Peak resident memory of the main process, bytes. */
   peakRss(): number;
+  /** Starts the peak over from the current resident memory; false where Linux does not allow it. */
+  resetPeakRss(): boolean;
   stop(): Promise<void>;
 }
 
@@ -114,6 +116,16 @@ function peakRssOf(pid: number): number {
   }
 }
 
+/** Linux resets VmHWM to the current RSS when 5 is written to clear_refs (proc(5)). */
+function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function childPids(pid: number): number[] {
   const out = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout;
   return out.split('\n').filter(Boolean).map(Number);
@@ -172,6 +184,7 @@ async function startIntake(world: World, settings: Record<string, string> = {}):
     port: (ready.ports as Record<string, number>).smtp as number,
     cpuSeconds: () => procCpuSeconds(pid),
     peakRss: () => peakRssOf(pid),
+    resetPeakRss: () => resetPeakRss(pid),
     stop: () => stopChild(child),
   };
 }
@@ -180,7 +193,7 @@ async function startBare(): Promise<Target> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/bare-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
   const ready = await waitForJsonLine(child, (e) => typeof e.port === 'number', 'bare smtp-server');
   const pid = child.pid as number;
-  return { name: 'bare smtp-server', port: ready.port as number, cpuSeconds: () => procCpuSeconds(pid), peakRss: () => peakRssOf(pid), stop: () => stopChild(child) };
+  return { name: 'bare smtp-server', port: ready.port as number, cpuSeconds: () => procCpuSeconds(pid), peakRss: () => peakRssOf(pid), resetPeakRss: () => resetPeakRss(pid), stop: () => stopChild(child) };
 }
 
 async function startPostfixTarget(): Promise<Target & { postfix: Postfix }> {
@@ -200,7 +213,7 @@ async function startPostfixTarget(): Promise<Target & { postfix: Postfix }> {
   });
   const master = postfix.masterPid();
   const cpu = () => procCpuSeconds(master, true) + childPids(master).reduce((sum, pid) => sum + procCpuSeconds(pid, true), 0);
-  return { name: 'Postfix smtpd (durable queue)', port: postfix.port, cpuSeconds: cpu, peakRss: () => 0, stop: async () => postfix.stop(), postfix };
+  return { name: 'Postfix smtpd (durable queue)', port: postfix.port, cpuSeconds: cpu, peakRss: () => 0, resetPeakRss: () => false, stop: async () => postfix.stop(), postfix };
 }
 
 interface Workload {
@@ -311,7 +324,12 @@ async function main(): Promise<void> {
   printTable(rows, notes);
 }
 
-/** One large message on a fresh server: peak RSS growth against its size, as text and as an attachment. */
+/**
+ * One large message, as text and as an attachment: peak RSS growth against its size. On a cold
+ * server (just started) the growth includes caches that fill once whatever the message (SQLite's
+ * 16 MB page cache, V8's young generation); on a warm one (after 1,000 messages of 44 KB, peak reset
+ * through /proc/PID/clear_refs) it is what the message itself costs.
+ */
 async function largeMessage(dir: string): Promise<Row[]> {
   const rows: Row[] = [];
   // About 25 MB on the wire either way: 24 MiB of text, or 18 MiB of binary that base64 makes 24.6 MiB.
@@ -328,34 +346,43 @@ async function largeMessage(dir: string): Promise<Row[]> {
     ],
   ];
   for (const [kind, build] of kinds) {
-    const world = seedWorld(mkdtempSync(join(dir, 'big-')), 1);
-    const target = await startIntake(world, { INTAKE_MAX_MESSAGE_BYTES: String(26 * 1024 * 1024), INTAKE_MAX_ATTACHMENT_BYTES: String(20 * 1024 * 1024) });
-    const idleRss = target.peakRss();
-    try {
-      const base = replyTo(world, 0, 1024, true);
-      const headers = base.data.toString().replace(/\r\n\r\n[\s\S]*$/, '');
-      const data = Buffer.from(build(headers));
-      const result = await runLoad({ port: target.port, sessions: 1, messages: 1, mode: 'persistent', maxMs: 120_000, message: () => ({ ...base, data }) });
-      const growth = target.peakRss() - idleRss;
-      rows.push({
-        workload: `one ${(data.length / 1048576).toFixed(0)} MB message, ${kind} (peak RSS growth ${(growth / data.length).toFixed(1)}× its size)`,
-        target: 'intake',
-        messages: 1,
-        accepted: result.accepted,
-        refused: result.refused,
-        temporary: result.temporary,
-        errors: result.errors,
-        seconds: Math.round(result.elapsedMs) / 1000,
-        acceptedPerSecond: 0,
-        refusedPerSecond: 0,
-        p50Ms: Math.round(percentile(result.latenciesMs, 50) ?? 0),
-        p95Ms: null,
-        p99Ms: null,
-        cpuSeconds: target.cpuSeconds(),
-        peakRssMb: Math.round(target.peakRss() / 1048576),
-      });
-    } finally {
-      await target.stop();
+    for (const warm of [false, true]) {
+      const world = seedWorld(mkdtempSync(join(dir, 'big-')), 200);
+      const target = await startIntake(world, { INTAKE_MAX_MESSAGE_BYTES: String(26 * 1024 * 1024), INTAKE_MAX_ATTACHMENT_BYTES: String(20 * 1024 * 1024) });
+      try {
+        if (warm) {
+          await runLoad({ port: target.port, sessions: 10, messages: 1000, mode: 'persistent', maxMs: 60_000, message: (i) => replyTo(world, i, 44 * 1024, true) });
+          // Let the log and the last commits settle before the baseline is taken.
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          if (!target.resetPeakRss()) continue;
+        }
+        const idleRss = target.peakRss();
+        const base = replyTo(world, 0, 1024, true);
+        const headers = base.data.toString().replace(/\r\n\r\n[\s\S]*$/, '');
+        const data = Buffer.from(build(headers));
+        const cpuBefore = target.cpuSeconds();
+        const result = await runLoad({ port: target.port, sessions: 1, messages: 1, mode: 'persistent', maxMs: 120_000, message: () => ({ ...base, data: Buffer.from(data.toString().replace('Message-ID: <', `Message-ID: <big-${kind}-`)) }) });
+        const growth = target.peakRss() - idleRss;
+        rows.push({
+          workload: `one ${(data.length / 1048576).toFixed(0)} MB message, ${kind}, ${warm ? 'warm' : 'cold'} server (peak RSS growth ${(growth / data.length).toFixed(1)}× its size)`,
+          target: 'intake',
+          messages: 1,
+          accepted: result.accepted,
+          refused: result.refused,
+          temporary: result.temporary,
+          errors: result.errors,
+          seconds: Math.round(result.elapsedMs) / 1000,
+          acceptedPerSecond: 0,
+          refusedPerSecond: 0,
+          p50Ms: Math.round(percentile(result.latenciesMs, 50) ?? 0),
+          p95Ms: null,
+          p99Ms: null,
+          cpuSeconds: Math.round((target.cpuSeconds() - cpuBefore) * 100) / 100,
+          peakRssMb: Math.round(target.peakRss() / 1048576),
+        });
+      } finally {
+        await target.stop();
+      }
     }
   }
   return rows;
@@ -414,7 +441,11 @@ function computeRatios(rows: Row[]): string[] {
     const change = large.acceptedPerSecond / empty.acceptedPerSecond - 1;
     out.push(`large database vs empty: ${(change * 100).toFixed(1)}% (target within ±10%) ${Math.abs(change) <= 0.1 ? 'met' : 'MISSED'}`);
   }
-  for (const big of rows.filter((r) => /^one \d+ MB message/.test(r.workload))) out.push(`${big.workload} (target < 3×)`);
+  for (const big of rows.filter((r) => /^one \d+ MB message/.test(r.workload))) {
+    const times = Number(/growth ([\d.]+)×/.exec(big.workload)?.[1]);
+    // Judged on a warm server; a cold one also fills caches of a fixed size (see largeMessage).
+    out.push(`${big.workload} (target < 3× on a warm server)${big.workload.includes('warm') ? (times < 3 ? ' met' : ' MISSED') : ''}`);
+  }
   return out;
 }
 

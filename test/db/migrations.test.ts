@@ -13,7 +13,7 @@ describe('migrations', () => {
     try {
       const tables = (store.sqlite.prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like '__drizzle%' order by name").all() as { name: string }[]).map((t) => t.name);
       expect(tables).toEqual([
-        'attachments', 'deliveries', 'inbound_messages', 'issue_assignees', 'issue_email_participants', 'issue_emails', 'issue_labels',
+        'attachment_chunks', 'attachments', 'deliveries', 'inbound_message_chunks', 'inbound_messages', 'issue_assignees', 'issue_email_participants', 'issue_emails', 'issue_labels',
         'issues', 'merge_requests', 'notes', 'project_members', 'projects', 'sent_notifications', 'subscriptions', 'user_emails', 'users',
       ]);
       expect(store.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');

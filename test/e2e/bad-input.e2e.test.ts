@@ -68,8 +68,8 @@ describe('bad input', () => {
     await stillServes();
   });
 
-  it('a line of 1 MB is taken as data', async () => {
-    const data = await send(replyMessage({ from: world.user.email, to, body: `Long line: ${'y'.repeat(1024 * 1024)}`, messageId: '<long-line@client.test>' }));
+  it('a line of nearly 1 MB is taken as data (a longer one is more text than a note may hold)', async () => {
+    const data = await send(replyMessage({ from: world.user.email, to, body: `Long line: ${'y'.repeat(990_000)}`, messageId: '<long-line@client.test>' }));
     expect(data.line).toMatch(/^250 2\.6\.0 Message accepted/);
     await stillServes();
   });

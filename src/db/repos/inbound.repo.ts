@@ -1,8 +1,9 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
-import { and, desc, eq, getTableColumns, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, isNull, sql } from 'drizzle-orm';
 import { placeholders, prepared, preparedByColumns, type Db } from '../client.js';
-import { deliveries, inboundMessages } from '../schema.js';
+import { chunked } from '../chunks.js';
+import { deliveries, inboundMessageChunks, inboundMessages } from '../schema.js';
 
 export type InboundMessage = typeof inboundMessages.$inferSelect;
 export type NewInboundMessage = typeof inboundMessages.$inferInsert;
@@ -59,7 +60,26 @@ export function createInboundRepository({ db }: { db: Db }) {
   const updateMessage = preparedByColumns((columns) =>
     db.update(inboundMessages).set(placeholders(columns)).where(eq(inboundMessages.id, sql.placeholder('whereId'))).prepare(),
   );
+  const insertChunk = prepared(() =>
+    db
+      .insert(inboundMessageChunks)
+      .values({ inboundMessageId: sql.placeholder('id') as never, seq: sql.placeholder('seq') as never, data: sql.placeholder('data') as never })
+      .prepare(),
+  );
   return {
+    /** The raw message of a row whose `raw` is NULL because it is large, in 1 MiB rows. */
+    addRawChunks(id: number, pieces: readonly Buffer[]): void {
+      let seq = 0;
+      for (const data of chunked(pieces)) insertChunk().run({ id, seq: seq++, data });
+    },
+    /** The raw message as received, from `raw` or from its chunks; null when none was stored. */
+    rawOf(id: number): Buffer | null {
+      const row = db.select({ raw: inboundMessages.raw }).from(inboundMessages).where(eq(inboundMessages.id, id)).get();
+      if (!row) return null;
+      if (row.raw) return row.raw;
+      const chunks = db.select({ data: inboundMessageChunks.data }).from(inboundMessageChunks).where(eq(inboundMessageChunks.inboundMessageId, id)).orderBy(asc(inboundMessageChunks.seq)).all();
+      return chunks.length === 0 ? null : Buffer.concat(chunks.map((c) => c.data));
+    },
     insert: (input: NewInboundMessage): number => (insertMessage(input).get(input) as { id: number }).id,
     update(id: number, values: Partial<NewInboundMessage>): void {
       updateMessage(values).run({ ...values, whereId: id });

@@ -1,10 +1,14 @@
 // notes.repo: notes and the attachments stored with them. Side effects: SQL writes.
 import { eq, sql } from 'drizzle-orm';
 import { placeholders, prepared, preparedByColumns, type Db } from '../client.js';
-import { attachments, notes } from '../schema.js';
+import { chunked, inline } from '../chunks.js';
+import { attachmentChunks, attachments, notes } from '../schema.js';
 
 export type Note = typeof notes.$inferSelect;
-export type NewAttachment = Omit<typeof attachments.$inferInsert, 'id' | 'createdAt'>;
+export type NewAttachment = Omit<typeof attachments.$inferInsert, 'id' | 'createdAt' | 'content'> & {
+  /** The file in pieces; joined into `content` when small, else written to attachment_chunks. */
+  content: readonly Buffer[];
+};
 
 export function createNotesRepository({ db }: { db: Db }) {
   const insertNote = preparedByColumns((columns) => db.insert(notes).values(placeholders(columns) as never).returning().prepare());
@@ -15,8 +19,14 @@ export function createNotesRepository({ db }: { db: Db }) {
     setBody(id: number, body: string): void {
       updateBody().run({ id, body });
     },
-    addAttachment(input: NewAttachment): number {
-      return db.insert(attachments).values(input).returning({ id: attachments.id }).get().id;
+    addAttachment({ content, ...input }: NewAttachment): number {
+      const small = inline(content, input.size);
+      const id = db.insert(attachments).values({ ...input, content: small }).returning({ id: attachments.id }).get().id;
+      if (small === null) {
+        let seq = 0;
+        for (const data of chunked(content)) db.insert(attachmentChunks).values({ attachmentId: id, seq: seq++, data }).run();
+      }
+      return id;
     },
   };
 }

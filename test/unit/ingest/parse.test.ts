@@ -1,7 +1,7 @@
 // parseMessage: charsets, HTML-only bodies, signature parts, message ids, as handlers will see them.
 import Encoding from 'encoding-japanese';
 import { describe, expect, it } from 'vitest';
-import { messageIds, parseMessage } from '../../../src/ingest/parse.js';
+import { messageIds, parseMessage, TextTooLongError } from '../../../src/ingest/parse.js';
 
 const mail = (head: string, body: Buffer | string) => Buffer.concat([Buffer.from(`${head.replace(/\n/g, '\r\n')}\r\n\r\n`), Buffer.isBuffer(body) ? body : Buffer.from(body)]);
 
@@ -51,5 +51,34 @@ describe('parseMessage', () => {
 describe('messageIds', () => {
   it('takes ids between angle brackets, or a bare id', () => {
     expect(messageIds(['<a@b> <c@d>,<e@f>', 'bare@id', 'not an id'])).toEqual(['a@b', 'c@d', 'e@f', 'bare@id']);
+  });
+});
+
+describe('parseMessage on large content', () => {
+  const withFile = (file: Buffer) =>
+    mail(
+      'From: a@b.example\nMessage-ID: <file@b.example>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"',
+      `--b\r\nContent-Type: text/plain\r\n\r\nSee the file.\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="f.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n${file.toString('base64').replace(/(.{76})/g, '$1\r\n')}\r\n--b--\r\n`,
+    );
+
+  it('reads an attachment in pieces that join to the file, from a message given in pieces', async () => {
+    const file = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 31) % 251));
+    const raw = withFile(file);
+    const pieces = [raw.subarray(0, 1000), raw.subarray(1000, 150_000), raw.subarray(150_000)];
+    const [attachment] = (await parseMessage(pieces)).attachments;
+    expect(attachment?.size).toBe(file.length);
+    expect(Buffer.concat(attachment?.content ?? []).equals(file)).toBe(true);
+  });
+
+  it('keeps the size but not the content of an attachment over the limit', async () => {
+    const [attachment] = (await parseMessage(withFile(Buffer.alloc(5000, 1)), { maxAttachmentBytes: 4000 })).attachments;
+    expect(attachment).toMatchObject({ filename: 'f.bin', size: 5000, content: [] });
+  });
+
+  it('refuses text over 1,000,000 characters, keeping what the headers say', async () => {
+    const error = await parseMessage(mail('From: a@b.example\nSubject: big\nMessage-ID: <big@b.example>', `${'y'.repeat(1_000_001)}\r\n`)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TextTooLongError);
+    expect((error as TextTooLongError).message).toBe('1000002 characters of text; items hold at most 1000000 characters');
+    expect((error as TextTooLongError).headersOnly).toMatchObject({ messageId: 'big@b.example', subject: 'big', from: 'a@b.example', text: '' });
   });
 });
