@@ -302,7 +302,12 @@ export class MailRejection extends Error {
     detail?: string,
   ) {
     const outcome: Outcome = OUTCOMES[code];
+    // A decision, not a bug: where it was made is in its code, and a stack costs more than the rest of
+    // a refusal (one is made for every unknown recipient).
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${outcome.dsn} ${outcome.text}${detail ? ` ${detail}` : ''}`);
+    Error.stackTraceLimit = stackTraceLimit;
     this.name = 'MailRejection';
     this.outcome = outcome;
     this.responseCode = outcome.smtp;

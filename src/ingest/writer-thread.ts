@@ -9,11 +9,22 @@ import { ingestDeps } from './deps.js';
 import { ingest, recordRefusals } from './ingest.js';
 import type { WriterAnswer, WriterCall } from './writer.js';
 
+if (!parentPort) throw new Error('writer-thread runs as a worker thread of `intake serve`');
 const port = parentPort;
-if (!port) throw new Error('writer-thread runs as a worker thread of `intake serve`');
 const { config } = workerData as { config: Config };
 const logger = createLogger(config.log_level);
-const answer = (message: WriterAnswer) => port.postMessage(message);
+// Answers of one turn go back in one message, as the calls came.
+let answers: WriterAnswer[] | null = null;
+const answer = (message: WriterAnswer) => {
+  if (!answers) {
+    const batch = (answers = []);
+    setImmediate(() => {
+      answers = null;
+      port.postMessage(batch);
+    });
+  }
+  answers.push(message);
+};
 
 let store: Store;
 try {
@@ -21,12 +32,14 @@ try {
   // the sender's retry, not a stalled writer.
   store = openStore(config.database, { migrate: false, busyTimeoutMs: 1000, groupCommit: config.group_commit });
 } catch (error) {
-  answer({ kind: 'failed', message: (error as Error).message });
+  port.postMessage([{ kind: 'failed', message: (error as Error).message }]);
   throw error;
 }
 const deps = ingestDeps(config, store, logger);
 
-port.on('message', (message: WriterCall) => {
+port.on('message', (calls: WriterCall[]) => calls.forEach(handle));
+
+function handle(message: WriterCall): void {
   if (message.kind === 'close') {
     store.close();
     logger.flush();
@@ -43,5 +56,5 @@ port.on('message', (message: WriterCall) => {
     (error: unknown) =>
       answer({ id: message.id, ok: false, rejection: error instanceof MailRejection ? error.toWire() : null, message: String((error as Error)?.message ?? error) }),
   );
-});
-answer({ kind: 'ready' });
+}
+port.postMessage([{ kind: 'ready' }]);

@@ -8,13 +8,13 @@ import { MailRejection, type WireRejection } from '../errors.js';
 import type { IngestRequest, IngestResult, IngestWriter, RefusalRequest } from './ingest.js';
 import { rawPieces } from './parse.js';
 
-/** main → writer */
+/** main → writer, in arrays: what was asked for in one turn of the event loop goes in one message. */
 export type WriterCall =
   | { id: number; kind: 'ingest'; request: IngestRequest }
   | { id: number; kind: 'refusals'; request: Omit<RefusalRequest, 'refused'> & { refused: WireRefusal[] } }
   | { id: number; kind: 'close' };
 
-/** writer → main */
+/** writer → main; answers, like calls, travel in arrays. */
 export type WriterAnswer =
   | { kind: 'ready' }
   | { kind: 'failed'; message: string }
@@ -48,18 +48,20 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
       lastStart = Date.now();
       const worker = new Worker(THREAD, { workerData: { config } });
       let ready = false;
-      worker.on('message', (answer: WriterAnswer) => {
-        if ('kind' in answer) {
-          ready = answer.kind === 'ready';
-          if (ready) resolve(worker);
-          else reject(new Error((answer as { message: string }).message));
-          return;
+      worker.on('message', (answers: WriterAnswer[]) => {
+        for (const answer of answers) {
+          if ('kind' in answer) {
+            ready = answer.kind === 'ready';
+            if (ready) resolve(worker);
+            else reject(new Error((answer as { message: string }).message));
+            continue;
+          }
+          const call = pending.get(answer.id);
+          if (!call) continue;
+          pending.delete(answer.id);
+          if (answer.ok) call.resolve(answer.value);
+          else call.reject(answer.rejection ? MailRejection.fromWire(answer.rejection) : new Error(answer.message));
         }
-        const call = pending.get(answer.id);
-        if (!call) return;
-        pending.delete(answer.id);
-        if (answer.ok) call.resolve(answer.value);
-        else call.reject(answer.rejection ? MailRejection.fromWire(answer.rejection) : new Error(answer.message));
       });
       worker.on('error', (error) => {
         logger.error({ err: error }, 'writer thread failed');
@@ -79,6 +81,20 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
   let current = spawn();
   await current;
 
+  // A postMessage costs both threads more than recording a refusal: one per turn carries them all.
+  let outbox: { calls: WriterCall[]; transfer: ArrayBuffer[] } | null = null;
+  const send = (worker: Worker, message: WriterCall, transfer: ArrayBuffer[]) => {
+    if (!outbox) {
+      const batch = (outbox = { calls: [], transfer: [] });
+      setImmediate(() => {
+        outbox = null;
+        worker.postMessage(batch.calls, batch.transfer);
+      });
+    }
+    outbox.calls.push(message);
+    outbox.transfer.push(...transfer);
+  };
+
   const call = async <T>(message: Omit<Extract<WriterCall, { kind: 'ingest' | 'refusals' }>, 'id'>, transfer: ArrayBuffer[] = []): Promise<T> => {
     const worker = await current.catch(() => {
       throw new MailRejection('data.store_failed');
@@ -86,7 +102,7 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
     return new Promise<T>((resolve, reject) => {
       const id = nextId++;
       pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      worker.postMessage({ ...message, id }, transfer);
+      send(worker, { ...message, id } as WriterCall, transfer);
     });
   };
 
@@ -108,7 +124,8 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
       if (!worker) return;
       await new Promise<void>((resolve) => {
         worker.once('exit', () => resolve());
-        worker.postMessage({ id: 0, kind: 'close' } satisfies WriterCall);
+        // After whatever is still in the outbox: that goes out first, at the end of this turn.
+        setImmediate(() => worker.postMessage([{ id: 0, kind: 'close' }] satisfies WriterCall[]));
       });
     },
   };

@@ -72,7 +72,11 @@ export class ClientLimits {
     if (this.isExempt(ip)) return { delayMs: 0, shutOut: false, count: 0 };
     const now = this.now();
     const since = now - this.settings.unknownRecipientWindowMs;
-    const times = (this.unknown.get(ip) ?? []).filter((t) => t > since);
+    // Oldest first: only the front can have left the window.
+    let times = this.unknown.get(ip) ?? [];
+    let expired = 0;
+    while (expired < times.length && (times[expired] as number) <= since) expired++;
+    if (expired > 0) times = times.slice(expired);
     times.push(now);
     this.unknown.delete(ip);
     this.unknown.set(ip, times);

@@ -35,17 +35,18 @@ export async function onData(
   });
   const size = message.size;
   const envelope = envelopeOf(tx);
+  const inboundMessageId = await tx.refusalRow;
   const log = deps.logger.child({ session: session.id });
   if (stream.sizeExceeded) {
     const rejection = new MailRejection('data.too_big', String(maxBytes));
     const refused = envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const }));
-    const id = await recordRefusals({ ingress: options.ingress, envelope, refused, size, inboundMessageId: tx.inboundMessageId }, deps);
+    const id = await recordRefusals({ ingress: options.ingress, envelope, refused, size, inboundMessageId }, deps);
     log.info({ mailFrom: envelope.mailFrom, size, code: rejection.code, inboundMessageId: id }, 'message refused');
     throw rejection;
   }
   let result;
   try {
-    result = await ingest({ raw: message.finish(), ingress: options.ingress, envelope, inboundMessageId: tx.inboundMessageId }, deps);
+    result = await ingest({ raw: message.finish(), ingress: options.ingress, envelope, inboundMessageId }, deps);
   } catch (error) {
     // Whatever went wrong, the sender must keep its copy and try again: never a 5xx for our fault.
     log.error({ err: error, mailFrom: envelope.mailFrom, size }, 'message not stored');

@@ -7,8 +7,12 @@ import { recordRefusals, type Ingress, type IngestDeps } from '../ingest/ingest.
 import { checkRecipient } from '../ingest/recipient.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
-/** Resolves to null to accept the recipient, or to the rejection smtp-server sends (once it is recorded). */
-export async function onRcptTo(address: string, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): Promise<MailRejection | null> {
+/**
+ * Returns null to accept the recipient, or the rejection smtp-server sends. A refusal is answered at
+ * once; its row is written by the writer meanwhile (tx.refusalRow), and DATA, RSET, QUIT and the next
+ * MAIL wait for it (transaction-end.ts).
+ */
+export function onRcptTo(address: string, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): MailRejection | null {
   const lower = address.toLowerCase();
   const repeated = tx.accepted.some((a) => a.toLowerCase() === lower);
   if (!tx.recipients.some((a) => a.toLowerCase() === lower)) tx.recipients.push(address);
@@ -17,9 +21,12 @@ export async function onRcptTo(address: string, tx: Transaction, ingress: Ingres
     checkRecipient(address, deps);
   } catch (error) {
     const rejection = error as MailRejection;
-    tx.inboundMessageId = await recordRefusals(
-      { ingress, envelope: envelopeOf(tx), refused: [{ recipient: address, rejection }], inboundMessageId: tx.inboundMessageId },
-      deps,
+    const envelope = envelopeOf(tx);
+    const snapshot = { ...envelope, rcptTo: [...envelope.rcptTo], recipients: [...(envelope.recipients ?? [])] };
+    // In order: a second refusal of the same transaction adds to the row the first one made.
+    tx.refused++;
+    tx.refusalRow = tx.refusalRow.then((inboundMessageId) =>
+      recordRefusals({ ingress, envelope: snapshot, refused: [{ recipient: address, rejection }], inboundMessageId }, deps),
     );
     deps.logger.info({ recipient: address, code: rejection.code }, 'recipient refused');
     return rejection;

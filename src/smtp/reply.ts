@@ -1,5 +1,7 @@
-// reply: the one place SMTP replies are shaped. Rejections from errors.ts carry their own enhanced
-// status code; this makes smtp-server send it instead of its generic per-code guess.
+// reply: the one place SMTP replies are shaped and sent. Rejections from errors.ts carry their own
+// enhanced status code; this makes smtp-server send it instead of its generic per-code guess. Replies
+// to pipelined commands go out together, as Postfix's smtpd sends them.
+import type { Socket } from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 const HAS_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -17,9 +19,21 @@ export function installEnhancedCodePassthrough(): void {
     send(code: number, data: unknown, context?: unknown): void;
   };
   const send = proto.send;
-  proto.send = function (this: unknown, code: number, data: unknown, context?: unknown) {
+  proto.send = function (this: { _socket?: Socket }, code: number, data: unknown, context?: unknown) {
+    holdUntilTurnEnds(this._socket);
     const own = typeof data === 'string' && HAS_ENHANCED_CODE.test(data);
     return send.call(this, code, data, own ? false : context);
   };
 }
 
+
+/**
+ * Replies written in one turn of the event loop leave in one write (RFC 2920 lets a server hold them
+ * until it would wait for input): a pipelining client's MAIL, RCPT and DATA are answered with one
+ * packet, not three system calls.
+ */
+function holdUntilTurnEnds(socket: Socket | undefined): void {
+  if (!socket || socket.writableCorked > 0 || socket.destroyed) return;
+  socket.cork();
+  setImmediate(() => socket.uncork());
+}

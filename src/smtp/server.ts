@@ -9,6 +9,7 @@ import type { IngestDeps } from '../ingest/ingest.js';
 import { enforceCommandDeadline } from './command-deadline.js';
 import { onData } from './data.js';
 import { installEnhancedCodePassthrough } from './reply.js';
+import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { onRcptTo } from './rcpt-to.js';
 import type { ClientLimits } from './client-limits.js';
@@ -52,6 +53,7 @@ export async function startMailListener(
   installEnhancedCodePassthrough();
   installXforwardHeloFix();
   const transactions = new Transactions();
+  const stopWaiting = installTransactionEndWait((sessionId) => transactions.pendingWrite(sessionId));
   // Sessions whose message is being received or stored: on shutdown they are let finish.
   const receiving = new Set<string>();
   const trusted = config.trusted_relays.length > 0 ? config.trusted_relays : false;
@@ -111,10 +113,7 @@ export async function startMailListener(
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
-      onRcptTo(address.address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps).then(
-        (rejection) => answerRcpt(session, rejection, callback),
-        (error: unknown) => callback(error as Error),
-      );
+      answerRcpt(session, onRcptTo(address.address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps), callback);
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string | (string | Error)[]) => void) {
       receiving.add(session.id);
@@ -140,7 +139,11 @@ export async function startMailListener(
   const { host, port } = parseHostPort(listen) as { host: string; port: number };
   await new Promise<void>((resolve, reject) => {
     // smtp-server re-emits the listening socket's errors; until it listens, they mean "cannot start".
-    const onError = (error: Error) => reject(error);
+    const onError = (error: Error) => {
+      stopDeadline();
+      stopWaiting();
+      reject(error);
+    };
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
@@ -159,9 +162,10 @@ export async function startMailListener(
     updateTls(material) {
       server.updateSecureContext({ key: material.key, cert: material.cert });
     },
-    close: (graceMs) => {
+    close: async (graceMs) => {
       stopDeadline();
-      return closeGracefully(server, receiving, graceMs);
+      await closeGracefully(server, receiving, graceMs);
+      stopWaiting();
     },
   };
 }

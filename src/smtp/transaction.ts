@@ -7,8 +7,10 @@ export interface Transaction {
   mailFrom: string;
   accepted: string[];
   recipients: string[];
-  /** The inbound_messages row, made at the first refusal or at DATA. */
-  inboundMessageId: number | null;
+  /** The inbound_messages row made by the first refusal (null while none), once it is written. */
+  refusalRow: Promise<number | null>;
+  /** Recipients refused so far, whose row is refusalRow. */
+  refused: number;
   /** null when a trusted relay said it does not know (XFORWARD ADDR=[UNAVAILABLE]). */
   remoteAddress: string | null;
   /** null when unknown (a trusted relay said XFORWARD HELO=[UNAVAILABLE]). */
@@ -62,7 +64,8 @@ export class Transactions {
       mailFrom,
       accepted: [],
       recipients: [],
-      inboundMessageId: null,
+      refusalRow: Promise.resolve(null),
+      refused: 0,
       remoteAddress: forwardedUnknown(session) ? null : session.remoteAddress,
       helo: clientHelo(session),
       relayAddress: forwardedBy(session),
@@ -85,5 +88,11 @@ export class Transactions {
 
   end(session: SMTPServerSession): void {
     this.open.delete(session.id);
+  }
+
+  /** The refusal rows of the session's open transaction, while there are any (see transaction-end.ts). */
+  pendingWrite(sessionId: string): Promise<unknown> | null {
+    const tx = this.open.get(sessionId);
+    return tx && tx.refused > 0 ? tx.refusalRow : null;
   }
 }

@@ -1,4 +1,5 @@
 // A pipelining client sends the whole envelope in one write; every reply comes back in order.
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
@@ -30,4 +31,52 @@ it('answers a pipelined MAIL, RCPTs and DATA in order, and takes two messages in
   for (const world of [a, b]) {
     expect(server.store.sqlite.prepare('select body from notes where noteable_id = ?').all(world.issue.id)).toEqual([{ body: `Pipelined ${world.issue.id}.` }]);
   }
+});
+
+/** A raw connection that keeps every chunk as it arrived, to see how replies are packed. */
+async function rawSession(port: number): Promise<{ socket: Socket; chunks: string[]; next(): Promise<string> }> {
+  const socket = connect(port, '127.0.0.1');
+  const chunks: string[] = [];
+  let wake: (() => void) | null = null;
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => {
+    chunks.push(chunk);
+    wake?.();
+  });
+  const next = async () => {
+    while (chunks.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+    return chunks.shift() as string;
+  };
+  await next();
+  socket.write('EHLO client.test\r\n');
+  await next();
+  return { socket, chunks, next };
+}
+
+it('answers commands pipelined in one write with one packet, as Postfix does', async () => {
+  const world = seedReplyWorld(server.repos);
+  const { socket, next } = await rawSession(server.port);
+  socket.write(`MAIL FROM:<${world.user.email}>\r\nRCPT TO:<${template.format(world.key)}>\r\nDATA\r\n`);
+  const first = await next();
+  expect(first.split('\r\n').filter(Boolean).map((line) => line.slice(0, 3))).toEqual(['250', '250', '354']);
+  socket.end('.\r\nQUIT\r\n');
+});
+
+it('answers a refused RCPT at once, and ends the transaction only once its row is written', async () => {
+  const world = seedReplyWorld(server.repos);
+  const { socket, next } = await rawSession(server.port);
+  // Fewer than the unknown-recipient allowance (INTAKE_UNKNOWN_RECIPIENT_LIMIT), past which refusals slow down.
+  for (let i = 0; i < 8; i++) {
+    const to = `incoming+${'e'.repeat(31)}${i.toString(16)}@example.com`;
+    socket.write(`MAIL FROM:<${world.user.email}>\r\nRCPT TO:<${to}>\r\n`);
+    let replies = '';
+    while (replies.split('\r\n').filter(Boolean).length < 2) replies += await next();
+    expect(replies).toMatch(/^250 .*\r\n550 5\.1\.1 /);
+    socket.write('RSET\r\n');
+    expect(await next()).toMatch(/^250 /);
+    // No waiting here: the RSET reply came after the row was committed.
+    const row = server.store.sqlite.prepare("select r.status, r.reason_code from deliveries r where r.recipient = ? and r.stage = 'rcpt'").get(to);
+    expect(row).toEqual({ status: 'rejected', reason_code: 'rcpt.unknown_reply_key' });
+  }
+  socket.end('QUIT\r\n');
 });

@@ -1,0 +1,48 @@
+// transaction-end: a refused recipient is answered at once and its row written meanwhile; the commands
+// that end the transaction (RSET, QUIT, a new MAIL or HELO) are answered once that row is written, so a
+// client that sees its transaction over can find its record.
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+const ENDING = ['handler_RSET', 'handler_QUIT', 'handler_MAIL', 'handler_HELO', 'handler_EHLO', 'handler_LHLO'] as const;
+
+type CommandHandler = (this: Connection, command: Buffer, callback: () => void) => void;
+
+interface Connection {
+  session: { id: string };
+}
+
+type PendingWrite = (sessionId: string) => Promise<unknown> | null;
+
+const lookups = new Set<PendingWrite>();
+let installed = false;
+
+/**
+ * pendingWrite(sessionId) is the write still in progress for the session's transaction, if any; each
+ * listener adds its own (session ids are unique in the process). Returns the function that removes it.
+ */
+export function installTransactionEndWait(pendingWrite: PendingWrite): () => void {
+  lookups.add(pendingWrite);
+  if (!installed) {
+    installed = true;
+    const proto = SMTPConnection.prototype as unknown as Record<(typeof ENDING)[number], CommandHandler | undefined>;
+    for (const name of ENDING) {
+      const original = proto[name];
+      if (!original) continue;
+      proto[name] = function (this: Connection, command: Buffer, callback: () => void) {
+        const pending = pendingFor(this.session.id);
+        if (!pending) return original.call(this, command, callback);
+        // recordRefusals never rejects; a failure to write is logged where it happens.
+        void pending.then(() => original.call(this, command, callback));
+      };
+    }
+  }
+  return () => lookups.delete(pendingWrite);
+}
+
+function pendingFor(sessionId: string): Promise<unknown> | null {
+  for (const lookup of lookups) {
+    const pending = lookup(sessionId);
+    if (pending) return pending;
+  }
+  return null;
+}
