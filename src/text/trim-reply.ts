@@ -1,6 +1,6 @@
 // trim-reply: finds what the sender wrote in a reply (drops quoted history, embedded and forwarded mails,
 // attribution lines, signatures), following the rules of Discourse's email_reply_trimmer.
-// Input: untrusted mail text (any size, any bytes). Pure: no I/O, no state.
+// Input: untrusted mail text (any size, any bytes). Pure: no I/O; its one piece of state is a memo that cannot change an answer.
 
 export interface TrimmedReply {
   /** What the sender wrote. */
@@ -40,7 +40,7 @@ const MAX_PASSES = 8;
 function trimOnce(text: string): TrimmedReply {
   if (text.trim() === '') return { reply: '', elided: '' };
   const doc = prepare(text);
-  const kept = keptLines(doc.lines.map(classify));
+  const kept = keptLines(doc.lines.map((line) => classify(line, doc.markers)));
   const isKept = new Array<boolean>(doc.lines.length).fill(false);
   for (const i of kept) isKept[i] = true;
   const elided: string[] = [];
@@ -60,7 +60,7 @@ function trimOnce(text: string): TrimmedReply {
 export function extractEmbedded(text: string): { before: string; embedded: string } | null {
   if (text.trim() === '') return null;
   const doc = prepare(text);
-  const kinds = doc.lines.map(classify);
+  const kinds = doc.lines.map((line) => classify(line, doc.markers));
   const range = (from: number, to: number, map: (line: string) => string = (line) => line) => {
     const out: string[] = [];
     for (let i = from; i < to; i++) out.push(map(doc.restore(i)));
@@ -256,6 +256,8 @@ function skipForward(kinds: Kind[], from: number, ...skip: Kind[]): number {
 
 interface Prepared {
   lines: string[];
+  /** The wrappable markers that may occur in this text (the others are not tried on any line). */
+  markers: WrappableMarker[];
   /** The line as the caller sees it: a hoisted code block comes back whole. */
   restore(index: number): string;
 }
@@ -270,9 +272,12 @@ function prepare(text: string): Prepared {
   lines = unwrapEnclosedQuotes(lines, ENCLOSED_PLAIN);
   const { lines: hoisted, blocks } = hoistCodeBlocks(lines);
   lines = hoisted.map((line) => (blocks.has(line) ? line : normaliseQuoteMarkers(line)));
-  for (const marker of WRAPPABLE_MARKERS) lines = joinWrappedMarkers(lines, blocks, marker);
+  // Tested on the lines as they now are: the steps above may have moved what starts a line.
+  const now = lines.join('\n');
+  const markers = WRAPPABLE_MARKERS.filter((marker) => marker.mayOccur(now));
+  for (const marker of markers) lines = joinWrappedMarkers(lines, blocks, marker);
   lines = stripBlankEdges(lines);
-  return { lines, restore: (i) => blocks.get(lines[i] as string) ?? (lines[i] as string) };
+  return { lines, markers, restore: (i) => blocks.get(lines[i] as string) ?? (lines[i] as string) };
 }
 
 function trimLineEnd(line: string): string {
@@ -419,6 +424,8 @@ function hoistCodeBlocks(lines: string[]): { lines: string[]; blocks: Map<string
  * (or a table), and rewriting it would change what the sender wrote.
  */
 function normaliseQuoteMarkers(line: string): string {
+  // Most lines have neither character; the expression below would try every word start to learn it.
+  if (!line.includes('>') && !line.includes('|')) return line;
   const lead = /^(?:[\t\p{Zs}]*(?:\p{Alphabetic}+>|[>|]))+/u.exec(line);
   if (!lead) return line;
   return lead[0].replace(/\p{Alphabetic}+>|\|/gu, '>') + line.slice(lead[0].length);
@@ -438,6 +445,11 @@ function stripBlankEdges(lines: string[]): string[] {
 }
 
 interface WrappableMarker {
+  /**
+   * Cheap test that the marker can start on some line of the text (a line start, a word, a year):
+   * joining lines never makes one, so a marker that fails it is skipped for the whole text.
+   */
+  mayOccur(text: string): boolean;
   /** Cheap test that the marker can start on this line. */
   mayStart(line: string): boolean;
   /**
@@ -484,11 +496,11 @@ function countNewlines(text: string, end: number): number {
 // the line length: regexes are written without overlapping quantifiers, and the patterns that would
 // need them are checked by hand.
 
-function classify(line: string): Kind {
+function classify(line: string, markers: readonly WrappableMarker[]): Kind {
   if (/^[\t\p{Zs}]*$/u.test(line)) return 'e';
   if (isDelimiter(line)) return 'd';
   if (isSignature(line)) return 's';
-  if (isEmbeddedMarker(line)) return 'b';
+  if (isEmbeddedMarker(line, markers)) return 'b';
   if (isHeader(line)) return 'h';
   if (/^[\t\p{Zs}]*>/u.test(line)) return 'q';
   return 't';
@@ -528,7 +540,7 @@ const MOBILE_SIGNATURE = new RegExp(
 
 function isSignature(line: string): boolean {
   // "Sent from [Mail](https://...) for Windows" is matched on its link text.
-  return MOBILE_SIGNATURE.test(line.replace(/\[([^[\]]+)\]\([^()]+\)/g, '$1'));
+  return MOBILE_SIGNATURE.test(line.includes('](') ? line.replace(/\[([^[\]]+)\]\([^()]+\)/g, '$1') : line);
 }
 
 const HEADER_WITH_DATE =
@@ -554,8 +566,8 @@ function isHeader(line: string): boolean {
   return HEADER_WITH_DATE.test(line) || HEADER_WITH_TEXT.test(line);
 }
 
-function isEmbeddedMarker(line: string): boolean {
-  if (WRAPPABLE_MARKERS.some((marker) => marker.mayStart(line) && marker.find(line) !== -1)) return true;
+function isEmbeddedMarker(line: string, markers: readonly WrappableMarker[]): boolean {
+  if (markers.some((marker) => marker.mayStart(line) && marker.find(line) !== -1)) return true;
   return (
     FORWARDED.some((re) => re.test(line)) ||
     ISO_DATE_SOMEONE.test(line) ||
@@ -587,10 +599,26 @@ const ON_DATE_SOMEONE_WROTE: Array<[open: string, stop: string, close: string]> 
   ['El', 'El|escribió', `escribió${END}`], // Spanish
 ];
 
+/** Any of the openings at a line start: one scan of the text rules them all out in most mail. */
+const ANY_ON_DATE_START = new RegExp(`^[\\t\\p{Zs}<>-]*(?:${ON_DATE_SOMEONE_WROTE.map(([open]) => open).join('|')}) `, 'imu');
+let lastText: string | null = null;
+let lastHasOnDateStart = false;
+
+function hasOnDateStart(text: string): boolean {
+  // The markers ask in turn about the same text: remember the last answer.
+  if (text !== lastText) {
+    lastText = text;
+    lastHasOnDateStart = ANY_ON_DATE_START.test(text);
+  }
+  return lastHasOnDateStart;
+}
+
 const ON_DATE_MARKERS: WrappableMarker[] = ON_DATE_SOMEONE_WROTE.map(([open, stop, close]) => {
   const start = new RegExp(`^[\\t\\p{Zs}<>-]*(?:${open}) `, 'iu');
+  const anyLine = new RegExp(start.source, 'imu');
   const full = new RegExp(`^[\\t\\p{Zs}<>-]*(?:${open}) (?:(?!\\b(?:${stop})\\b).)+?${close}`, 'isu');
   return {
+    mayOccur: (text) => hasOnDateStart(text) && anyLine.test(text),
     mayStart: (line) => start.test(line),
     find: (text) => {
       const m = full.exec(text);
@@ -604,6 +632,7 @@ const SOMEONE_WROTE_ON_DATE: WrappableMarker[] = [
   { word: 'wrote', pattern: /\bwrote\s+on\b/g },
   { word: 'schrieb', pattern: /\bschrieb\s+am\b/g },
 ].map(({ word, pattern }) => ({
+  mayOccur: (text) => text.includes(word),
   mayStart: (line) => line.includes(word),
   find: (text) => findWroteOnDate(text, pattern),
 }));
@@ -654,6 +683,7 @@ const DATE_SOMEONE_WROTE: WrappableMarker[] = [
   { user: '', wrote: 'пише:' },
   { user: 'пользователь', wrote: 'написал:' },
 ].map(({ user, wrote }) => ({
+  mayOccur: (text) => /\d{4}/.test(text),
   mayStart: (line) => /\d{4}/.test(line),
   find: (text) => findDateSomeoneWrote(text, user, wrote),
 }));
@@ -710,6 +740,7 @@ function hasYearIn(years: boolean[], from: number, to: number): boolean {
 
 /** "2016-10-24 15:36 GMT+02:00 Foo <foo@example.com>:" and "2013/7/20 sam <sam@example.com>". */
 const DATE_SOMEONE_EMAIL: WrappableMarker = {
+  mayOccur: (text) => /\d{4}/.test(text),
   mayStart: (line) => /\d{4}/.test(line),
   find: findDateSomeoneEmail,
 };
