@@ -284,6 +284,7 @@ async function measure(workload: Workload, world: World, target: Target): Promis
 }
 
 async function main(): Promise<void> {
+  const benchStarted = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'intake-bench-'));
   const postfixInstalled = spawnSync('postconf', ['-d', 'mail_version']).status === 0;
   const rows: Row[] = [];
@@ -329,6 +330,7 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  notes.push(`The whole run took ${Math.round((Date.now() - benchStarted) / 1000)} s.`);
   printTable(rows, notes);
 }
 
