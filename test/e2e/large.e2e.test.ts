@@ -1,11 +1,11 @@
 // Large messages over real TCP: a message over 1 MiB is stored in pieces and given back byte for byte,
 // a large attachment likewise, and text longer than an item may hold is refused with its reason.
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { sendMail } from '../helpers/smtp-client.js';
-import { CLI, cliEnv, startServer, template, type RunningServer } from '../helpers/server.js';
+import { CLI, startServer, template, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
 let world: ReturnType<typeof seedReplyWorld>;
@@ -80,7 +80,7 @@ describe('large messages', () => {
     expect(server.repos.inbound.rawOf(id)?.equals(message)).toBe(true);
     expect(row.sha256).toBe(createHash('sha256').update(message).digest('hex'));
     // `intake show --raw` is how an operator gets it back.
-    const shown = execFileSync(process.execPath, [CLI, 'show', String(id), '--raw'], { env: cliEnv({ INTAKE_DATABASE: server.database }), maxBuffer: 64 * 1024 * 1024 });
+    const shown = execFileSync(process.execPath, [CLI, 'show', String(id), '--raw'], { env: server.env, maxBuffer: 64 * 1024 * 1024 });
     expect(shown.equals(message)).toBe(true);
 
     const attachment = db.prepare("select id, size, sha256, content from attachments where inbound_message_id = ? and filename = 'data.bin'").get(id) as { id: number; size: number; sha256: string; content: Buffer | null };
@@ -91,6 +91,28 @@ describe('large messages', () => {
     expect(stored.equals(file)).toBe(true);
     const note = db.prepare('select body from notes where inbound_message_id = ?').get(id) as { body: string };
     expect(note.body).toContain(`[data.bin](attachment:${attachment.id})`);
+  });
+
+  it('a large message refused for its sender is run again from its pieces once the address is verified', async () => {
+    const other = seedReplyWorld(server.repos);
+    const otherTo = template.format(other.key);
+    const file = Buffer.alloc(2 * 1024 * 1024, 0x61);
+    const message = Buffer.from(
+      withAttachment(file, '<large-unverified@client.test>').toString('latin1').replace(`From: ${world.user.email}`, 'From: new-address@client.test').replace(`To: ${to}`, `To: ${otherTo}`),
+      'latin1',
+    );
+    const { data } = await sendMail(server.port, { from: 'new-address@client.test', to: [otherTo], message });
+    expect(data.code).toBe(550);
+    const id = (server.store.sqlite.prepare("select id from inbound_messages where message_id = 'large-unverified@client.test'").get() as { id: number }).id;
+    expect(server.store.sqlite.prepare('select raw is null as chunked from inbound_messages where id = ?').get(id)).toEqual({ chunked: 1 });
+    server.repos.users.addEmail({ userId: other.user.id, email: 'new-address@client.test', verified: true });
+
+    const again = spawnSync(process.execPath, [CLI, 'reprocess', String(id)], { env: server.env, encoding: 'utf8' });
+    expect(again.stdout, again.stdout + again.stderr).toMatch(/^status\s+processed$/m);
+    const attachment = server.store.sqlite.prepare('select id, size, content from attachments where inbound_message_id = ?').get(id) as { id: number; size: number; content: Buffer | null };
+    expect(attachment).toMatchObject({ size: file.length, content: null });
+    const stored = Buffer.concat((server.store.sqlite.prepare('select data from attachment_chunks where attachment_id = ? order by seq').all(attachment.id) as { data: Buffer }[]).map((c) => c.data));
+    expect(stored.equals(file)).toBe(true);
   });
 
   it('a small attachment stays in its row', async () => {
