@@ -10,3 +10,8 @@ export function createLogger(level: string, destination: 1 | 2 = 1): Logger {
   const sync = destination === 2;
   return pino({ level, base: { name: 'intake' } }, pino.destination({ fd: destination, sync, ...(sync ? {} : { minLength: 4096, periodicFlush: 100 }) }));
 }
+
+/** A logger whose lines go to `write` (the writer thread hands them to the main thread's destination). */
+export function createLoggerTo(level: string, write: (line: string) => void): Logger {
+  return pino({ level, base: { name: 'intake' } }, { write });
+}

@@ -25,6 +25,10 @@ export class StartupError extends Error {
 export const EX_CONFIG = 78;
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
+  if (config.database === ':memory:') {
+    // Each connection has its own: the writer thread would store into one no other reads.
+    throw new StartupError('serve needs a database file: INTAKE_DATABASE=:memory: would give each of its two connections a database of its own', EX_CONFIG);
+  }
   let tls = config.tls_cert_file ? loadTls(config, logger) : null;
   let store: Store;
   let writer: WriterThread;

@@ -54,13 +54,13 @@ const PRESCAN_BYTES = 1024 * 1024;
 export async function parseMessage(raw: RawMessage, options: { maxAttachmentBytes?: number } = {}): Promise<ParsedMessage> {
   let pieces = rawPieces(raw);
   const size = rawSize(raw);
-  const oversized = size > PRESCAN_BYTES ? await oversizedTextPart(pieces) : null;
   // Some clients (and some fixtures) put empty lines before the first header; without this the whole
   // message would be read as body.
   const first = pieces[0] ?? Buffer.alloc(0);
   let start = 0;
   while (first[start] === 0x0a || (first[start] === 0x0d && first[start + 1] === 0x0a)) start += first[start] === 0x0d ? 2 : 1;
   if (start > 0) pieces = [first.subarray(start), ...pieces.slice(1)];
+  const oversized = size > PRESCAN_BYTES ? await oversizedTextPart(pieces) : null;
   let mail: StreamedMail;
   try {
     mail = await readStream(pieces, options.maxAttachmentBytes ?? Number.POSITIVE_INFINITY, { headersOnly: oversized !== null });

@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { openStore, type Store } from '../db/client.js';
 import { MailRejection } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLoggerTo } from '../log.js';
 import { ingestDeps } from './deps.js';
 import { ingest, recordRefusals } from './ingest.js';
 import type { WriterAnswer, WriterCall } from './writer.js';
@@ -12,19 +12,22 @@ import type { WriterAnswer, WriterCall } from './writer.js';
 if (!parentPort) throw new Error('writer-thread runs as a worker thread of `intake serve`');
 const port = parentPort;
 const { config } = workerData as { config: Config };
-const logger = createLogger(config.log_level);
-// Answers of one turn go back in one message, as the calls came.
+// Answers of one turn go back in one message, as the calls came; log lines too (writer.ts writes them).
 let answers: WriterAnswer[] | null = null;
 const answer = (message: WriterAnswer) => {
   if (!answers) {
-    const batch = (answers = []);
-    setImmediate(() => {
-      answers = null;
-      port.postMessage(batch);
-    });
+    answers = [];
+    setImmediate(flushAnswers);
   }
   answers.push(message);
 };
+function flushAnswers(): void {
+  if (!answers) return;
+  const batch = answers;
+  answers = null;
+  port.postMessage(batch);
+}
+const logger = createLoggerTo(config.log_level, (line) => answer({ kind: 'log', line }));
 
 let store: Store;
 try {
@@ -37,24 +40,40 @@ try {
 }
 const deps = ingestDeps(config, store, logger);
 
+let inFlight = 0;
+let closeRequested = false;
+
 port.on('message', (calls: WriterCall[]) => calls.forEach(handle));
 
 function handle(message: WriterCall): void {
   if (message.kind === 'close') {
-    store.close();
-    logger.flush();
-    port.close();
+    closeRequested = true;
+    closeWhenDone();
     return;
   }
+  inFlight++;
   const done =
     message.kind === 'ingest'
       ? // A Buffer arrives as a plain Uint8Array.
         ingest({ ...message.request, raw: (message.request.raw as unknown as Uint8Array[]).map((u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)) }, deps)
       : recordRefusals({ ...message.request, refused: message.request.refused.map((r) => ({ ...r, rejection: MailRejection.fromWire(r.rejection) })) }, deps);
-  done.then(
-    (value) => answer({ id: message.id, ok: true, value }),
-    (error: unknown) =>
-      answer({ id: message.id, ok: false, rejection: error instanceof MailRejection ? error.toWire() : null, message: String((error as Error)?.message ?? error) }),
-  );
+  done
+    .then(
+      (value) => answer({ id: message.id, ok: true, value }),
+      (error: unknown) =>
+        answer({ id: message.id, ok: false, rejection: error instanceof MailRejection ? error.toWire() : null, message: String((error as Error)?.message ?? error) }),
+    )
+    .finally(() => {
+      inFlight--;
+      closeWhenDone();
+    });
+}
+
+/** On close: everything handed over is finished and answered before the connection closes. */
+function closeWhenDone(): void {
+  if (!closeRequested || inFlight > 0) return;
+  store.close();
+  flushAnswers();
+  port.close();
 }
 port.postMessage([{ kind: 'ready' }]);

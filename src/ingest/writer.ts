@@ -2,7 +2,7 @@
 // run there, so parsing, storing and waiting for the disk never hold up the SMTP sessions, which keep
 // a read-only connection for the RCPT-time checks. Side effects: a worker thread and its connection.
 import { Worker } from 'node:worker_threads';
-import type { Logger } from 'pino';
+import { symbols, type Logger } from 'pino';
 import type { Config } from '../config.js';
 import { MailRejection, type WireRejection } from '../errors.js';
 import type { IngestRequest, IngestResult, IngestWriter, RefusalRequest } from './ingest.js';
@@ -14,10 +14,11 @@ export type WriterCall =
   | { id: number; kind: 'refusals'; request: Omit<RefusalRequest, 'refused'> & { refused: WireRefusal[] } }
   | { id: number; kind: 'close' };
 
-/** writer → main; answers, like calls, travel in arrays. */
+/** writer → main; answers, like calls, travel in arrays, with the writer's log lines among them. */
 export type WriterAnswer =
   | { kind: 'ready' }
   | { kind: 'failed'; message: string }
+  | { kind: 'log'; line: string }
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; rejection: WireRejection | null; message: string };
 
@@ -39,21 +40,24 @@ const RESTART_MS = 1000;
 /** Starts the writer thread; rejects with the reason when it cannot open the database. */
 export async function startWriter(config: Config, logger: Logger): Promise<WriterThread> {
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
+  // The writer's log lines are written by this thread's destination: two threads writing batches to
+  // one pipe could interleave their lines.
+  const destination = (logger as unknown as Record<symbol, { write(line: string): void }>)[symbols.streamSym];
   let nextId = 1;
   let closing = false;
-  let lastStart = 0;
+  let gone = false;
 
   const spawn = (): Promise<Worker> =>
     new Promise((resolve, reject) => {
-      lastStart = Date.now();
       const worker = new Worker(THREAD, { workerData: { config } });
       let ready = false;
       worker.on('message', (answers: WriterAnswer[]) => {
         for (const answer of answers) {
           if ('kind' in answer) {
-            ready = answer.kind === 'ready';
-            if (ready) resolve(worker);
-            else reject(new Error((answer as { message: string }).message));
+            if (answer.kind === 'log') destination?.write(answer.line);
+            else if (answer.kind === 'ready') resolve(worker);
+            else reject(new Error(answer.message));
+            ready ||= answer.kind === 'ready';
             continue;
           }
           const call = pending.get(answer.id);
@@ -71,12 +75,22 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
         // Whatever it was doing is not committed, or its answer is lost: the senders try again later.
         for (const call of pending.values()) call.reject(new MailRejection('data.store_failed'));
         pending.clear();
-        if (closing || !ready) return reject(new Error(`the writer thread exited with ${code}`));
+        if (closing) gone = true;
+        if (!ready || closing) return reject(new Error(`the writer thread exited with ${code}`));
         logger.error({ exitCode: code }, 'writer thread stopped; starting another');
-        current = new Promise((again) => setTimeout(again, Math.max(0, lastStart + RESTART_MS - Date.now()))).then(spawn);
-        current.catch((error: unknown) => logger.error({ err: error }, 'writer thread cannot start'));
+        restart();
       });
     });
+
+  // Until one starts, calls wait for it (and get 451 if it failed); there is always another attempt.
+  const restart = () => {
+    current = new Promise((again) => setTimeout(again, RESTART_MS)).then(spawn);
+    current.catch((error: unknown) => {
+      if (closing) return;
+      logger.error({ err: error }, 'writer thread cannot start; trying again');
+      restart();
+    });
+  };
 
   let current = spawn();
   await current;
@@ -99,6 +113,7 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
     const worker = await current.catch(() => {
       throw new MailRejection('data.store_failed');
     });
+    if (gone) throw new MailRejection('data.store_failed');
     return new Promise<T>((resolve, reject) => {
       const id = nextId++;
       pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
@@ -124,7 +139,8 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
       if (!worker) return;
       await new Promise<void>((resolve) => {
         worker.once('exit', () => resolve());
-        // After whatever is still in the outbox: that goes out first, at the end of this turn.
+        // After whatever is still in the outbox: that goes out first, at the end of this turn. The
+        // writer finishes what it was given, answers it, and only then closes its connection.
         setImmediate(() => worker.postMessage([{ id: 0, kind: 'close' }] satisfies WriterCall[]));
       });
     },

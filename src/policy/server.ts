@@ -51,19 +51,21 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
     sockets.add(socket);
     const reader = new PolicyRequestReader();
     socket.setTimeout(IDLE_MS, () => socket.destroy());
-    // Answers go out in request order, even when one of them is held back.
+    // One request at a time, in order: a request of the same Postfix transaction adds to the row the
+    // one before it made, so it must see that row (a client may send several requests at once).
     let queue = Promise.resolve();
     socket.on('data', (chunk: Buffer) => {
       for (const request of reader.push(chunk)) {
-        const answered = answer(request).catch((error: unknown) => {
-          // A bug must not let a recipient through, nor take the service down.
-          deps.logger.error({ err: error }, 'policy request failed');
-          return formatAction({ action: 'DEFER_IF_PERMIT', reason: `${OUTCOMES['rcpt.lookup_failed'].dsn} ${OUTCOMES['rcpt.lookup_failed'].text}` });
-        });
-        queue = queue.then(async () => {
-          const text = await answered;
-          if (socket.writable) socket.write(text);
-        });
+        queue = queue
+          .then(() => answer(request))
+          .catch((error: unknown) => {
+            // A bug must not let a recipient through, nor take the service down.
+            deps.logger.error({ err: error }, 'policy request failed');
+            return formatAction({ action: 'DEFER_IF_PERMIT', reason: `${OUTCOMES['rcpt.lookup_failed'].dsn} ${OUTCOMES['rcpt.lookup_failed'].text}` });
+          })
+          .then((text) => {
+            if (socket.writable) socket.write(text);
+          });
       }
     });
     socket.on('error', (error) => deps.logger.debug({ err: error.message }, 'policy connection error'));

@@ -26,8 +26,9 @@ export async function onData(
   const message = new MessagePieces();
   await new Promise<void>((resolve, reject) => {
     stream.on('data', (chunk: Buffer) => {
-      // Past the limit the rest is read and dropped: smtp-server replies 552 once it has all.
-      if (stream.sizeExceeded) message.size += chunk.length;
+      // Past the limit the rest is read and dropped, and what was kept too: smtp-server replies 552
+      // once it has all.
+      if (stream.sizeExceeded) message.drop(chunk.length);
       else message.add(chunk);
     });
     stream.once('end', resolve);
@@ -101,6 +102,14 @@ class MessagePieces {
     }
     this.copy(chunk);
     this.collect(chunk.length);
+  }
+
+  /** The message is refused for its size: count the rest, keep nothing. */
+  drop(bytes: number): void {
+    this.size += bytes;
+    this.pieces.length = 0;
+    this.slab = null;
+    this.used = 0;
   }
 
   finish(): Buffer[] {

@@ -9,6 +9,10 @@ type CommandHandler = (this: Connection, command: Buffer, callback: () => void) 
 
 interface Connection {
   session: { id: string };
+  _closed?: boolean;
+  _closing?: boolean;
+  emit(event: 'error', error: unknown): void;
+  send(code: number, message: string): void;
 }
 
 type PendingWrite = (sessionId: string) => Promise<unknown> | null;
@@ -32,7 +36,17 @@ export function installTransactionEndWait(pendingWrite: PendingWrite): () => voi
         const pending = pendingFor(this.session.id);
         if (!pending) return original.call(this, command, callback);
         // recordRefusals never rejects; a failure to write is logged where it happens.
-        void pending.then(() => original.call(this, command, callback));
+        void pending.then(() => {
+          if (this._closed || this._closing) return callback();
+          // Out of smtp-server's own try/catch now: a throw must not become an unhandled rejection.
+          try {
+            original.call(this, command, callback);
+          } catch (error) {
+            this.emit('error', error);
+            this.send(451, '4.3.0 Internal error, try again later');
+            callback();
+          }
+        });
       };
     }
   }

@@ -60,6 +60,12 @@ describe('configuration errors', () => {
     expect(stderr).toContain('INTAKE_ADDRESS: %{key} must be in the local part, not the domain');
   });
 
+  it('refuses an in-memory database for serve, which needs one file for its two connections', () => {
+    const { status, stderr } = run(['serve'], cliEnv({ INTAKE_DATABASE: ':memory:', INTAKE_SMTP_LISTEN: '127.0.0.1:0' }));
+    expect(status).toBe(78);
+    expect(stderr).toBe('intake: serve needs a database file: INTAKE_DATABASE=:memory: would give each of its two connections a database of its own\n');
+  });
+
   it('reads a YAML or JSON config file, the environment winning', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'intake.yaml'), `database: ${join(dir, 'from-file.sqlite')}\nsmtp_listen: 127.0.0.1:0\naddress: reply+%{key}@mail.example.org\n`);

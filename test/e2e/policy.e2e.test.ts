@@ -69,6 +69,19 @@ describe('the policy service', () => {
     }
   });
 
+  it('takes requests sent together one after another: two refusals of one instance share its row', async () => {
+    const client = await PolicyClient.open(server.ports.policy as number);
+    try {
+      const dead = [template.format('c'.repeat(32)), template.format('b'.repeat(32))];
+      client.socket.write(dead.map((recipient) => request({ recipient, instance: 'tx-pipelined' })).join(''));
+      await expect.poll(() => (client as unknown as { buffer: string }).buffer.split('\n\n').length, { timeout: 10_000 }).toBe(3);
+      const rows = server.store.sqlite.prepare("select rcpt_to from inbound_messages where ingress = 'policy' and rcpt_to like ?").all(`%${'c'.repeat(32)}%`);
+      expect(rows).toEqual([{ rcpt_to: JSON.stringify(dead) }]);
+    } finally {
+      client.close();
+    }
+  });
+
   it('records the refusals of one Postfix transaction (its instance) in one row', async () => {
     const client = await PolicyClient.open(server.ports.policy as number);
     try {

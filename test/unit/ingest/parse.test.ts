@@ -82,3 +82,19 @@ describe('parseMessage on large content', () => {
     expect((error as TextTooLongError).headersOnly).toMatchObject({ messageId: 'big@b.example', subject: 'big', from: 'a@b.example', text: '' });
   });
 });
+
+describe('parseMessage on a large message with blank lines before its headers', () => {
+  it('reads the headers as headers, so a large attachment is not taken for text', async () => {
+    const file = Buffer.alloc(3 * 1024 * 1024, 7);
+    const raw = Buffer.concat([
+      Buffer.from('\r\n'),
+      mail(
+        'From: a@b.example\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"',
+        `--b\r\nContent-Type: text/plain\r\n\r\nSee the file.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="f.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${file.toString('base64').replace(/(.{76})/g, '$1\r\n')}\r\n--b--\r\n`,
+      ),
+    ]);
+    const parsed = await parseMessage(raw);
+    expect(parsed.text.trim()).toBe('See the file.');
+    expect(parsed.attachments.map((a) => a.size)).toEqual([file.length]);
+  });
+});
