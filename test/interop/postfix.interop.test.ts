@@ -99,7 +99,10 @@ describe('behind Postfix: LMTP and the policy service', () => {
     expect(note?.body).toBe('Relayed by Postfix.');
     const row = server.store.sqlite.prepare('select ingress, remote_address, helo, relay_address, status from inbound_messages where id = ?').get(note?.inbound_message_id);
     expect(row).toEqual({ ingress: 'lmtp', remote_address: '127.0.0.1', helo: 'client.sender.test', relay_address: '127.0.0.1', status: 'processed' });
-    expect(postfix.log()).toMatch(new RegExp(`to=<${to.replace(/[+.]/g, '\\$&')}>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${lmtpPort}, .*status=sent \\(250 2\\.6\\.0 Message accepted as inbound message \\d+\\)`));
+    // Postfix logs the delivery when intake's reply reaches it, just after the commit the note came with.
+    await expect
+      .poll(() => postfix.log(), { timeout: 10_000 })
+      .toMatch(new RegExp(`to=<${to.replace(/[+.]/g, '\\$&')}>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${lmtpPort}, .*status=sent \\(250 2\\.6\\.0 Message accepted as inbound message \\d+\\)`));
   });
 
   it('1b. mail submitted on the relay itself (sendmail, no SMTP client) becomes a note too, recorded as from the relay', async () => {
