@@ -14,18 +14,15 @@ export type Db = BetterSQLite3Database<typeof schema>;
 export interface Store {
   readonly sqlite: Database.Database;
   readonly db: Db;
-  /**
-   * Runs fn in one transaction; nested calls become savepoints. `durable: false` commits without
-   * waiting for the disk (synchronous=NORMAL): still atomic, and made durable by the next durable
-   * commit, for records that promise nothing to anyone (refusals).
-   */
-  transaction<T>(fn: () => T, options?: { durable?: boolean }): T;
+  /** Runs fn in one durable transaction now; nested calls become savepoints. */
+  transaction<T>(fn: () => T): T;
   /**
    * Runs fn in a durable transaction shared with the other commits asked for in the same turn of the
    * event loop (group commit: one fsync for all of them), each in its own savepoint. Resolves once the
    * shared transaction has committed; rejects with fn's error (its work undone, the others kept), or
-   * with the database's error for all of them when the shared transaction itself fails. Jobs that are
-   * all `durable: false` (refusals) commit as transaction() does with it: without waiting for the disk.
+   * with the database's error for all of them when the shared transaction itself fails. A batch of
+   * nothing but `durable: false` jobs (records that promise nothing to anyone: refusals) commits
+   * without waiting for the disk (synchronous=NORMAL): still atomic, made durable by the next commit.
    */
   commit<T>(fn: () => T, options?: { durable?: boolean }): Promise<T>;
   close(): void;
@@ -113,10 +110,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     return {
       sqlite,
       db,
-      transaction: (fn, { durable = true } = {}) => {
-        if (durable || sqlite.inTransaction) return sqlite.transaction(fn)();
-        return lightly(() => sqlite.transaction(fn)());
-      },
+      transaction: (fn) => sqlite.transaction(fn)(),
       commit: <T>(fn: () => T, { durable = true } = {}) =>
         new Promise<T>((resolve, reject) => {
           queue.push({ fn, durable, resolve: resolve as (value: unknown) => void, reject });

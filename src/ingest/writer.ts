@@ -124,8 +124,10 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
   return {
     ingest: (request) => {
       // Moved, not copied: posting a view would copy all of the memory under it (a socket read, Node's
-      // buffer pool), so a piece that shares its memory is first copied into memory of its own.
-      const pieces = rawPieces(request.raw).map((piece) => (owns(piece) ? piece : ownCopy(piece)));
+      // buffer pool). A large message arrives in pieces that own their memory (smtp/data.ts); anything
+      // else is small and is joined once into memory of its own.
+      const given = rawPieces(request.raw);
+      const pieces = given.every(owns) ? given : [ownCopy(given)];
       return call<IngestResult>({ kind: 'ingest', request: { ...request, raw: pieces } }, pieces.map((p) => p.buffer as ArrayBuffer));
     },
     recordRefusals: (request) =>
@@ -151,8 +153,9 @@ function owns(piece: Buffer): boolean {
   return piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength;
 }
 
-function ownCopy(piece: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(piece.length);
-  piece.copy(copy);
+function ownCopy(pieces: readonly Buffer[]): Buffer {
+  const copy = Buffer.allocUnsafeSlow(pieces.reduce((sum, piece) => sum + piece.length, 0));
+  let at = 0;
+  for (const piece of pieces) at += piece.copy(copy, at);
   return copy;
 }
