@@ -123,11 +123,9 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
       else deps.repos.inbound.update(inboundMessageId, row);
       if (small === null) deps.repos.inbound.addRawChunks(inboundMessageId, pieces);
       const message = { id: inboundMessageId, messageId: headers?.messageId ?? null, sha256 };
-      for (const recipient of envelope.rcptTo) {
-        const delivery = deliver(recipient, parsed, unparsable, envelope, message, deps);
-        deps.repos.inbound.addDelivery(inboundMessageId, delivery);
-      }
-      return summarize(inboundMessageId, deps.repos);
+      const added = envelope.rcptTo.map((recipient) => deps.repos.inbound.addDelivery(inboundMessageId, deliver(recipient, parsed, unparsable, envelope, message, deps)));
+      // A row recordRefusals() made already holds the refused recipients too.
+      return summarize(inboundMessageId, deps.repos, { deliveries: request.inboundMessageId ? undefined : added });
     });
   } catch (error) {
     if (error instanceof MailRejection) throw error;
@@ -339,8 +337,8 @@ function outcomeDelivery(recipient: string, code: OutcomeCode, key: string | nul
 const STATUS_ORDER: Status[] = ['processed', 'failed', 'duplicate', 'ignored', 'rejected'];
 
 /** Sets the message row's status, reason and reply from its deliveries; the reply the sender gets. */
-function summarize(id: number, repos: Repositories, options: { keepReply?: boolean } = {}): IngestResult {
-  const deliveries = repos.inbound.deliveriesOf(id);
+function summarize(id: number, repos: Repositories, options: { keepReply?: boolean; deliveries?: Delivery[] } = {}): IngestResult {
+  const deliveries = options.deliveries ?? repos.inbound.deliveriesOf(id);
   const dataDeliveries = deliveries.filter((d) => d.stage !== 'rcpt');
   const status = STATUS_ORDER.find((s) => dataDeliveries.some((d) => d.status === s)) ?? 'rejected';
   const deciding = dataDeliveries.find((d) => d.status === status) ?? deliveries[0];
