@@ -122,10 +122,11 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
       if (inboundMessageId === null) inboundMessageId = deps.repos.inbound.insert(row);
       else deps.repos.inbound.update(inboundMessageId, row);
       if (small === null) deps.repos.inbound.addRawChunks(inboundMessageId, pieces);
-      const message = { id: inboundMessageId, messageId: headers?.messageId ?? null, sha256 };
-      const added = envelope.rcptTo.map((recipient) => deps.repos.inbound.addDelivery(inboundMessageId, deliver(recipient, parsed, unparsable, envelope, message, deps)));
-      // A row recordRefusals() made already holds the refused recipients too.
-      return summarize(inboundMessageId, deps.repos, { deliveries: request.inboundMessageId ? undefined : added });
+      // A row recordRefusals() made holds only recipients refused at RCPT, none of them processed.
+      const message: MessageCopy = { id: inboundMessageId, messageId: headers?.messageId ?? null, sha256, delivered: [] };
+      for (const recipient of envelope.rcptTo) message.delivered.push(deps.repos.inbound.addDelivery(inboundMessageId, deliver(recipient, parsed, unparsable, envelope, message, deps)));
+      // That row holds the refused recipients too: read them back.
+      return summarize(inboundMessageId, deps.repos, { deliveries: request.inboundMessageId ? undefined : message.delivered });
     });
   } catch (error) {
     if (error instanceof MailRejection) throw error;
@@ -145,15 +146,13 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
   if (!raw) throw new ReprocessError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
   const { parsed, unparsable } = await readMessage(raw, deps);
   const envelope: Envelope = { mailFrom: row.mailFrom, rcptTo: row.rcptTo };
-  const message = { id, messageId: row.messageId, sha256: row.sha256 ?? '' };
   return deps.repos.transaction(() => {
-    const again = deps.repos.inbound.deliveriesOf(id).filter((d) => d.stage !== 'rcpt' && (d.status === 'failed' || d.status === 'rejected'));
+    const all = deps.repos.inbound.deliveriesOf(id);
+    const again = all.filter((d) => d.stage !== 'rcpt' && (d.status === 'failed' || d.status === 'rejected'));
     if (again.length === 0) throw new ReprocessError(`inbound message ${id} has nothing to reprocess (status ${row.status})`);
     deps.repos.inbound.deleteDeliveries(again.map((d) => d.id));
-    for (const { recipient } of again) {
-      const delivery = deliver(recipient, parsed, unparsable, envelope, message, deps);
-      deps.repos.inbound.addDelivery(id, delivery);
-    }
+    const message: MessageCopy = { id, messageId: row.messageId, sha256: row.sha256 ?? '', delivered: all.filter((d) => !again.includes(d)) };
+    for (const { recipient } of again) message.delivered.push(deps.repos.inbound.addDelivery(id, deliver(recipient, parsed, unparsable, envelope, message, deps)));
     // smtp_reply stays what the sender was told when the message arrived.
     return summarize(id, deps.repos, { keepReply: true });
   });
@@ -198,7 +197,7 @@ export async function explain(raw: Buffer, envelope: Envelope, deps: IngestDeps)
   try {
     deps.repos.transaction(() => {
       const id = deps.repos.inbound.insert({ ingress: 'pipe', mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, size: raw.length, raw, status: 'failed' });
-      const message = { id, messageId: parsed?.messageId ?? null, sha256: createHash('sha256').update(raw).digest('hex') };
+      const message: MessageCopy = { id, messageId: parsed?.messageId ?? null, sha256: createHash('sha256').update(raw).digest('hex'), delivered: [] };
       for (const recipient of envelope.rcptTo) {
         const entry: RecipientExplanation = { recipient, rcpt: '250 2.1.5 Accepted', attempts: [], candidates: [], delivery: null, stored: null };
         explanation.recipients.push(entry);
@@ -214,7 +213,7 @@ export async function explain(raw: Buffer, envelope: Envelope, deps: IngestDeps)
           continue;
         }
         entry.delivery = deliver(recipient, parsed, unparsable, envelope, message, deps);
-        deps.repos.inbound.addDelivery(id, entry.delivery);
+        message.delivered.push(deps.repos.inbound.addDelivery(id, entry.delivery));
         entry.stored = storedItem(entry.delivery, deps.repos);
       }
       explanation.reply = summarize(id, deps.repos).reply;
@@ -258,12 +257,20 @@ async function readMessage(
   }
 }
 
+/** The message being delivered, for recognising copies: its row, its ids and its deliveries so far. */
+interface MessageCopy {
+  id: number;
+  messageId: string | null;
+  sha256: string;
+  delivered: Delivery[];
+}
+
 function deliver(
   recipient: string,
   parsed: ParsedMessage | null,
   unparsable: MailRejection | null,
   envelope: Envelope,
-  message: { id: number; messageId: string | null; sha256: string },
+  message: MessageCopy,
   deps: IngestDeps,
 ): NewDelivery {
   if (!parsed) return rejectedDelivery(recipient, 'data', unparsable ?? new MailRejection('data.unparsable', '(no content)'));
@@ -286,7 +293,8 @@ function deliver(
       }
       key = route.key;
       const destination = route.handler.destination(route.target as never);
-      if (deps.repos.inbound.findProcessedDelivery(destination, message)) {
+      const delivered = message.delivered.some((d) => d.destination === destination && d.status === 'processed');
+      if (delivered || deps.repos.inbound.findProcessedCopy(destination, message)) {
         return { ...outcomeDelivery(recipient, 'data.duplicate', route.key, null), source, destination };
       }
       const result = route.handler.handle(route.target as never, parsed, {

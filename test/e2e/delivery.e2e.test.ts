@@ -165,6 +165,21 @@ describe('a reply by email', () => {
     expect(inbound(idFrom(second.data.line))).toMatchObject({ status: 'duplicate', reasonCode: 'data.duplicate' });
   });
 
+  it('creates one note when one message reaches the same issue through two of its recipients', async () => {
+    const world = seedReplyWorld(server.repos);
+    const other = server.repos.transaction(() =>
+      server.repos.notifications.create({ replyKey: mintReplyKey(2, world.project.id), projectId: world.project.id, recipientId: world.user.id, noteableType: 'Issue', noteableId: world.issue.id, inReplyToDiscussionId: 'd2' }),
+    );
+    const [toA, toB] = [template.format(world.key), template.format(other.replyKey)];
+    const { data } = await sendMail(server.port, { from: world.user.email, to: [toA, toB], message: replyMessage({ from: world.user.email, to: `${toA}, ${toB}`, body: 'Both keys, one issue.' }) });
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    expect(notesOf(world.issue.id).map((n) => n.body)).toEqual(['Both keys, one issue.']);
+    expect(server.repos.inbound.deliveriesOf(idFrom(data.line)).map((d) => [d.recipient, d.status, d.reasonCode])).toEqual([
+      [toA, 'processed', null],
+      [toB, 'duplicate', 'data.duplicate'],
+    ]);
+  });
+
   it('recognises a repeated message without a Message-ID by its bytes', async () => {
     const world = seedReplyWorld(server.repos);
     const to = template.format(world.key);

@@ -1,6 +1,6 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
-import { and, asc, desc, eq, getTableColumns, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, isNull, ne, sql } from 'drizzle-orm';
 import { placeholders, prepared, preparedByColumns, type Db } from '../client.js';
 import { chunked } from '../chunks.js';
 import { deliveries, inboundMessageChunks, inboundMessages } from '../schema.js';
@@ -18,11 +18,17 @@ export function createInboundRepository({ db }: { db: Db }) {
     .where(eq(deliveries.inboundMessageId, sql.placeholder('id')))
     .orderBy(deliveries.id)
     .prepare());
-  const byMessageId = prepared(() => db.select({ id: inboundMessages.id }).from(inboundMessages).where(eq(inboundMessages.messageId, sql.placeholder('messageId'))).limit(1000).prepare());
+  const otherId = ne(inboundMessages.id, sql.placeholder('id'));
+  const byMessageId = prepared(() => db
+    .select({ id: inboundMessages.id })
+    .from(inboundMessages)
+    .where(and(eq(inboundMessages.messageId, sql.placeholder('messageId')), otherId))
+    .limit(1000)
+    .prepare());
   const bySha256 = prepared(() => db
     .select({ id: inboundMessages.id })
     .from(inboundMessages)
-    .where(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256'))))
+    .where(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256')), otherId))
     .limit(1000)
     .prepare());
   const processedDeliveryOf = prepared(() =>
@@ -117,13 +123,14 @@ export function createInboundRepository({ db }: { db: Db }) {
       if (ids.length > 0) db.delete(deliveries).where(inArray(deliveries.id, ids)).run();
     },
     /**
-     * An earlier processed delivery of the same message to the same destination: the same Message-ID,
-     * or for a message without one, the same bytes.
+     * A processed delivery to the same destination of another copy of this message (another row with
+     * the same Message-ID, or for a message without one, the same bytes). The message's own
+     * deliveries are the caller's to check: it holds them.
      */
-    findProcessedDelivery(destination: string, message: { messageId: string | null; sha256: string }): Delivery | undefined {
+    findProcessedCopy(destination: string, message: { id: number; messageId: string | null; sha256: string }): Delivery | undefined {
       // From the message side first (its index finds a handful of rows): from the destination side, a
       // busy issue's every delivery would be read for each message.
-      const copies = message.messageId ? byMessageId().all({ messageId: message.messageId }) : bySha256().all({ sha256: message.sha256 });
+      const copies = message.messageId ? byMessageId().all({ messageId: message.messageId, id: message.id }) : bySha256().all({ sha256: message.sha256, id: message.id });
       for (const { id } of copies) {
         const found = processedDeliveryOf().get({ id, destination });
         if (found) return found;
