@@ -28,10 +28,10 @@ export const issueNoteHandler: Handler<{ project: ProjectRef; token: string; iss
     if (text === '' && actions.length === 0 && message.attachments.length === 0) throw new MailRejection('data.blank');
     runQuickActions(actions, { user: author, project, noteable: { type: 'Issue', row: issue }, repos, inboundMessageId });
     if (text === '' && message.attachments.length === 0) return { targetType: 'Issue', targetId: issue.id };
-    const note = repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: issue.id, authorId: author.id, body: text, inboundMessageId });
-    const body = storeAttachments(text, message.attachments, { type: 'Note', id: note.id }, context);
-    if (body !== text) repos.notes.setBody(note.id, body);
+    const noteId = repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: issue.id, authorId: author.id, body: text, inboundMessageId });
+    const body = storeAttachments(text, message.attachments, { type: 'Note', id: noteId }, context);
+    if (body !== text) repos.notes.setBody(noteId, body);
     repos.issuables.touchIssue(issue.id);
-    return { targetType: 'Note', targetId: note.id };
+    return { targetType: 'Note', targetId: noteId };
   },
 };

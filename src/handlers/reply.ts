@@ -59,19 +59,22 @@ export const replyHandler: Handler<{ replyKey: ReplyKey }, NotificationTarget> =
     const { noteable } = target;
     // A reply of nothing but commands changes the issue and leaves no note, as in GitLab.
     if (text === '' && message.attachments.length === 0) return { targetType: noteable.type, targetId: noteable.row.id };
-    const note = repos.notes.create({
+    const finish = (body: string) => (noteable.type === 'Issue' ? withCollapsedQuote(body, elided) : body);
+    // Attachment links need the note's id, so with files the body is written twice; without, once.
+    const noteId = repos.notes.create({
       projectId: target.project.id,
       noteableType: noteable.type,
       noteableId: noteable.row.id,
       authorId: target.recipient.id,
-      body: text,
+      body: message.attachments.length === 0 ? finish(text) : text,
       discussionId: target.notification.inReplyToDiscussionId,
       inboundMessageId,
     });
-    const withFiles = storeAttachments(text, message.attachments, { type: 'Note', id: note.id }, context);
-    const final = noteable.type === 'Issue' ? withCollapsedQuote(withFiles, elided) : withFiles;
-    if (final !== text) repos.notes.setBody(note.id, final);
+    if (message.attachments.length > 0) {
+      const final = finish(storeAttachments(text, message.attachments, { type: 'Note', id: noteId }, context));
+      if (final !== text) repos.notes.setBody(noteId, final);
+    }
     if (noteable.type === 'Issue') repos.issuables.touchIssue(noteable.row.id);
-    return { targetType: 'Note', targetId: note.id };
+    return { targetType: 'Note', targetId: noteId };
   },
 };

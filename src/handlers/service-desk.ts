@@ -28,9 +28,9 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
     if (thread) {
       const body = redactQuickActions(wholeBody(message.text, { allowOnlyQuotes: false }));
       if (body === '' && message.attachments.length === 0) throw new MailRejection('data.blank');
-      const note = repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: thread.id, authorId: null, externalAuthor: sender, body, inboundMessageId });
-      const withFiles = storeAttachments(body, message.attachments, { type: 'Note', id: note.id }, context);
-      if (withFiles !== body) repos.notes.setBody(note.id, withFiles);
+      const noteId = repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: thread.id, authorId: null, externalAuthor: sender, body, inboundMessageId });
+      const withFiles = storeAttachments(body, message.attachments, { type: 'Note', id: noteId }, context);
+      if (withFiles !== body) repos.notes.setBody(noteId, withFiles);
       if (message.messageId) repos.issuables.addIssueEmail(thread.id, message.messageId);
       if (sender) repos.issuables.addParticipant(thread.id, sender);
       if (thread.state === 'closed' && project.serviceDeskReopen) {
@@ -39,7 +39,7 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
       } else {
         repos.issuables.touchIssue(thread.id);
       }
-      return { targetType: 'Note', targetId: note.id };
+      return { targetType: 'Note', targetId: noteId };
     }
     const title = (message.subject ?? '').trim();
     if (!title) throw new MailRejection('data.invalid_issue');

@@ -11,10 +11,11 @@ export type NewAttachment = Omit<typeof attachments.$inferInsert, 'id' | 'create
 };
 
 export function createNotesRepository({ db }: { db: Db }) {
-  const insertNote = preparedByColumns((columns) => db.insert(notes).values(placeholders(columns) as never).returning().prepare());
+  const insertNote = preparedByColumns((columns) => db.insert(notes).values(placeholders(columns) as never).returning({ id: notes.id }).prepare());
   const updateBody = prepared(() => db.update(notes).set({ body: sql.placeholder('body') as never }).where(eq(notes.id, sql.placeholder('id'))).prepare());
   return {
-    create: (input: typeof notes.$inferInsert): Note => insertNote(input).get(input) as Note,
+    /** Returns the new note's id. */
+    create: (input: typeof notes.$inferInsert): number => (insertNote(input).get(input) as { id: number }).id,
     findById: (id: number): Note | undefined => db.select().from(notes).where(eq(notes.id, id)).get(),
     setBody(id: number, body: string): void {
       updateBody().run({ id, body });
