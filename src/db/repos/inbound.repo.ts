@@ -57,7 +57,7 @@ export function createInboundRepository({ db }: { db: Db }) {
         targetType: sql.placeholder('targetType'),
         targetId: sql.placeholder('targetId'),
       })
-      .returning()
+      .returning({ id: deliveries.id, createdAt: deliveries.createdAt })
       .prepare(),
   );
   const insertMessage = preparedByColumns((columns) =>
@@ -103,7 +103,7 @@ export function createInboundRepository({ db }: { db: Db }) {
         .all();
     },
     addDelivery(inboundMessageId: number, delivery: NewDelivery): Delivery {
-      return insertDelivery().get({
+      const row = {
         inboundMessageId,
         recipient: delivery.recipient,
         key: delivery.key ?? null,
@@ -116,7 +116,8 @@ export function createInboundRepository({ db }: { db: Db }) {
         handler: delivery.handler ?? null,
         targetType: delivery.targetType ?? null,
         targetId: delivery.targetId ?? null,
-      }) as Delivery;
+      };
+      return { ...row, ...(insertDelivery().get(row) as Pick<Delivery, 'id' | 'createdAt'>) };
     },
     deliveriesOf: (inboundMessageId: number): Delivery[] => deliveriesOfMessage().all({ id: inboundMessageId }),
     deleteDeliveries(ids: number[]): void {
