@@ -1,5 +1,5 @@
-// The writer thread of `intake serve` (the built dist/ingest/writer.js) dying: another starts, and mail
-// handed over meanwhile is stored by it. The thread is ended from outside, through the inspector
+// The writer thread of `intake serve` (the built dist/ingest/writer.js) dying: what it held gets a 451,
+// another thread starts, and mail handed over meanwhile is stored by it. The thread is ended from outside, through the inspector
 // protocol (process.exit evaluated in the worker), so the product carries no test hook.
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 }
 
 describe('writer thread', () => {
-  it('is started again when it dies, and what is sent meanwhile is stored by the new one', async () => {
+  it('is started again when it dies: what it held gets 451, what is sent meanwhile is stored by the new one', async () => {
     const database = join(tempDir(), 'intake.sqlite');
     store = openStore(database);
     const repos = createRepositories(store);
@@ -55,10 +55,15 @@ describe('writer thread', () => {
       expect((await writer.ingest(reply(1))).status).toBe('processed');
       await until(() => workers.length === 1, 'the inspector to attach to the writer thread');
 
-      await inspector.post('NodeWorker.sendMessageToWorker', {
+      // The thread is held busy for a second and then exits: a message handed over in that second is
+      // never answered by it.
+      const exit = 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000); process.exit(70)';
+      void inspector.post('NodeWorker.sendMessageToWorker', {
         sessionId: workers[0] as string,
-        message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression: 'process.exit(70)' } }),
+        message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression: exit } }),
       });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await expect(writer.ingest(reply(3))).rejects.toMatchObject({ code: 'data.store_failed', responseCode: 451 });
       await until(() => logs.some((line) => line.includes('writer thread stopped; starting another')), 'the writer thread to stop');
       expect(JSON.parse(logs.find((line) => line.includes('writer thread stopped')) as string)).toMatchObject({ level: 50, exitCode: 70 });
 
@@ -68,11 +73,12 @@ describe('writer thread', () => {
       expect(second.status).toBe('processed');
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(workers).toHaveLength(2);
+      expect((await writer.ingest(reply(3))).status).toBe('processed');
       expect(repos.notes.findById(second.deliveries[0]?.targetId as number)?.body).toBe('Reply 2.');
     } finally {
       await writer.close();
     }
     const bodies = store.sqlite.prepare('select body from notes where noteable_id = ? order by id').pluck().all(world.issue.id);
-    expect(bodies).toEqual(['Reply 1.', 'Reply 2.']);
+    expect(bodies).toEqual(['Reply 1.', 'Reply 2.', 'Reply 3.']);
   });
 });
