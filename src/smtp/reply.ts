@@ -26,7 +26,6 @@ export function installEnhancedCodePassthrough(): void {
   };
 }
 
-
 /**
  * Replies written in one turn of the event loop leave in one write (RFC 2920 lets a server hold them
  * until it would wait for input): a pipelining client's MAIL, RCPT and DATA are answered with one
