@@ -1,6 +1,6 @@
 // trim-reply: finds what the sender wrote in a reply (drops quoted history, embedded and forwarded mails,
 // attribution lines, signatures), following the rules of Discourse's email_reply_trimmer.
-// Input: untrusted mail text (any size, any bytes). Pure: no I/O; its one piece of state is a memo that cannot change an answer.
+// Input: untrusted mail text (any size, any bytes). Pure: no I/O; its only state is two memos that cannot change an answer.
 
 export interface TrimmedReply {
   /** What the sender wrote. */
@@ -673,6 +673,18 @@ function lineEnd(text: string, from: number): number {
   return end === -1 ? text.length : end;
 }
 
+let lastYearText: string | null = null;
+let lastHasYear = false;
+
+/** Four digits in a row. Four markers ask in turn about the same text or line: remember the last answer. */
+function hasYear(text: string): boolean {
+  if (text !== lastYearText) {
+    lastYearText = text;
+    lastHasYear = /\d{4}/.test(text);
+  }
+  return lastHasYear;
+}
+
 /**
  * "23 mar 2017 21:25 "Neil" <neil@example.com> napisał(a):" (Polish), "... пише:" (Ukrainian) and
  * "... пользователь Neil написал:" (Russian): a year, at most 80 characters, the closing word within
@@ -683,8 +695,8 @@ const DATE_SOMEONE_WROTE: WrappableMarker[] = [
   { user: '', wrote: 'пише:' },
   { user: 'пользователь', wrote: 'написал:' },
 ].map(({ user, wrote }) => ({
-  mayOccur: (text) => /\d{4}/.test(text),
-  mayStart: (line) => /\d{4}/.test(line),
+  mayOccur: hasYear,
+  mayStart: hasYear,
   find: (text) => findDateSomeoneWrote(text, user, wrote),
 }));
 
@@ -740,8 +752,8 @@ function hasYearIn(years: boolean[], from: number, to: number): boolean {
 
 /** "2016-10-24 15:36 GMT+02:00 Foo <foo@example.com>:" and "2013/7/20 sam <sam@example.com>". */
 const DATE_SOMEONE_EMAIL: WrappableMarker = {
-  mayOccur: (text) => /\d{4}/.test(text),
-  mayStart: (line) => /\d{4}/.test(line),
+  mayOccur: hasYear,
+  mayStart: hasYear,
   find: findDateSomeoneEmail,
 };
 
@@ -813,6 +825,8 @@ function isDateWroteSomeone(line: string): boolean {
 
 /** "codinghorror via Discourse Meta wrote:". */
 function isSomeoneViaWrote(line: string): boolean {
+  // A scan for the words first: the expression below is tried at every position of every line.
+  if (!line.includes(' wrote') && !line.includes(' schrieb')) return false;
   const wrote = / (?:wrote|schrieb):?[\t\p{Zs}]*$/u.exec(line);
   if (!wrote) return false;
   const via = line.indexOf(' via ', 1);
@@ -821,7 +835,7 @@ function isSomeoneViaWrote(line: string): boolean {
 
 /** "Some One <some.one@example.com> wrote:", "Gavin (gavin@example.com.au) wrote". */
 function isSomeoneEmailWrote(line: string): boolean {
-  if (!/wrote:?$/.test(line)) return false;
+  if (!line.endsWith('wrote') && !line.endsWith('wrote:')) return false;
   const wrote = line.length - (line.endsWith(':') ? 6 : 5);
   for (let at = line.indexOf('@'); at !== -1 && at < wrote; at = line.indexOf('@', at + 1)) {
     let local = at;
