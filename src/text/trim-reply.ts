@@ -263,7 +263,7 @@ interface Prepared {
 }
 
 function prepare(text: string): Prepared {
-  let body = text.replace(/\r\n?/g, '\n');
+  let body = text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
   body = stripPgp(body);
   let lines = body.split('\n').map(trimLineEnd);
   lines = lines.slice(0, unsubscribeFooterStart(lines));
@@ -271,13 +271,15 @@ function prepare(text: string): Prepared {
   lines = unwrapEnclosedQuotes(lines, ENCLOSED_NAMED);
   lines = unwrapEnclosedQuotes(lines, ENCLOSED_PLAIN);
   const { lines: hoisted, blocks } = hoistCodeBlocks(lines);
-  lines = hoisted.map((line) => (blocks.has(line) ? line : normaliseQuoteMarkers(line)));
+  // Most mail has no code block: then no line needs looking up (hashing every line is not free).
+  const isBlock = blocks.size === 0 ? () => false : (line: string) => blocks.has(line);
+  lines = hoisted.map((line) => (isBlock(line) ? line : normaliseQuoteMarkers(line)));
   // Tested on the lines as they now are: the steps above may have moved what starts a line.
   const now = lines.join('\n');
   const markers = WRAPPABLE_MARKERS.filter((marker) => marker.mayOccur(now));
-  for (const marker of markers) lines = joinWrappedMarkers(lines, blocks, marker);
+  for (const marker of markers) lines = joinWrappedMarkers(lines, isBlock, marker);
   lines = stripBlankEdges(lines);
-  return { lines, markers, restore: (i) => blocks.get(lines[i] as string) ?? (lines[i] as string) };
+  return { lines, markers, restore: blocks.size === 0 ? (i) => lines[i] as string : (i) => blocks.get(lines[i] as string) ?? (lines[i] as string) };
 }
 
 function trimLineEnd(line: string): string {
@@ -312,6 +314,7 @@ function unsubscribeFooterStart(lines: string[]): number {
 
 /** Old newsreaders prefix the quote with `>>>>> "Bob" == Bob Smith <bob@x> writes:`. */
 function dropAliasAttribution(line: string): string {
+  if (!line.includes('>>>>>')) return line;
   const alias = />{5} "[^"]+" == /.exec(line);
   if (!alias) return line;
   const writes = line.lastIndexOf(' writes:');
@@ -401,16 +404,21 @@ function hoistCodeBlocks(lines: string[]): { lines: string[]; blocks: Map<string
   for (let i = lines.length - 1; i >= 0; i--) nextFence[i] = lines[i] === '```' ? i : (nextFence[i + 1] as number);
   // The placeholder uses a private-use character in a run longer than any in the text, so no line of
   // the text can be mistaken for it.
-  let longest = 0;
-  for (const run of lines.join('\n').matchAll(/\uE000+/g)) longest = Math.max(longest, run[0].length);
-  const mark = '\uE000'.repeat(longest + 1);
+  let mark: string | null = null;
+  const placeholderMark = () => {
+    let longest = 0;
+    for (const run of lines.join('\n').matchAll(/\uE000+/g)) longest = Math.max(longest, run[0].length);
+    return '\uE000'.repeat(longest + 1);
+  };
   const out: string[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const close = /^```\w*$/.test(lines[i] as string) ? (nextFence[i + 1] as number) : -1;
+    const line = lines[i] as string;
+    const close = line.startsWith('```') && /^```\w*$/.test(line) ? (nextFence[i + 1] as number) : -1;
     if (close === -1) {
-      out.push(lines[i] as string);
+      out.push(line);
       continue;
     }
+    mark ??= placeholderMark();
     const token = `${mark}${blocks.size}${mark}`;
     blocks.set(token, lines.slice(i, close + 1).join('\n'));
     out.push(token);
@@ -463,13 +471,13 @@ interface WrappableMarker {
  * Clients wrap a long "On <date>, <name> <address> wrote:" over several lines. A marker spanning at most
  * five lines is put back on one; the window is six lines so that a longer one is seen and left alone.
  */
-function joinWrappedMarkers(lines: string[], blocks: Map<string, string>, marker: WrappableMarker): string[] {
+function joinWrappedMarkers(lines: string[], isBlock: (line: string) => boolean, marker: WrappableMarker): string[] {
   const out: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i] as string;
     let last = i;
-    if (!blocks.has(line) && marker.mayStart(line)) {
-      while (last + 1 < lines.length && last - i < 5 && !blocks.has(lines[last + 1] as string)) last++;
+    if (!isBlock(line) && marker.mayStart(line)) {
+      while (last + 1 < lines.length && last - i < 5 && !isBlock(lines[last + 1] as string)) last++;
     }
     const window = last > i ? lines.slice(i, last + 1).join('\n') : '';
     const end = last > i ? marker.find(window) : -1;
@@ -825,7 +833,10 @@ function isDateWroteSomeone(line: string): boolean {
 
 /** "codinghorror via Discourse Meta wrote:". */
 function isSomeoneViaWrote(line: string): boolean {
-  // A scan for the words first: the expression below is tried at every position of every line.
+  // The expression below is tried at every position of the line. Most lines cannot end as it needs
+  // ("e", "b" or ":", then blanks), and their last character says so; a non-ASCII one may be a blank.
+  const last = line.charCodeAt(line.length - 1);
+  if (last < 0x80 && last !== 0x65 && last !== 0x62 && last !== 0x3a && last !== 0x20 && last !== 0x09) return false;
   if (!line.includes(' wrote') && !line.includes(' schrieb')) return false;
   const wrote = / (?:wrote|schrieb):?[\t\p{Zs}]*$/u.exec(line);
   if (!wrote) return false;
