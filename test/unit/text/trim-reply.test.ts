@@ -84,6 +84,13 @@ describe('trimReply', () => {
     expect(trimReply(`${text}\n\n> old`)).toEqual({ reply: text, elided: '> old' });
   });
 
+  it('keeps a line of the placeholder character apart from the code blocks it stands next to', () => {
+    // A block is hoisted to one line of private-use characters; a line of the text made of the same
+    // characters (here what the first block's placeholder would be with a shorter mark) stays itself.
+    const text = 'Code:\n\n```\nx = 1\n```\n\n\uE000\uE0000\uE000\uE000\n\n```\n-- y\n```\n\nThanks';
+    expect(trimReply(`${text}\n\n> old`)).toEqual({ reply: text, elided: '> old' });
+  });
+
   it('removes PGP armour and a trailing mailing-list footer', () => {
     expect(trimReply('-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nSigned reply.\n-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n').reply).toBe('Signed reply.');
     expect(trimReply('Reply.\n\nUnsubscribe: list-unsubscribe@example.com').reply).toBe('Reply.');
