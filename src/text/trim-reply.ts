@@ -282,10 +282,11 @@ function prepare(text: string): Prepared {
   return { lines, markers, restore: blocks.size === 0 ? (i) => lines[i] as string : (i) => blocks.get(lines[i] as string) ?? (lines[i] as string) };
 }
 
-function trimLineEnd(line: string): string {
+/** The line without trailing blanks and tabs (a loop: `/[ \t]+$/` would try every run of blanks in it). */
+export function trimLineEnd(line: string): string {
   let end = line.length;
-  while (end > 0 && (line[end - 1] === ' ' || line[end - 1] === '\t')) end--;
-  return line.slice(0, end);
+  while (end > 0 && (line.charCodeAt(end - 1) === 0x20 || line.charCodeAt(end - 1) === 0x09)) end--;
+  return end === line.length ? line : line.slice(0, end);
 }
 
 function stripPgp(body: string): string {
