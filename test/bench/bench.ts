@@ -461,7 +461,7 @@ async function largeDatabase(dir: string, workload: Workload): Promise<Row[]> {
   seedNotes(world.database, count);
   process.stderr.write(`  seeded ${count} notes in ${((Date.now() - started) / 1000).toFixed(1)} s (${Math.round(statSync(world.database).size / 1048576)} MB)\n`);
   // Seeding leaves hundreds of MB for the kernel (and this VM's host) to write back, and that slows
-  // every fsync for a while: it is done before any of the three runs, so that all three pay alike.
+  // every fsync for a while: it is done before any of the five runs, so that all of them pay alike.
   spawnSync('sync');
   await new Promise((resolve) => setTimeout(resolve, 3000));
   const run = async (label: string, runWorld: World) => {

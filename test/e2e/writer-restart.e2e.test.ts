@@ -1,6 +1,6 @@
 // The writer thread of `intake serve` (the built dist/ingest/writer.js) dying: what it held gets a 451,
-// another thread starts, and mail handed over meanwhile is stored by it. The thread is ended from outside, through the inspector
-// protocol (process.exit evaluated in the worker), so the product carries no test hook.
+// another thread starts, and mail handed over meanwhile is stored by it. The thread is ended from
+// outside, through the inspector protocol (process.exit evaluated in the worker): no test hook in the product.
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
