@@ -144,6 +144,15 @@ export function prepared<T>(make: () => T): () => T {
 }
 
 /**
+ * A LIMIT written into a prepared statement's SQL instead of bound (drizzle binds numbers): a bound
+ * LIMIT makes SQLite plan the statement again at every call, which measured 20 µs in the writer.
+ */
+export function fixedLimit(rows: number): number {
+  if (!Number.isSafeInteger(rows) || rows < 0) throw new RangeError(`not a row count: ${rows}`);
+  return sql.raw(String(rows)) as unknown as number;
+}
+
+/**
  * Prepared statements for inserts and updates that are called with a few fixed sets of columns: one
  * statement per set (the keys given, in order), made on first use, so callers keep passing objects.
  */

@@ -1,7 +1,7 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
 import { and, asc, desc, eq, getTableColumns, inArray, isNull, ne, sql } from 'drizzle-orm';
-import { placeholders, prepared, preparedByColumns, type Db } from '../client.js';
+import { fixedLimit, placeholders, prepared, preparedByColumns, type Db } from '../client.js';
 import { chunked } from '../chunks.js';
 import { deliveries, inboundMessageChunks, inboundMessages } from '../schema.js';
 
@@ -23,20 +23,20 @@ export function createInboundRepository({ db }: { db: Db }) {
     .select({ id: inboundMessages.id })
     .from(inboundMessages)
     .where(and(eq(inboundMessages.messageId, sql.placeholder('messageId')), otherId))
-    .limit(1000)
+    .limit(fixedLimit(1000))
     .prepare());
   const bySha256 = prepared(() => db
     .select({ id: inboundMessages.id })
     .from(inboundMessages)
     .where(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256')), otherId))
-    .limit(1000)
+    .limit(fixedLimit(1000))
     .prepare());
   const processedDeliveryOf = prepared(() =>
     db
       .select()
       .from(deliveries)
       .where(and(eq(deliveries.inboundMessageId, sql.placeholder('id')), eq(deliveries.destination, sql.placeholder('destination')), eq(deliveries.status, 'processed')))
-      .limit(1)
+      .limit(fixedLimit(1))
       .prepare(),
   );
   // Every column but id and created_at, so that one prepared statement serves every delivery.
