@@ -116,7 +116,9 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
         size,
         sha256,
         raw: small,
-        status: 'failed' as const,
+        // What most messages end as: summarize() then leaves the column, and its index, as they are.
+        // Nobody sees the row before summarize() has set it right, in the same savepoint.
+        status: 'processed' as const,
       };
       let inboundMessageId = request.inboundMessageId ?? null;
       if (inboundMessageId === null) inboundMessageId = deps.repos.inbound.insert(row);
@@ -126,7 +128,7 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
       const message: MessageCopy = { id: inboundMessageId, messageId: headers?.messageId ?? null, sha256, delivered: [] };
       for (const recipient of envelope.rcptTo) message.delivered.push(deps.repos.inbound.addDelivery(inboundMessageId, deliver(recipient, parsed, unparsable, envelope, message, deps)));
       // That row holds the refused recipients too: read them back.
-      return summarize(inboundMessageId, deps.repos, { deliveries: request.inboundMessageId ? undefined : message.delivered });
+      return summarize(inboundMessageId, deps.repos, { deliveries: request.inboundMessageId ? undefined : message.delivered, storedStatus: row.status });
     });
   } catch (error) {
     if (error instanceof MailRejection) throw error;
@@ -345,7 +347,7 @@ function outcomeDelivery(recipient: string, code: OutcomeCode, key: string | nul
 const STATUS_ORDER: Status[] = ['processed', 'failed', 'duplicate', 'ignored', 'rejected'];
 
 /** Sets the message row's status, reason and reply from its deliveries; the reply the sender gets. */
-function summarize(id: number, repos: Repositories, options: { keepReply?: boolean; deliveries?: Delivery[] } = {}): IngestResult {
+function summarize(id: number, repos: Repositories, options: { keepReply?: boolean; deliveries?: Delivery[]; storedStatus?: Status } = {}): IngestResult {
   const deliveries = options.deliveries ?? repos.inbound.deliveriesOf(id);
   const dataDeliveries = deliveries.filter((d) => d.stage !== 'rcpt');
   const status = STATUS_ORDER.find((s) => dataDeliveries.some((d) => d.status === s)) ?? 'rejected';
@@ -353,7 +355,7 @@ function summarize(id: number, repos: Repositories, options: { keepReply?: boole
   const firstRejection = deliveries.find((d) => d.status === 'rejected');
   const reply = replyFor(id, status, deciding);
   repos.inbound.update(id, {
-    status,
+    ...(status === options.storedStatus ? {} : { status }),
     reasonCode: status === 'processed' ? (firstRejection?.reasonCode ?? null) : (deciding?.reasonCode ?? null),
     reason: status === 'processed' ? (firstRejection?.reason ?? null) : (deciding?.reason ?? null),
     handler: deciding?.handler ?? null,
