@@ -144,7 +144,7 @@ export const SETTINGS = {
     env: 'INTAKE_MAX_CLIENTS',
     schema: z.coerce.number().int().min(1),
     default: 100,
-    doc: 'Concurrent connections per SMTP or LMTP listener; one more is answered `421` and closed.',
+    doc: 'Concurrent connections per SMTP or LMTP listener; one more is answered `421 4.3.2` and closed.',
   },
   max_connections_per_ip: {
     env: 'INTAKE_MAX_CONNECTIONS_PER_IP',

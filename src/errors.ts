@@ -81,6 +81,14 @@ export const OUTCOMES = {
     status: 'not stored',
     when: 'a client address already has INTAKE_MAX_CONNECTIONS_PER_IP sessions open; answered at connect, logged',
   },
+  'connect.too_many_clients': {
+    stage: 'connect',
+    smtp: 421,
+    dsn: '4.3.2',
+    text: 'Too many connected clients, try again in a moment',
+    status: 'not stored',
+    when: 'the listener already has INTAKE_MAX_CLIENTS sessions open, from any addresses; answered at connect, logged',
+  },
   'connect.blocked': {
     stage: 'connect',
     smtp: 421,

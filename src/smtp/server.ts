@@ -56,6 +56,8 @@ export async function startMailListener(
   const stopWaiting = installTransactionEndWait((sessionId) => transactions.pendingWrite(sessionId));
   // Sessions whose message is being received or stored: on shutdown they are let finish.
   const receiving = new Set<string>();
+  // smtp-server's open sessions (not a public property, but the one count of them there is).
+  const connections = () => (server as unknown as { connections: Set<unknown> }).connections;
   const trusted = config.trusted_relays.length > 0 ? config.trusted_relays : false;
   // The address each session was admitted as (XCLIENT may change remoteAddress later).
   const admitted = new Map<string, string>();
@@ -87,13 +89,20 @@ export async function startMailListener(
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: !config.reverse_lookup,
     socketTimeout: config.socket_timeout_ms,
-    maxClients: config.max_clients,
+    // intake refuses past max_clients itself (onConnect), with an enhanced code; smtp-server's own
+    // 421 has none, and stays only as a backstop for sockets that pile up faster than they close.
+    maxClients: config.max_clients * 2,
     useXClient: trusted,
     useXForward: trusted,
     useProxy: config.proxy_protocol_from.length > 0 ? config.proxy_protocol_from : false,
     closeTimeout: config.shutdown_timeout_ms,
     logger: false,
     onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      // This session is one of the connections already.
+      if (connections().size > config.max_clients) {
+        deps.logger.warn({ listener: kind, remoteAddress: session.remoteAddress, code: 'connect.too_many_clients', clients: connections().size - 1 }, 'connection refused');
+        return callback(new MailRejection('connect.too_many_clients'));
+      }
       if (!limited) return callback();
       const admission = limits.admit(session.remoteAddress);
       if (admission.ok) {
@@ -134,7 +143,7 @@ export async function startMailListener(
     },
   };
   const server = new SMTPServer(options);
-  const stopDeadline = enforceCommandDeadline((server as unknown as { connections: Set<unknown> }).connections, config.socket_timeout_ms);
+  const stopDeadline = enforceCommandDeadline(connections(), config.socket_timeout_ms);
 
   const { host, port } = parseHostPort(listen) as { host: string; port: number };
   await new Promise<void>((resolve, reject) => {
