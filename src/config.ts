@@ -156,7 +156,7 @@ export const SETTINGS = {
     env: 'INTAKE_UNKNOWN_RECIPIENT_LIMIT',
     schema: z.coerce.number().int().min(1),
     default: 20,
-    doc: 'Unknown recipients one client address may name per window (key guessing). From half of it on, each refusal is answered a second later (up to 5 s); at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
+    doc: 'Unknown recipients one client address may name per window (key guessing). From half of it on, each refusal waits a second longer than the one before (up to 5 s), which is logged; at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
   },
   unknown_recipient_window_ms: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS',

@@ -73,6 +73,7 @@ export async function startMailListener(
       return callback(new MailRejection('rcpt.too_many_unknown'));
     }
     if (verdict.delayMs === 0) return callback(rejection);
+    deps.logger.info({ listener: kind, remoteAddress: ip, unknownRecipients: verdict.count, delayMs: verdict.delayMs }, 'unknown recipient: answer slowed');
     setTimeout(() => callback(rejection), verdict.delayMs);
   };
   const options: SMTPServerOptions = {

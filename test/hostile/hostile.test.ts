@@ -279,6 +279,8 @@ describe('key guessing', () => {
       await again.closed;
       expect(again.received()).toBe('421 4.7.0 Too many unknown recipients from your address, try again later\r\n');
       expect(server.logs.some((l) => l.includes('client shut out: too many unknown recipients') && l.includes('127.0.0.3'))).toBe(true);
+      const slowed = server.logs.filter((l) => l.includes('unknown recipient: answer slowed') && l.includes('127.0.0.3')).map((l) => (JSON.parse(l) as { delayMs: number }).delayMs);
+      expect(slowed).toEqual([1000, 2000, 3000, 4000]);
       // Someone else with one typo is answered at once.
       const { client: typo } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.9' });
       await typo.command('EHLO honest.test');
