@@ -27,7 +27,11 @@ export type Outcome =
   | { kind: 'accepted'; reply: string; latencyMs: number }
   | { kind: 'refused'; stage: 'rcpt' | 'data'; reply: string; latencyMs?: number }
   | { kind: 'temporary'; reply: string }
-  | { kind: 'error'; message: string };
+  /** The connection failed; `stage` says how far the message got: not sent, its envelope, or all of it. */
+  | { kind: 'error'; message: string; stage: Progress };
+
+/** Where a message is in its session: before MAIL, between MAIL and the end of DATA, or after it. */
+export type Progress = 'not sent' | 'envelope' | 'data';
 
 export interface LoadResult {
   elapsedMs: number;
@@ -47,6 +51,8 @@ const REPLY_TIMEOUT_MS = 60_000;
 export class Session {
   private buffer = '';
   private waiting: (() => void) | null = null;
+  /** How far the message being sent has got (for the crash test: cut before or after its end of DATA). */
+  progress: Progress = 'not sent';
   private closed: Error | null = null;
 
   private constructor(private readonly socket: Socket) {
@@ -113,6 +119,7 @@ export class Session {
 
   /** One transaction, pipelined: MAIL, RCPT and DATA in one write, then the message. */
   async send(envelope: Envelope): Promise<Outcome> {
+    this.progress = 'envelope';
     this.write(`MAIL FROM:<${envelope.from}>\r\nRCPT TO:<${envelope.to}>\r\nDATA\r\n`);
     const mail = await this.reply();
     const rcpt = await this.reply();
@@ -122,12 +129,15 @@ export class Session {
       this.write('RSET\r\n');
       await this.reply();
       const refusal = !mail.startsWith('250') ? mail : rcpt;
+      this.progress = 'not sent';
       return refusal.startsWith('4') ? { kind: 'temporary', reply: refusal } : { kind: 'refused', stage: 'rcpt', reply: refusal };
     }
     this.write(envelope.data);
     this.write(envelope.data.subarray(-2).toString() === '\r\n' ? '.\r\n' : '\r\n.\r\n');
+    this.progress = 'data';
     const started = performance.now();
     const final = await this.reply();
+    this.progress = 'not sent';
     const latencyMs = performance.now() - started;
     if (final.startsWith('2')) return { kind: 'accepted', reply: final, latencyMs };
     if (final.startsWith('4')) return { kind: 'temporary', reply: final };
@@ -179,7 +189,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           session = null;
         }
       } catch (error) {
-        record(i, { kind: 'error', message: (error as Error).message });
+        record(i, { kind: 'error', message: (error as Error).message, stage: session?.progress ?? 'not sent' });
         session?.destroy();
         session = null;
       }
