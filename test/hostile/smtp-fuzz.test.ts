@@ -1,0 +1,75 @@
+// A seeded fuzz run over real SMTP: generated message bytes (any line ends, dots at line starts, NUL,
+// 8-bit and binary text, broken MIME) sent through DATA to a running server, one session throughout.
+// Each gets a specific final reply and leaves exactly one row; the session and the database survive.
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedReplyWorld } from '../helpers/seed.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
+import { startServer, template, type RunningServer } from '../helpers/server.js';
+
+const SEED = Number(process.env.FC_SEED ?? 20261126);
+const RUNS = Number(process.env.SMTP_FUZZ_RUNS ?? 150);
+const CLIENT = '127.0.0.40';
+
+let server: RunningServer;
+let world: ReturnType<typeof seedReplyWorld>;
+
+beforeAll(async () => {
+  server = await startServer({ INTAKE_SOCKET_TIMEOUT_MS: '20000' });
+  world = seedReplyWorld(server.repos);
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('SMTP fuzz', () => {
+  it(`${RUNS} generated messages over one SMTP session: a specific reply and one row each, never a crash`, async () => {
+    const to = template.format(world.key);
+    const lineEnd = fc.constantFrom('\r\n', '\r\n', '\r\n', '\n', '\r');
+    const line = fc.oneof(
+      fc.string({ maxLength: 120 }),
+      fc.string({ unit: 'binary', maxLength: 120 }),
+      fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)), maxLength: 120 }),
+      fc.constantFrom('.', '..', '. ', '.\r', '', ' ', '\u0000', '>', '> quoted', '/close', '/label ~bug', 'On Tue, 1 Dec 2026, Bob wrote:', '-- ', '--b', '--b--'),
+      fc.constantFrom(`From: ${world.user.email}`, `To: ${to}`, 'Subject: Re: =?utf-8?B?w6k=?=', 'Content-Type: multipart/mixed; boundary="b"', 'Content-Type: text/plain; charset=x-bogus', 'Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: quoted-printable', 'MIME-Version: 1.0', 'Auto-Submitted: auto-replied', '\tfolded'),
+    );
+    const message = fc
+      .tuple(fc.boolean(), fc.array(fc.tuple(line, lineEnd), { maxLength: 40 }))
+      .map(([fromUser, lines]) => Buffer.from((fromUser ? `From: ${world.user.email}\r\n` : '') + lines.map(([l, end]) => l + end).join(''), 'latin1'));
+
+    const rows = () => (server.store.sqlite.prepare('select count(*) as n from inbound_messages where remote_address = ?').get(CLIENT) as { n: number }).n;
+    const last = () =>
+      server.store.sqlite.prepare('select status, reason_code as reasonCode from inbound_messages where remote_address = ? order by id desc limit 1').get(CLIENT) as { status: string; reasonCode: string | null };
+    const { client } = await SmtpClient.connect(server.port, { localAddress: CLIENT });
+    await client.command('EHLO fuzzer.test');
+    const replies = new Map<string, number>();
+    await fc.assert(
+      fc.asyncProperty(message, async (raw) => {
+        const before = rows();
+        expect((await client.command(`MAIL FROM:<${world.user.email}>`)).code).toBe(250);
+        expect((await client.command(`RCPT TO:<${to}>`)).code).toBe(250);
+        const [start, final] = await client.data(raw);
+        expect(start.code).toBe(354);
+        expect(final.line).toMatch(/^(250 2\.6\.0 .+|5\d\d 5\.\d{1,3}\.\d{1,3} .+)$/);
+        expect(rows()).toBe(before + 1);
+        const row = last();
+        if (final.code === 250) expect(['processed', 'ignored', 'duplicate']).toContain(row.status);
+        else expect(row).toMatchObject({ status: 'rejected', reasonCode: expect.stringMatching(/^data\./) as unknown });
+        const kind = final.line.replace(/message \d+/, 'message N');
+        replies.set(kind, (replies.get(kind) ?? 0) + 1);
+      }),
+      { seed: SEED, numRuns: RUNS },
+    );
+    expect((await client.command('NOOP')).code).toBe(250);
+    await client.quit();
+    // Both outcomes were reached: the fuzz is not refusing everything, nor accepting everything.
+    const lines = [...replies.keys()];
+    expect(lines.some((l) => l.startsWith('250 '))).toBe(true);
+    expect(lines.some((l) => l.startsWith('5'))).toBe(true);
+    expect(server.store.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
+    process.stderr.write(`smtp fuzz: ${RUNS} messages (seed ${SEED}): ${[...replies].map(([l, n]) => `${n} × ${l.slice(0, 60)}`).join('; ')}\n`);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(server.logs.filter((l) => /"level":(50|60)/.test(l)), 'no error logged').toEqual([]);
+  });
+});
