@@ -162,6 +162,7 @@ describe('the database cannot be written', () => {
     expect(again.kind).toBe('accepted');
     const rows = server.store.sqlite.prepare("select status from inbound_messages where message_id = 'locked-1@sender.test'").all();
     expect(rows).toEqual([{ status: 'processed' }]);
+    expect(server.store.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
   });
 });
 
