@@ -25,7 +25,7 @@ const deps = ingestDeps(config, store, pino({ level: 'silent' }));
 const world = seedReplyWorld(deps.repos);
 afterAll(() => store.close());
 
-const text = fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 80 }), fc.constantFrom('', ' ', '=?utf-8?B?w6k=?=', '=?bogus?Q?x?=', '\u0000', '<>', '"'));
+const text = fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 400 }), fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)), maxLength: 400 }), fc.constantFrom('', ' ', '=?utf-8?B?w6k=?=', '=?bogus?Q?x?=', '\u0000', '<>', '"'));
 const address = fc.oneof(
   fc.constant(`incoming+${world.key}@example.com`),
   fc.constant('incoming@example.com'),
@@ -43,7 +43,7 @@ const body = fc.oneof(
   fc.array(text, { maxLength: 6 }).map((parts) => parts.map((p) => `--b\r\nContent-Type: text/plain\r\n\r\n${p}\r\n`).join('') + '--b--\r\n'),
   fc.constantFrom('> quoted only', '/close\n/label ~bug', '<p>html <b>x</b></p>', 'Reply\n\nOn Tue, someone wrote:\n> old'),
 );
-const message = fc.tuple(fc.array(header, { maxLength: 12 }), fc.option(contentType), body, fc.boolean()).map(([headers, type, content, crlf]) => {
+const message = fc.tuple(fc.array(header, { maxLength: 40 }), fc.option(contentType), body, fc.boolean()).map(([headers, type, content, crlf]) => {
   const lines = [...headers.map(([k, v]) => `${k}: ${v}`), ...(type ? [`Content-Type: ${type}`] : []), '', content];
   return Buffer.from(lines.join(crlf ? '\r\n' : '\n'), 'utf8');
 });
