@@ -388,9 +388,9 @@ async function main(): Promise<void> {
 
 /**
  * One large message, as text and as an attachment: peak RSS growth against its size. On a cold
- * server (just started) the growth includes caches that fill once whatever the message (SQLite's
- * 16 MB page cache, V8's young generation); on a warm one (after 1,000 messages of 44 KB, peak reset
- * through /proc/PID/clear_refs) it is what the message itself costs.
+ * server (just started) the growth includes caches and heaps reaching their working size, as any
+ * load makes them (SQLite's 16 MB page cache, V8's young generation); on a warm one (after 1,000
+ * messages of 44 KB, peak reset through /proc/PID/clear_refs) it is what the message itself costs.
  */
 async function largeMessage(dir: string): Promise<Row[]> {
   const rows: Row[] = [];
