@@ -1,6 +1,6 @@
 // body: GitLab's ReplyParser modes, the text a handler stores: trimmed or whole, with or without the
 // trimmed-off quote, all-quoted bodies allowed or not. Input: untrusted mail text. Pure.
-import { trimLineEnd, trimReply } from '../text/trim-reply.js';
+import { lfLineEnds, trimLineEnd, trimReply } from '../text/trim-reply.js';
 
 const QUOTED_OR_BLANK = /^\s*(>.*)?$/;
 
@@ -10,7 +10,7 @@ export function isOnlyQuotes(text: string): boolean {
 }
 
 function tidy(text: string): string {
-  return (text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text).split('\n').map(trimLineEnd).join('\n').trim();
+  return lfLineEnds(text).split('\n').map(trimLineEnd).join('\n').trim();
 }
 
 /** The reply without quote and signature ('' when only quotes are left), and what was cut off. */

@@ -263,7 +263,7 @@ interface Prepared {
 }
 
 function prepare(text: string): Prepared {
-  let body = text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
+  let body = lfLineEnds(text);
   body = stripPgp(body);
   let lines = body.split('\n').map(trimLineEnd);
   lines = lines.slice(0, unsubscribeFooterStart(lines));
@@ -280,6 +280,11 @@ function prepare(text: string): Prepared {
   for (const marker of markers) lines = joinWrappedMarkers(lines, isBlock, marker);
   lines = stripBlankEdges(lines);
   return { lines, markers, restore: blocks.size === 0 ? (i) => lines[i] as string : (i) => blocks.get(lines[i] as string) ?? (lines[i] as string) };
+}
+
+/** CRLF and bare CR as LF (the text as it is when there is no CR, the common case). */
+export function lfLineEnds(text: string): string {
+  return text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
 }
 
 /** The line without trailing blanks and tabs (a loop: `/[ \t]+$/` would try every run of blanks in it). */

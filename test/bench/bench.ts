@@ -519,7 +519,7 @@ function computeRatios(rows: Row[], runs: Runs): string[] {
     const bs = runs.get(b.workload)?.get(b.target) ?? [];
     const rounds = Math.min(as.length, bs.length);
     const each = Array.from({ length: rounds }, (_, i) => (as[i] as Row)[field] / ((bs[i] as Row)[field] || Number.NaN)).filter((v) => Number.isFinite(v));
-    const value = each.length > 1 ? ([...each].sort((x, y) => x - y)[Math.floor(each.length / 2)] as number) : a[field] / b[field];
+    const value = each.length > 1 ? median(each) : a[field] / b[field];
     const detail = each.length > 1 ? `, median of ${each.length} rounds: ${each.map((v) => v.toFixed(2)).join(', ')}` : '';
     out.push(`${label}: ${value.toFixed(2)}× (target ≥ ${target}×${detail}) ${value >= target ? 'met' : 'MISSED'}`);
   };
