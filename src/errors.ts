@@ -271,7 +271,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: 'Auto-generated message accepted and ignored',
     status: 'ignored',
-    when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, or `Precedence: bulk|junk|list`',
+    when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, `X-Autorespond`, `Precedence: bulk|junk|list|auto_reply`, a `multipart/report` (bounce, read receipt) or `From: MAILER-DAEMON`',
   },
   'data.duplicate': {
     stage: 'data',

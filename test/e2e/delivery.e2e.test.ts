@@ -128,6 +128,8 @@ describe('a reply by email', () => {
     ['Auto-Submitted: auto-replied', 'jake', ['Auto-Submitted: auto-replied']],
     ['X-Autoreply: yes', 'jake', ['X-Autoreply: yes']],
     ['Precedence: bulk', 'jake', ['Precedence: bulk']],
+    ['Precedence: auto_reply', 'jake', ['Precedence: auto_reply']],
+    ['X-Autorespond', 'jake', ['X-Autorespond: Vacation']],
   ])('accepts and ignores auto-generated mail: %s', async (_name, sender, headers) => {
     const world = seedReplyWorld(server.repos);
     const to = template.format(world.key);
@@ -141,13 +143,46 @@ describe('a reply by email', () => {
     expect(inbound(idFrom(data.line))).toMatchObject({ status: 'ignored', reasonCode: 'data.auto_generated' });
   });
 
+  // Reports that come with a person's address as the sender: an Outlook read receipt and a bounce
+  // relayed by a server that rewrites the envelope. Either would become a note, and the notification
+  // it starts could loop.
+  it.each([
+    ['a read receipt (MDN)', 'disposition-notification', 'Content-Type: message/disposition-notification\n\nReporting-UA: client.test\nFinal-Recipient: rfc822;{to}\nDisposition: automatic-action/MDN-sent-automatically; displayed', 'multipart/report: disposition-notification'],
+    ['a delivery failure report (DSN)', 'delivery-status', 'Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.client.test\n\nFinal-Recipient: rfc822; {to}\nAction: failed\nStatus: 5.1.1', 'multipart/report: delivery-status'],
+  ])('accepts and ignores %s sent from a real address', async (_name, reportType, report, reason) => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const message = [
+      `From: ${world.user.email}`,
+      `To: ${to}`,
+      'Subject: Read: Squeaky widgets',
+      'MIME-Version: 1.0',
+      `Content-Type: multipart/report; report-type=${reportType}; boundary="r"`,
+      '',
+      '--r',
+      'Content-Type: text/plain',
+      '',
+      'Your message was read on Thursday.',
+      '--r',
+      report.replaceAll('{to}', to),
+      '--r--',
+      '',
+    ].join('\n');
+    const { data } = await sendMail(server.port, { from: world.user.email, to: [to], message });
+    expect(data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
+    expect(notesOf(world.issue.id)).toEqual([]);
+    expect(inbound(idFrom(data.line))).toMatchObject({ status: 'ignored', reasonCode: 'data.auto_generated' });
+    const deliveries = server.store.sqlite.prepare('select reason from deliveries where inbound_message_id = ?').all(idFrom(data.line));
+    expect(deliveries).toEqual([{ reason: `Auto-generated message accepted and ignored (${reason})` }]);
+  });
+
   it('still takes mail marked Auto-Submitted: no', async () => {
     const world = seedReplyWorld(server.repos);
     const to = template.format(world.key);
     const { data } = await sendMail(server.port, {
       from: world.user.email,
       to: [to],
-      message: replyMessage({ from: world.user.email, to, body: 'A person wrote this.', headers: ['Auto-Submitted: no'] }),
+      message: replyMessage({ from: world.user.email, to, body: 'A person wrote this.', headers: ['Auto-Submitted: no (written by a person)'] }),
     });
     expect(data.code).toBe(250);
     expect(notesOf(world.issue.id).map((n) => n.body)).toEqual(['A person wrote this.']);
