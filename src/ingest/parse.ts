@@ -121,7 +121,9 @@ function readStream(pieces: readonly Buffer[], maxAttachmentBytes: number, optio
     const mail: StreamedMail = { headers: new Map(), headerLines: [], attachments: [] };
     const collect = garbageCollector();
     // mailparser's own checksum is not used: attachments are hashed (sha256) when stored.
-    const parser = new MailParser({ skipTextToHtml: true, skipHtmlToText: true, skipImageLinks: true, maxHtmlLengthToParse: TEXT_LIMITS.htmlBytes, checksumAlgo: false });
+    // ignoreEmbedded: a forwarded message (message/rfc822) is a file, even marked inline; unpacked,
+    // a third party's text would become the sender's, its commands included.
+    const parser = new FileAwareMailParser({ skipTextToHtml: true, skipHtmlToText: true, skipImageLinks: true, maxHtmlLengthToParse: TEXT_LIMITS.htmlBytes, checksumAlgo: false, ignoreEmbedded: true } as ConstructorParameters<typeof MailParser>[0]);
     let settled = false;
     const fail = (error: Error) => {
       if (settled) return;
@@ -145,7 +147,7 @@ function readStream(pieces: readonly Buffer[], maxAttachmentBytes: number, optio
         return;
       }
       const attachment: ParsedAttachment = {
-        filename: data.filename ?? 'attachment',
+        filename: fileName(data.filename, data.contentType),
         contentType: data.contentType,
         size: 0,
         content: [],
@@ -175,6 +177,45 @@ function readStream(pieces: readonly Buffer[], maxAttachmentBytes: number, optio
     for (const piece of pieces) for (let at = 0; at < piece.length && !settled; at += FEED_BYTES) parser.write(piece.subarray(at, at + FEED_BYTES));
     if (!settled) parser.end();
   });
+}
+
+/**
+ * A file's name as it can be shown and linked: control characters (an encoded line break would end
+ * the Markdown link) become spaces; a forwarded message without a name is `message.eml`.
+ */
+function fileName(given: string | undefined, contentType: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is being removed
+  const name = (given ?? '').replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  return name || (contentType.toLowerCase() === 'message/rfc822' ? 'message.eml' : 'attachment');
+}
+
+/** What mailparser's createNode needs of a mailsplit node, and decides about it. */
+interface SplitNode {
+  root?: boolean;
+  filename?: string | false;
+}
+interface ParserNode {
+  disposition?: string;
+  isAttachment?: boolean;
+}
+const createNode = (MailParser.prototype as unknown as { createNode?: (node: SplitNode) => ParserNode }).createNode;
+if (typeof createNode !== 'function') throw new Error('mailparser no longer has createNode(): parse.ts must be updated');
+
+/**
+ * mailparser reads every text/plain and text/html part not marked `attachment` as body text, and
+ * joins them; Apple Mail sends attached files as `inline` with a filename. Here a part with a
+ * filename is a file, as in GitLab (Mail's attachment?): stored and linked, its text never taken for
+ * the sender's words or commands. The message's own top-level text stays its body.
+ */
+class FileAwareMailParser extends MailParser {
+  createNode(node: SplitNode): ParserNode {
+    const made = createNode!.call(this, node);
+    if (made.isAttachment === false && node.filename && !node.root) {
+      made.disposition = 'attachment';
+      made.isAttachment = true;
+    }
+    return made;
+  }
 }
 
 /** S/MIME and PGP signatures sign the message; they are not files the sender attached. */

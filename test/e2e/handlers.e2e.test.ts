@@ -58,6 +58,22 @@ describe('new issue by email', () => {
     expect(db().prepare('select body, system from notes where noteable_id = ?').all(issue.id)).toEqual([{ body: 'added ~bug ~needs info labels', system: 1 }]);
   });
 
+  it('stores a text file Apple Mail marks inline as a file, and never runs the commands in it', async () => {
+    const w = world();
+    const to = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    const body = [
+      '--m', 'Content-Type: text/plain; charset=us-ascii', '', 'The app crashes on startup, log attached.', '',
+      '--m', 'Content-Type: text/plain; name="crash.log.txt"', 'Content-Disposition: inline; filename="crash.log.txt"', '', 'FATAL widget', '/close', '',
+      '--m--',
+    ].join('\n');
+    const { data } = await sendMail(server.port, { from: 'anyone@example.net', to: [to], message: mail({ From: 'anyone@example.net', To: to, Subject: 'Crash', 'MIME-Version': '1.0', 'Content-Type': 'multipart/mixed; boundary="m"' }, body) });
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    const issue = db().prepare('select id, description, state from issues where project_id = ? and iid = 2').get(w.project.id) as { id: number; description: string; state: string };
+    const files = db().prepare("select id, filename from attachments where owner_type = 'Issue' and owner_id = ?").all(issue.id) as { id: number; filename: string }[];
+    expect(files.map((f) => f.filename)).toEqual(['crash.log.txt']);
+    expect(issue).toMatchObject({ description: `The app crashes on startup, log attached.\n\n[crash.log.txt](attachment:${files[0]?.id})`, state: 'opened' });
+  });
+
   it('refuses a wrong token at RCPT, a non-member of an internal project, and a missing subject at DATA', async () => {
     const w = world({ visibility: 'internal', level: null });
     const bad = template.format(newIssueKey(w.project.path, w.project.id, 'glimt-wrong'));

@@ -36,6 +36,47 @@ describe('parseMessage', () => {
     expect(parsed.text).toBe('See ![logo](cid:logo@x)');
   });
 
+  // Apple Mail marks attached files `inline`; mailparser alone would read their text as the body.
+  it('takes a text part with a filename for a file, not for the body, whatever its disposition', async () => {
+    const raw = [
+      'From: a@b.example', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="m"', '', '--m',
+      'Content-Type: text/html; charset=utf-8', '', '<p>The <b>log</b> is attached.</p>', '--m',
+      'Content-Type: text/plain; name="server.log"', 'Content-Disposition: inline; filename="server.log"', '', '/close', 'ERROR widget squeaks', '--m',
+      'Content-Type: text/plain; name="notes.txt"', '', 'a note', '--m',
+      'Content-Type: text/html; name="report.html"', '', '<p>report</p>', '--m',
+      'Content-Type: application/octet-stream', 'Content-Disposition: attachment; filename*=utf-8\'\'a%0A%0Ab%07.bin', '', 'x', '--m--', '',
+    ].join('\r\n');
+    const parsed = await parseMessage(Buffer.from(raw));
+    expect(parsed.text).toBe('The **log** is attached.');
+    expect(parsed.attachments.map((a) => [a.filename, a.contentType, Buffer.concat(a.content).toString()])).toEqual([
+      ['server.log', 'text/plain', '/close\r\nERROR widget squeaks'],
+      ['notes.txt', 'text/plain', 'a note'],
+      ['report.html', 'text/html', '<p>report</p>'],
+      ['a b .bin', 'application/octet-stream', 'x'],
+    ]);
+  });
+
+  it('keeps a top-level text with a name as the body', async () => {
+    expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; name="reply.txt"', 'The reply.'))).text).toBe('The reply.');
+  });
+
+  it('keeps a forwarded message as a file even when it is marked inline, never as the sender\'s text', async () => {
+    const raw = [
+      'From: a@b.example', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="m"', '', '--m',
+      'Content-Type: text/plain', '', 'Forwarding the complaint.', '--m',
+      'Content-Type: message/rfc822; name="complaint.eml"', 'Content-Disposition: inline; filename="complaint.eml"', '',
+      'From: c@customer.example', 'Subject: Broken', '', '/close', 'It broke.', '--m',
+      'Content-Type: message/rfc822', 'Content-Disposition: inline', '', 'From: d@customer.example', '', 'Me too.', '--m--', '',
+    ].join('\r\n');
+    const parsed = await parseMessage(Buffer.from(raw));
+    expect(parsed.text).toBe('Forwarding the complaint.');
+    expect(parsed.attachments.map((a) => [a.filename, a.contentType])).toEqual([
+      ['complaint.eml', 'message/rfc822'],
+      ['message.eml', 'message/rfc822'],
+    ]);
+    expect(Buffer.concat(parsed.attachments[0]!.content).toString()).toContain('It broke.');
+  });
+
   it('reads To, Cc, In-Reply-To and References, including comma-joined and quoted References', async () => {
     const parsed = await parseMessage(
       mail('From: A <a@b.example>\nReply-To: r@b.example\nTo: x@y.example, "Z" <z@y.example>\nCc: c@y.example\nMessage-ID: <m1@b.example>\nIn-Reply-To: <p@y.example>\nReferences: "<r1@y.example>,<r2@y.example>" <r3@y.example>', 'hi'),
