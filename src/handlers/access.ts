@@ -46,3 +46,14 @@ export function canUpdate(user: User, project: Project, noteable: Noteable, repo
   if (user.state === 'blocked') return false;
   return repos.projects.accessLevel(project.id, user.id) >= ACCESS.reporter || noteable.row.authorId === user.id;
 }
+
+/** Whether the user may see the issue or merge request: only such a user can be assigned to it. */
+export function canSee(user: User, project: Project, noteable: Noteable, repos: Repositories): boolean {
+  try {
+    checkCanComment(user, project, noteable, repos);
+    return true;
+  } catch (error) {
+    if (error instanceof MailRejection) return false;
+    throw error;
+  }
+}

@@ -5,7 +5,7 @@ import type { Noteable } from '../db/repos/issuables.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';
 import type { User } from '../db/repos/users.repo.js';
 import type { QuickAction } from '../text/quick-actions.js';
-import { canUpdate } from './access.js';
+import { canSee, canUpdate } from './access.js';
 
 export interface QuickActionContext {
   user: User;
@@ -45,7 +45,7 @@ export function runQuickActions(actions: QuickAction[], context: QuickActionCont
   return changes;
 }
 
-function apply(action: QuickAction, noteable: Noteable, { repos }: QuickActionContext): string | null {
+function apply(action: QuickAction, noteable: Noteable, { repos, project }: QuickActionContext): string | null {
   const { row } = noteable;
   const what = noteable.type === 'Issue' ? 'issue' : 'merge request';
   switch (action.name) {
@@ -82,7 +82,8 @@ function apply(action: QuickAction, noteable: Noteable, { repos }: QuickActionCo
       if (noteable.type !== 'Issue') return null;
       const assigned = [...action.argument.matchAll(/@([A-Za-z0-9_.-]+)/g)]
         .map((m) => repos.users.findByUsername(m[1] as string))
-        .filter((u) => u !== undefined && repos.issuables.addAssignee(row.id, u.id));
+        // As GitLab: someone who cannot see the issue is left out, silently.
+        .filter((u) => u !== undefined && canSee(u, project, noteable, repos) && repos.issuables.addAssignee(row.id, u.id));
       return assigned.length ? `assigned to ${assigned.map((u) => `@${u!.username}`).join(' ')}` : null;
     }
     case 'confidential':

@@ -8,7 +8,7 @@ import type { SentNotification } from '../db/repos/notifications.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';
 import type { User } from '../db/repos/users.repo.js';
 import { MailRejection } from '../errors.js';
-import { extractQuickActions } from '../text/quick-actions.js';
+import { extractQuickActions, ISSUE_ACTIONS, MERGE_REQUEST_ACTIONS } from '../text/quick-actions.js';
 import { checkCanComment } from './access.js';
 import { storeAttachments } from './attachments.js';
 import { trimmedBody, withCollapsedQuote } from './body.js';
@@ -52,7 +52,7 @@ export const replyHandler: Handler<{ replyKey: ReplyKey }, NotificationTarget> =
       throw new MailRejection('data.sender_not_verified');
     }
     const { body, elided } = trimmedBody(message.text);
-    const { text, actions } = extractQuickActions(body);
+    const { text, actions } = extractQuickActions(body, target.noteable.type === 'Issue' ? ISSUE_ACTIONS : MERGE_REQUEST_ACTIONS);
     if (text === '' && actions.length === 0 && message.attachments.length === 0) throw new MailRejection('data.blank');
     const quickActionContext = { user: target.recipient, project: target.project, noteable: target.noteable, repos, inboundMessageId };
     runQuickActions(actions, quickActionContext);

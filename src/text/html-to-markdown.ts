@@ -1,7 +1,14 @@
 // html-to-markdown: the text of an HTML-only message, as Markdown. Input: untrusted HTML. Pure.
 import TurndownService from 'turndown';
 
-const turndown = new TurndownService({ headingStyle: 'atx', emDelimiter: '*', codeBlockStyle: 'fenced', bulletListMarker: '-' });
+const turndown = new TurndownService({
+  headingStyle: 'atx',
+  emDelimiter: '*',
+  codeBlockStyle: 'fenced',
+  bulletListMarker: '-',
+  // Outlook's marker is an empty element, which turndown hands here rather than to the rules.
+  blankReplacement: (_content, node) => (isOutlookOriginal(node as unknown as MailElement) ? `\n\n${QUOTED_FROM_HERE}\n\n` : (node as unknown as { isBlock: boolean }).isBlock ? '\n\n' : ''),
+});
 // What people type in an HTML mail ("### heading", "**bold**") is already Markdown; escaping it would
 // turn their formatting into literal characters.
 turndown.escape = (text: string) => text;
@@ -25,6 +32,19 @@ turndown.addRule('blockquote', {
   filter: 'blockquote',
   replacement: (content) => `\n\n${content.trim()}\n\n`,
 });
+// But the quotation a mail client adds under a reply is marked as one, and is a quote for the trimmer
+// (which keeps it, collapsed): as text it would stay in the note, and a command in it would run.
+// Gmail, Yahoo, Apple Mail and Thunderbird put it in an element of its own, with its attribution line.
+turndown.addRule('replyQuote', {
+  filter: (node) => isReplyQuote(node),
+  replacement: (content) => `\n\n${quoted(content.trim())}\n\n`,
+});
+// Outlook puts the original after a header block (From:, Sent:, ...) in no element of its own: the
+// block and everything after it are the quotation.
+turndown.addRule('outlookOriginal', {
+  filter: (node) => isOutlookOriginal(node),
+  replacement: (content) => `\n\n${QUOTED_FROM_HERE}\n\n${content}\n\n`,
+});
 // <details> blocks are kept as HTML, which Markdown renders as they were meant.
 turndown.keep(['details']);
 turndown.addRule('table', {
@@ -32,10 +52,49 @@ turndown.addRule('table', {
   replacement: (content) => `\n\n${content.replace(/^\n+|\n+$/g, '')}\n\n`,
 });
 
+/** A character no mail contains (private use): where Outlook's quotation starts, in the Markdown. */
+const QUOTED_FROM_HERE = '\uE000intake-quote\uE000';
+
+const REPLY_QUOTE_CLASSES = ['gmail_quote', 'yahoo_quoted', 'moz-cite-prefix'];
+
+/** The little of a DOM element the rules read (turndown's parser gives a full one). */
+interface MailElement {
+  nodeName: string;
+  nodeType: number;
+  id?: string;
+  nextSibling: MailElement | null;
+  getAttribute(name: string): string | null;
+}
+
+function isReplyQuote(node: MailElement): boolean {
+  if (node.nodeName === 'BLOCKQUOTE' && node.getAttribute('type')?.toLowerCase() === 'cite') return true;
+  const classes = (node.getAttribute('class') ?? '').split(/\s+/);
+  return REPLY_QUOTE_CLASSES.some((name) => classes.includes(name));
+}
+
+function isOutlookOriginal(node: MailElement): boolean {
+  return node.id === 'divRplyFwdMsg' || node.id === 'appendonsend' || (node.nodeName === 'HR' && nextElement(node)?.id === 'divRplyFwdMsg');
+}
+
+function nextElement(node: MailElement): MailElement | null {
+  let next = node.nextSibling;
+  while (next && next.nodeType !== 1) next = next.nextSibling;
+  return next;
+}
+
+function quoted(markdown: string): string {
+  return markdown
+    .split('\n')
+    .map((line) => (line === '' ? '>' : `> ${line}`))
+    .join('\n');
+}
+
 /** @example htmlToMarkdown('<p>Hi <b>there</b></p>') // 'Hi **there**' */
 export function htmlToMarkdown(html: string): string {
-  return turndown
-    .turndown(html)
+  let markdown = turndown.turndown(html);
+  const quoteAt = markdown.indexOf(QUOTED_FROM_HERE);
+  if (quoteAt !== -1) markdown = `${markdown.slice(0, quoteAt)}${quoted(markdown.slice(quoteAt).replaceAll(QUOTED_FROM_HERE, '').trim())}`;
+  return markdown
     .split('\n')
     .map((line) => line.replace(/[ \t]+$/, ''))
     .join('\n')

@@ -14,8 +14,14 @@ export interface ExtractedActions {
   actions: QuickAction[];
 }
 
-/** The commands intake carries out. Others stay in the text as written. */
-export const SUPPORTED = new Set(['close', 'reopen', 'title', 'label', 'unlabel', 'assign', 'confidential', 'target_branch']);
+/** The commands intake carries out on an issue. Others stay in the text as written. */
+export const ISSUE_ACTIONS = new Set(['close', 'reopen', 'title', 'label', 'unlabel', 'assign', 'confidential']);
+/** On a merge request (intake keeps no labels or assignees for them): the rest stay in the text. */
+export const MERGE_REQUEST_ACTIONS = new Set(['close', 'reopen', 'title']);
+const SUPPORTED = new Set([...ISSUE_ACTIONS, 'target_branch']);
+
+/** GitLab's other names for the same commands. */
+const ALIASES: Record<string, string> = { labels: 'label', remove_label: 'unlabel' };
 
 /**
  * GitLab's commands, known here only to be shown inert when an external (Service Desk) sender writes
@@ -23,6 +29,7 @@ export const SUPPORTED = new Set(['close', 'reopen', 'title', 'label', 'unlabel'
  */
 const KNOWN = new Set([
   ...SUPPORTED,
+  ...Object.keys(ALIASES),
   'todo', 'done', 'unassign', 'reassign', 'milestone', 'remilestone', 'due', 'remove_due_date', 'estimate',
   'spend', 'weight', 'clear_weight', 'relate', 'duplicate', 'move', 'copy_metadata', 'lock', 'unlock',
   'subscribe', 'unsubscribe', 'award', 'react', 'shrug', 'tableflip', 'cc', 'draft', 'ready', 'merge',
@@ -31,7 +38,8 @@ const KNOWN = new Set([
   'invite_email', 'remove_email', 'add_contacts', 'remove_contacts', 'status', 'type', 'parent', 'rebase',
 ]);
 
-const COMMAND = /^\/([a-z_]+)(?:[ \t]+(.*))?$/;
+// Any case, as GitLab: a phone capitalises the first letter of a line.
+const COMMAND = /^\/([a-z_]+)(?:[ \t]+(.*))?$/i;
 const FENCE = /^\s*(```|~~~)/;
 
 function commandLines(text: string, names: Set<string>): { lines: string[]; matches: Map<number, QuickAction> } {
@@ -42,8 +50,10 @@ function commandLines(text: string, names: Set<string>): { lines: string[]; matc
     if (FENCE.test(line)) inFence = !inFence;
     if (inFence) return;
     const match = COMMAND.exec(line.trimEnd());
-    if (match && names.has(match[1] as string)) {
-      matches.set(i, { name: match[1] as string, argument: (match[2] ?? '').trim(), line });
+    const written = match?.[1]?.toLowerCase() ?? '';
+    const name = ALIASES[written] ?? written;
+    if (match && names.has(name)) {
+      matches.set(i, { name, argument: (match[2] ?? '').trim(), line });
     }
   });
   return { lines, matches };
@@ -53,7 +63,7 @@ function commandLines(text: string, names: Set<string>): { lines: string[]; matc
  * Takes the supported commands out of a body.
  * @example extractQuickActions('Done.\n/close').actions[0]?.name // 'close'
  */
-export function extractQuickActions(text: string, names: Set<string> = SUPPORTED): ExtractedActions {
+export function extractQuickActions(text: string, names: Set<string> = ISSUE_ACTIONS): ExtractedActions {
   const { lines, matches } = commandLines(text, names);
   return {
     text: lines

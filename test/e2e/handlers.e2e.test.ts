@@ -184,6 +184,7 @@ describe('reply quick actions and unsubscribe', () => {
 
   it('runs commands as the recipient; a reply of only commands leaves no note, only system notes', async () => {
     const w = world({ level: 30 });
+    server.repos.transaction(() => server.repos.projects.setMember({ projectId: w.project.id, userId: w.other.id, accessLevel: 20 }));
     const key = notification(w);
     const to = template.format(key);
     const { data } = await sendMail(server.port, { from: w.user.email, to: [to], message: mail({ From: w.user.email, Subject: 'Re: Squeaks' }, `/title Squeaky widgets\n/assign @${w.other.username}\n/confidential\n/close\n\nOn Mon, GitLab wrote:\n> Squeaks`) });
@@ -195,6 +196,32 @@ describe('reply quick actions and unsubscribe', () => {
       { body: 'closed', system: 1 },
     ]);
     expect(db().prepare('select title, state, confidential from issues where id = ?').get(w.issue.id)).toEqual({ title: 'Squeaky widgets', state: 'closed', confidential: 1 });
+  });
+
+  it('takes commands in any case and by GitLab\'s other names, and assigns only people who can see the issue', async () => {
+    const w = world({ level: 30 });
+    const key = notification(w);
+    await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email }, `Done.\n/Labels ~Fixed\n/assign @${w.other.username} @${w.user.username}\n/CLOSE`) });
+    // other wrote the issue but is no member of this private project: GitLab would not assign them either.
+    expect(db().prepare('select body, system from notes where noteable_id = ? order by id').all(w.issue.id)).toEqual([
+      { body: 'added ~Fixed label', system: 1 },
+      { body: `assigned to @${w.user.username}`, system: 1 },
+      { body: 'closed', system: 1 },
+      { body: 'Done.', system: 0 },
+    ]);
+    expect(db().prepare('select user_id from issue_assignees where issue_id = ?').all(w.issue.id)).toEqual([{ user_id: w.user.id }]);
+  });
+
+  it('on a merge request, runs what it can and leaves label and assign commands in the note as written', async () => {
+    const w = world({ level: 30 });
+    const mr = server.repos.transaction(() => server.repos.issuables.createMergeRequest({ projectId: w.project.id, authorId: w.user.id, title: 'Fix', description: '', sourceBranch: 'fix', targetBranch: 'trunk' }));
+    const key = `${n.toString(16).padStart(32, 'b')}`;
+    server.repos.transaction(() => server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: w.user.id, noteableType: 'MergeRequest', noteableId: mr.id }));
+    await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email }, 'Looks good.\n/label ~ready\n/assign @me\n/title Fix the squeak') });
+    expect(db().prepare("select body, system from notes where noteable_type = 'MergeRequest' and noteable_id = ? order by id").all(mr.id)).toEqual([
+      { body: 'changed title from **Fix** to **Fix the squeak**', system: 1 },
+      { body: 'Looks good.\n/label ~ready\n/assign @me', system: 0 },
+    ]);
   });
 
   it('leaves commands the user may not run undone, and unknown commands in the text', async () => {

@@ -1,0 +1,63 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { htmlToMarkdown } from '../../../src/text/html-to-markdown.js';
+import { trimReply } from '../../../src/text/trim-reply.js';
+
+describe('htmlToMarkdown: the quotation a mail client adds under a reply', () => {
+  it.each([
+    [
+      'Gmail, attribution in a language the trimmer does not know',
+      '<div dir="ltr">Ich schaue es mir an.</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">Bob, 1 Oca 2024 Pzt tarihinde şunu yazdı:<br></div><blockquote class="gmail_quote">Please type<br>/close<br>next time.</blockquote></div>',
+      'Ich schaue es mir an.\n\n> Bob, 1 Oca 2024 Pzt tarihinde şunu yazdı:\n>\n> > Please type\n> > /close\n> > next time.',
+    ],
+    [
+      'Apple Mail',
+      '<div>Done.</div><div><br><blockquote type="cite"><div>On 1 Jan 2024, at 10:00, GitLab wrote:</div><div>Widgets squeak</div></blockquote></div>',
+      'Done.\n\n> On 1 Jan 2024, at 10:00, GitLab wrote:\n>\n> Widgets squeak',
+    ],
+    [
+      'Thunderbird',
+      '<p>Done.</p><div class="moz-cite-prefix">On 1/1/24 10:00, GitLab wrote:<br></div><blockquote type="cite">Widgets squeak</blockquote>',
+      'Done.\n\n> On 1/1/24 10:00, GitLab wrote:\n\n> Widgets squeak',
+    ],
+    [
+      'Yahoo',
+      '<div>Done.</div><div class="yahoo_quoted"><div>On Monday, GitLab wrote:</div><div>Widgets squeak</div></div>',
+      'Done.\n\n> On Monday, GitLab wrote:\n>\n> Widgets squeak',
+    ],
+    [
+      'Outlook on the web: the rule and header block, and everything after them',
+      '<div>Fixed in main.</div><hr tabindex="-1"><div id="divRplyFwdMsg"><b>From:</b> GitLab<br><b>Sent:</b> Monday</div><div>Widgets squeak</div>',
+      'Fixed in main.\n\n> **From:** GitLab\n> **Sent:** Monday\n>\n> Widgets squeak',
+    ],
+    [
+      'Outlook desktop',
+      '<div class="WordSection1"><p>Fixed.</p><div id="appendonsend"></div><div><b>From:</b> GitLab</div><p>Widgets squeak</p></div>',
+      'Fixed.\n\n> **From:** GitLab\n>\n> Widgets squeak',
+    ],
+  ])('%s: a quote, which the trimmer keeps apart', (_client, html, markdown) => {
+    expect(htmlToMarkdown(html)).toBe(markdown);
+    expect(trimReply(htmlToMarkdown(html)).reply).toBe(markdown.split('\n\n>')[0]);
+  });
+
+  it('keeps a quotation the writer made (a plain blockquote) as text, as GitLab does', () => {
+    expect(htmlToMarkdown('<p>You said:</p><blockquote>the widget squeaks</blockquote><p>It does not.</p>')).toBe('You said:\n\nthe widget squeaks\n\nIt does not.');
+  });
+
+  it('quotes every line of a client quotation, whatever it holds', () => {
+    const textArb = fc.array(fc.stringMatching(/^[A-Za-z0-9 /~.]{1,30}$/), { minLength: 1, maxLength: 8 });
+    fc.assert(
+      fc.property(textArb, textArb, fc.constantFrom('gmail', 'apple', 'outlook'), (reply, quote, client) => {
+        const escape = (line: string) => line.replaceAll('&', '&amp;').replaceAll('<', '&lt;');
+        const quoteHtml = quote.map((line) => `<div>${escape(line)}</div>`).join('');
+        const wrapped =
+          client === 'gmail' ? `<div class="gmail_quote">${quoteHtml}</div>` : client === 'apple' ? `<blockquote type="cite">${quoteHtml}</blockquote>` : `<div id="divRplyFwdMsg">${quoteHtml}</div>`;
+        const markdown = htmlToMarkdown(`${reply.map((line) => `<p>${escape(line)}</p>`).join('')}${wrapped}`);
+        const tail = markdown.split('\n').slice(markdown.split('\n').findIndex((line) => line.startsWith('>')));
+        expect(tail.every((line) => line.startsWith('>'))).toBe(true);
+        expect(markdown).not.toContain('\uE000');
+      }),
+      { seed: Number(process.env.FC_SEED ?? 20261126), numRuns: 200 },
+    );
+  });
+});
