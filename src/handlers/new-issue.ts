@@ -11,6 +11,7 @@ import { wholeBody } from './body.js';
 import type { Handler } from './handler.js';
 import { runQuickActions } from './quick-actions.js';
 import { resolveProject, resolveTokenUser } from './resolve.js';
+import { itemTitle } from '../text/title.js';
 
 export interface AuthorTarget {
   project: Project;
@@ -34,7 +35,7 @@ export const newIssueHandler: Handler<{ project: ProjectRef; token: string }, Au
   destination: ({ project }) => `new_issue:${project.id}`,
   handle({ project, author }, message, context) {
     const { repos, inboundMessageId } = context;
-    const title = (message.subject ?? '').trim();
+    const title = itemTitle(message.subject ?? '');
     if (!title) throw new MailRejection('data.invalid_issue');
     // Forwarding a mail with no comment of one's own is a normal way to file an issue: keep quotes.
     const { text, actions } = extractQuickActions(wholeBody(message.text, { allowOnlyQuotes: true }));

@@ -9,6 +9,7 @@ import { storeAttachments } from './attachments.js';
 import { trimmedBody } from './body.js';
 import type { Handler } from './handler.js';
 import { resolveAuthorTarget, type AuthorTarget } from './new-issue.js';
+import { itemTitle } from '../text/title.js';
 
 const isPatch = (filename: string) => filename.toLowerCase().endsWith('.patch');
 
@@ -28,7 +29,7 @@ export const newMergeRequestHandler: Handler<{ project: ProjectRef; token: strin
     const mergeRequest = context.repos.issuables.createMergeRequest({
       projectId: project.id,
       authorId: author.id,
-      title: subject,
+      title: itemTitle(subject),
       description: text,
       sourceBranch: subject,
       targetBranch,

@@ -6,6 +6,7 @@ import type { Project } from '../db/repos/projects.repo.js';
 import type { User } from '../db/repos/users.repo.js';
 import type { QuickAction } from '../text/quick-actions.js';
 import { canSee, canUpdate } from './access.js';
+import { itemTitle } from '../text/title.js';
 
 export interface QuickActionContext {
   user: User;
@@ -60,7 +61,7 @@ function apply(action: QuickAction, noteable: Noteable, { repos, project }: Quic
       else repos.issuables.updateMergeRequest(row.id, { state: 'opened' });
       return 'reopened';
     case 'title': {
-      const title = action.argument;
+      const title = itemTitle(action.argument);
       if (!title || title === row.title) return null;
       if (noteable.type === 'Issue') repos.issuables.updateIssue(row.id, { title });
       else repos.issuables.updateMergeRequest(row.id, { title });

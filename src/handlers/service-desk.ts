@@ -9,6 +9,7 @@ import { storeAttachments } from './attachments.js';
 import { wholeBody } from './body.js';
 import type { Handler } from './handler.js';
 import { resolveProject } from './resolve.js';
+import { itemTitle } from '../text/title.js';
 
 /** GitLab's MAX_NUMBER_OF_RECORDS: external participants per issue. */
 export const MAX_PARTICIPANTS = 10;
@@ -41,7 +42,7 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
       }
       return { targetType: 'Note', targetId: noteId };
     }
-    const title = (message.subject ?? '').trim();
+    const title = itemTitle(message.subject ?? '');
     if (!title) throw new MailRejection('data.invalid_issue');
     const description = redactQuickActions(wholeBody(message.text, { allowOnlyQuotes: true }));
     const issue = repos.issuables.createIssue({ projectId: project.id, authorId: null, externalAuthor: sender, title, description, confidential: true });

@@ -58,6 +58,18 @@ describe('new issue by email', () => {
     expect(db().prepare('select body, system from notes where noteable_id = ?').all(issue.id)).toEqual([{ body: 'added ~bug ~needs info labels', system: 1 }]);
   });
 
+  it('makes the subject one line of at most 255 characters, whatever its encoded words hold', async () => {
+    const w = world();
+    const to = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    const subject = `=?utf-8?Q?Order_123=0D=0AX-Injected:_yes=00?= ${'long '.repeat(60)}`;
+    const { data } = await sendMail(server.port, { from: 'anyone@example.net', to: [to], message: mail({ From: 'anyone@example.net', To: to, Subject: subject }, 'Body.') });
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    const { title } = db().prepare('select title from issues where project_id = ? and iid = 2').get(w.project.id) as { title: string };
+    expect(title.startsWith('Order 123 X-Injected: yes long long')).toBe(true);
+    expect(title.endsWith('long…')).toBe(true);
+    expect([...title].length).toBeLessThanOrEqual(255);
+  });
+
   it('stores a text file Apple Mail marks inline as a file, and never runs the commands in it', async () => {
     const w = world();
     const to = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));
