@@ -435,14 +435,24 @@ function hoistCodeBlocks(lines: string[]): { lines: string[]; blocks: Map<string
 
 /**
  * `| quoted`, `Bob> quoted` and `> | quoted` all become `>` quotes. A `word|` is left alone: it is text
- * (or a table), and rewriting it would change what the sender wrote.
+ * (or a table), and rewriting it would change what the sender wrote; so is a table row `| a | b |`.
  */
 function normaliseQuoteMarkers(line: string): string {
   // Most lines have neither character; the expression below would try every word start to learn it.
   if (!line.includes('>') && !line.includes('|')) return line;
+  if (isTableRow(line)) return line;
   const lead = /^(?:[\t\p{Zs}]*(?:\p{Alphabetic}+>|[>|]))+/u.exec(line);
   if (!lead) return line;
   return lead[0].replace(/\p{Alphabetic}+>|\|/gu, '>') + line.slice(lead[0].length);
+}
+
+/**
+ * `| a | b |` and `|---|---|`: a Markdown table row, which people type in plain text too, not a line
+ * quoted with `|` (which has no second pipe after its text).
+ */
+function isTableRow(line: string): boolean {
+  const text = line.trimStart();
+  return text.startsWith('|') && /^\|[\s|>]*[^\s|>][^|]*\|/.test(text);
 }
 
 function stripBlankEdges(lines: string[]): string[] {

@@ -79,6 +79,13 @@ describe('trimReply', () => {
     expect(trimReply('Reply.\n\n>>> Bob >>>\nold text\n<<< Bob <<<')).toEqual({ reply: 'Reply.', elided: '> old text' });
   });
 
+  it('keeps a Markdown table typed in plain text: its rows are not |-quoted lines', () => {
+    const table = '| widget | before | after |\n|--------|--------|-------|\n| A      | 40     | 12    |';
+    expect(trimReply(`Measured:\n\n${table}\n\nOn Mon, Bob wrote:\n> squeak`)).toEqual({ reply: `Measured:\n\n${table}`, elided: 'On Mon, Bob wrote:\n> squeak' });
+    expect(trimReply(table).reply).toBe(table);
+    expect(trimReply('Yes.\n\n| quoted by an old client\n| second line').reply).toBe('Yes.');
+  });
+
   it('never classifies or cuts inside a fenced code block', () => {
     const text = 'See:\n\n```\n-- not a signature\n> not a quote\nOn Mon, Bob wrote:\n```\n\nThanks';
     expect(trimReply(`${text}\n\n> old`)).toEqual({ reply: text, elided: '> old' });
