@@ -1,9 +1,10 @@
 // transaction-end: a refused recipient is answered at once and its row written meanwhile; the commands
-// that end the transaction (RSET, QUIT, a new MAIL or HELO) are answered once that row is written, so a
-// client that sees its transaction over can find its record.
+// that end the transaction (RSET, QUIT, a new MAIL or HELO, and DATA, refused when every recipient
+// was) are answered once that row is written, so a client that sees its transaction over can find its
+// record.
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
-const ENDING = ['handler_RSET', 'handler_QUIT', 'handler_MAIL', 'handler_HELO', 'handler_EHLO', 'handler_LHLO'] as const;
+const ENDING = ['handler_RSET', 'handler_QUIT', 'handler_MAIL', 'handler_HELO', 'handler_EHLO', 'handler_LHLO', 'handler_DATA'] as const;
 
 type CommandHandler = (this: Connection, command: Buffer, callback: () => void) => void;
 
