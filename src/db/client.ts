@@ -70,13 +70,13 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     const wrapper = sqlite.transaction((fn: () => unknown) => fn());
     const inTransaction = wrapper as <T>(fn: () => T) => T;
     const beginImmediate = wrapper.immediate as (fn: () => void) => void;
-    // Prepared once: a refusal is recorded this way for every unknown recipient.
+    // Prepared once: a refusal is recorded this way for every unknown recipient. It waits for a lock
+    // as long as any write: the record of a refusal is promised too.
     const light = prepared(() => ({
-      enter: [sqlite.prepare('PRAGMA synchronous = NORMAL'), sqlite.prepare('PRAGMA busy_timeout = 0')],
-      leave: [sqlite.prepare('PRAGMA synchronous = FULL'), sqlite.prepare(`PRAGMA busy_timeout = ${busyTimeoutMs}`)],
+      enter: [sqlite.prepare('PRAGMA synchronous = NORMAL')],
+      leave: [sqlite.prepare('PRAGMA synchronous = FULL')],
     }));
     const lightly = <T>(fn: () => T): T => {
-      // Nor does it wait for a lock: better-sqlite3 blocks the event loop while it waits.
       light().enter.forEach((statement) => statement.run());
       try {
         return fn();

@@ -392,58 +392,86 @@ function replyFor(id: number, status: Status, deciding: Delivery | undefined): R
 /**
  * Records recipients refused before the message could be stored (at RCPT, or all of them when it is
  * too big), so that a transaction that never gets to DATA leaves its row too. The first call makes the
- * row; later calls for the same transaction add to it (pass the id back). Returns the row id.
+ * row; later calls for the same transaction add to it (pass the id back), and a call with no refusal
+ * brings its envelope up to date (a recipient accepted after a refusal). Returns the row id.
  */
 export async function recordRefusals(request: RefusalRequest, deps: IngestDeps): Promise<number | null> {
-  const first = request.refused[0];
-  if (!first) return request.inboundMessageId;
-  try {
-    if (deps.writer) return await deps.writer.recordRefusals(request);
-    // Nothing here is promised to the sender, so it need not wait for the disk; it shares the
-    // transaction of whatever else is committed in this turn of the event loop.
-    return await deps.repos.commit(
-      () => {
-        const row = {
-          ingress: request.ingress,
-          remoteAddress: request.envelope.remoteAddress ?? null,
-          helo: request.envelope.helo ?? null,
-          relayAddress: request.envelope.relayAddress ?? null,
-          tls: request.envelope.tls ?? null,
-          mailFrom: request.envelope.mailFrom,
-          rcptTo: request.envelope.recipients ?? request.envelope.rcptTo,
-          size: request.size ?? 0,
-        };
-        let id = request.inboundMessageId;
-        if (id === null) {
-          id = deps.repos.inbound.insert({
-            ...row,
-            raw: null,
-            status: 'rejected',
-            reasonCode: first.rejection.code,
-            reason: first.rejection.reason,
-            smtpReply: `${first.rejection.responseCode} ${first.rejection.message}`,
-            processedAt: new Date().toISOString(),
-          });
-        } else {
-          deps.repos.inbound.update(id, row);
-        }
-        for (const { recipient, rejection, stage } of request.refused) {
-          deps.repos.inbound.addDelivery(id, rejectedDelivery(recipient, stage ?? 'rcpt', rejection));
-        }
-        if (request.refused.some((r) => r.stage === 'data')) {
-          deps.repos.inbound.update(id, {
-            reasonCode: first.rejection.code,
-            reason: first.rejection.reason,
-            smtpReply: `${first.rejection.responseCode} ${first.rejection.message}`,
-          });
-        }
-        return id;
-      },
-      { durable: false },
-    );
-  } catch (error) {
-    // The sender already has its refusal; losing the record of it is worth a log line, not a crash.
-    deps.logger.error({ err: error }, 'could not record a refusal');
-    return request.inboundMessageId;
+  // No refusal and no row yet: nothing to record. No refusal and a row: its envelope grew.
+  if (request.refused.length === 0 && request.inboundMessageId === null) return null;
+  if (deps.writer) {
+    try {
+      return await deps.writer.recordRefusals(request);
+    } catch (error) {
+      // The writer thread stopped before answering (it retries and logs on its side otherwise).
+      deps.logger.error({ err: error, recipients: request.refused.map((r) => r.recipient) }, 'could not record a refusal');
+      return request.inboundMessageId;
+    }
   }
+  // Another writer can hold the database longer than the busy timeout (a backup, a sqlite3 session):
+  // the record is tried again for a while. The sender already has its answer; the session's next
+  // command waits (transaction-end.ts).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await writeRefusals(request, deps);
+    } catch (error) {
+      if (isTransientDbError(error) && attempt < REFUSAL_ATTEMPTS) {
+        await new Promise((resolve) => setTimeout(resolve, REFUSAL_RETRY_MS));
+        continue;
+      }
+      // Losing the record of a refusal is worth a log line, not a crash.
+      deps.logger.error({ err: error, attempts: attempt, recipients: request.refused.map((r) => r.recipient) }, 'could not record a refusal');
+      return request.inboundMessageId;
+    }
+  }
+}
+
+/** With the writer's 1 s busy timeout: about 10 s of a locked database before a refusal goes unrecorded. */
+const REFUSAL_ATTEMPTS = 5;
+const REFUSAL_RETRY_MS = 1000;
+
+function writeRefusals(request: RefusalRequest, deps: IngestDeps): Promise<number | null> {
+  const first = request.refused[0];
+  // Nothing here is promised to the sender, so it need not wait for the disk; it shares the
+  // transaction of whatever else is committed in this turn of the event loop.
+  return deps.repos.commit(
+    () => {
+      const row = {
+        ingress: request.ingress,
+        remoteAddress: request.envelope.remoteAddress ?? null,
+        helo: request.envelope.helo ?? null,
+        relayAddress: request.envelope.relayAddress ?? null,
+        tls: request.envelope.tls ?? null,
+        mailFrom: request.envelope.mailFrom,
+        rcptTo: request.envelope.recipients ?? request.envelope.rcptTo,
+        size: request.size ?? 0,
+      };
+      let id = request.inboundMessageId;
+      if (id === null) {
+        if (!first) return null;
+        id = deps.repos.inbound.insert({
+          ...row,
+          raw: null,
+          status: 'rejected',
+          reasonCode: first.rejection.code,
+          reason: first.rejection.reason,
+          smtpReply: `${first.rejection.responseCode} ${first.rejection.message}`,
+          processedAt: new Date().toISOString(),
+        });
+      } else {
+        deps.repos.inbound.update(id, row);
+      }
+      for (const { recipient, rejection, stage } of request.refused) {
+        deps.repos.inbound.addDelivery(id, rejectedDelivery(recipient, stage ?? 'rcpt', rejection));
+      }
+      if (first && request.refused.some((r) => r.stage === 'data')) {
+        deps.repos.inbound.update(id, {
+          reasonCode: first.rejection.code,
+          reason: first.rejection.reason,
+          smtpReply: `${first.rejection.responseCode} ${first.rejection.message}`,
+        });
+      }
+      return id;
+    },
+    { durable: false },
+  );
 }

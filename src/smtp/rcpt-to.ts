@@ -3,7 +3,7 @@
 // Unknown keys are refused here, in the dialogue, so nothing is ever bounced later.
 import type { Config } from '../config.js';
 import { MailRejection } from '../errors.js';
-import { recordRefusals, type Ingress, type IngestDeps } from '../ingest/ingest.js';
+import { recordRefusals, type Envelope, type Ingress, type IngestDeps } from '../ingest/ingest.js';
 import { checkRecipient } from '../ingest/recipient.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
@@ -13,16 +13,15 @@ import { envelopeOf, type Transaction } from './transaction.js';
  * MAIL wait for it (transaction-end.ts).
  */
 export function onRcptTo(address: string, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): MailRejection | null {
-  const lower = address.toLowerCase();
-  const repeated = tx.accepted.some((a) => a.toLowerCase() === lower);
-  if (!tx.recipients.some((a) => a.toLowerCase() === lower)) tx.recipients.push(address);
+  const same = sameAddressAs(address);
+  const repeated = tx.accepted.some(same);
+  if (!tx.recipients.some(same)) tx.recipients.push(address);
   try {
     if (!repeated && tx.accepted.length >= config.max_recipients) throw new MailRejection('rcpt.too_many');
     checkRecipient(address, deps);
   } catch (error) {
     const rejection = error as MailRejection;
-    const envelope = envelopeOf(tx);
-    const snapshot = { ...envelope, rcptTo: [...envelope.rcptTo], recipients: [...(envelope.recipients ?? [])] };
+    const snapshot = snapshotOf(tx);
     // In order: a second refusal of the same transaction adds to the row the first one made.
     tx.refused++;
     tx.refusalRow = tx.refusalRow.then((inboundMessageId) =>
@@ -32,5 +31,24 @@ export function onRcptTo(address: string, tx: Transaction, ingress: Ingress, con
     return rejection;
   }
   if (!repeated) tx.accepted.push(address);
+  // The refusals' row lists every recipient given; one accepted after them is added to it too, in
+  // case the transaction ends here (DATA would bring the row up to date anyway).
+  if (tx.refused > 0 && !repeated) {
+    const snapshot = snapshotOf(tx);
+    tx.refusalRow = tx.refusalRow.then((inboundMessageId) => recordRefusals({ ingress, envelope: snapshot, refused: [], inboundMessageId }, deps));
+  }
   return null;
+}
+
+/** The same mailbox: the domain in any case, the local part as written (keys are case-sensitive). */
+function sameAddressAs(address: string): (other: string) => boolean {
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at + 1);
+  const domain = address.slice(at + 1).toLowerCase();
+  return (other) => other.length === address.length && other.startsWith(local) && other.slice(at + 1).toLowerCase() === domain;
+}
+
+function snapshotOf(tx: Transaction): Envelope {
+  const envelope = envelopeOf(tx);
+  return { ...envelope, rcptTo: [...envelope.rcptTo], recipients: [...(envelope.recipients ?? [])] };
 }

@@ -157,6 +157,36 @@ describe('RCPT TO', () => {
     ]);
   });
 
+  it('records the refusal of a transaction while another program holds the database, with every recipient given', async () => {
+    const world = seedReplyWorld(server.repos);
+    const valid = template.format(world.key);
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<locked@client.test>');
+    // Longer than the writer's one-second busy timeout: the record is tried again.
+    server.store.sqlite.exec('BEGIN IMMEDIATE');
+    const released = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        server.store.sqlite.exec('COMMIT');
+        resolve();
+      }, 2500),
+    );
+    try {
+      expect((await client.command('RCPT TO:<incoming+guess2@example.com>')).code).toBe(550);
+      expect((await client.command(`RCPT TO:<${valid}>`)).code).toBe(250);
+      // Keys are case-sensitive: the same key in other letters is another recipient.
+      expect((await client.command(`RCPT TO:<${valid.toUpperCase().replace('@EXAMPLE.COM', '@example.com')}>`)).code).toBe(550);
+      expect((await client.command('RSET')).code).toBe(250);
+    } finally {
+      await released;
+      await client.quit();
+    }
+    // No polling: RSET was answered once the row was written.
+    const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'locked@client.test');
+    expect(row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.unknown_key' });
+    expect(row?.rcptTo).toEqual(['incoming+guess2@example.com', valid, valid.toUpperCase().replace('@EXAMPLE.COM', '@example.com')]);
+  });
+
   it('answers 451 4.3.0 while the database cannot be read, and accepts again afterwards', async () => {
     const world = seedReplyWorld(server.repos);
     // The table intake reads is taken away under it, as a damaged or half-restored database would be.
