@@ -176,6 +176,12 @@ export const SETTINGS = {
     default: 60000,
     doc: 'An SMTP session that sends no complete command for this long (idle, or one byte at a time) is closed with `421`; the time a message takes to arrive after DATA is not counted.',
   },
+  data_timeout_ms: {
+    env: 'INTAKE_DATA_TIMEOUT_MS',
+    schema: z.coerce.number().int().min(1000),
+    default: 600000,
+    doc: 'A message must arrive whole within this long after DATA, or the session is closed with `421` and nothing is stored (a trickling sender would hold a connection slot for ever); 10 minutes is 42 KB/s for the largest message.',
+  },
   reverse_lookup: {
     env: 'INTAKE_REVERSE_LOOKUP',
     schema: booleanFlag,

@@ -26,7 +26,7 @@ export type Stage = 'rcpt' | 'data' | 'process';
 
 export interface Outcome {
   /** The stage where it is decided: rcpt (RCPT TO), data (after the message is read), process (after it is stored). */
-  stage: Stage | 'mail' | 'connect';
+  stage: Stage | 'mail' | 'connect' | 'session';
   /** SMTP reply code; 250 means the message is accepted even though nothing was created. */
   smtp: number;
   /** RFC 3463 enhanced status code. */
@@ -88,6 +88,38 @@ export const OUTCOMES = {
     text: 'Too many connected clients, try again in a moment',
     status: 'not stored',
     when: 'the listener already has INTAKE_MAX_CLIENTS sessions open, from any addresses; answered at connect, logged',
+  },
+  'session.shutting_down': {
+    stage: 'session',
+    smtp: 421,
+    dsn: '4.3.2',
+    text: 'Service shutting down, please try again later',
+    status: 'not stored',
+    when: 'on SIGTERM, to every session not receiving a message (and to the next command of those that are)',
+  },
+  'session.command_timeout': {
+    stage: 'session',
+    smtp: 421,
+    dsn: '4.4.2',
+    text: 'Timeout waiting for a complete command - closing connection',
+    status: 'not stored',
+    when: 'no complete command for INTAKE_SOCKET_TIMEOUT_MS (idle, or one byte at a time)',
+  },
+  'session.data_timeout': {
+    stage: 'session',
+    smtp: 421,
+    dsn: '4.4.2',
+    text: 'Timeout: the message took too long to arrive - closing connection',
+    status: 'not stored',
+    when: 'a message still arriving INTAKE_DATA_TIMEOUT_MS after DATA (a trickle); nothing is stored, the sender keeps its copy; logged',
+  },
+  'session.internal_error': {
+    stage: 'session',
+    smtp: 451,
+    dsn: '4.3.0',
+    text: 'Internal error, try again later',
+    status: 'not stored',
+    when: 'a command failed for a reason of intake\'s own (a bug); logged',
   },
   'connect.blocked': {
     stage: 'connect',

@@ -1,6 +1,8 @@
-// command-deadline: closes sessions that take too long to finish a command. smtp-server's idle timer
-// restarts on every byte, so a client sending one byte a second (slowloris) would hold a slot forever.
+// command-deadline: closes sessions that take too long to finish a command, or to send a message.
+// smtp-server's idle timer restarts on every byte, so a client sending one byte a second (slowloris)
+// would hold a slot forever.
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { OUTCOMES, type OutcomeCode } from '../errors.js';
 
 interface Connection {
   commandDeadlineStamp?: number;
@@ -33,19 +35,27 @@ function installCommandStamp(): void {
 
 /**
  * Every second, closes with 421 the sessions whose last complete command (or connection, for the
- * first) is older than timeoutMs while no message is being received. Returns the stop function.
+ * first) is older than commandMs, or, while a message is arriving, whose DATA is older than dataMs.
+ * onTimeout hears of each. Returns the stop function.
  */
-export function enforceCommandDeadline(connections: Set<unknown>, timeoutMs: number): () => void {
+export function enforceCommandDeadline(
+  connections: Set<unknown>,
+  limits: { commandMs: number; dataMs: number },
+  onTimeout: (connection: unknown, code: OutcomeCode) => void = () => undefined,
+): () => void {
   installCommandStamp();
   const timer = setInterval(() => {
     const now = Date.now();
     for (const item of connections) {
       const connection = item as Connection;
       connection.commandDeadlineStamp ??= now;
-      if (connection._dataStream) continue;
-      if (now - connection.commandDeadlineStamp > timeoutMs) {
+      // While a message arrives no command completes: the stamp is that of DATA.
+      const code: OutcomeCode = connection._dataStream ? 'session.data_timeout' : 'session.command_timeout';
+      if (now - connection.commandDeadlineStamp > (connection._dataStream ? limits.dataMs : limits.commandMs)) {
         connection.commandDeadlineStamp = Infinity;
-        connection.send(421, '4.4.2 Timeout waiting for a complete command - closing connection');
+        onTimeout(connection, code);
+        const outcome = OUTCOMES[code];
+        connection.send(outcome.smtp, `${outcome.dsn} ${outcome.text}`);
         connection.close();
       }
     }

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import { parseHostPort } from '../config.js';
-import { MailRejection, type OutcomeCode } from '../errors.js';
+import { MailRejection, OUTCOMES, type OutcomeCode } from '../errors.js';
 import type { IngestDeps } from '../ingest/ingest.js';
 import { enforceCommandDeadline } from './command-deadline.js';
 import { onData } from './data.js';
@@ -144,7 +144,11 @@ export async function startMailListener(
     },
   };
   const server = new SMTPServer(options);
-  const stopDeadline = enforceCommandDeadline(connections(), config.socket_timeout_ms);
+  const stopDeadline = enforceCommandDeadline(connections(), { commandMs: config.socket_timeout_ms, dataMs: config.data_timeout_ms }, (item, code) => {
+    if (code !== 'session.data_timeout') return;
+    const connection = item as { session?: SMTPServerSession; remoteAddress?: string };
+    deps.logger.warn({ listener: kind, session: connection.session?.id, remoteAddress: connection.remoteAddress, code }, 'message took too long to arrive; connection closed');
+  });
 
   const { host, port } = parseHostPort(listen) as { host: string; port: number };
   await new Promise<void>((resolve, reject) => {
@@ -193,7 +197,8 @@ async function closeGracefully(server: SMTPServer, receiving: Set<string>, grace
   const connections = (server as unknown as { connections: Set<Connection> }).connections;
   for (const connection of connections) {
     if (receiving.has(connection.id)) continue;
-    connection.send(421, '4.3.2 Service shutting down, please try again later');
+    const outcome = OUTCOMES['session.shutting_down'];
+    connection.send(outcome.smtp, `${outcome.dsn} ${outcome.text}`);
     connection.close();
   }
   const deadline = Date.now() + graceMs;

@@ -3,6 +3,7 @@
 // was) are answered once that row is written, so a client that sees its transaction over can find its
 // record.
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { OUTCOMES } from '../errors.js';
 
 const ENDING = ['handler_RSET', 'handler_QUIT', 'handler_MAIL', 'handler_HELO', 'handler_EHLO', 'handler_LHLO', 'handler_DATA'] as const;
 
@@ -44,7 +45,8 @@ export function installTransactionEndWait(pendingWrite: PendingWrite): () => voi
             original.call(this, command, callback);
           } catch (error) {
             this.emit('error', error);
-            this.send(451, '4.3.0 Internal error, try again later');
+            const outcome = OUTCOMES['session.internal_error'];
+            this.send(outcome.smtp, `${outcome.dsn} ${outcome.text}`);
             callback();
           }
         });

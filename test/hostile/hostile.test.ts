@@ -3,6 +3,7 @@
 // addresses (127.0.0.2 and up), as separate clients would.
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OUTCOMES, type OutcomeCode } from '../../src/errors.js';
 import { Session } from '../bench/load.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
@@ -18,6 +19,7 @@ beforeAll(async () => {
     INTAKE_MAX_CLIENTS: '200',
     INTAKE_MAX_CONNECTIONS_PER_IP: '10',
     INTAKE_SOCKET_TIMEOUT_MS: '4000',
+    INTAKE_DATA_TIMEOUT_MS: '8000',
     INTAKE_UNKNOWN_RECIPIENT_LIMIT: '10',
     INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS: '60000',
   });
@@ -29,6 +31,9 @@ afterAll(async () => {
   expect(server.logs.filter((l) => /"level":(50|60)/.test(l)), 'no error logged').toEqual([]);
   await server?.stop();
 });
+
+/** The reply line of an outcome, as sent. */
+const replyLine = (code: OutcomeCode) => `${OUTCOMES[code].smtp} ${OUTCOMES[code].dsn} ${OUTCOMES[code].text}\r\n`;
 
 let sequence = 0;
 const reply = (body: string, headers: string[] = []) =>
@@ -135,7 +140,26 @@ describe('slowloris', () => {
       await Promise.all(slow.map((c) => c.closed));
       clearInterval(dribble);
       expect(Date.now() - slowStarted).toBeLessThan(8000);
-      expect(slow.filter((c) => !/^220 [^]*\r\n421 4\.4\.2 Timeout waiting for a complete command - closing connection\r\n$/.test(c.received()))).toEqual([]);
+      expect(slow.filter((c) => !c.received().startsWith('220 ') || !c.received().endsWith(`\r\n${replyLine('session.command_timeout')}`))).toEqual([]);
+    });
+  });
+
+  it('a message trickled a line at a time is cut at the DATA deadline with 421, and nothing is stored', async () => {
+    await servedThroughout(async () => {
+      // Each line completes, so the command deadline never fires: only the deadline of DATA does.
+      const trickle = await Promise.all(Array.from({ length: 20 }, (_, i) => rawConnect(`127.0.0.${70 + (i % 5)}`)));
+      const before = trickle.map((_, i) => inboundCount(`127.0.0.${70 + (i % 5)}`));
+      await expect.poll(() => trickle.every((c) => c.received().startsWith('220 '))).toBe(true);
+      for (const c of trickle) c.socket.write(`EHLO trickle.test\r\nMAIL FROM:<${world.user.email}>\r\nRCPT TO:<${to}>\r\nDATA\r\n`);
+      await expect.poll(() => trickle.every((c) => c.received().includes('\r\n354 '))).toBe(true);
+      const drip = setInterval(() => trickle.forEach((c) => c.socket.write('still coming\r\n')), 500);
+      const started = Date.now();
+      await Promise.all(trickle.map((c) => c.closed));
+      clearInterval(drip);
+      expect(Date.now() - started).toBeGreaterThan(7000);
+      expect(trickle.filter((c) => !/^220 [^]*\r\n354 /.test(c.received()) || !c.received().endsWith(replyLine('session.data_timeout')))).toEqual([]);
+      expect(trickle.map((_, i) => inboundCount(`127.0.0.${70 + (i % 5)}`))).toEqual(before);
+      expect(server.logs.filter((l) => l.includes('"code":"session.data_timeout"'))).toHaveLength(20);
     });
   });
 
