@@ -89,6 +89,14 @@ export const OUTCOMES = {
     status: 'not stored',
     when: 'the listener already has INTAKE_MAX_CLIENTS sessions open, from any addresses; answered at connect, logged',
   },
+  'policy.cannot_judge': {
+    stage: 'rcpt',
+    smtp: 450,
+    dsn: '4.3.5',
+    text: 'Policy request cannot be judged:',
+    status: 'not stored',
+    when: 'a policy request intake cannot read (no recipient, a malformed line, too many attributes); answered `DEFER_IF_PERMIT`, which Postfix turns into this reply, followed by what was wrong',
+  },
   'session.shutting_down': {
     stage: 'session',
     smtp: 421,
@@ -311,7 +319,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: 'Already received, nothing new created',
     status: 'duplicate',
-    when: 'the same Message-ID (or, without one, the same bytes) was already processed for this key',
+    when: 'the same Message-ID (or, without one, the same bytes) was already processed for the same destination (the same issue or merge request, whichever key or key form named it)',
   },
   'process.internal': {
     stage: 'process',

@@ -1,6 +1,7 @@
 // The policy protocol's pure half: how a byte stream splits into requests, and what each one gets.
 import { describe, expect, it } from 'vitest';
 import { decide, formatAction, MAX_ATTRIBUTES, MAX_LINE_BYTES, PolicyRequestReader, type RecipientVerdict } from '../../../src/policy/protocol.js';
+import { OUTCOMES } from '../../../src/errors.js';
 
 const rcptRequest = (recipient: string, extra = '') =>
   `request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=192.0.2.1\nhelo_name=mx.sender.test\nsender=a@sender.test\nrecipient=${recipient}\ninstance=123.456.7\n${extra}\n`;
@@ -50,7 +51,8 @@ describe('PolicyRequestReader and decide', () => {
 
   it('defers a RCPT request it cannot judge: no recipient, garbage lines, a cut recipient, a doubled one', () => {
     const check = accept;
-    expect(answers('request=smtpd_access_policy\nprotocol_state=RCPT\n\n', check)).toEqual(['action=DEFER_IF_PERMIT 4.3.5 Policy request cannot be judged: no recipient\n\n']);
+    const cannot = OUTCOMES['policy.cannot_judge'];
+    expect(answers('request=smtpd_access_policy\nprotocol_state=RCPT\n\n', check)).toEqual([`action=DEFER_IF_PERMIT ${cannot.dsn} ${cannot.text} no recipient\n\n`]);
     expect(answers(rcptRequest('a@x.test', 'this is not an attribute\n'), check)).toEqual([
       'action=DEFER_IF_PERMIT 4.3.5 Policy request cannot be judged: line 9 is not name=value\n\n',
     ]);
