@@ -3,6 +3,7 @@
 // checked against, and the inspection commands. Input: operator arguments.
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -194,7 +195,7 @@ async function checkListener(key: string, listen: string): Promise<CheckResult> 
   if (bindError.code === 'EADDRINUSE') {
     // A policy service speaks only when asked: ask it about a stage it leaves alone.
     const probe = key === 'policy_listen' ? 'request=smtpd_access_policy\nprotocol_state=CONNECT\n\n' : null;
-    const banner = await greeting(host, port, probe);
+    const banner = await greeting(host, port, probe, key === 'smtps_listen');
     const ours = probe ? banner === 'action=DUNNO' : banner !== null && / intake$/.test(banner);
     if (ours) return { check: key, ok: true, detail: `${listen} is in use, answered: ${banner}` };
     return { check: key, ok: false, detail: `${listen} is in use by another program${banner ? `, which answers: ${banner}` : ''}` };
@@ -203,10 +204,13 @@ async function checkListener(key: string, listen: string): Promise<CheckResult> 
   return { check: key, ok: false, detail: `${listen}: ${bindError.message}${hint}` };
 }
 
-/** The first line a server on host:port sends (after `probe`) within a second ('' if none), or null. */
-function greeting(host: string, port: number, probe: string | null = null): Promise<string | null> {
+/**
+ * The first line a server on host:port sends (after `probe`) within a second ('' if none), or null.
+ * Implicit TLS (SMTPS) greets only after the handshake; any certificate will do to read the banner.
+ */
+function greeting(host: string, port: number, probe: string | null = null, tls = false): Promise<string | null> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
+    const socket = tls ? connectTls({ host, port, rejectUnauthorized: false }) : connect({ host, port });
     if (probe) socket.write(probe);
     let text = '';
     const done = (value: string | null) => {

@@ -47,7 +47,9 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
     return formatAction(action);
   };
 
-  const server = createServer((socket) => {
+  // Half-open: a client that sends its request and then shuts its side (`nc`, a script) still gets
+  // the answer, which can wait for a row to be written; the socket ends after the last answer.
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     const reader = new PolicyRequestReader();
     socket.setTimeout(IDLE_MS, () => socket.destroy());
@@ -67,6 +69,9 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
             if (socket.writable) socket.write(text);
           });
       }
+    });
+    socket.on('end', () => {
+      void queue.then(() => socket.end());
     });
     socket.on('error', (error) => deps.logger.debug({ err: error.message }, 'policy connection error'));
     socket.on('close', () => sockets.delete(socket));

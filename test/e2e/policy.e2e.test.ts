@@ -69,6 +69,18 @@ describe('the policy service', () => {
     }
   });
 
+  it('answers a client that shuts its side after the request, as `nc` does, and then ends the connection', async () => {
+    const socket = connect(server.ports.policy as number, '127.0.0.1');
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (c: string) => (answer += c));
+    const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+    // An unknown key: its answer waits for the refusal's row to be written.
+    socket.end(request({ recipient: 'incoming+halfopen1@example.com', instance: 'half.1' }));
+    await ended;
+    expect(answer).toMatch(/^action=REJECT 5\.1\.1 .*\n\n$/);
+  });
+
   it('takes requests sent together one after another: two refusals of one instance share its row', async () => {
     const client = await PolicyClient.open(server.ports.policy as number);
     try {

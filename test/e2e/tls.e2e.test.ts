@@ -173,3 +173,16 @@ describe('certificate files that cannot be used', () => {
     expect(good.stdout).toMatch(/^ok {4}tls: CN=mx\.example\.com, key matches, expires \S+ \(in 29 days\)$/m);
   });
 });
+
+describe('intake check', () => {
+  it('knows the running implicit-TLS listener for intake: it reads the banner after the handshake', () => {
+    const ports = { smtp: server.port, smtps: server.ports.smtps as number };
+    const result = spawnSync(process.execPath, [CLI, 'check'], {
+      env: { ...server.env, INTAKE_SMTP_LISTEN: `127.0.0.1:${ports.smtp}`, INTAKE_SMTPS_LISTEN: `127.0.0.1:${ports.smtps}` },
+      encoding: 'utf8',
+    });
+    expect(result.stdout).toContain(`ok    smtp_listen: 127.0.0.1:${ports.smtp} is in use, answered: 220 intake.test ESMTP intake\n`);
+    expect(result.stdout).toContain(`ok    smtps_listen: 127.0.0.1:${ports.smtps} is in use, answered: 220 intake.test ESMTP intake\n`);
+    expect(result.status).toBe(0);
+  });
+});
