@@ -120,7 +120,7 @@ export const SETTINGS = {
     schema: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a host name such as mx.example.com'),
     default: machineHostname(),
     defaultDoc: "the machine's hostname",
-    doc: 'Name in the SMTP banner, and HOST in the `reply-KEY@HOST` message ids of notifications.',
+    doc: 'Name in the SMTP banner, and HOST in the `reply-KEY@HOST` message ids of notifications: replies to the mailbox address are found by that HOST, so set it explicitly (a new machine or container name would orphan the notifications already sent).',
   },
   max_message_bytes: {
     env: 'INTAKE_MAX_MESSAGE_BYTES',
@@ -144,7 +144,7 @@ export const SETTINGS = {
     env: 'INTAKE_MAX_CLIENTS',
     schema: z.coerce.number().int().min(1),
     default: 100,
-    doc: 'Concurrent connections per SMTP or LMTP listener; one more is answered `421 4.3.2` and closed.',
+    doc: 'Concurrent connections per SMTP, SMTPS or LMTP listener; one more is answered `421 4.3.2` and closed.',
   },
   max_connections_per_ip: {
     env: 'INTAKE_MAX_CONNECTIONS_PER_IP',
@@ -156,7 +156,7 @@ export const SETTINGS = {
     env: 'INTAKE_UNKNOWN_RECIPIENT_LIMIT',
     schema: z.coerce.number().int().min(1),
     default: 20,
-    doc: 'Unknown recipients one client address may name per window (key guessing). From half of it on, each refusal waits a second longer than the one before (up to 5 s), which is logged; at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
+    doc: 'Unknown recipients one client address may name per window (key guessing). Past half of it, each refusal waits a second longer than the one before (up to 5 s), which is logged; at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
   },
   unknown_recipient_window_ms: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS',
@@ -241,7 +241,8 @@ export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } =
   const config: Record<string, unknown> = {};
   for (const key of keys) {
     const setting = SETTINGS[key];
-    const envValue = env[setting.env];
+    // `INTAKE_HOSTNAME=` (an env file's line uncommented as shown) means the computed default.
+    const envValue = env[setting.env] === '' && 'defaultDoc' in setting ? undefined : env[setting.env];
     const [raw, source] =
       envValue !== undefined
         ? [envValue, setting.env]

@@ -23,6 +23,11 @@ describe('loadConfig', () => {
     expect(config.smtp_listen).toBe('[::1]:25');
   });
 
+  it('takes an empty INTAKE_HOSTNAME (deploy/intake.env\'s line uncommented as shown) for the machine\'s name', () => {
+    expect(loadConfig({ env: { INTAKE_HOSTNAME: '' } }).hostname).toBe(loadConfig({ env: {} }).hostname);
+    expect(loadConfig({ env: { INTAKE_HOSTNAME: '' } }).hostname).not.toBe('');
+  });
+
   it('reports every problem at once, each naming its variable', () => {
     try {
       loadConfig({ env: { INTAKE_MAX_RECIPIENTS: '0', INTAKE_HOSTNAME: 'bad host', INTAKE_REVERSE_LOOKUP: 'maybe' } });
