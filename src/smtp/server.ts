@@ -11,6 +11,7 @@ import { onData } from './data.js';
 import { installEnhancedCodePassthrough } from './reply.js';
 import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
+import { installPipelinedDataFix } from './pipelined-data.js';
 import { onRcptTo } from './rcpt-to.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
@@ -52,6 +53,7 @@ export async function startMailListener(
 ): Promise<MailListener> {
   installEnhancedCodePassthrough();
   installXforwardHeloFix();
+  installPipelinedDataFix();
   const transactions = new Transactions();
   const stopWaiting = installTransactionEndWait((sessionId) => transactions.pendingWrite(sessionId));
   // Sessions whose message is being received or stored: on shutdown they are let finish.

@@ -86,3 +86,24 @@ it('answers a refused RCPT at once, and ends the transaction only once its row i
   }
   socket.end('QUIT\r\n');
 });
+
+// RFC 2920 has the client wait for 354 before the body; a script that does not must still be served.
+it('serves whole transactions, bodies included, sent in one write without waiting for 354', async () => {
+  const worlds = [seedReplyWorld(server.repos), seedReplyWorld(server.repos), seedReplyWorld(server.repos)];
+  const { socket, next } = await rawSession(server.port);
+  const transactions = worlds.map((world) => {
+    const to = template.format(world.key);
+    return `MAIL FROM:<${world.user.email}>\r\nRCPT TO:<${to}>\r\nDATA\r\n${replyMessage({ from: world.user.email, to, body: `Unwaited ${world.issue.id}.` }).replace(/\n/g, '\r\n')}.\r\n`;
+  });
+  socket.write(`${transactions.join('')}NOOP\r\n`);
+  let replies = '';
+  while (!/^250 2\.0\.0 OK\r\n/m.test(replies)) replies += await next();
+  socket.end('QUIT\r\n');
+  expect(replies.split('\r\n').filter(Boolean).map((line) => line.slice(0, 9))).toEqual([
+    ...worlds.flatMap(() => ['250 2.1.0', '250 2.1.5', '354 End d', '250 2.6.0']),
+    '250 2.0.0',
+  ]);
+  for (const world of worlds) {
+    expect(server.store.sqlite.prepare('select body from notes where noteable_id = ?').all(world.issue.id)).toEqual([{ body: `Unwaited ${world.issue.id}.` }]);
+  }
+});
