@@ -94,7 +94,8 @@ export async function parseMessage(raw: RawMessage, options: { maxAttachmentByte
   if (oversized) throw new TextTooLongError(oversized, parsed('', []));
   // The fallbacks read the body again, which only small messages ever need.
   const whole = () => (size <= TEXT_LIMITS.bytes ? Buffer.concat(pieces as Buffer[]) : null);
-  const text = mail.text || (typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : orphanBody(whole, mail));
+  // A blank text/plain alternative next to real HTML (some clients send one) is not the message.
+  const text = mail.text?.trim() ? mail.text : typeof mail.html === 'string' ? htmlToMarkdown(mail.html) : mail.text || orphanBody(whole, mail);
   // NUL cannot be typed and ends a string in sqlite3's output, hiding the rest of a note.
   const decoded = undeclaredCharset(whole, mail, text).replaceAll('\u0000', '');
   if (decoded.length > TEXT_LIMITS.characters) {
@@ -247,18 +248,30 @@ function addresses(field: AddressObject | AddressObject[] | undefined): string[]
 }
 
 /**
- * A single-part message with 8-bit text and no charset at all is read as UTF-8 when it is valid UTF-8
- * and as Windows-1252 (what such mail almost always is) otherwise, instead of replacement characters.
+ * A single-part message with 8-bit text and no charset it can be read in (none, `unknown-8bit`, or
+ * `utf-8` that is not) is read as Windows-1252 (what such mail almost always is) instead of with
+ * replacement characters, unless it is mostly UTF-8 with a stray byte: then only that byte is lost.
  */
 function undeclaredCharset(whole: () => Buffer | null, mail: StreamedMail, text: string): string {
   if (!text.includes('\uFFFD')) return text;
   const contentType = mail.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
-  if (contentType?.params?.charset || (contentType?.value && !/^text\/plain$/i.test(contentType.value))) return text;
+  if (contentType?.value && !/^text\/plain$/i.test(contentType.value)) return text;
+  const charset = (contentType?.params?.charset ?? '').toLowerCase();
+  if (!['', 'utf-8', 'utf8', 'unknown-8bit', 'x-unknown'].includes(charset)) return text;
   const encoding = String(mail.headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
   if (encoding !== '7bit' && encoding !== '8bit' && encoding !== 'binary') return text;
   const raw = whole();
   const start = raw ? headerEnd(raw) : -1;
-  return !raw || start === -1 ? text : iconv.decode(raw.subarray(start), 'windows-1252').replace(/\r\n/g, '\n');
+  if (!raw || start === -1) return text;
+  const body = raw.subarray(start);
+  const asUtf8 = body.toString('utf8');
+  let invalid = 0;
+  let wide = 0;
+  for (const character of asUtf8) {
+    if (character === '\uFFFD') invalid++;
+    else if (character.charCodeAt(0) > 0x7f) wide++;
+  }
+  return wide > invalid ? text : iconv.decode(body, 'windows-1252').replace(/\r\n/g, '\n');
 }
 
 function headerEnd(raw: Buffer): number {

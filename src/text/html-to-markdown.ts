@@ -45,6 +45,16 @@ turndown.addRule('outlookOriginal', {
   filter: (node) => isOutlookOriginal(node),
   replacement: (content) => `\n\n${QUOTED_FROM_HERE}\n\n${content}\n\n`,
 });
+// Preformatted text without <code> (psql output, logs) is a code block too: as plain lines, a row of
+// `----+----` would read as a signature delimiter and cut the reply there.
+turndown.addRule('preformatted', {
+  filter: (node) => node.nodeName === 'PRE' && !(node.firstChild && node.firstChild.nodeName === 'CODE'),
+  replacement: (_content, node) => {
+    const text = ((node as unknown as { textContent: string | null }).textContent ?? '').replace(/\n+$/, '');
+    const fence = text.includes('```') ? '~~~' : '```';
+    return `\n\n${fence}\n${text}\n${fence}\n\n`;
+  },
+});
 // <details> blocks are kept as HTML, which Markdown renders as they were meant.
 turndown.keep(['details']);
 turndown.addRule('table', {

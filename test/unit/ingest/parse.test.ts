@@ -18,6 +18,14 @@ describe('parseMessage', () => {
     expect((await parseMessage(mail('From: a@b.example', Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65, 0x20, 0x80, 0x0d, 0x0a])))).text.trim()).toBe('Grüße €');
   });
 
+  it('reads Latin-1 bytes labelled utf-8 or unknown-8bit as Windows-1252, but keeps UTF-8 with one stray byte as UTF-8', async () => {
+    const latin1 = Buffer.from('Grüße aus Köln\r\n', 'latin1');
+    expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset=utf-8', latin1))).text.trim()).toBe('Grüße aus Köln');
+    expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset=unknown-8bit', latin1))).text.trim()).toBe('Grüße aus Köln');
+    const stray = Buffer.concat([Buffer.from('Grüße – 日本語 ', 'utf8'), Buffer.from([0xa3]), Buffer.from('5\r\n')]);
+    expect((await parseMessage(mail('From: a@b.example', stray))).text.trim()).toBe('Grüße – 日本語 \uFFFD5');
+  });
+
   it('turns HTML-only mail into Markdown: typed Markdown kept, table rows as tab-separated lines, quotations as text (as GitLab), empty anchors unwrapped', async () => {
     const html = '<p>### Title and **bold** as typed</p><p><b>real bold</b></p><table><tr><th>Company</th><th>Contact</th><th>Country</th></tr><tr><td>A</td><td>B</td><td>C</td></tr></table><blockquote>quoted text</blockquote><p><a name="x">no brackets!</a></p>';
     const parsed = await parseMessage(mail('From: a@b.example\nContent-Type: text/html; charset=utf-8', html));
@@ -54,6 +62,11 @@ describe('parseMessage', () => {
       ['report.html', 'text/html', '<p>report</p>'],
       ['a b .bin', 'application/octet-stream', 'x'],
     ]);
+  });
+
+  it('reads the HTML alternative when the text one is blank', async () => {
+    const raw = ['From: a@b.example', 'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="a"', '', '--a', 'Content-Type: text/plain', '', '  ', '--a', 'Content-Type: text/html', '', '<p>The bearings fixed it.</p>', '--a--', ''].join('\r\n');
+    expect((await parseMessage(Buffer.from(raw))).text).toBe('The bearings fixed it.');
   });
 
   it('keeps a top-level text with a name as the body', async () => {

@@ -40,6 +40,13 @@ describe('htmlToMarkdown: the quotation a mail client adds under a reply', () =>
     expect(trimReply(htmlToMarkdown(html)).reply).toBe(markdown.split('\n\n>')[0]);
   });
 
+  it('fences preformatted text, so a row of dashes in it is no signature delimiter for the trimmer', () => {
+    const markdown = htmlToMarkdown('<p>Result:</p><pre> id | n\n----+---\n  1 | 2\n</pre><p>Widget 1 still squeaks.</p>');
+    expect(markdown).toBe('Result:\n\n```\n id | n\n----+---\n  1 | 2\n```\n\nWidget 1 still squeaks.');
+    expect(trimReply(markdown)).toEqual({ reply: markdown, elided: '' });
+    expect(htmlToMarkdown('<pre><code>x = 1</code></pre>')).toBe('```\nx = 1\n```');
+  });
+
   it('keeps a quotation the writer made (a plain blockquote) as text, as GitLab does', () => {
     expect(htmlToMarkdown('<p>You said:</p><blockquote>the widget squeaks</blockquote><p>It does not.</p>')).toBe('You said:\n\nthe widget squeaks\n\nIt does not.');
   });
