@@ -568,7 +568,7 @@ function isSignature(line: string): boolean {
 }
 
 const HEADER_WITH_DATE =
-  /^[\t\p{Zs}*]*(?:Sendt|Sent|Date|Le|Gesendet|Enviada em|Enviado|Fecha|Data|Datum|Skickat|发送时间)[\t\p{Zs}*]*:.*\d/u;
+  /^[\t\p{Zs}*]*(?:Sendt|Sent|Date|Le|Gesendet|Enviada em|Enviado|Fecha|Data|Datum|Skickat|发送时间|Отправлено|Дата|送信日時|日時)[\t\p{Zs}*]*[:：].*\d/u;
 const HEADER_WITH_TEXT = new RegExp(
   '^[\\t\\p{Zs}*]*(?:' +
     [
@@ -581,8 +581,10 @@ const HEADER_WITH_TEXT = new RegExp(
       'Van|Beantwoorden - Aan|Aan|Onderwerp', // Dutch
       'Från|Till|Ämne', // Swedish
       '发件人|收件人|主题', // Chinese
+      'От|Кому|Копия|Тема', // Russian
+      '差出人|宛先|件名', // Japanese
     ].join('|') +
-    ')[\\t\\p{Zs}*]*:.*[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]',
+    ')[\\t\\p{Zs}*]*[:：].*[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]',
   'iu',
 );
 
@@ -598,14 +600,18 @@ function isEmbeddedMarker(line: string, markers: readonly WrappableMarker[]): bo
     POSTED_BY.test(line) ||
     isDateWroteSomeone(line) ||
     isSomeoneViaWrote(line) ||
-    isSomeoneEmailWrote(line)
+    isSomeoneEmailWrote(line) ||
+    SOMEONE_AT_DATE_WROTE_ZH.test(line)
   );
 }
+
+/** Gmail in Chinese: "Bob <bob@example.com> 于2024年1月1日周一 10:00写道：". */
+const SOMEONE_AT_DATE_WROTE_ZH = /^[^\n]{1,200}?于[^\n]{0,80}?\d[^\n]{0,80}?写道[:：]?[\t\p{Zs}]*$/u;
 
 // "On <date>, <someone> wrote:" in its many languages. The body may not run past another opening word
 // or the closing word, so "On this day / I wrote something" is not one; `(?=\n|$)` rather than `$`
 // because the same expression also runs on a few lines at once.
-const END = '[\\t\\p{Zs}.:>-]*(?=\\n|$)';
+const END = '[\\t\\p{Zs}.:：>-]*(?=\\n|$)';
 // "schreef <name> <address>:" - the name runs to the colon; split so that the name and the blanks after
 // the colon never compete for the same characters.
 const TO_COLON = `(?:[^:]+:${END}|[^:]+(?=\\n|$))`;

@@ -47,6 +47,16 @@ describe('trimReply', () => {
     expect(trimReply(text)).toEqual({ reply: 'ok', elided: text.slice(4) });
   });
 
+  it('cuts at Outlook\'s header block in Russian and Japanese (full-width colons too)', () => {
+    for (const block of [
+      'От: GitLab <gitlab@example.com>\nОтправлено: понедельник, 1 января 2024 г. 10:00\nКому: Alice\nТема: Widgets',
+      '差出人: GitLab <gitlab@example.com>\n送信日時: 2024年1月1日 10:00\n宛先: Alice\n件名: Widgets',
+      '差出人：GitLab\n送信日時：2024年1月1日 10:00\n宛先：Alice\n件名：Widgets',
+    ]) {
+      expect(trimReply(`Fixed.\n\n${block}\n\nold`)).toEqual({ reply: 'Fixed.', elided: `${block}\n\nold` });
+    }
+  });
+
   it('joins an "On ... wrote:" line that the client wrapped, and reports it joined', () => {
     expect(trimReply('Yes.\n\nOn Mon, 1 Jan 2024 at 10:00, Bob Example\n<bob@example.com> wrote:\n\n> hi')).toEqual({
       reply: 'Yes.',
@@ -62,6 +72,8 @@ describe('trimReply', () => {
       'El jueves, 21 de noviembre de 2013, Bob escribió:',
       'Den 15. jun. 2016 kl. 20.42 skrev Jeff <jeff@example.com>:',
       '23 mar 2017 21:25 "Neil" <neil@example.com> napisał(a):',
+      'GitLab <gitlab@example.com> 于2024年1月1日周一 10:00写道：',
+      '在 2024年1月1日 10:00，Bob <bob@example.com> 写道：',
     ]) {
       expect(trimReply(`Thanks!\n\n${marker}\n\n> old`)).toEqual({ reply: 'Thanks!', elided: `${marker}\n\n> old` });
     }
