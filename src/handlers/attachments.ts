@@ -20,6 +20,29 @@ export function attachmentLink(id: number, attachment: ParsedAttachment): string
 }
 
 /**
+ * Points Turndown's `](cid:ID)` and `](cid:ID "title")` at url, keeping the alt text and title; the
+ * ID may be percent-encoded (RFC 2392). null when the body does not refer to contentId.
+ */
+function replaceCid(body: string, contentId: string, url: string): string | null {
+  if (!body.includes('](cid:')) return null;
+  let found = false;
+  const replaced = body.replace(/\]\(cid:([^)\s]+)((?:\s+"[^"]*")?)\)/g, (whole, id: string, title: string) => {
+    if (id !== contentId && safeDecode(id) !== contentId) return whole;
+    found = true;
+    return `](${url}${title})`;
+  });
+  return found ? replaced : null;
+}
+
+function safeDecode(text: string): string | null {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Stores the attachments and returns the body with links: `cid:` references are replaced in place,
  * every other file is listed at the end. A file over the limit is not stored; a line says so.
  */
@@ -42,10 +65,9 @@ export function storeAttachments(body: string, attachments: ParsedAttachment[], 
       content: attachment.content,
     });
     const link = attachmentLink(id, attachment);
-    const cid = attachment.contentId ? `cid:${attachment.contentId}` : null;
-    if (cid && text.includes(`(${cid})`)) {
-      // Turndown wrote ![alt](cid:...); point it at the stored file, keeping the alt text.
-      text = text.split(`(${cid})`).join(`(attachment:${id})`);
+    const inline = attachment.contentId ? replaceCid(text, attachment.contentId, `attachment:${id}`) : null;
+    if (inline !== null) {
+      text = inline;
     } else if (options.listed?.(attachment) ?? true) {
       trailing.push(link);
     }

@@ -236,6 +236,24 @@ describe('reply quick actions and unsubscribe', () => {
     ]);
   });
 
+  it('places inline images referred to with a title or a percent-encoded Content-ID where they were', async () => {
+    const w = world({ level: 30 });
+    const key = notification(w);
+    const png = 'iVBORw0KGgo=';
+    const body = [
+      '--r', 'Content-Type: text/html; charset=utf-8', '', '<p>Before:</p><img src="cid:before@x" alt="before" title="Before oiling"><p>After:</p><img src="cid:after%40x" alt="after">',
+      '--r', 'Content-Type: image/png; name="before.png"', 'Content-ID: <before@x>', 'Content-Disposition: inline; filename="before.png"', 'Content-Transfer-Encoding: base64', '', png,
+      '--r', 'Content-Type: image/png; name="after.png"', 'Content-ID: <after@x>', 'Content-Disposition: inline; filename="after.png"', 'Content-Transfer-Encoding: base64', '', png,
+      '--r--',
+    ].join('\n');
+    await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email, 'MIME-Version': '1.0', 'Content-Type': 'multipart/related; boundary="r"' }, body) });
+    const files = db().prepare("select a.id, a.filename from attachments a join notes n on a.owner_type = 'Note' and a.owner_id = n.id where n.noteable_id = ? order by a.id").all(w.issue.id) as { id: number; filename: string }[];
+    expect(files.map((f) => f.filename)).toEqual(['before.png', 'after.png']);
+    expect(db().prepare('select body from notes where noteable_id = ?').all(w.issue.id)).toEqual([
+      { body: `Before:\n\n![before](attachment:${files[0]?.id} "Before oiling")\n\nAfter:\n\n![after](attachment:${files[1]?.id})` },
+    ]);
+  });
+
   it('leaves commands the user may not run undone, and unknown commands in the text', async () => {
     const w = world({ level: 10, visibility: 'private' });
     const key = notification(w);
