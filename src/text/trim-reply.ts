@@ -295,14 +295,18 @@ export function trimLineEnd(line: string): string {
 }
 
 function stripPgp(body: string): string {
-  const text = body.replace(/^-----BEGIN PGP SIGNED MESSAGE-----\n(?:Hash: \w+)?\s+/i, '');
-  const begin = /^-----BEGIN PGP SIGNATURE-----$/m.exec(text);
-  if (!begin) return text;
+  const signed = body.replace(/^-----BEGIN PGP SIGNED MESSAGE-----\n(?:Hash: \w+)?\s+/i, '');
+  const begin = /^-----BEGIN PGP SIGNATURE-----$/m.exec(signed);
+  if (!begin) return signed;
   let end = -1;
   const ends = /^-----END PGP SIGNATURE-----/gm;
   ends.lastIndex = begin.index + begin[0].length + 1;
-  for (let m = ends.exec(text); m; m = ends.exec(text)) end = m.index + m[0].length;
-  return end === -1 ? text : text.slice(0, begin.index) + text.slice(end);
+  for (let m = ends.exec(signed); m; m = ends.exec(signed)) end = m.index + m[0].length;
+  if (end === -1) return signed;
+  // Clear-signed text escapes every line that starts with a dash as "- " (RFC 4880 7.1): undone, the
+  // "-- " signature delimiter and the sender's lists read as written.
+  const content = signed.slice(0, begin.index);
+  return (signed === body ? content : content.replace(/^- /gm, '')) + signed.slice(end);
 }
 
 /** Where a mailing list's "Unsubscribe: ..." footers (each with its link line) at the very end start. */

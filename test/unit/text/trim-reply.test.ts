@@ -115,6 +115,13 @@ describe('trimReply', () => {
     expect(trimReply('Reply.\n\nUnsubscribe: list-unsubscribe@example.com').reply).toBe('Reply.');
   });
 
+  it('undoes the dash-escaping of clear-signed text, so lists and the signature delimiter read as written', () => {
+    const signed = '-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nDone:\n- - oiled A\n- - replaced B\n\n- -- \nAlice\n-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n';
+    expect(trimReply(signed)).toEqual({ reply: 'Done:\n- oiled A\n- replaced B', elided: '--\nAlice' });
+    // Outside a signed message "- " starts a list item and stays.
+    expect(trimReply('- - nested\n- item').reply).toBe('- - nested\n- item');
+  });
+
   it('returns a message that is only a quote unchanged (the caller decides what that means)', () => {
     expect(trimReply('\n> only\n> quoted\n')).toEqual({ reply: '> only\n> quoted', elided: '' });
     // With an attribution line it is a reply that says nothing: all of it is elided, as upstream does.
