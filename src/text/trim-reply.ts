@@ -605,12 +605,17 @@ function isEmbeddedMarker(line: string, markers: readonly WrappableMarker[]): bo
     isDateWroteSomeone(line) ||
     isSomeoneViaWrote(line) ||
     isSomeoneEmailWrote(line) ||
-    SOMEONE_AT_DATE_WROTE_ZH.test(line)
+    isSomeoneAtDateWroteZh(line)
   );
 }
 
-/** Gmail in Chinese: "Bob <bob@example.com> 于2024年1月1日周一 10:00写道：". */
-const SOMEONE_AT_DATE_WROTE_ZH = /^[^\n]{1,200}?于[^\n]{0,80}?\d[^\n]{0,80}?写道[:：]?[\t\p{Zs}]*$/u;
+/** Gmail in Chinese: "Bob <bob@example.com> 于2024年1月1日周一 10:00写道：". By index: no backtracking. */
+function isSomeoneAtDateWroteZh(line: string): boolean {
+  const wrote = line.lastIndexOf('写道');
+  if (wrote === -1 || !/^[:：]?[\t\p{Zs}]*$/u.test(line.slice(wrote + 2))) return false;
+  const at = line.lastIndexOf('于', wrote);
+  return at > 0 && at <= 200 && wrote - at <= 160 && /\d/.test(line.slice(at, wrote));
+}
 
 // "On <date>, <someone> wrote:" in its many languages. The body may not run past another opening word
 // or the closing word, so "On this day / I wrote something" is not one; `(?=\n|$)` rather than `$`
