@@ -24,20 +24,26 @@ export async function onData(
   const maxBytes = options.maxBytes;
   const started = performance.now();
   const message = new MessagePieces();
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (chunk: Buffer) => {
-      // Past the limit the rest is read and dropped, and what was kept too: smtp-server replies 552
-      // once it has all.
-      if (stream.sizeExceeded) message.drop(chunk.length);
-      else message.add(chunk);
+  const log = deps.logger.child({ session: session.id });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (chunk: Buffer) => {
+        // Past the limit the rest is read and dropped, and what was kept too: smtp-server replies 552
+        // once it has all.
+        if (stream.sizeExceeded) message.drop(chunk.length);
+        else message.add(chunk);
+      });
+      stream.once('end', resolve);
+      stream.once('error', reject);
     });
-    stream.once('end', resolve);
-    stream.once('error', reject);
-  });
+  } catch (error) {
+    // Nothing was accepted or refused, so no row: the sender still has the message and tries again.
+    log.info({ remoteAddress: tx.remoteAddress, mailFrom: tx.mailFrom, rcpts: tx.accepted.length, bytes: message.size, err: (error as Error).message }, 'message cut off: the connection closed during DATA');
+    throw error;
+  }
   const size = message.size;
   const envelope = envelopeOf(tx);
   const inboundMessageId = await tx.refusalRow;
-  const log = deps.logger.child({ session: session.id });
   if (stream.sizeExceeded) {
     const rejection = new MailRejection('data.too_big', String(maxBytes));
     const refused = envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const }));

@@ -176,6 +176,21 @@ describe('a reply by email', () => {
     expect(deliveries).toEqual([{ reason: `Auto-generated message accepted and ignored (${reason})` }]);
   });
 
+  it('stores nothing from a message cut off during DATA, and logs it', async () => {
+    const world = seedReplyWorld(server.repos);
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<cut@client.test>');
+    await client.command(`RCPT TO:<${template.format(world.key)}>`);
+    expect((await client.command('DATA')).code).toBe(354);
+    client.write('From: cut@client.test\r\nSubject: half\r\n\r\nThe first half of a');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    client.destroy();
+    await expect.poll(() => server.logs.some((l) => l.includes('message cut off: the connection closed during DATA') && l.includes('"mailFrom":"cut@client.test"'))).toBe(true);
+    expect(server.store.sqlite.prepare("select count(*) as n from inbound_messages where mail_from = 'cut@client.test'").get()).toEqual({ n: 0 });
+    expect(notesOf(world.issue.id)).toEqual([]);
+  });
+
   it('still takes mail marked Auto-Submitted: no', async () => {
     const world = seedReplyWorld(server.repos);
     const to = template.format(world.key);

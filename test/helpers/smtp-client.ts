@@ -140,6 +140,11 @@ export class SmtpClient {
     return [go, await this.read()];
   }
 
+  /** Closes the connection at once, as a client that crashes or loses its network. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
   async quit(): Promise<void> {
     if (!this.closed) {
       this.write('QUIT\r\n');
