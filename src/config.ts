@@ -117,7 +117,8 @@ export const SETTINGS = {
   },
   hostname: {
     env: 'INTAKE_HOSTNAME',
-    schema: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a host name such as mx.example.com'),
+    // Empty (deploy/intake.env's line uncommented as shown) is the machine's name, from anywhere.
+    schema: z.preprocess((value) => (value === '' ? machineHostname() : value), z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a host name such as mx.example.com')),
     default: machineHostname(),
     defaultDoc: "the machine's hostname",
     doc: 'Name in the SMTP banner, and HOST in the `reply-KEY@HOST` message ids of notifications: replies to the mailbox address are found by that HOST, so set it explicitly (a new machine or container name would orphan the notifications already sent).',
@@ -241,8 +242,7 @@ export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } =
   const config: Record<string, unknown> = {};
   for (const key of keys) {
     const setting = SETTINGS[key];
-    // `INTAKE_HOSTNAME=` (an env file's line uncommented as shown) means the computed default.
-    const envValue = env[setting.env] === '' && 'defaultDoc' in setting ? undefined : env[setting.env];
+    const envValue = env[setting.env];
     const [raw, source] =
       envValue !== undefined
         ? [envValue, setting.env]

@@ -26,7 +26,8 @@ export function attachmentLink(id: number, attachment: ParsedAttachment): string
 function replaceCid(body: string, contentId: string, url: string): string | null {
   if (!body.includes('](cid:')) return null;
   let found = false;
-  const replaced = body.replace(/\]\(cid:([^)\s]+)((?:\s+"[^"]*")?)\)/g, (whole, id: string, title: string) => {
+  // The ID stops at any bracket and the title within a line, so no match can run on over the next one.
+  const replaced = body.replace(/\]\(cid:([^()[\]\s]+)((?:[ \t]+"[^"\n]{0,500}")?)\)/g, (whole, id: string, title: string) => {
     if (id !== contentId && safeDecode(id) !== contentId) return whole;
     found = true;
     return `](${url}${title})`;

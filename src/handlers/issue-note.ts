@@ -24,7 +24,9 @@ export const issueNoteHandler: Handler<{ project: ProjectRef; token: string; iss
   destination: ({ issue }) => `Issue:${issue.id}`,
   handle({ project, author, issue }, message, context) {
     const { repos, inboundMessageId } = context;
-    const { text, actions } = extractQuickActions(wholeBody(message.text, { allowOnlyQuotes: false }));
+    // Unlike GitLab, a forward of nothing but quotes is kept: forwarding mail into an issue is what
+    // this address is for, and an HTML forward's quotation is a Markdown quote (html-to-markdown.ts).
+    const { text, actions } = extractQuickActions(wholeBody(message.text, { allowOnlyQuotes: true }));
     if (text === '' && actions.length === 0 && message.attachments.length === 0) throw new MailRejection('data.blank');
     runQuickActions(actions, { user: author, project, noteable: { type: 'Issue', row: issue }, repos, inboundMessageId });
     if (text === '' && message.attachments.length === 0) return { targetType: 'Issue', targetId: issue.id };

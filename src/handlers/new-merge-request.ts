@@ -23,7 +23,7 @@ export const newMergeRequestHandler: Handler<{ project: ProjectRef; token: strin
   destination: ({ project }) => `new_merge_request:${project.id}`,
   handle({ project, author }, message, context) {
     const subject = (message.subject ?? '').trim();
-    if (!subject) throw new MailRejection('data.invalid_merge_request');
+    if (!subject || !itemTitle(subject)) throw new MailRejection('data.invalid_merge_request');
     const { text, actions } = extractQuickActions(trimmedBody(message.text).body, new Set(['target_branch']));
     const targetBranch = actions.findLast((a) => a.name === 'target_branch')?.argument || project.defaultBranch;
     const mergeRequest = context.repos.issuables.createMergeRequest({

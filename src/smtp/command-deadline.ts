@@ -6,7 +6,10 @@ import { OUTCOMES, type OutcomeCode } from '../errors.js';
 
 interface Connection {
   commandDeadlineStamp?: number;
+  /** Seen in DATA by the last check: the command clock restarts when the message is done. */
+  commandDeadlineInData?: boolean;
   _dataStream: unknown;
+  _parser?: { _dataMode?: boolean } | false;
   send(code: number, message: string): void;
   close(): void;
 }
@@ -49,7 +52,16 @@ export function enforceCommandDeadline(
     for (const item of connections) {
       const connection = item as Connection;
       connection.commandDeadlineStamp ??= now;
-      // While a message arrives no command completes: the stamp is that of DATA.
+      if (connection._dataStream) {
+        connection.commandDeadlineInData = true;
+        // The message is in and being stored: the client waits for us, as smtp-server's own timer
+        // knows. Only while it arrives does the DATA deadline run (the stamp is that of DATA).
+        if (!(connection._parser && connection._parser._dataMode)) continue;
+      } else if (connection.commandDeadlineInData) {
+        // Its reply has gone out: the time it took to arrive is not a command's.
+        connection.commandDeadlineInData = false;
+        connection.commandDeadlineStamp = now;
+      }
       const code: OutcomeCode = connection._dataStream ? 'session.data_timeout' : 'session.command_timeout';
       if (now - connection.commandDeadlineStamp > (connection._dataStream ? limits.dataMs : limits.commandMs)) {
         connection.commandDeadlineStamp = Infinity;

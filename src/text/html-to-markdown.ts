@@ -35,8 +35,10 @@ turndown.addRule('blockquote', {
 // But the quotation a mail client adds under a reply is marked as one, and is a quote for the trimmer
 // (which keeps it, collapsed): as text it would stay in the note, and a command in it would run.
 // Gmail, Yahoo, Apple Mail and Thunderbird put it in an element of its own, with its attribution line.
+// Only the outermost is marked: one `> ` level is enough for the trimmer, and one per level would
+// make deep nesting cost its depth squared.
 turndown.addRule('replyQuote', {
-  filter: (node) => isReplyQuote(node),
+  filter: (node) => isReplyQuote(node) && !insideReplyQuote(node),
   replacement: (content) => `\n\n${quoted(content.trim())}\n\n`,
 });
 // Outlook puts the original after a header block (From:, Sent:, ...) in no element of its own: the
@@ -65,7 +67,7 @@ turndown.addRule('table', {
 /** A character no mail contains (private use): where Outlook's quotation starts, in the Markdown. */
 const QUOTED_FROM_HERE = '\uE000intake-quote\uE000';
 
-const REPLY_QUOTE_CLASSES = ['gmail_quote', 'yahoo_quoted', 'moz-cite-prefix'];
+const REPLY_QUOTE_CLASSES = ['yahoo_quoted', 'moz-cite-prefix'];
 
 /** The little of a DOM element the rules read (turndown's parser gives a full one). */
 interface MailElement {
@@ -73,13 +75,32 @@ interface MailElement {
   nodeType: number;
   id?: string;
   nextSibling: MailElement | null;
-  getAttribute(name: string): string | null;
+  parentNode: MailElement | null;
+  getAttribute?(name: string): string | null;
 }
 
+function classesOf(node: MailElement): string[] {
+  return (node.getAttribute?.('class') ?? '').split(/\s+/);
+}
+
+/**
+ * Gmail's reply quote is its `blockquote.gmail_quote`, with the `gmail_attr` line before it; a Gmail
+ * forward has the same container and attribution but no blockquote, and stays text.
+ */
 function isReplyQuote(node: MailElement): boolean {
-  if (node.nodeName === 'BLOCKQUOTE' && node.getAttribute('type')?.toLowerCase() === 'cite') return true;
-  const classes = (node.getAttribute('class') ?? '').split(/\s+/);
+  if (node.nodeType !== 1) return false;
+  if (node.nodeName === 'BLOCKQUOTE' && (node.getAttribute?.('type')?.toLowerCase() === 'cite' || classesOf(node).includes('gmail_quote'))) return true;
+  const classes = classesOf(node);
+  if (classes.includes('gmail_attr')) {
+    const next = nextElement(node);
+    return next !== null && next.nodeName === 'BLOCKQUOTE' && classesOf(next).includes('gmail_quote');
+  }
   return REPLY_QUOTE_CLASSES.some((name) => classes.includes(name));
+}
+
+function insideReplyQuote(node: MailElement): boolean {
+  for (let parent = node.parentNode; parent; parent = parent.parentNode) if (isReplyQuote(parent)) return true;
+  return false;
 }
 
 function isOutlookOriginal(node: MailElement): boolean {

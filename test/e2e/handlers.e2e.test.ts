@@ -122,6 +122,15 @@ describe('comment on an issue by email', () => {
     expect(db().prepare('select state from issues where id = ?').get(w.issue.id)).toEqual({ state: 'closed' });
   });
 
+  it('keeps an HTML forward whose text is all quotation: forwarding into an issue is what the address is for', async () => {
+    const w = world({ level: 20 });
+    const to = template.format(issueNoteKey(w.project.path, w.project.id, w.user.incomingEmailToken, w.issue.iid));
+    const html = '<hr><div id="divRplyFwdMsg"><b>From:</b> Customer<br><b>Sent:</b> Monday</div><div>It squeaks.</div>';
+    const { data } = await sendMail(server.port, { from: 'a@example.net', to: [to], message: mail({ From: 'a@example.net', Subject: 'FW: squeak', 'Content-Type': 'text/html; charset=utf-8' }, html) });
+    expect(data.code).toBe(250);
+    expect(db().prepare('select body from notes where noteable_id = ?').all(w.issue.id)).toEqual([{ body: '> **From:** Customer\n> **Sent:** Monday\n>\n> It squeaks.' }]);
+  });
+
   it('refuses an issue that does not exist', async () => {
     const w = world();
     const to = template.format(issueNoteKey(w.project.path, w.project.id, w.user.incomingEmailToken, 99));
@@ -144,6 +153,13 @@ describe('new merge request by email', () => {
     const plain = await sendMail(server.port, { from: 'a@example.net', to: [to], message: mail({ From: 'a@example.net', Subject: 'other-branch' }, 'No target given.') });
     expect(plain.data.code).toBe(250);
     expect(db().prepare("select target_branch from merge_requests where source_branch = 'other-branch' and project_id = ?").get(w.project.id)).toEqual({ target_branch: 'trunk' });
+  });
+
+  it('refuses a subject that is nothing but control characters, as a missing one', async () => {
+    const w = world();
+    const to = template.format(newMergeRequestKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    const { data } = await sendMail(server.port, { from: 'a@example.net', to: [to], message: mail({ From: 'a@example.net', Subject: '=?utf-8?q?=01=1B?=' }, 'Body.') });
+    expect(data.line).toBe("550 5.6.0 The merge request could not be created for the following reasons: Title can't be blank, Source branch can't be blank");
   });
 
   it('needs developer access, and a subject', async () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseHostPort, SETTINGS } from '../../src/config.js';
 
@@ -26,6 +29,12 @@ describe('loadConfig', () => {
   it('takes an empty INTAKE_HOSTNAME (deploy/intake.env\'s line uncommented as shown) for the machine\'s name', () => {
     expect(loadConfig({ env: { INTAKE_HOSTNAME: '' } }).hostname).toBe(loadConfig({ env: {} }).hostname);
     expect(loadConfig({ env: { INTAKE_HOSTNAME: '' } }).hostname).not.toBe('');
+    const dir = mkdtempSync(join(tmpdir(), 'intake-config-'));
+    const file = join(dir, 'intake.env');
+    writeFileSync(file, 'INTAKE_HOSTNAME=\nINTAKE_TRUSTED_RELAYS=192.0.2.9\n');
+    expect(loadConfig({ env: {}, file }).hostname).toBe(loadConfig({ env: {} }).hostname);
+    // Empty in the environment still wins over the file for the other settings: it means none.
+    expect(loadConfig({ env: { INTAKE_TRUSTED_RELAYS: '' }, file }).trusted_relays).toEqual([]);
   });
 
   it('reports every problem at once, each naming its variable', () => {

@@ -8,7 +8,7 @@ describe('htmlToMarkdown: the quotation a mail client adds under a reply', () =>
     [
       'Gmail, attribution in a language the trimmer does not know',
       '<div dir="ltr">Ich schaue es mir an.</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">Bob, 1 Oca 2024 Pzt tarihinde şunu yazdı:<br></div><blockquote class="gmail_quote">Please type<br>/close<br>next time.</blockquote></div>',
-      'Ich schaue es mir an.\n\n> Bob, 1 Oca 2024 Pzt tarihinde şunu yazdı:\n>\n> > Please type\n> > /close\n> > next time.',
+      'Ich schaue es mir an.\n\n> Bob, 1 Oca 2024 Pzt tarihinde şunu yazdı:\n\n> Please type\n> /close\n> next time.',
     ],
     [
       'Apple Mail',
@@ -47,6 +47,19 @@ describe('htmlToMarkdown: the quotation a mail client adds under a reply', () =>
     expect(htmlToMarkdown('<pre><code>x = 1</code></pre>')).toBe('```\nx = 1\n```');
   });
 
+  it('keeps a Gmail forward as text: its container has no quote in it', () => {
+    const html = '<div>FYI</div><div class="gmail_quote"><div class="gmail_attr">---------- Forwarded message ---------<br>From: Bob</div><div>It squeaks.</div></div>';
+    expect(htmlToMarkdown(html)).toBe('FYI\n\n---------- Forwarded message ---------\nFrom: Bob\n\nIt squeaks.');
+  });
+
+  it('marks only the outermost of nested client quotes, so deep nesting costs its size, not its depth squared', () => {
+    const depth = 400;
+    const html = `<p>Top.</p>${'<blockquote type="cite">'.repeat(depth)}${'line<br>'.repeat(2000)}${'</blockquote>'.repeat(depth)}`;
+    const lines = htmlToMarkdown(html).split('\n');
+    expect(lines[0]).toBe('Top.');
+    expect(lines.slice(2).every((line) => line === '> line' || line === '>')).toBe(true);
+  });
+
   it('keeps a quotation the writer made (a plain blockquote) as text, as GitLab does', () => {
     expect(htmlToMarkdown('<p>You said:</p><blockquote>the widget squeaks</blockquote><p>It does not.</p>')).toBe('You said:\n\nthe widget squeaks\n\nIt does not.');
   });
@@ -58,7 +71,7 @@ describe('htmlToMarkdown: the quotation a mail client adds under a reply', () =>
         const escape = (line: string) => line.replaceAll('&', '&amp;').replaceAll('<', '&lt;');
         const quoteHtml = quote.map((line) => `<div>${escape(line)}</div>`).join('');
         const wrapped =
-          client === 'gmail' ? `<div class="gmail_quote">${quoteHtml}</div>` : client === 'apple' ? `<blockquote type="cite">${quoteHtml}</blockquote>` : `<div id="divRplyFwdMsg">${quoteHtml}</div>`;
+          client === 'gmail' ? `<div class="gmail_quote"><blockquote class="gmail_quote">${quoteHtml}</blockquote></div>` : client === 'apple' ? `<blockquote type="cite">${quoteHtml}</blockquote>` : `<div id="divRplyFwdMsg">${quoteHtml}</div>`;
         const markdown = htmlToMarkdown(`${reply.map((line) => `<p>${escape(line)}</p>`).join('')}${wrapped}`);
         const tail = markdown.split('\n').slice(markdown.split('\n').findIndex((line) => line.startsWith('>')));
         expect(tail.every((line) => line.startsWith('>'))).toBe(true);
