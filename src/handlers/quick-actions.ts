@@ -25,7 +25,9 @@ export function runQuickActions(actions: QuickAction[], context: QuickActionCont
   let noteable = context.noteable;
   if (actions.length === 0 || !canUpdate(user, project, noteable, repos)) return [];
   const changes: string[] = [];
-  for (const action of actions) {
+  // Assignments last: who may be assigned depends on what the other commands make of the issue
+  // (`/confidential` after `/assign` must not leave someone assigned who cannot see it).
+  for (const action of [...actions.filter((a) => a.name !== 'assign'), ...actions.filter((a) => a.name === 'assign')]) {
     const change = apply(action, noteable, context);
     if (change) {
       changes.push(change);

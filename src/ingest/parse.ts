@@ -256,6 +256,8 @@ function undeclaredCharset(whole: () => Buffer | null, mail: StreamedMail, text:
   if (!text.includes('\uFFFD')) return text;
   const contentType = mail.headers.get('content-type') as { value?: string; params?: Record<string, string> } | undefined;
   if (contentType?.value && !/^text\/plain$/i.test(contentType.value)) return text;
+  // Re-read from the raw body, flowed text would lose its joined lines: left as mailparser read it.
+  if (contentType?.params?.format?.toLowerCase() === 'flowed') return text;
   const charset = (contentType?.params?.charset ?? '').toLowerCase();
   if (!['', 'utf-8', 'utf8', 'unknown-8bit', 'x-unknown'].includes(charset)) return text;
   const encoding = String(mail.headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();

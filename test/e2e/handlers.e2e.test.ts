@@ -217,13 +217,27 @@ describe('reply quick actions and unsubscribe', () => {
     const to = template.format(key);
     const { data } = await sendMail(server.port, { from: w.user.email, to: [to], message: mail({ From: w.user.email, Subject: 'Re: Squeaks' }, `/title Squeaky widgets\n/assign @${w.other.username}\n/confidential\n/close\n\nOn Mon, GitLab wrote:\n> Squeaks`) });
     expect(data.code).toBe(250);
+    // Assignments run last, on the issue the other commands made.
     expect(db().prepare('select body, system from notes where noteable_id = ? order by id').all(w.issue.id)).toEqual([
       { body: 'changed title from **Squeaks** to **Squeaky widgets**', system: 1 },
-      { body: `assigned to @${w.other.username}`, system: 1 },
       { body: 'made the issue confidential', system: 1 },
       { body: 'closed', system: 1 },
+      { body: `assigned to @${w.other.username}`, system: 1 },
     ]);
     expect(db().prepare('select title, state, confidential from issues where id = ?').get(w.issue.id)).toEqual({ title: 'Squeaky widgets', state: 'closed', confidential: 1 });
+  });
+
+  it('does not assign a guest to an issue the same mail makes confidential, whatever the order', async () => {
+    const w = world({ level: 30 });
+    const guest = server.repos.transaction(() => {
+      const user = server.repos.users.create({ username: `guest${n}`, name: 'Guest', email: `guest${n}@example.org`, incomingEmailToken: `glimt-guest${n}` });
+      server.repos.projects.setMember({ projectId: w.project.id, userId: user.id, accessLevel: 10 });
+      return user;
+    });
+    const key = notification(w);
+    await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email }, `/assign @${guest.username}\n/confidential`) });
+    expect(db().prepare('select confidential from issues where id = ?').get(w.issue.id)).toEqual({ confidential: 1 });
+    expect(db().prepare('select user_id from issue_assignees where issue_id = ?').all(w.issue.id)).toEqual([]);
   });
 
   it('takes commands in any case and by GitLab\'s other names, and assigns only people who can see the issue', async () => {
@@ -233,8 +247,8 @@ describe('reply quick actions and unsubscribe', () => {
     // other wrote the issue but is no member of this private project: GitLab would not assign them either.
     expect(db().prepare('select body, system from notes where noteable_id = ? order by id').all(w.issue.id)).toEqual([
       { body: 'added ~Fixed label', system: 1 },
-      { body: `assigned to @${w.user.username}`, system: 1 },
       { body: 'closed', system: 1 },
+      { body: `assigned to @${w.user.username}`, system: 1 },
       { body: 'Done.', system: 0 },
     ]);
     expect(db().prepare('select user_id from issue_assignees where issue_id = ?').all(w.issue.id)).toEqual([{ user_id: w.user.id }]);
