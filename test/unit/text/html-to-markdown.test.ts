@@ -60,6 +60,14 @@ describe('htmlToMarkdown: the quotation a mail client adds under a reply', () =>
     expect(lines.slice(2).every((line) => line === '> line' || line === '>')).toBe(true);
   });
 
+  it('reads HTML nested deeper than 500 levels as plain text instead of overflowing the converter', () => {
+    expect(htmlToMarkdown(`<p>Top &amp; more</p>${'<div>'.repeat(5000)}deep${'</div>'.repeat(5000)}`)).toBe('Top & more\ndeep');
+    expect(htmlToMarkdown(`<p>Top</p>${'<b>'.repeat(200_000)}x`)).toBe('Top\nx');
+    // Depth counts what nests: 500 levels are converted; void and self-closing-by-sibling tags are no level.
+    expect(htmlToMarkdown(`${'<div>'.repeat(500)}x${'</div>'.repeat(500)}`)).toBe('x');
+    expect(htmlToMarkdown(`<ul>${'<li>item'.repeat(2000)}</ul>`).split('\n')).toHaveLength(2000);
+  });
+
   it('keeps a quotation the writer made (a plain blockquote) as text, as GitLab does', () => {
     expect(htmlToMarkdown('<p>You said:</p><blockquote>the widget squeaks</blockquote><p>It does not.</p>')).toBe('You said:\n\nthe widget squeaks\n\nIt does not.');
   });
