@@ -1,6 +1,6 @@
 // protocol: Postfix's SMTP access policy delegation protocol (SMTPD_POLICY_README): attribute=value
 // lines ended by an empty line in, one `action=...` line and an empty line out. Pure; input untrusted.
-import { OUTCOMES } from '../errors.js';
+import { MailRejection } from '../errors.js';
 
 /** Longest line kept; the rest of a longer one is dropped (Postfix's own values are far shorter). */
 export const MAX_LINE_BYTES = 8192;
@@ -123,8 +123,7 @@ export function decide(request: PolicyRequest, check: (recipient: string) => Rec
 }
 
 function incomplete(what: string): PolicyAction {
-  const outcome = OUTCOMES['policy.cannot_judge'];
-  return { action: 'DEFER_IF_PERMIT', reason: `${outcome.dsn} ${outcome.text} ${what}`.slice(0, 400) };
+  return { action: 'DEFER_IF_PERMIT', reason: new MailRejection('policy.cannot_judge', what).message.slice(0, 400) };
 }
 
 /** The response bytes: one line, then the empty line that ends it. */

@@ -63,7 +63,7 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
           .catch((error: unknown) => {
             // A bug must not let a recipient through, nor take the service down.
             deps.logger.error({ err: error }, 'policy request failed');
-            return formatAction({ action: 'DEFER_IF_PERMIT', reason: `${OUTCOMES['rcpt.lookup_failed'].dsn} ${OUTCOMES['rcpt.lookup_failed'].text}` });
+            return formatAction({ action: 'DEFER_IF_PERMIT', reason: new MailRejection('rcpt.lookup_failed').message });
           })
           .then((text) => {
             if (socket.writable) socket.write(text);

@@ -2,7 +2,7 @@
 // smtp-server's idle timer restarts on every byte, so a client sending one byte a second (slowloris)
 // would hold a slot forever.
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
-import { OUTCOMES, type OutcomeCode } from '../errors.js';
+import { MailRejection, type OutcomeCode } from '../errors.js';
 
 interface Connection {
   commandDeadlineStamp?: number;
@@ -66,8 +66,8 @@ export function enforceCommandDeadline(
       if (now - connection.commandDeadlineStamp > (connection._dataStream ? limits.dataMs : limits.commandMs)) {
         connection.commandDeadlineStamp = Infinity;
         onTimeout(connection, code);
-        const outcome = OUTCOMES[code];
-        connection.send(outcome.smtp, `${outcome.dsn} ${outcome.text}`);
+        const reply = new MailRejection(code);
+        connection.send(reply.responseCode, reply.message);
         connection.close();
       }
     }

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config.js';
 import { parseHostPort } from '../config.js';
-import { MailRejection, OUTCOMES, type OutcomeCode } from '../errors.js';
+import { MailRejection, type OutcomeCode } from '../errors.js';
 import type { IngestDeps } from '../ingest/ingest.js';
 import { enforceCommandDeadline } from './command-deadline.js';
 import { onData } from './data.js';
@@ -199,8 +199,8 @@ async function closeGracefully(server: SMTPServer, receiving: Set<string>, grace
   const connections = (server as unknown as { connections: Set<Connection> }).connections;
   for (const connection of connections) {
     if (receiving.has(connection.id)) continue;
-    const outcome = OUTCOMES['session.shutting_down'];
-    connection.send(outcome.smtp, `${outcome.dsn} ${outcome.text}`);
+    const reply = new MailRejection('session.shutting_down');
+    connection.send(reply.responseCode, reply.message);
     connection.close();
   }
   const deadline = Date.now() + graceMs;

@@ -3,7 +3,7 @@
 // was) are answered once that row is written, so a client that sees its transaction over can find its
 // record.
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
-import { OUTCOMES } from '../errors.js';
+import { MailRejection } from '../errors.js';
 
 const ENDING = ['handler_RSET', 'handler_QUIT', 'handler_MAIL', 'handler_HELO', 'handler_EHLO', 'handler_LHLO', 'handler_DATA'] as const;
 
@@ -45,8 +45,8 @@ export function installTransactionEndWait(pendingWrite: PendingWrite): () => voi
             original.call(this, command, callback);
           } catch (error) {
             this.emit('error', error);
-            const outcome = OUTCOMES['session.internal_error'];
-            this.send(outcome.smtp, `${outcome.dsn} ${outcome.text}`);
+            const reply = new MailRejection('session.internal_error');
+            this.send(reply.responseCode, reply.message);
             callback();
           }
         });

@@ -89,8 +89,8 @@ function classesOf(node: MailElement): string[] {
  */
 function isReplyQuote(node: MailElement): boolean {
   if (node.nodeType !== 1) return false;
-  if (node.nodeName === 'BLOCKQUOTE' && (node.getAttribute?.('type')?.toLowerCase() === 'cite' || classesOf(node).includes('gmail_quote'))) return true;
   const classes = classesOf(node);
+  if (node.nodeName === 'BLOCKQUOTE' && (node.getAttribute?.('type')?.toLowerCase() === 'cite' || classes.includes('gmail_quote'))) return true;
   if (classes.includes('gmail_attr')) {
     const next = nextElement(node);
     return next !== null && next.nodeName === 'BLOCKQUOTE' && classesOf(next).includes('gmail_quote');
@@ -169,7 +169,8 @@ const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"'
 /** The text of HTML too deep to convert: tags as line breaks, the common entities decoded. */
 function plainTextOf(html: string): string {
   return html
-    .replace(/<[^>]*>/g, '\n')
+    // A tag ends at its `>`, or at the next `<`: a stray `<` never makes the search run to the end.
+    .replace(/<[^<>]*>?/g, '\n')
     .replace(/&(amp|lt|gt|quot|apos|nbsp);/g, (_, name: string) => ENTITIES[name] as string)
     .split('\n')
     .map((line) => line.trim())

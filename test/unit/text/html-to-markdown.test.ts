@@ -63,6 +63,8 @@ describe('htmlToMarkdown: the quotation a mail client adds under a reply', () =>
   it('reads HTML nested deeper than 500 levels as plain text instead of overflowing the converter', () => {
     expect(htmlToMarkdown(`<p>Top &amp; more</p>${'<div>'.repeat(5000)}deep${'</div>'.repeat(5000)}`)).toBe('Top & more\ndeep');
     expect(htmlToMarkdown(`<p>Top</p>${'<b>'.repeat(200_000)}x`)).toBe('Top\nx');
+    // Stray `<` with no `>` after them: each tag search stops at the next `<`, so this stays linear.
+    expect(htmlToMarkdown(`${'<div>'.repeat(600)}x${'<'.repeat(200_000)}`)).toBe('x');
     // Depth counts what nests: 500 levels are converted; void and self-closing-by-sibling tags are no level.
     expect(htmlToMarkdown(`${'<div>'.repeat(500)}x${'</div>'.repeat(500)}`)).toBe('x');
     expect(htmlToMarkdown(`<ul>${'<li>item'.repeat(2000)}</ul>`).split('\n')).toHaveLength(2000);
