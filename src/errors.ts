@@ -161,6 +161,14 @@ export const OUTCOMES = {
     status: 'not stored',
     when: 'MAIL FROM declares SIZE= above INTAKE_MAX_MESSAGE_BYTES; smtp-server refuses it before a transaction starts, so no row is written (the limit is appended to the text)',
   },
+  'mail.unsupported_parameter': {
+    stage: 'mail',
+    smtp: 555,
+    dsn: '5.5.4',
+    text: 'Unsupported MAIL FROM parameter',
+    status: 'not stored',
+    when: 'MAIL FROM carries a parameter of an extension intake does not offer (it takes SIZE, BODY and SMTPUTF8; RFC 5321 4.1.1.11); the name is appended to the text; logged, no row (no recipient was given yet)',
+  },
   'data.too_big': {
     stage: 'data',
     smtp: 552,
@@ -168,6 +176,14 @@ export const OUTCOMES = {
     text: 'Error: message exceeds fixed maximum message size',
     status: 'rejected',
     when: 'the message is larger than INTAKE_MAX_MESSAGE_BYTES; it is read to the end and discarded, and the limit is appended to the text',
+  },
+  'rcpt.unsupported_parameter': {
+    stage: 'rcpt',
+    smtp: 555,
+    dsn: '5.5.4',
+    text: 'Unsupported RCPT TO parameter',
+    status: 'rejected',
+    when: 'RCPT TO carries a parameter (intake takes none: NOTIFY and ORCPT belong to DSN, which it does not offer); the name is appended to the text',
   },
   'rcpt.no_domain': {
     stage: 'rcpt',

@@ -1,10 +1,12 @@
 // rcpt-to: the RCPT TO stage. Input: an untrusted address. Side effects: database reads, and the row
 // a refusal leaves.
 // Unknown keys are refused here, in the dialogue, so nothing is ever bounced later.
+import type { SMTPServerAddress } from 'smtp-server';
 import type { Config } from '../config.js';
 import { MailRejection } from '../errors.js';
 import { recordRefusals, type Envelope, type Ingress, type IngestDeps } from '../ingest/ingest.js';
 import { checkRecipient } from '../ingest/recipient.js';
+import { RCPT_PARAMETERS, unsupportedParameter } from './parameters.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
 /**
@@ -12,11 +14,14 @@ import { envelopeOf, type Transaction } from './transaction.js';
  * once; its row is written by the writer meanwhile (tx.refusalRow), and DATA, RSET, QUIT and the next
  * MAIL wait for it (transaction-end.ts).
  */
-export function onRcptTo(address: string, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): MailRejection | null {
+export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): MailRejection | null {
+  const address = given.address;
   const same = sameAddressAs(address);
   const repeated = tx.accepted.some(same);
   if (!tx.recipients.some(same)) tx.recipients.push(address);
   try {
+    const unsupported = unsupportedParameter(given.args, RCPT_PARAMETERS);
+    if (unsupported !== null) throw new MailRejection('rcpt.unsupported_parameter', unsupported);
     if (!repeated && tx.accepted.length >= config.max_recipients) throw new MailRejection('rcpt.too_many');
     checkRecipient(address, deps);
   } catch (error) {

@@ -13,6 +13,7 @@ import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { installPipelinedDataFix } from './pipelined-data.js';
 import { onRcptTo } from './rcpt-to.js';
+import { MAIL_PARAMETERS, unsupportedParameter } from './parameters.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
 import { Transactions } from './transaction.js';
@@ -121,11 +122,16 @@ export async function startMailListener(
         deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address }, 'refused: no STARTTLS');
         return callback(new MailRejection('mail.tls_required'));
       }
+      const unsupported = unsupportedParameter(address.args, MAIL_PARAMETERS);
+      if (unsupported !== null) {
+        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address, parameter: unsupported }, 'refused: unsupported MAIL FROM parameter');
+        return callback(new MailRejection('mail.unsupported_parameter', unsupported));
+      }
       transactions.begin(session, address.address);
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
-      answerRcpt(session, onRcptTo(address.address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps), callback);
+      answerRcpt(session, onRcptTo(address, transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', config, deps), callback);
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string | (string | Error)[]) => void) {
       receiving.add(session.id);

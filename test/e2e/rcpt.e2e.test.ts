@@ -193,6 +193,28 @@ describe('RCPT TO', () => {
     expect(row?.rcptTo).toEqual(['incoming+guess2@example.com', valid.toUpperCase().replace('@EXAMPLE.COM', '@example.com'), valid]);
   });
 
+  it('refuses parameters of extensions it does not offer with 555 5.5.4, and goes on with the session', async () => {
+    const world = seedReplyWorld(server.repos);
+    const { client } = await SmtpClient.connect(server.port);
+    try {
+      await client.command('EHLO client.test');
+      // RFC 5321 4.1.1.11: a parameter the server does not know is refused, not ignored.
+      expect((await client.command('MAIL FROM:<params@client.test> FOO=BAR')).line).toBe('555 5.5.4 Unsupported MAIL FROM parameter FOO');
+      expect((await client.command('MAIL FROM:<params@client.test> RET=HDRS')).line).toBe('555 5.5.4 Unsupported MAIL FROM parameter RET');
+      // What EHLO advertised is taken.
+      expect((await client.command('MAIL FROM:<params@client.test> SIZE=2000 BODY=8BITMIME SMTPUTF8')).line).toBe('250 2.1.0 Accepted');
+      expect((await client.command(`RCPT TO:<${template.format(world.key)}> NOTIFY=SUCCESS,FAILURE`)).line).toBe('555 5.5.4 Unsupported RCPT TO parameter NOTIFY');
+      expect((await client.command(`RCPT TO:<${template.format(world.key)}>`)).line).toBe('250 2.1.5 Accepted');
+      expect((await client.command('RSET')).code).toBe(250);
+    } finally {
+      await client.quit();
+    }
+    // RSET waited for the refusal's row.
+    const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'params@client.test');
+    expect(row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.unsupported_parameter', reason: 'Unsupported RCPT TO parameter NOTIFY' });
+    expect(row?.rcptTo).toEqual([template.format(world.key)]);
+  });
+
   it('answers 451 4.3.0 while the database cannot be read, and accepts again afterwards', async () => {
     const world = seedReplyWorld(server.repos);
     // The table intake reads is taken away under it, as a damaged or half-restored database would be.

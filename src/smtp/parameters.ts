@@ -1,0 +1,23 @@
+// parameters: the MAIL FROM and RCPT TO parameters intake takes, which are those of the extensions it
+// advertises. smtp-server checks the values of the ones it knows and lets any other name through.
+// Input: the parameters smtp-server parsed from an untrusted command. Pure.
+
+/** SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531). DSN is not offered, so RET and ENVID are not taken. */
+export const MAIL_PARAMETERS: ReadonlySet<string> = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
+/** None: NOTIFY and ORCPT belong to DSN, which intake does not offer. */
+export const RCPT_PARAMETERS: ReadonlySet<string> = new Set();
+
+/** Names are cut to this in a reply: a client chooses them, and a reply line is read by people. */
+const NAME_CHARS = 40;
+
+/**
+ * The name of the first parameter not in `allowed`, or null when all are. `args` is smtp-server's
+ * parsed form: false when there are none, else names (upper case) to values (true when bare).
+ * @example unsupportedParameter({ SIZE: '100', FOO: 'bar' }, MAIL_PARAMETERS) // 'FOO'
+ */
+export function unsupportedParameter(args: unknown, allowed: ReadonlySet<string>): string | null {
+  if (!args || typeof args !== 'object') return null;
+  const name = Object.keys(args).find((key) => !allowed.has(key.toUpperCase()));
+  if (name === undefined) return null;
+  return name.length > NAME_CHARS ? `${name.slice(0, NAME_CHARS)}...` : name;
+}

@@ -1,0 +1,41 @@
+// Which MAIL FROM and RCPT TO parameters intake takes: those of the extensions it advertises.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { MAIL_PARAMETERS, RCPT_PARAMETERS, unsupportedParameter } from '../../../src/smtp/parameters.js';
+
+describe('unsupportedParameter', () => {
+  it('takes SIZE, BODY and SMTPUTF8 on MAIL FROM, and nothing else', () => {
+    expect(unsupportedParameter(false, MAIL_PARAMETERS)).toBeNull();
+    expect(unsupportedParameter({ SIZE: '100', BODY: '8BITMIME', SMTPUTF8: true }, MAIL_PARAMETERS)).toBeNull();
+    expect(unsupportedParameter({ SIZE: '100', FOO: 'bar' }, MAIL_PARAMETERS)).toBe('FOO');
+    // DSN is not advertised: its parameters are as unknown as any other.
+    expect(unsupportedParameter({ RET: 'HDRS' }, MAIL_PARAMETERS)).toBe('RET');
+    expect(unsupportedParameter({ ENVID: 'x' }, MAIL_PARAMETERS)).toBe('ENVID');
+    expect(unsupportedParameter({ AUTH: '<>' }, MAIL_PARAMETERS)).toBe('AUTH');
+  });
+
+  it('takes nothing on RCPT TO', () => {
+    expect(unsupportedParameter(false, RCPT_PARAMETERS)).toBeNull();
+    expect(unsupportedParameter({}, RCPT_PARAMETERS)).toBeNull();
+    expect(unsupportedParameter({ NOTIFY: 'NEVER' }, RCPT_PARAMETERS)).toBe('NOTIFY');
+    expect(unsupportedParameter({ ORCPT: 'rfc822;a@b.test' }, RCPT_PARAMETERS)).toBe('ORCPT');
+  });
+
+  it('cuts a long name for the reply line', () => {
+    expect(unsupportedParameter({ ['X'.repeat(500)]: true }, MAIL_PARAMETERS)).toBe(`${'X'.repeat(40)}...`);
+  });
+
+  it('property: null exactly when every name is allowed; otherwise the first one that is not, at most 43 characters', () => {
+    const name = fc.oneof(fc.constantFrom('SIZE', 'BODY', 'SMTPUTF8', 'RET', 'NOTIFY'), fc.string({ minLength: 1, maxLength: 80 }).map((s) => s.toUpperCase()));
+    fc.assert(
+      fc.property(fc.uniqueArray(name, { maxLength: 6 }), fc.constantFrom(MAIL_PARAMETERS, RCPT_PARAMETERS), (names, allowed) => {
+        const args = Object.fromEntries(names.map((n) => [n, true]));
+        const result = unsupportedParameter(names.length ? args : false, allowed);
+        const first = Object.keys(args).find((n) => !allowed.has(n));
+        if (first === undefined) return result === null;
+        return result !== null && result.length <= 43 && first.startsWith(result.replace(/\.\.\.$/, ''));
+      }),
+      { seed: Number(process.env.FC_SEED ?? 20261126), numRuns: 500 },
+    );
+  });
+});
