@@ -275,9 +275,8 @@ for (const [name, state] of [
     });
 }
 
-program
-  .command('emails')
-  .description("a user's further e-mail addresses")
+const emails = program.command('emails').description("a user's further e-mail addresses");
+emails
   .command('add')
   .description('add an address to a user (verified unless --unverified)')
   .requiredOption('--user <username>', 'the user')
@@ -290,6 +289,21 @@ program
           repos.users.addEmail({ userId: user(repos, options.user).id, email: options.email, verified: !options.unverified }),
         ),
       ),
+    );
+  });
+emails
+  .command('verify')
+  .description('mark an address of a user as verified: mail from it is taken from now on (`reprocess` runs what was refused)')
+  .requiredOption('--user <username>', 'the user')
+  .requiredOption('--email <address>', 'the address, in any case', email)
+  .action((options: { user: string; email: string }) => {
+    print(
+      withRepos((repos) => {
+        const found = user(repos, options.user);
+        const row = repos.users.verifyEmail(found.id, options.email);
+        if (!row) throw new CliError(`user "${options.user}" has no address ${options.email}; add it with \`intake emails add\``);
+        return row;
+      }),
     );
   });
 
@@ -576,6 +590,7 @@ program
       const logger = createLogger(cfg.log_level === 'info' ? 'warn' : cfg.log_level, 2);
       const result = await deliverFromPipe({ raw, to: options.to, from: options.from ?? null, maxBytes: cfg.max_message_bytes }, ingestDeps(cfg, store, logger));
       for (const line of result.lines) process.stderr.write(`intake: ${line}\n`);
+      if (json()) print({ exitCode: result.exitCode, inboundMessageId: result.inboundMessageId, replies: result.lines });
       process.exitCode = result.exitCode;
     } catch (error) {
       // A bug or a broken database is never the sender's fault: keep the mail queued (75), never bounce it.
@@ -653,7 +668,8 @@ program
   .option('--elided', 'print the part that is cut off instead')
   .action((options: { elided?: boolean }) => {
     const { reply, elided } = trimReply(readFileSync(0, 'utf8'));
-    process.stdout.write(`${options.elided ? elided : reply}\n`);
+    if (json()) print({ reply, elided });
+    else process.stdout.write(`${options.elided ? elided : reply}\n`);
   });
 
 program

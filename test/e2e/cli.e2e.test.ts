@@ -198,6 +198,7 @@ describe('admin commands', () => {
     const trim = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { env, input, encoding: 'utf8' }).stdout;
     expect(trim(['trim'])).toBe('Yes.\n');
     expect(trim(['trim', '--elided'])).toBe('On Mon, Bob wrote:\n> question\n');
+    expect(JSON.parse(trim(['--json', 'trim']))).toEqual({ reply: 'Yes.', elided: 'On Mon, Bob wrote:\n> question' });
   });
 
   it.each([
@@ -281,6 +282,22 @@ describe('reprocess', () => {
     expect(raw).toContain('From my other address.');
     const listed = run(['messages', '--limit', '1'], server.env).stdout;
     expect(listed).toMatch(new RegExp(`^${id}  \\S+  processed  from alias@example.net to ${w.to.replace(/[+.]/g, '\\$&')} → Note \\d+$`, 'm'));
+  });
+
+  it('verifies an address added unverified, after which a refused message goes through on reprocess', async () => {
+    const w = setUp();
+    expect(run(['emails', 'add', '--user', w.user, '--email', 'Pending@Example.net', '--unverified'], server.env).stdout).toMatch(/^verified\s+false$/m);
+    const { data } = await sendMail(server.port, { from: 'pending@example.net', to: [w.to], message: replyMessage({ from: 'pending@example.net', to: w.to, body: 'From an address not yet confirmed.' }) });
+    expect(data.code).toBe(550);
+    const id = server.repos.inbound.list({ limit: 1 })[0]!.id;
+    expect(run(['reprocess', String(id)], server.env).status).toBe(1);
+    const stranger = run(['emails', 'verify', '--user', w.user, '--email', 'someone@example.net'], server.env);
+    expect(stranger.status).toBe(1);
+    expect(stranger.stderr).toBe(`intake: user "${w.user}" has no address someone@example.net; add it with \`intake emails add\`\n`);
+    const verified = JSON.parse(run(['--json', 'emails', 'verify', '--user', w.user, '--email', 'pending@example.net'], server.env).stdout) as Record<string, unknown>;
+    expect(verified).toMatchObject({ email: 'Pending@Example.net', verified: true });
+    expect(run(['reprocess', String(id)], server.env).status).toBe(0);
+    expect(noteCount(w.issueId)).toBe(1);
   });
 
   it('refuses a message that has no stored content', async () => {

@@ -51,6 +51,17 @@ describe('intake deliver', () => {
     expect(notes).toEqual([{ body: 'Piped in.' }]);
   });
 
+  it('with --json, also prints the outcome as JSON on stdout: exit code, inbound message, replies', async () => {
+    const world = seedReplyWorld(repos);
+    const to = template.format(world.key);
+    const unknown = template.format('d'.repeat(32));
+    const result = await deliver(['--json', '--to', to, '--to', unknown, '--from', world.user.email], replyMessage({ from: world.user.email, to, body: 'Piped, in JSON.' }));
+    expect(result.status).toBe(0);
+    const printed = JSON.parse(result.stdout) as { exit_code: number; inbound_message_id: number; replies: string[] };
+    expect(printed).toEqual({ exit_code: 0, inbound_message_id: expect.any(Number), replies: [expect.stringMatching(/^incoming\+d{32}@example\.com: 550 5\.1\.1 /), `${to}: 250 2.6.0 Message accepted as inbound message ${printed.inbound_message_id}`] });
+    expect(inbound(printed.inbound_message_id)).toMatchObject({ status: 'processed' });
+  });
+
   it('takes mbox-style mail with a leading "From " line (procmail), and no --to: routed by its headers', async () => {
     const world = seedReplyWorld(repos);
     const to = template.format(world.key);

@@ -35,6 +35,15 @@ export function createUsersRepository({ db }: { db: Db }) {
     addEmail(input: { userId: number; email: string; verified: boolean }) {
       return db.insert(userEmails).values(input).returning().get();
     },
+    /** Marks the user's address (in any case) verified; undefined when the user has no such address. */
+    verifyEmail(userId: number, email: string) {
+      return db
+        .update(userEmails)
+        .set({ verified: true })
+        .where(and(eq(userEmails.userId, userId), sql`lower(${userEmails.email}) = ${email.toLowerCase()}`))
+        .returning()
+        .get();
+    },
     /** users.email counts as verified too, whatever user_emails says. */
     hasVerifiedEmail(userId: number, email: string): boolean {
       const lower = email.toLowerCase();
