@@ -420,20 +420,21 @@ program
   .requiredOption('--author <username>', 'the author')
   .requiredOption('--title <title>', 'the title')
   .requiredOption('--source-branch <branch>', 'the branch to merge')
-  .option('--target-branch <branch>', 'the branch to merge into', 'main')
+  .option('--target-branch <branch>', "the branch to merge into (default: the project's default branch)")
   .option('--description <text>', 'the description', '')
-  .action((options: { project: string; author: string; title: string; sourceBranch: string; targetBranch: string; description: string }) => {
+  .action((options: { project: string; author: string; title: string; sourceBranch: string; targetBranch?: string; description: string }) => {
     print(
-      withRepos((repos) =>
-        repos.issuables.createMergeRequest({
-          projectId: project(repos, options.project).id,
+      withRepos((repos) => {
+        const target = project(repos, options.project);
+        return repos.issuables.createMergeRequest({
+          projectId: target.id,
           authorId: user(repos, options.author).id,
           title: options.title,
           description: options.description,
           sourceBranch: options.sourceBranch,
-          targetBranch: options.targetBranch,
-        }),
-      ),
+          targetBranch: options.targetBranch ?? target.defaultBranch,
+        });
+      }),
     );
   });
 

@@ -163,6 +163,10 @@ describe('admin commands', () => {
     expect(run(['emails', 'add', '--user', 'alice', '--email', 'alice@home.example', '--unverified'], env).stdout).toMatch(/^verified\s+false$/m);
     expect(run(['issues', 'add', '--project', 'acme/widgets', '--author', 'alice', '--title', 'Squeaks'], env).stdout).toMatch(/^iid\s+1$/m);
     expect(run(['merge-requests', 'add', '--project', 'acme/widgets', '--author', 'alice', '--title', 'Oil', '--source-branch', 'oil'], env).stdout).toMatch(/^target_branch\s+main$/m);
+    // Into the project's default branch, as a merge request by email goes, unless told otherwise.
+    expect(run(['projects', 'add', '--path', 'acme/gears', '--default-branch', 'develop'], env).status).toBe(0);
+    expect(run(['merge-requests', 'add', '--project', 'acme/gears', '--author', 'alice', '--title', 'Grease', '--source-branch', 'grease'], env).stdout).toMatch(/^target_branch\s+develop$/m);
+    expect(run(['merge-requests', 'add', '--project', 'acme/gears', '--author', 'alice', '--title', 'Tar', '--source-branch', 'tar', '--target-branch', 'stable'], env).stdout).toMatch(/^target_branch\s+stable$/m);
     const notification = JSON.parse(run(['--json', 'notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--issue', '1'], env).stdout) as Record<string, string>;
     expect(notification.reply_key).toMatch(/^1-[0-9a-z]{25}-1$/);
     expect(notification.reply_address).toBe(`incoming+${notification.reply_key}@mail.example.org`);
