@@ -185,10 +185,12 @@ describe('admin commands', () => {
         'comment on #1         incoming+acme-widgets-1-tracker_token_1-issue-1@mail.example.org\n',
     );
     const eml = join(tempDir(), 'reply.eml');
-    writeFileSync(eml, `From: bob@example.com\nTo: incoming@mail.example.org\nReferences: <reply-${key}@tracker.example.org>\nSubject: Re\n\nLooks right.\n\n> quoted\n`);
+    // The first id is a notification's from before INTAKE_HOSTNAME changed: named, never routed.
+    writeFileSync(eml, `From: bob@example.com\nTo: incoming@mail.example.org\nReferences: <reply-${key}@old-tracker.example.org> <reply-${key}@tracker.example.org>\nSubject: Re\n\nLooks right.\n\n> quoted\n`);
     const explained = run(['explain', eml], env);
     expect(explained.status).toBe(0);
     expect(explained.stdout).toContain('recipient incoming@mail.example.org');
+    expect(explained.stdout).toContain(`header References: reply-${key}@old-tracker.example.org: skipped (host is not INTAKE_HOSTNAME tracker.example.org)`);
     expect(explained.stdout).toContain(`header References: reply-${key}@tracker.example.org key ${key}: won: reply`);
     expect(explained.stdout).toContain('    | Looks right.');
     expect(explained.stdout).toMatch(/^DATA reply: 250 2\.6\.0 Message accepted as inbound message \d+$/m);

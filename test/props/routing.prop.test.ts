@@ -26,12 +26,15 @@ describe('header candidate scan', () => {
     );
   });
 
-  it('finds a reply key in References only for our host, in any case', () => {
+  it('finds a reply key in References only for our host, in any case; another host is named, without a key', () => {
     fc.assert(
       fc.property(fc.stringMatching(/^[0-9a-f]{32}$/), fc.boolean(), (key, upper) => {
         const host = upper ? 'TRACKER.EXAMPLE' : 'tracker.example';
         const found = headerCandidates(message({}, [], [], [`issue_1@tracker.example`, `reply-${key}@${host}`, `reply-${key}@evil.example`]), 'tracker.example');
-        expect(found).toEqual([{ source: 'References', value: `reply-${key}@${host}`, key }]);
+        expect(found).toEqual([
+          { source: 'References', value: `reply-${key}@${host}`, key },
+          { source: 'References', value: `reply-${key}@evil.example`, skipped: 'host is not INTAKE_HOSTNAME tracker.example' },
+        ]);
       }),
       { seed, numRuns: 200 },
     );
