@@ -215,6 +215,22 @@ describe('a reply by email', () => {
     expect(inbound(idFrom(second.data.line))).toMatchObject({ status: 'duplicate', reasonCode: 'data.duplicate' });
   });
 
+  it('still finds the stored copy behind any number of refused ones with the same Message-ID', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const messageId = 'reused@client.test';
+    // A client that reuses its Message-ID: 1,200 earlier rows with it (refused, blank replies).
+    server.store.sqlite.transaction(() => {
+      const insert = server.store.sqlite.prepare("insert into inbound_messages (ingress, mail_from, rcpt_to, message_id, size, status, reason_code) values ('smtp', ?, '[]', ?, 10, 'rejected', 'data.blank')");
+      for (let i = 0; i < 1200; i++) insert.run(world.user.email, messageId);
+    })();
+    const message = replyMessage({ from: world.user.email, to, body: 'Once, even so.', messageId: `<${messageId}>` });
+    const first = await sendMail(server.port, { from: world.user.email, to: [to], message });
+    expect(first.data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    for (let i = 0; i < 2; i++) expect((await sendMail(server.port, { from: world.user.email, to: [to], message })).data.line).toMatch(/^250 2\.6\.0 Already received/);
+    expect(notesOf(world.issue.id).map((n) => n.body)).toEqual(['Once, even so.']);
+  });
+
   it('creates one note when one message reaches the same issue through two of its recipients', async () => {
     const world = seedReplyWorld(server.repos);
     const other = server.repos.transaction(() =>

@@ -1,6 +1,6 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
-import { and, asc, desc, eq, getTableColumns, inArray, isNull, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
 import { fixedLimit, placeholders, prepared, preparedByColumns, type Db } from '../client.js';
 import { chunked } from '../chunks.js';
 import { deliveries, inboundMessageChunks, inboundMessages } from '../schema.js';
@@ -18,27 +18,20 @@ export function createInboundRepository({ db }: { db: Db }) {
     .where(eq(deliveries.inboundMessageId, sql.placeholder('id')))
     .orderBy(deliveries.id)
     .prepare());
-  const otherId = ne(inboundMessages.id, sql.placeholder('id'));
-  const byMessageId = prepared(() => db
-    .select({ id: inboundMessages.id })
-    .from(inboundMessages)
-    .where(and(eq(inboundMessages.messageId, sql.placeholder('messageId')), otherId))
-    .limit(fixedLimit(1000))
-    .prepare());
-  const bySha256 = prepared(() => db
-    .select({ id: inboundMessages.id })
-    .from(inboundMessages)
-    .where(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256')), otherId))
-    .limit(fixedLimit(1000))
-    .prepare());
-  const processedDeliveryOf = prepared(() =>
+  // A processed delivery to the destination among the other rows of the same message. Filtered in one
+  // statement: a limit on the rows read first would miss the processed one behind enough refused
+  // copies (a client that reuses its Message-ID).
+  const copyOf = (sameMessage: SQL) =>
     db
-      .select()
-      .from(deliveries)
-      .where(and(eq(deliveries.inboundMessageId, sql.placeholder('id')), eq(deliveries.destination, sql.placeholder('destination')), eq(deliveries.status, 'processed')))
+      .select(getTableColumns(deliveries))
+      .from(inboundMessages)
+      .innerJoin(deliveries, eq(deliveries.inboundMessageId, inboundMessages.id))
+      // `+destination`: not by the destination's index, which SQLite would otherwise pick (see below).
+      .where(and(sameMessage, ne(inboundMessages.id, sql.placeholder('id')), sql`+${deliveries.destination} = ${sql.placeholder('destination')}`, eq(deliveries.status, 'processed')))
       .limit(fixedLimit(1))
-      .prepare(),
-  );
+      .prepare();
+  const copyByMessageId = prepared(() => copyOf(eq(inboundMessages.messageId, sql.placeholder('messageId'))));
+  const copyBySha256 = prepared(() => copyOf(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256'))) as SQL));
   // Every column but id and created_at, so that one prepared statement serves every delivery.
   const insertDelivery = prepared(() =>
     db
@@ -129,14 +122,11 @@ export function createInboundRepository({ db }: { db: Db }) {
      * deliveries are the caller's to check: it holds them.
      */
     findProcessedCopy(destination: string, message: { id: number; messageId: string | null; sha256: string }): Delivery | undefined {
-      // From the message side first (its index finds a handful of rows): from the destination side, a
-      // busy issue's every delivery would be read for each message.
-      const copies = message.messageId ? byMessageId().all({ messageId: message.messageId, id: message.id }) : bySha256().all({ sha256: message.sha256, id: message.id });
-      for (const { id } of copies) {
-        const found = processedDeliveryOf().get({ id, destination });
-        if (found) return found;
-      }
-      return undefined;
+      // From the message side (its index finds the copies, each copy's deliveries by theirs): from the
+      // destination side, a busy issue's every delivery would be read for each message.
+      return message.messageId
+        ? copyByMessageId().get({ messageId: message.messageId, id: message.id, destination })
+        : copyBySha256().get({ sha256: message.sha256, id: message.id, destination });
     },
   };
 }
