@@ -352,12 +352,14 @@ function summarize(id: number, repos: Repositories, options: { keepReply?: boole
   const dataDeliveries = deliveries.filter((d) => d.stage !== 'rcpt');
   const status = STATUS_ORDER.find((s) => dataDeliveries.some((d) => d.status === s)) ?? 'rejected';
   const deciding = dataDeliveries.find((d) => d.status === status) ?? deliveries[0];
-  const firstRejection = deliveries.find((d) => d.status === 'rejected');
+  // Of a processed message, what went wrong for some recipient: a failure first (`reprocess` is for
+  // it), then a refusal. Copies and automatic mail are no trouble.
+  const trouble = deliveries.find((d) => d.status === 'failed') ?? deliveries.find((d) => d.status === 'rejected');
   const reply = replyFor(id, status, deciding);
   repos.inbound.update(id, {
     ...(status === options.storedStatus ? {} : { status }),
-    reasonCode: status === 'processed' ? (firstRejection?.reasonCode ?? null) : (deciding?.reasonCode ?? null),
-    reason: status === 'processed' ? (firstRejection?.reason ?? null) : (deciding?.reason ?? null),
+    reasonCode: status === 'processed' ? (trouble?.reasonCode ?? null) : (deciding?.reasonCode ?? null),
+    reason: status === 'processed' ? (trouble?.reason ?? null) : (deciding?.reason ?? null),
     handler: deciding?.handler ?? null,
     targetType: deciding?.targetType ?? null,
     targetId: deciding?.targetId ?? null,

@@ -271,6 +271,25 @@ describe('reprocess', () => {
     expect(noteCount(w.issueId)).toBe(1);
   });
 
+  it('marks a message that failed for one recipient and was stored for another, so the failure can be found and run again', async () => {
+    const w = setUp();
+    const project = `g/p${w.user.slice(1)}`;
+    run(['issues', 'add', '--project', project, '--author', w.user, '--title', 'Second'], server.env);
+    const second = JSON.parse(run(['--json', 'notifications', 'add', '--project', project, '--recipient', w.user, '--issue', '2'], server.env).stdout) as { reply_address: string };
+    server.store.sqlite.exec(`CREATE TRIGGER bug_one BEFORE INSERT ON notes WHEN NEW.noteable_id = ${w.issueId} BEGIN SELECT RAISE(ABORT, 'simulated bug'); END`);
+    const { data } = await sendMail(server.port, { from: w.email, to: [w.to, second.reply_address], message: replyMessage({ from: w.email, to: w.to, body: 'To both issues.' }) });
+    server.store.sqlite.exec('DROP TRIGGER bug_one');
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+    const id = Number(/inbound message (\d+)/.exec(data.line)?.[1]);
+    // Stored for one recipient, so processed; the failure of the other is its reason.
+    expect(server.repos.inbound.findById(id)).toMatchObject({ status: 'processed', reasonCode: 'process.internal' });
+    const problems = server.store.sqlite.prepare("select id from inbound_messages where received_at >= date('now') and (status != 'processed' or reason_code is not null)").all() as { id: number }[];
+    expect(problems.map((r) => r.id)).toContain(id);
+    expect(run(['reprocess', String(id)], server.env).status).toBe(0);
+    expect(noteCount(w.issueId)).toBe(1);
+    expect(server.repos.inbound.findById(id)).toMatchObject({ status: 'processed', reasonCode: null });
+  });
+
   it('runs a message refused at DATA again once the operator fixed the cause', async () => {
     const w = setUp();
     const { data } = await sendMail(server.port, { from: 'alias@example.net', to: [w.to], message: replyMessage({ from: 'alias@example.net', to: w.to, body: 'From my other address.' }) });
