@@ -143,7 +143,7 @@ export const OUTCOMES = {
     dsn: '4.7.0',
     text: 'Too many unknown recipients from your address, try again later',
     status: 'not stored',
-    when: 'the client address named INTAKE_UNKNOWN_RECIPIENT_LIMIT unknown recipients within INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS (the later ones answered ever more slowly); the session is closed and the address shut out for a while; the recipient\'s row keeps the reason it was unknown, the log says the rest',
+    when: 'the client address named INTAKE_UNKNOWN_RECIPIENT_LIMIT unknown recipients within INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS (the later ones answered ever more slowly); the session is closed and the address shut out for a while; the message\'s row records this 421, each recipient\'s row the reason it was unknown; the log says the rest',
   },
   'mail.tls_required': {
     stage: 'mail',

@@ -45,6 +45,17 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
   return null;
 }
 
+/**
+ * The client is shut out at this refusal (too many unknown recipients), so it is told `shutOut`
+ * instead: the row says so too, after the refusal's own record.
+ */
+export function recordShutOut(tx: Transaction, ingress: Ingress, shutOut: MailRejection, deps: IngestDeps): void {
+  const snapshot = snapshotOf(tx);
+  tx.refusalRow = tx.refusalRow.then((inboundMessageId) =>
+    recordRefusals({ ingress, envelope: snapshot, refused: [], inboundMessageId, answered: shutOut.toWire() }, deps),
+  );
+}
+
 /** The same mailbox: the domain in any case, the local part as written (keys are case-sensitive). */
 function sameAddressAs(address: string): (other: string) => boolean {
   const at = address.lastIndexOf('@');

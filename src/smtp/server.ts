@@ -12,7 +12,7 @@ import { installEnhancedCodePassthrough } from './reply.js';
 import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { installPipelinedDataFix } from './pipelined-data.js';
-import { onRcptTo } from './rcpt-to.js';
+import { onRcptTo, recordShutOut } from './rcpt-to.js';
 import { MAIL_PARAMETERS, unsupportedParameter } from './parameters.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
@@ -73,7 +73,9 @@ export async function startMailListener(
     const verdict = limits.unknownRecipient(ip);
     if (verdict.shutOut) {
       deps.logger.warn({ listener: kind, remoteAddress: ip, unknownRecipients: verdict.count, blockMs: config.unknown_recipient_block_ms }, 'client shut out: too many unknown recipients');
-      return callback(new MailRejection('rcpt.too_many_unknown'));
+      const shutOut = new MailRejection('rcpt.too_many_unknown');
+      recordShutOut(transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', shutOut, deps);
+      return callback(shutOut);
     }
     if (verdict.delayMs === 0) return callback(rejection);
     deps.logger.info({ listener: kind, remoteAddress: ip, unknownRecipients: verdict.count, delayMs: verdict.delayMs }, 'unknown recipient: answer slowed');

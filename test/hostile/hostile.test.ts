@@ -326,6 +326,11 @@ describe('key guessing', () => {
       await again.closed;
       expect(again.received()).toBe('421 4.7.0 Too many unknown recipients from your address, try again later\r\n');
       expect(server.logs.some((l) => l.includes('client shut out: too many unknown recipients') && l.includes('127.0.0.3'))).toBe(true);
+      // The row says what the client was told last (421), each recipient why it was unknown.
+      const row = () => server.store.sqlite.prepare("select id, status, reason_code, smtp_reply from inbound_messages where mail_from = 'guesser@evil.test'").get() as { id: number } | undefined;
+      await expect.poll(row).toMatchObject({ status: 'rejected', reason_code: 'rcpt.too_many_unknown', smtp_reply: '421 4.7.0 Too many unknown recipients from your address, try again later' });
+      const reasons = server.store.sqlite.prepare('select distinct reason_code from deliveries where inbound_message_id = ?').all(row()!.id);
+      expect(reasons).toEqual([{ reason_code: 'rcpt.unknown_reply_key' }]);
       const slowed = () => server.logs.filter((l) => l.includes('unknown recipient: answer slowed') && l.includes('127.0.0.3')).map((l) => (JSON.parse(l) as { delayMs: number }).delayMs);
       await expect.poll(slowed).toEqual([1000, 2000, 3000, 4000]);
       // Someone else with one typo is answered at once.
