@@ -191,7 +191,7 @@ export const OUTCOMES = {
     dsn: '5.1.3',
     text: 'Recipient address has no domain',
     status: 'rejected',
-    when: 'RCPT TO without @domain',
+    when: 'RCPT TO:<postmaster> (RFC 5321 lets it go without a domain; any other address without one fails smtp-server\'s syntax check first, 501 5.1.3 Bad recipient address syntax, and is not recorded)',
   },
   'rcpt.relay_denied': {
     stage: 'rcpt',
