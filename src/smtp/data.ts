@@ -57,7 +57,11 @@ export async function onData(
   } catch (error) {
     // Whatever went wrong, the sender must keep its copy and try again: never a 5xx for our fault.
     log.error({ err: error, mailFrom: envelope.mailFrom, size }, 'message not stored');
-    throw error instanceof MailRejection ? error : new MailRejection('data.store_failed');
+    const rejection = error instanceof MailRejection ? error : new MailRejection('data.store_failed');
+    // The row of this transaction's refusals would say they were all of it: it gets this reply too
+    // (tried again for a while, like any refusal record; the session need not wait for it).
+    if (inboundMessageId !== null) void recordRefusals({ ingress: options.ingress, envelope, refused: [], size, inboundMessageId, answered: rejection.toWire() }, deps);
+    throw rejection;
   }
   log.info(
     {

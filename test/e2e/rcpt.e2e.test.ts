@@ -1,7 +1,7 @@
 // RCPT TO over real TCP: every refusal comes in the dialogue, with its exact reply line, and leaves a row.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpClient } from '../helpers/smtp-client.js';
-import { seedReplyWorld } from '../helpers/seed.js';
+import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { startServer, template, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
@@ -191,6 +191,31 @@ describe('RCPT TO', () => {
     const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'locked@client.test');
     expect(row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.unknown_key' });
     expect(row?.rcptTo).toEqual(['incoming+guess2@example.com', valid.toUpperCase().replace('@EXAMPLE.COM', '@example.com'), valid]);
+  });
+
+  it('marks the refusals\' row with the 451 when the message of the same transaction cannot be stored', async () => {
+    const world = seedReplyWorld(server.repos);
+    const valid = template.format(world.key);
+    const { client } = await SmtpClient.connect(server.port);
+    const row = () => server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'deferred@client.test');
+    try {
+      await client.command('EHLO client.test');
+      await client.command('MAIL FROM:<deferred@client.test>');
+      expect((await client.command('RCPT TO:<incoming+guess3@example.com>')).code).toBe(550);
+      expect((await client.command(`RCPT TO:<${valid}>`)).code).toBe(250);
+      await expect.poll(row).toMatchObject({ status: 'rejected', smtpReply: expect.stringMatching(/^550 /) });
+      server.store.sqlite.exec('BEGIN IMMEDIATE');
+      try {
+        const [, final] = await client.data(replyMessage({ from: world.user.email, to: valid, body: 'Locked out for now.' }));
+        expect(final.line).toBe('451 4.3.0 Temporary failure storing the message, please try again later');
+      } finally {
+        server.store.sqlite.exec('COMMIT');
+      }
+    } finally {
+      await client.quit();
+    }
+    // The sender will come back; the row no longer says that a 550 was all it got.
+    await expect.poll(row, { timeout: 8000 }).toMatchObject({ reasonCode: 'data.store_failed', smtpReply: '451 4.3.0 Temporary failure storing the message, please try again later' });
   });
 
   it('refuses parameters of extensions it does not offer with 555 5.5.4, and goes on with the session', async () => {
