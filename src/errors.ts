@@ -47,7 +47,7 @@ export const OUTCOMES = {
     dsn: '4.3.0',
     text: 'Temporary failure storing the message, please try again later',
     status: 'not stored',
-    when: 'the database could not be written (locked, full, missing); nothing is stored and the sender keeps its copy (a row of the same transaction's RCPT refusals gets this code and reply)',
+    when: 'the database could not be written (locked, full, missing); nothing is stored and the sender keeps its copy (a row of the same transaction\'s RCPT refusals gets this code and reply)',
   },
   'data.disk_full': {
     stage: 'data',
@@ -55,7 +55,7 @@ export const OUTCOMES = {
     dsn: '4.3.1',
     text: 'Insufficient system storage, please try again later',
     status: 'not stored',
-    when: 'the disk (or the database) is full; nothing is stored and the sender keeps its copy (a row of the same transaction's RCPT refusals gets this code and reply)',
+    when: 'the disk (or the database) is full; nothing is stored and the sender keeps its copy (a row of the same transaction\'s RCPT refusals gets this code and reply)',
   },
   'rcpt.lookup_failed': {
     stage: 'rcpt',
