@@ -26,13 +26,17 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
     checkRecipient(address, deps);
   } catch (error) {
     const rejection = error as MailRejection;
+    deps.logger.info({ recipient: address, code: rejection.code }, 'recipient refused');
+    const mailbox = mailboxOf(address);
+    // Asked again and refused the same way: answered again, recorded once (one row per recipient).
+    if (tx.refusedWith.get(mailbox) === rejection.code) return rejection;
+    tx.refusedWith.set(mailbox, rejection.code);
     const snapshot = snapshotOf(tx);
     // In order: a second refusal of the same transaction adds to the row the first one made.
     tx.refused++;
     tx.refusalRow = tx.refusalRow.then((inboundMessageId) =>
       recordRefusals({ ingress, envelope: snapshot, refused: [{ recipient: address, rejection }], inboundMessageId }, deps),
     );
-    deps.logger.info({ recipient: address, code: rejection.code }, 'recipient refused');
     return rejection;
   }
   if (!repeated) tx.accepted.push(address);
@@ -54,6 +58,12 @@ export function recordShutOut(tx: Transaction, ingress: Ingress, shutOut: MailRe
   tx.refusalRow = tx.refusalRow.then((inboundMessageId) =>
     recordRefusals({ ingress, envelope: snapshot, refused: [], inboundMessageId, answered: shutOut.toWire() }, deps),
   );
+}
+
+/** The mailbox as sameAddressAs compares it: the local part as written, the domain in lower case. */
+function mailboxOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return address.slice(0, at + 1) + address.slice(at + 1).toLowerCase();
 }
 
 /** The same mailbox: the domain in any case, the local part as written (keys are case-sensitive). */

@@ -1,6 +1,7 @@
 // transaction: what the SMTP listener remembers between MAIL FROM and DATA: the sender, every
 // recipient given, the ones accepted, and the row their refusals are recorded in.
 import type { SMTPServerSession } from 'smtp-server';
+import type { OutcomeCode } from '../errors.js';
 import type { Envelope } from '../ingest/ingest.js';
 
 export interface Transaction {
@@ -11,6 +12,8 @@ export interface Transaction {
   refusalRow: Promise<number | null>;
   /** Recipients refused so far, whose row is refusalRow. */
   refused: number;
+  /** Each refused mailbox (domain in lower case) and the code it was refused with, recorded once. */
+  refusedWith: Map<string, OutcomeCode>;
   /** null when a trusted relay said it does not know (XFORWARD ADDR=[UNAVAILABLE]). */
   remoteAddress: string | null;
   /** null when unknown (a trusted relay said XFORWARD HELO=[UNAVAILABLE]). */
@@ -66,6 +69,7 @@ export class Transactions {
       recipients: [],
       refusalRow: Promise.resolve(null),
       refused: 0,
+      refusedWith: new Map(),
       remoteAddress: forwardedUnknown(session) ? null : session.remoteAddress,
       helo: clientHelo(session),
       relayAddress: forwardedBy(session),

@@ -218,6 +218,21 @@ describe('RCPT TO', () => {
     await expect.poll(row, { timeout: 8000 }).toMatchObject({ reasonCode: 'data.store_failed', smtpReply: '451 4.3.0 Temporary failure storing the message, please try again later' });
   });
 
+  it('records a recipient refused again in the same transaction once', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    try {
+      await client.command('EHLO client.test');
+      await client.command('MAIL FROM:<again@client.test>');
+      for (const domain of ['example.com', 'EXAMPLE.COM', 'example.com']) expect((await client.command(`RCPT TO:<incoming+guess4@${domain}>`)).code).toBe(550);
+      expect((await client.command('RSET')).code).toBe(250);
+    } finally {
+      await client.quit();
+    }
+    const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'again@client.test');
+    expect(row?.rcptTo).toEqual(['incoming+guess4@example.com']);
+    expect(server.repos.inbound.deliveriesOf(row!.id).map((d) => [d.recipient, d.reasonCode])).toEqual([['incoming+guess4@example.com', 'rcpt.unknown_key']]);
+  });
+
   it('refuses parameters of extensions it does not offer with 555 5.5.4, and goes on with the session', async () => {
     const world = seedReplyWorld(server.repos);
     const { client } = await SmtpClient.connect(server.port);
