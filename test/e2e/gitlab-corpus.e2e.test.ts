@@ -343,13 +343,13 @@ describe('replies to notifications (create_note / unsubscribe handlers, reply pa
       expect(await parsedReply('html_empty_link.eml', 'arpit@techapj.com')).toBe('no brackets!');
     });
 
-    it('html_only.eml: Gmail HTML becomes Markdown, details kept as HTML, table cells as paragraphs', async () => {
+    it('html_only.eml: Gmail HTML becomes Markdown, details kept as a details block, table cells as paragraphs', async () => {
       const body = await parsedReply('html_only.eml', 'walter.white@googlemail.com');
       expect(body.startsWith('### This is a reply from standard GMail in Google Chrome.')).toBe(true);
       expect(body).toContain("Here's some **bold** text, **strong** text and *italic* in Markdown.");
       expect(body).toContain('![Miro](http://img.png)');
-      expect(body).toMatch(/<details>\s*<summary>\s*One<\/summary>\s*Some details<\/details>/);
-      expect(body).toMatch(/<details>\s*<summary>\s*Two<\/summary>\s*Some details<\/details>/);
+      expect(body).toMatch(/<details>\s*<summary>\s*One<\/summary>\s*Some details\s*<\/details>/);
+      expect(body).toMatch(/<details>\s*<summary>\s*Two<\/summary>\s*Some details\s*<\/details>/);
       expect(body.endsWith('Test reply.\n\nFirst paragraph.\n\nSecond paragraph.')).toBe(true);
     });
 

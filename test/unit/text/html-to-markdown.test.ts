@@ -91,3 +91,42 @@ describe('htmlToMarkdown: the quotation a mail client adds under a reply', () =>
     );
   });
 });
+
+describe('htmlToMarkdown: what a sender cannot put in a note', () => {
+  it('keeps text that looks like a tag as text: an escaped <img> the reader saw is no HTML in the note', () => {
+    expect(htmlToMarkdown('<p>Type &lt;img src=x onerror=alert(1)&gt; and &lt;/div&gt;, or 1 &lt; 2.</p>')).toBe('Type &lt;img src=x onerror=alert(1)> and &lt;/div>, or 1 < 2.');
+  });
+
+  it('drops script and data links and images, keeping the link text; mail schemes and cid images stay', () => {
+    const html = '<p><a href="javascript:alert(1)">one</a> <a href=" JaVa&#x09;Script:alert(2)">two</a> <a href="data:text/html,x">three</a> <a href="https://x.test/a">four</a> <a href="mailto:a@x.test">five</a></p><img src="data:image/png;base64,AAAA" alt="d"><img src="cid:logo" alt="c">';
+    expect(htmlToMarkdown(html)).toBe('one two three [four](https://x.test/a) [five](mailto:a@x.test)\n\n![c](cid:logo)');
+  });
+
+  it('keeps a details block, with its content converted: no script, handler or raw tag survives in it', () => {
+    const markdown = htmlToMarkdown('<details open ontoggle="alert(1)"><summary>logs <i>&lt;b&gt;</i></summary><img src=x onerror="alert(2)"><script>alert(3)</script><p>inside <b>bold</b></p></details>');
+    expect(markdown).toBe('<details><summary>logs &lt;b></summary>\n\n![](x)\n\ninside **bold**\n\n</details>');
+  });
+
+  it('numbers ordered lists from their start, each list counted once', () => {
+    expect(htmlToMarkdown('<ol start="7"><li>a</li><li>b</li></ol><ol><li>c</li></ol>')).toBe('7.  a\n8.  b\n\n1.  c');
+    const long = htmlToMarkdown(`<ol>${'<li>x</li>'.repeat(20_000)}</ol>`).split('\n');
+    expect([long[0], long.at(-1)]).toEqual(['1.  x', '20000.  x']);
+  });
+
+  it('reads as plain text what would make turndown work for seconds: deep lists around many lines, many tags, deep nesting', () => {
+    // Fifty lists around 100,000 lines (11 s before): plain text, no indentation.
+    const lists = htmlToMarkdown(`${'<ul><li>'.repeat(50)}${'x<br>'.repeat(100_000)}${'</li></ul>'.repeat(50)}`).split('\n');
+    expect(lists).toHaveLength(100_000);
+    expect(lists.every((line) => line === 'x')).toBe(true);
+    expect(htmlToMarkdown(`${'<div>'.repeat(450)}${'y<br>'.repeat(40_000)}${'</div>'.repeat(450)}`).split('\n').every((line) => line === 'y')).toBe(true);
+    expect(htmlToMarkdown('<span>z</span>'.repeat(500_000)).split('\n')).toHaveLength(500_000);
+    // A few lists around a normal amount of text are converted, indented.
+    expect(htmlToMarkdown(`<ul><li>a<ul><li>b<ul><li>${'c<br>'.repeat(3)}</li></ul></li></ul></li></ul>`)).toBe('-   a\n    -   b\n        -   c\n            c\n            c');
+  });
+
+  it('does not count tags inside raw text: <script></div></script> closes nothing, so the nesting is seen, never a stack overflow', () => {
+    expect(htmlToMarkdown(`${'<div><script></div></script>'.repeat(5000)}x`)).toBe('x');
+    expect(htmlToMarkdown(`${'<div><style></div></style>'.repeat(5000)}<p>y</p>`)).toBe('y');
+    expect(htmlToMarkdown('<p>a</p><textarea></p><p></textarea><p>b</p>')).toContain('b');
+  });
+});
