@@ -144,6 +144,7 @@ function itemIndex(list: MailElement, item: MailElement): number {
 function isSafeUrl(url: string | null | undefined): boolean {
   if (!url) return true;
   // Browsers ignore control characters and blanks inside a scheme (`java\tscript:`).
+  // eslint-disable-next-line no-control-regex -- control characters are what is being removed
   const scheme = /^([^:/?#]*):/.exec(url.replace(/[\u0000-\u0020\u007f]/g, ''))?.[1]?.toLowerCase();
   return scheme === undefined || ['http', 'https', 'mailto', 'ftp', 'cid', 'tel'].includes(scheme);
 }
