@@ -141,6 +141,12 @@ export const SETTINGS = {
     default: 50,
     doc: 'Accepted recipients per message; the next one gets `452 4.5.3`.',
   },
+  max_refused_recipients: {
+    env: 'INTAKE_MAX_REFUSED_RECIPIENTS',
+    schema: z.coerce.number().int().min(1).max(100000),
+    default: 100,
+    doc: 'Refused recipients per SMTP session, for any reason; the next one gets `421 4.7.0` and the session is closed (as Postfix\'s `smtpd_hard_error_limit`). Trusted relays and LMTP clients are not limited.',
+  },
   max_clients: {
     env: 'INTAKE_MAX_CLIENTS',
     schema: z.coerce.number().int().min(1),

@@ -145,6 +145,14 @@ export const OUTCOMES = {
     status: 'not stored',
     when: 'the client address named INTAKE_UNKNOWN_RECIPIENT_LIMIT unknown recipients within INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS (the later ones answered ever more slowly); the session is closed and the address shut out for a while; the message\'s row records this 421, each recipient\'s row the reason it was unknown; the log says the rest',
   },
+  'rcpt.too_many_refused': {
+    stage: 'rcpt',
+    smtp: 421,
+    dsn: '4.7.0',
+    text: 'Too many refused recipients in this session, closing connection',
+    status: 'not stored',
+    when: 'a client (not a trusted relay, not over LMTP) named more than INTAKE_MAX_REFUSED_RECIPIENTS recipients that were refused, in one session; the session is closed, the message\'s row records this 421, each recipient\'s row why it was refused; logged',
+  },
   'mail.tls_required': {
     stage: 'mail',
     smtp: 530,

@@ -93,7 +93,8 @@ export class ClientLimits {
     return { delayMs, shutOut: false, count: times.length };
   }
 
-  private isExempt(ip: string): boolean {
+  /** A trusted relay's address: the limits are not for it. */
+  isExempt(ip: string): boolean {
     return this.settings.exempt.includes(ip);
   }
 }

@@ -67,8 +67,21 @@ export async function startMailListener(
   // LMTP clients are relays, which pass on many senders' mail: the limits are theirs to apply.
   const limited = kind !== 'lmtp';
   // An unknown recipient counts against its client: past the limit the refusals slow down, then stop.
+  // Refused recipients per session, of clients the limits apply to: past the cap the session ends,
+  // so that no client can have recipients refused (and recorded) without end.
+  const refusedIn = new Map<string, number>();
   const answerRcpt = (session: SMTPServerSession, rejection: MailRejection | null, callback: (err?: Error | null) => void) => {
     const ip = admitted.get(session.id);
+    if (rejection && ip !== undefined && !limits.isExempt(ip)) {
+      const refused = (refusedIn.get(session.id) ?? 0) + 1;
+      refusedIn.set(session.id, refused);
+      if (refused > config.max_refused_recipients) {
+        deps.logger.warn({ listener: kind, session: session.id, remoteAddress: ip, refused: refused - 1 }, 'session closed: too many refused recipients');
+        const cut = new MailRejection('rcpt.too_many_refused');
+        recordShutOut(transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', cut, deps);
+        return callback(cut);
+      }
+    }
     if (!rejection || !ip || !UNKNOWN_RECIPIENT.has(rejection.code)) return callback(rejection);
     const verdict = limits.unknownRecipient(ip);
     if (verdict.shutOut) {
@@ -146,6 +159,7 @@ export async function startMailListener(
     },
     onClose(session: SMTPServerSession) {
       transactions.end(session);
+      refusedIn.delete(session.id);
       const ip = admitted.get(session.id);
       if (ip !== undefined) {
         admitted.delete(session.id);

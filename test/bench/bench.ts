@@ -23,7 +23,7 @@ const scale = (n: number) => (QUICK ? Math.max(50, Math.round(n / 10)) : n);
 const CLK_TCK = 100;
 // The load comes from one address: the per-address abuse limits (key guessing, connections) would
 // measure the tarpit, not the server. They are lifted here, and nowhere else.
-const BENCH_LIMITS = { INTAKE_MAX_CONNECTIONS_PER_IP: '100000', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '1000000000' };
+const BENCH_LIMITS = { INTAKE_MAX_CONNECTIONS_PER_IP: '100000', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '1000000000', INTAKE_MAX_REFUSED_RECIPIENTS: '100000' };
 
 interface Target {
   name: string;

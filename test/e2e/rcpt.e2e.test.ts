@@ -6,7 +6,7 @@ import { startServer, template, type RunningServer } from '../helpers/server.js'
 
 let server: RunningServer;
 beforeAll(async () => {
-  server = await startServer({ INTAKE_MAX_RECIPIENTS: '3' });
+  server = await startServer({ INTAKE_MAX_RECIPIENTS: '3', INTAKE_MAX_REFUSED_RECIPIENTS: '6' });
 });
 afterAll(async () => {
   await server?.stop();
@@ -231,6 +231,31 @@ describe('RCPT TO', () => {
     const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'again@client.test');
     expect(row?.rcptTo).toEqual(['incoming+guess4@example.com']);
     expect(server.repos.inbound.deliveriesOf(row!.id).map((d) => [d.recipient, d.reasonCode])).toEqual([['incoming+guess4@example.com', 'rcpt.unknown_key']]);
+  });
+
+  it('closes a session past INTAKE_MAX_REFUSED_RECIPIENTS refused recipients with 421 4.7.0, whatever the reason', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    const lines: string[] = [];
+    try {
+      await client.command('EHLO client.test');
+      await client.command('MAIL FROM:<refused@client.test>');
+      // Refusals no key-guessing limit counts: parameters, then another transaction's relay refusals.
+      for (let i = 0; i < 4; i++) lines.push((await client.command(`RCPT TO:<r${i}@example.com> X=1`)).line);
+      await client.command('RSET');
+      await client.command('MAIL FROM:<refused@client.test>');
+      for (let i = 0; i < 3 && !client.isClosed; i++) lines.push((await client.command(`RCPT TO:<r${i}@example.com> Y=2`)).line);
+    } finally {
+      await client.quit();
+    }
+    expect(lines.slice(0, 6).every((line) => line.startsWith('555 5.5.4 '))).toBe(true);
+    expect(lines[6]).toBe('421 4.7.0 Too many refused recipients in this session, closing connection');
+    await expect.poll(() => client.isClosed).toBe(true);
+    // The second transaction's row says how the session ended; the first one's was ended by RSET.
+    await expect.poll(() => server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'refused@client.test')?.reasonCode).toBe('rcpt.too_many_refused');
+    expect(server.repos.inbound.list({ limit: 100 }).filter((r) => r.mailFrom === 'refused@client.test').map((r) => r.smtpReply)).toEqual([
+      '421 4.7.0 Too many refused recipients in this session, closing connection',
+      '555 5.5.4 Unsupported RCPT TO parameter X',
+    ]);
   });
 
   it('refuses parameters of extensions it does not offer with 555 5.5.4, and goes on with the session', async () => {
