@@ -30,6 +30,22 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     throw new StartupError('serve needs a database file: INTAKE_DATABASE=:memory: would give each of its two connections a database of its own', EX_CONFIG);
   }
   let tls = config.tls_cert_file ? loadTls(config, logger) : null;
+  // SIGHUP's default is to end the process: from the start it means "reload", even before the
+  // database is open (a certificate renewal's reload right after a restart must not stop intake).
+  const mail: MailListener[] = [];
+  const reload = () => {
+    if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
+    try {
+      const material = loadTls(config, logger);
+      tls = material;
+      for (const listener of mail) listener.updateTls(material);
+      logger.info({ subject: material.subject, notAfter: material.notAfter, fingerprint256: material.fingerprint256 }, 'TLS certificate reloaded');
+    } catch (error) {
+      // Keep serving with the certificate already loaded: a bad renewal must not stop mail.
+      logger.error({ err: (error as Error).message }, 'TLS reload failed, keeping the current certificate');
+    }
+  };
+  process.on('SIGHUP', reload);
   let store: Store;
   let writer: WriterThread;
   try {
@@ -45,21 +61,6 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     store.close();
     throw new StartupError(`cannot open the database ${config.database} for writing: ${(error as Error).message}`);
   }
-  // SIGHUP's default is to end the process: from the start it means "reload", even before listening.
-  const mail: MailListener[] = [];
-  const reload = () => {
-    if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
-    try {
-      const material = loadTls(config, logger);
-      tls = material;
-      for (const listener of mail) listener.updateTls(material);
-      logger.info({ subject: material.subject, notAfter: material.notAfter, fingerprint256: material.fingerprint256 }, 'TLS certificate reloaded');
-    } catch (error) {
-      // Keep serving with the certificate already loaded: a bad renewal must not stop mail.
-      logger.error({ err: (error as Error).message }, 'TLS reload failed, keeping the current certificate');
-    }
-  };
-  process.on('SIGHUP', reload);
   const deps = { ...ingestDeps(config, store, logger), writer };
   let policy: PolicyListener | null = null;
   // One set of limits for the whole process: a client is the same client on every listener.

@@ -31,7 +31,7 @@ export interface Store {
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 export interface OpenOptions {
-  /** Apply pending migrations (serve, migrate); other commands refuse a database that is behind. */
+  /** Apply pending migrations (the default, for every command); false for a connection that must not (the writer thread's, opened after the main thread's). */
   migrate?: boolean;
   busyTimeoutMs?: number;
   /** Share one transaction among the commits of one event-loop turn (default); false: one each. */
@@ -175,6 +175,21 @@ export function preparedByColumns<T>(make: (columns: string[]) => T): (values: o
 /** The placeholders for preparedByColumns: `{ column: sql.placeholder(column) }`. */
 export function placeholders(columns: string[]): Record<string, Placeholder> {
   return Object.fromEntries(columns.map((column) => [column, sql.placeholder(column)]));
+}
+
+/**
+ * Throws unless this connection can write. SQLite opens a file it may not write read-only without a
+ * word, and takes a write lock on it (BEGIN IMMEDIATE) all the same: only a write finds out.
+ */
+export function assertWritable(sqlite: Database.Database): void {
+  const version = Number(sqlite.pragma('user_version', { simple: true }));
+  sqlite.exec('BEGIN IMMEDIATE');
+  try {
+    // Writes the header with the value it has: nothing changes, and nothing is kept.
+    sqlite.pragma(`user_version = ${version}`);
+  } finally {
+    sqlite.exec('ROLLBACK');
+  }
 }
 
 /** True for errors that mean "try again later" (locked, busy, full, I/O) rather than a bug. */

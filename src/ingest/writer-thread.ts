@@ -2,7 +2,7 @@
 // ingest() and recordRefusals() for the SMTP, LMTP and policy listeners of the main thread.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { openStore, type Store } from '../db/client.js';
+import { assertWritable, openStore, type Store } from '../db/client.js';
 import { MailRejection } from '../errors.js';
 import { createLoggerTo } from '../log.js';
 import { ingestDeps } from './deps.js';
@@ -34,6 +34,7 @@ try {
   // The main thread has applied the migrations. A short busy timeout: a locked database is a 451 and
   // the sender's retry, not a stalled writer.
   store = openStore(config.database, { migrate: false, busyTimeoutMs: 1000, groupCommit: config.group_commit });
+  assertWritable(store.sqlite);
 } catch (error) {
   port.postMessage([{ kind: 'failed', message: (error as Error).message }]);
   throw error;

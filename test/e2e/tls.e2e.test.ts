@@ -1,7 +1,7 @@
 // TLS over real TCP: STARTTLS and the implicit-TLS listener with the configured certificate, TLS
 // required before MAIL, a SIGHUP that swaps the certificate without dropping sessions, and clear
 // errors for clients that do not speak TLS and for certificate files that cannot be used.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -115,6 +115,28 @@ describe('SIGHUP', () => {
     expect(await client.startTls()).toBe(second.fingerprint256);
     await client.quit();
     copyFileSync(second.certFile, live.certFile);
+  });
+});
+
+describe('SIGHUP while starting', () => {
+  it('means reload from the start of serve, before the database is open: intake starts, not dies', async () => {
+    const child = spawn(process.execPath, [CLI, 'serve'], { env: cliEnv({ INTAKE_DATABASE: join(tempDir(), 'hup.sqlite'), INTAKE_SMTP_LISTEN: '127.0.0.1:0' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+    try {
+      // Past Node's own start (tens of ms), then as a certificate renewal's reload right after a restart would.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      for (let i = 0; i < 200 && !out.includes('"msg":"ready"') && child.exitCode === null && child.signalCode === null; i++) {
+        child.kill('SIGHUP');
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      expect(child.signalCode).toBeNull();
+      expect(out).toContain('"msg":"ready"');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });
 

@@ -1,0 +1,707 @@
+// commands: the `intake` command's commands, loaded by cli.ts: serve, migrate, check, the admin commands that create the rows mail is
+// checked against, and the inspection commands. Input: operator arguments.
+import { readFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import {
+  issueNoteKey,
+  newIssueKey,
+  newMergeRequestKey,
+  SERVICE_DESK_KEY_MAX_LENGTH,
+  SERVICE_DESK_KEY_PATTERN,
+  serviceDeskAliasKey,
+  serviceDeskKey,
+} from './address/keys.js';
+import { mintReplyKey, parseReplyKey } from './address/reply-key.js';
+import { compileTemplate } from './address/template.js';
+import { ConfigError, loadConfig, parseHostPort, type Config } from './config.js';
+import { assertWritable, isUniqueConstraintError, openStore, type Store } from './db/client.js';
+import { createRepositories, type Repositories } from './db/repositories.js';
+import { ACCESS } from './handlers/access.js';
+import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
+import { trimReply } from './text/trim-reply.js';
+import { createLogger } from './log.js';
+import { deliverFromPipe, EXIT } from './pipe/deliver.js';
+import { ingestDeps } from './ingest/deps.js';
+import { EX_CONFIG, serve, StartupError } from './serve.js';
+import { expiryProblem, loadTlsMaterial } from './smtp/tls.js';
+
+class CliError extends Error {}
+
+const program = new Command('intake')
+  .description('Receives mail for an issue tracker over SMTP and stores what it becomes in SQLite.')
+  .option('-c, --config <file>', 'config file: YAML, JSON, or a systemd environment file ending in .env (INTAKE_* environment variables win)')
+  .option('--json', 'print machine-readable JSON')
+  .showHelpAfterError();
+
+function config(): Config {
+  return loadConfig({ file: program.opts<{ config?: string }>().config });
+}
+
+function json(): boolean {
+  return program.opts<{ json?: boolean }>().json === true;
+}
+
+/** Opens the database for an admin command, runs fn in one transaction, closes it. */
+function withRepos<T>(fn: (repos: Repositories, store: Store) => T): T {
+  const store = openStore(config().database);
+  try {
+    const repos = createRepositories(store);
+    return store.transaction(() => fn(repos, store));
+  } finally {
+    store.close();
+  }
+}
+
+/** Prints rows with the database's column names (snake_case), as sqlite3 shows them. */
+function print(value: unknown): void {
+  const columns = (row: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(
+      Object.entries(row).map(([k, v]) => [
+        k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+        Array.isArray(v) && v.every((item) => typeof item === 'object' && item !== null) ? v.map((item) => columns(item as Record<string, unknown>)) : v,
+      ]),
+    );
+  const rows = (Array.isArray(value) ? value : [value]).map(columns);
+  if (json()) {
+    process.stdout.write(`${JSON.stringify(Array.isArray(value) ? rows : rows[0], null, 2)}\n`);
+    return;
+  }
+  for (const [i, row] of rows.entries()) {
+    if (i > 0) process.stdout.write('\n');
+    const entries = Object.entries(row);
+    const width = Math.max(...entries.map(([k]) => k.length));
+    for (const [k, v] of entries) {
+      const text = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+      process.stdout.write(`${k.padEnd(width)}  ${text}\n`);
+    }
+  }
+}
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be a positive whole number`);
+    return Number(value);
+  };
+}
+
+function user(repos: Repositories, username: string) {
+  const found = repos.users.findByUsername(username);
+  if (!found) throw new CliError(`no user with username "${username}"`);
+  return found;
+}
+
+function project(repos: Repositories, path: string) {
+  const found = repos.projects.findByPath(path);
+  if (!found) throw new CliError(`no project with path "${path}"`);
+  return found;
+}
+
+function unique<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (isUniqueConstraintError(error)) throw new CliError(`${what} already exists`);
+    throw error;
+  }
+}
+
+const EMAIL = /^[^\s@<>]+@[^\s@<>]+$/;
+function email(value: string): string {
+  if (!EMAIL.test(value)) throw new InvalidArgumentError(`"${value}" is not an e-mail address`);
+  return value;
+}
+
+program
+  .command('serve')
+  .description('run the listeners (SMTP, LMTP, policy service as configured; migrates the database first); SIGHUP reloads the TLS files, SIGTERM stops')
+  .action(async () => {
+    const cfg = config();
+    await serve(cfg, createLogger(cfg.log_level));
+  });
+
+program
+  .command('migrate')
+  .description('create the database or bring its schema up to date')
+  .action(() => {
+    const cfg = config();
+    openStore(cfg.database).close();
+    print({ database: cfg.database, migrated: true });
+  });
+
+program
+  .command('check')
+  .description('check the configuration, the TLS files, that the database is writable and that each listener can listen')
+  .action(async () => {
+    const results: CheckResult[] = [];
+    let cfg: Config;
+    try {
+      cfg = config();
+      results.push({ check: 'config', ok: true, detail: `address ${cfg.address}` });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      for (const problem of error.problems) results.push({ check: 'config', ok: false, detail: problem });
+      return finishCheck(results);
+    }
+    if (cfg.tls_cert_file) {
+      try {
+        const tls = loadTlsMaterial(cfg.tls_cert_file, cfg.tls_key_file);
+        const expired = expiryProblem(tls);
+        const days = Math.floor((tls.notAfter.getTime() - Date.now()) / 86_400_000);
+        results.push({
+          check: 'tls',
+          ok: expired === null,
+          detail: expired ? `${cfg.tls_cert_file}: ${expired}` : `${tls.subject}, key matches, expires ${tls.notAfter.toISOString()} (in ${days} days)`,
+        });
+      } catch (error) {
+        results.push({ check: 'tls', ok: false, detail: (error as Error).message });
+      }
+    }
+    try {
+      const store = openStore(cfg.database);
+      try {
+        assertWritable(store.sqlite);
+      } finally {
+        store.close();
+      }
+      results.push({ check: 'database', ok: true, detail: `${cfg.database} is writable and migrated` });
+    } catch (error) {
+      results.push({ check: 'database', ok: false, detail: `${cfg.database}: ${(error as Error).message}` });
+    }
+    for (const key of ['smtp_listen', 'smtps_listen', 'lmtp_listen', 'policy_listen'] as const) {
+      if (cfg[key]) results.push(await checkListener(key, cfg[key]));
+    }
+    finishCheck(results);
+  });
+
+interface CheckResult {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** Free to bind, or already answered by a running intake (the usual case on a live system), is fine. */
+async function checkListener(key: string, listen: string): Promise<CheckResult> {
+  const { host, port } = parseHostPort(listen) as { host: string; port: number };
+  const bindError = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+    const probe = createServer();
+    probe.once('error', resolve);
+    probe.listen(port, host, () => probe.close(() => resolve(null)));
+  });
+  if (!bindError) return { check: key, ok: true, detail: `${listen} is free` };
+  if (bindError.code === 'EADDRINUSE') {
+    // A policy service speaks only when asked: ask it about a stage it leaves alone.
+    const probe = key === 'policy_listen' ? 'request=smtpd_access_policy\nprotocol_state=CONNECT\n\n' : null;
+    const banner = await greeting(host, port, probe, key === 'smtps_listen');
+    const ours = probe ? banner === 'action=DUNNO' : banner !== null && / intake$/.test(banner);
+    if (ours) return { check: key, ok: true, detail: `${listen} is in use, answered: ${banner}` };
+    return { check: key, ok: false, detail: `${listen} is in use by another program${banner ? `, which answers: ${banner}` : ''}` };
+  }
+  const hint = bindError.code === 'EACCES' && port < 1024 ? ' (a port below 1024 needs CAP_NET_BIND_SERVICE: see deploy/intake.service)' : '';
+  return { check: key, ok: false, detail: `${listen}: ${bindError.message}${hint}` };
+}
+
+/**
+ * The first line a server on host:port sends (after `probe`) within a second ('' if none), or null.
+ * Implicit TLS (SMTPS) greets only after the handshake; any certificate will do to read the banner.
+ */
+function greeting(host: string, port: number, probe: string | null = null, tls = false): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = tls ? connectTls({ host, port, rejectUnauthorized: false }) : connect({ host, port });
+    if (probe) socket.write(probe);
+    let text = '';
+    const done = (value: string | null) => {
+      socket.destroy();
+      resolve(value);
+    };
+    socket.setTimeout(1000, () => done(text.split(/\r?\n/)[0] ?? ''));
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (text.includes('\n')) done(text.split(/\r?\n/)[0] as string);
+    });
+    socket.on('error', () => done(null));
+  });
+}
+
+function finishCheck(results: CheckResult[]): void {
+  if (json()) print(results);
+  else for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.check}: ${r.detail}\n`);
+  if (results.some((r) => !r.ok)) process.exitCode = 1;
+}
+
+const users = program.command('users').description('users mail can come from');
+users
+  .command('add')
+  .description('add a user; their address counts as verified')
+  .requiredOption('--username <name>', 'unique user name')
+  .requiredOption('--email <address>', 'primary e-mail address', email)
+  .option('--name <name>', 'display name (default: the username)')
+  .option('--incoming-email-token <token>', 'the token a tracker minted for this user (default: a new glimt- token)', (value: string) => {
+    if (!/^[A-Za-z0-9_.-]{1,255}$/.test(value)) throw new InvalidArgumentError('must be 1 to 255 of A-Z a-z 0-9 _ . -');
+    return value;
+  })
+  .action((options: { username: string; email: string; name?: string; incomingEmailToken?: string }) => {
+    const row = withRepos((repos) =>
+      unique(`a user with username "${options.username}" or that incoming e-mail token`, () =>
+        repos.users.create({
+          username: options.username,
+          name: options.name ?? options.username,
+          email: options.email,
+          incomingEmailToken: options.incomingEmailToken ?? `glimt-${BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36)}`,
+        }),
+      ),
+    );
+    print(row);
+  });
+for (const [name, state] of [
+  ['block', 'blocked'],
+  ['unblock', 'active'],
+] as const) {
+  users
+    .command(name)
+    .description(`${name} a user (a blocked user's mail is refused)`)
+    .requiredOption('--user <username>', 'the user')
+    .action((options: { user: string }) => {
+      print(
+        withRepos((repos) => {
+          const found = user(repos, options.user);
+          repos.users.setState(found.id, state);
+          return { ...found, state };
+        }),
+      );
+    });
+}
+
+const emails = program.command('emails').description("a user's further e-mail addresses");
+emails
+  .command('add')
+  .description('add an address to a user (verified unless --unverified)')
+  .requiredOption('--user <username>', 'the user')
+  .requiredOption('--email <address>', 'the address', email)
+  .option('--unverified', 'record the address as not verified: mail from it is refused')
+  .action((options: { user: string; email: string; unverified?: boolean }) => {
+    print(
+      withRepos((repos) =>
+        unique(`the address ${options.email} for ${options.user}`, () =>
+          repos.users.addEmail({ userId: user(repos, options.user).id, email: options.email, verified: !options.unverified }),
+        ),
+      ),
+    );
+  });
+emails
+  .command('verify')
+  .description('mark an address of a user as verified: mail from it is taken from now on (`reprocess` runs what was refused)')
+  .requiredOption('--user <username>', 'the user')
+  .requiredOption('--email <address>', 'the address, in any case', email)
+  .action((options: { user: string; email: string }) => {
+    print(
+      withRepos((repos) => {
+        const found = user(repos, options.user);
+        const row = repos.users.verifyEmail(found.id, options.email);
+        if (!row) throw new CliError(`user "${options.user}" has no address ${options.email}; add it with \`intake emails add\``);
+        return row;
+      }),
+    );
+  });
+
+program
+  .command('projects')
+  .description('projects')
+  .command('add')
+  .description('add a project')
+  .requiredOption('--path <path>', 'unique path like group/project')
+  .option('--name <name>', 'display name (default: the last part of the path)')
+  .addOption(new Option('--visibility <level>', 'who may see it').choices(['private', 'internal', 'public']).default('private'))
+  .option('--service-desk', 'enable Service Desk')
+  .option('--service-desk-key <key>', 'Service Desk alias key: mail to <slug>-<key> opens tickets too', (value: string) => {
+    if (!SERVICE_DESK_KEY_PATTERN.test(value) || value.length > SERVICE_DESK_KEY_MAX_LENGTH) {
+      throw new InvalidArgumentError(`must be 1 to ${SERVICE_DESK_KEY_MAX_LENGTH} of a-z 0-9 _`);
+    }
+    return value;
+  })
+  .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
+  .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail become participants')
+  .option('--default-branch <branch>', 'target branch of new merge requests', 'main')
+  .action(
+    (options: {
+      path: string;
+      name?: string;
+      visibility: 'private' | 'internal' | 'public';
+      serviceDesk?: boolean;
+      serviceDeskKey?: string;
+      serviceDeskReopen?: boolean;
+      serviceDeskCc?: boolean;
+      defaultBranch: string;
+    }) => {
+      if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/.test(options.path)) {
+        throw new CliError(`project path "${options.path}" must look like group/project (letters, digits, _ . -)`);
+      }
+      print(
+        withRepos((repos) =>
+          unique(`a project with path "${options.path}"`, () =>
+            repos.projects.create({
+              path: options.path,
+              name: options.name ?? (options.path.split('/').at(-1) as string),
+              visibility: options.visibility,
+              serviceDeskEnabled: options.serviceDesk === true,
+              serviceDeskKey: options.serviceDeskKey ?? null,
+              serviceDeskReopen: options.serviceDeskReopen === true,
+              serviceDeskCcParticipants: options.serviceDeskCc === true,
+              defaultBranch: options.defaultBranch,
+            }),
+          ),
+        ),
+      );
+    },
+  );
+
+function accessLevel(value: string): number {
+  const named = (ACCESS as Record<string, number>)[value];
+  const level = named ?? Number(value);
+  if (!Object.values(ACCESS).includes(level as never)) {
+    throw new InvalidArgumentError('must be 10 (guest), 20 (reporter), 30 (developer), 40 (maintainer) or 50 (owner), or one of those names');
+  }
+  return level;
+}
+
+program
+  .command('members')
+  .description('project membership')
+  .command('add')
+  .description('make a user a member of a project (or change their access level)')
+  .requiredOption('--project <path>', 'the project')
+  .requiredOption('--user <username>', 'the user')
+  .requiredOption('--access-level <level>', '10 guest, 20 reporter, 30 developer, 40 maintainer, 50 owner', accessLevel)
+  .action((options: { project: string; user: string; accessLevel: number }) => {
+    print(
+      withRepos((repos) =>
+        repos.projects.setMember({
+          projectId: project(repos, options.project).id,
+          userId: user(repos, options.user).id,
+          accessLevel: options.accessLevel,
+        }),
+      ),
+    );
+  });
+
+program
+  .command('issues')
+  .description('issues')
+  .command('add')
+  .description('add an issue; prints it with its iid')
+  .requiredOption('--project <path>', 'the project')
+  .requiredOption('--author <username>', 'the author')
+  .requiredOption('--title <title>', 'the title')
+  .option('--description <text>', 'the description', '')
+  .option('--confidential', 'only reporters and up (and the author) may see it')
+  .action((options: { project: string; author: string; title: string; description: string; confidential?: boolean }) => {
+    print(
+      withRepos((repos) =>
+        repos.issuables.createIssue({
+          projectId: project(repos, options.project).id,
+          authorId: user(repos, options.author).id,
+          title: options.title,
+          description: options.description,
+          confidential: options.confidential === true,
+        }),
+      ),
+    );
+  });
+
+program
+  .command('merge-requests')
+  .description('merge requests')
+  .command('add')
+  .description('add a merge request; prints it with its iid')
+  .requiredOption('--project <path>', 'the project')
+  .requiredOption('--author <username>', 'the author')
+  .requiredOption('--title <title>', 'the title')
+  .requiredOption('--source-branch <branch>', 'the branch to merge')
+  .option('--target-branch <branch>', "the branch to merge into (default: the project's default branch)")
+  .option('--description <text>', 'the description', '')
+  .action((options: { project: string; author: string; title: string; sourceBranch: string; targetBranch?: string; description: string }) => {
+    print(
+      withRepos((repos) => {
+        const target = project(repos, options.project);
+        return repos.issuables.createMergeRequest({
+          projectId: target.id,
+          authorId: user(repos, options.author).id,
+          title: options.title,
+          description: options.description,
+          sourceBranch: options.sourceBranch,
+          targetBranch: options.targetBranch ?? target.defaultBranch,
+        });
+      }),
+    );
+  });
+
+program
+  .command('notifications')
+  .description('notification e-mails sent, each with the reply key its reply address carries')
+  .command('add')
+  .description('record a notification sent to a user about an issue or merge request; prints its reply key and address')
+  .requiredOption('--project <path>', 'the project')
+  .requiredOption('--recipient <username>', 'the user it was sent to (the author of replies)')
+  .option('--issue <iid>', 'the issue it is about', positiveInt('--issue'))
+  .option('--merge-request <iid>', 'the merge request it is about', positiveInt('--merge-request'))
+  .option('--discussion <id>', 'the discussion replies join')
+  .option('--reply-key <key>', 'the reply key a tracker minted (default: a new partitioned key)', (value: string) => {
+    if (!parseReplyKey(value)) throw new InvalidArgumentError('must be a GitLab reply key: 32 lowercase hex, or <partition>-<25 base36>[-<namespace>]');
+    return value;
+  })
+  .action((options: { project: string; recipient: string; issue?: number; mergeRequest?: number; discussion?: string; replyKey?: string }) => {
+    if ((options.issue === undefined) === (options.mergeRequest === undefined)) {
+      throw new CliError('give exactly one of --issue IID and --merge-request IID');
+    }
+    const cfg = config();
+    const template = compileTemplate(cfg.address);
+    const row = withRepos((repos) => {
+      const found = project(repos, options.project);
+      const noteable =
+        options.issue !== undefined
+          ? repos.issuables.findIssueByIid(found.id, options.issue)
+          : repos.issuables.findMergeRequestByIid(found.id, options.mergeRequest as number);
+      if (!noteable) {
+        throw new CliError(
+          options.issue !== undefined
+            ? `project ${found.path} has no issue #${options.issue}`
+            : `project ${found.path} has no merge request !${options.mergeRequest}`,
+        );
+      }
+      return unique(`a notification with reply key ${options.replyKey}`, () => repos.notifications.create({
+        replyKey: options.replyKey ?? mintReplyKey(1, found.id),
+        projectId: found.id,
+        recipientId: user(repos, options.recipient).id,
+        noteableType: options.issue !== undefined ? 'Issue' : 'MergeRequest',
+        noteableId: noteable.id,
+        inReplyToDiscussionId: options.discussion ?? null,
+      }));
+    });
+    print({
+      ...row,
+      reply_address: template.hasKey ? template.format(row.replyKey) : null,
+      message_id: `<reply-${row.replyKey}@${cfg.hostname}>`,
+    });
+  });
+
+program
+  .command('addresses')
+  .description("a project's mail addresses: Service Desk, and with --user that user's new issue, new merge request and comment addresses")
+  .requiredOption('--project <path>', 'the project')
+  .option('--user <username>', "the user whose token the addresses carry (keep them private: they post as the user)")
+  .option('--issue <iid>', 'also the address that comments on this issue', positiveInt('--issue'))
+  .action((options: { project: string; user?: string; issue?: number }) => {
+    const cfg = config();
+    const template = compileTemplate(cfg.address);
+    if (!template.hasKey) throw new CliError(`the address template ${cfg.address} has no %{key}: only replies (by References) are possible`);
+    const rows = withRepos((repos) => {
+      const found = project(repos, options.project);
+      const list: { purpose: string; address: string }[] = [];
+      if (found.serviceDeskEnabled) {
+        list.push({ purpose: 'service desk', address: template.format(serviceDeskKey(found.path, found.id)) });
+        if (found.serviceDeskKey) list.push({ purpose: 'service desk (alias)', address: template.format(serviceDeskAliasKey(found.path, found.serviceDeskKey)) });
+      }
+      if (options.user) {
+        const token = user(repos, options.user).incomingEmailToken;
+        list.push({ purpose: 'new issue', address: template.format(newIssueKey(found.path, found.id, token)) });
+        list.push({ purpose: 'new merge request', address: template.format(newMergeRequestKey(found.path, found.id, token)) });
+        if (options.issue !== undefined) list.push({ purpose: `comment on #${options.issue}`, address: template.format(issueNoteKey(found.path, found.id, token, options.issue)) });
+      } else if (options.issue !== undefined) {
+        throw new CliError('--issue needs --user: the address carries the user\'s token');
+      }
+      return list;
+    });
+    if (json()) print(rows);
+    else for (const r of rows) process.stdout.write(`${r.purpose.padEnd(22)}${r.address}\n`);
+  });
+
+program
+  .command('messages')
+  .description('inbound messages, newest first, with what became of each')
+  .addOption(new Option('--status <status>', 'only this status').choices(['processed', 'rejected', 'ignored', 'duplicate', 'failed']))
+  .option('--limit <n>', 'at most this many', positiveInt('--limit'), 20)
+  .action((options: { status?: 'processed' | 'rejected' | 'ignored' | 'duplicate' | 'failed'; limit: number }) => {
+    const rows = withRepos((repos) => repos.inbound.list({ status: options.status, limit: options.limit }));
+    if (json()) print(rows);
+    else if (rows.length === 0) process.stdout.write('no messages\n');
+    else
+      for (const r of rows) {
+        const target = r.targetType ? ` → ${r.targetType} ${r.targetId}` : '';
+        process.stdout.write(
+          `${r.id}  ${r.receivedAt}  ${r.status.padEnd(9)}  from ${r.mailFrom || '<>'} to ${r.rcptTo.join(', ')}${target}${r.reasonCode ? `  [${r.reasonCode}] ${r.reason}` : ''}\n`,
+        );
+      }
+  });
+
+program
+  .command('show')
+  .description('one inbound message: its envelope, status and reason, and what became of each recipient')
+  .argument('<id>', 'inbound message id', positiveInt('id'))
+  .option('--raw', 'print the message exactly as received instead')
+  .action((id: number, options: { raw?: boolean }) => {
+    const found = withRepos((repos) => {
+      const row = repos.inbound.findById(id);
+      return row && { row, deliveries: repos.inbound.deliveriesOf(id), raw: options.raw ? repos.inbound.rawOf(id) : null };
+    });
+    if (!found) throw new CliError(`no inbound message with id ${id}`);
+    const { raw: _inline, ...row } = found.row;
+    const { raw } = found;
+    if (options.raw) {
+      if (!raw) throw new CliError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
+      process.stdout.write(raw);
+      return;
+    }
+    if (json()) {
+      print({ ...row, deliveries: found.deliveries });
+      return;
+    }
+    print(row);
+    process.stdout.write('\ndeliveries:\n');
+    print(found.deliveries);
+  });
+
+program
+  .command('deliver')
+  .description('store one message read on stdin, for Postfix pipe(8), procmail or scripts; exit 0 stored, 67 unknown recipient, 65 refused, 75 try again')
+  .option('--to <address>', 'an envelope recipient (repeatable; default: the mailbox address, routed by the headers)', (v: string, all: string[]) => [...all, v], [])
+  .option('--from <address>', 'the envelope sender (empty for the null sender <>)')
+  .action(async (options: { to: string[]; from?: string }) => {
+    let cfg: Config;
+    try {
+      cfg = config();
+    } catch (error) {
+      // A configuration to fix: the MTA keeps the mail (75) rather than bouncing it (78 would).
+      if (!(error instanceof ConfigError)) throw error;
+      process.stderr.write(`intake: invalid configuration:\n${error.problems.map((p) => `  ${p}\n`).join('')}`);
+      process.exit(EXIT.tempFail);
+    }
+    const raw = await readStdin(cfg.max_message_bytes);
+    let store: Store;
+    try {
+      // Beside a running `intake serve`, which may hold the write lock for a moment.
+      store = openStore(cfg.database, { busyTimeoutMs: 10_000 });
+    } catch (error) {
+      process.stderr.write(`intake: cannot open the database ${cfg.database}: ${(error as Error).message}\n`);
+      process.exit(EXIT.tempFail);
+    }
+    try {
+      const logger = createLogger(cfg.log_level === 'info' ? 'warn' : cfg.log_level, 2);
+      const result = await deliverFromPipe({ raw, to: options.to, from: options.from ?? null, maxBytes: cfg.max_message_bytes }, ingestDeps(cfg, store, logger));
+      for (const line of result.lines) process.stderr.write(`intake: ${line}\n`);
+      if (json()) print({ exitCode: result.exitCode, inboundMessageId: result.inboundMessageId, replies: result.lines });
+      process.exitCode = result.exitCode;
+    } catch (error) {
+      // A bug or a broken database is never the sender's fault: keep the mail queued (75), never bounce it.
+      process.stderr.write(`intake: could not deliver, will be retried: ${(error as Error)?.message ?? String(error)}\n`);
+      process.exitCode = EXIT.tempFail;
+    } finally {
+      store.close();
+    }
+  });
+
+/** Reads stdin to the end, keeping at most limit + 1 bytes (enough to know it is too big). */
+async function readStdin(limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    if (kept > limit) continue;
+    chunks.push(chunk);
+    kept += chunk.length;
+  }
+  return Buffer.concat(chunks, kept);
+}
+
+program
+  .command('explain')
+  .description('dry run: how a message would be routed and what would be stored, storing nothing')
+  .argument('<file>', 'the message (.eml)')
+  .option('--to <address>', 'an envelope recipient (repeatable; default: the mailbox address, routed by the headers)', (v: string, all: string[]) => [...all, v], [])
+  .option('--from <address>', 'the envelope sender', 'sender@example.invalid')
+  .action(async (file: string, options: { to: string[]; from: string }) => {
+    const cfg = config();
+    let raw: Buffer;
+    try {
+      raw = readFileSync(file);
+    } catch (error) {
+      throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+    }
+    const mailbox = compileTemplate(cfg.address).mailbox;
+    const to = options.to.length > 0 ? options.to : mailbox ? [mailbox] : [];
+    if (to.length === 0) throw new CliError('give --to ADDRESS: the address template has no mailbox address');
+    const store = openStore(cfg.database);
+    try {
+      const result = await explain(raw, { mailFrom: options.from, rcptTo: to }, ingestDeps(cfg, store, createLogger('warn', 2)));
+      if (json()) {
+        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        return;
+      }
+      const out: string[] = [`message-id  ${result.messageId ?? ''}`, `from        ${result.from ?? ''}`, `subject     ${result.subject ?? ''}`];
+      if (result.unparsable) out.push(`unparsable  ${result.unparsable}`);
+      for (const r of result.recipients) {
+        out.push('', `recipient ${r.recipient}`, `  RCPT TO: ${r.rcpt}`);
+        for (const a of r.attempts) out.push(`  reading ${a.handler}: ${a.refused ? `lost (${a.refused})` : 'won'}`);
+        for (const c of r.candidates) {
+          const outcome = 'routed' in c.outcome ? `won: ${c.outcome.routed}` : 'refused' in c.outcome ? `refused (${c.outcome.refused})` : `skipped (${c.outcome.skipped})`;
+          out.push(`  header ${c.source}: ${c.value}${c.key ? ` key ${c.key}` : ''}: ${outcome}`);
+        }
+        if (r.delivery) {
+          const d = r.delivery;
+          out.push(`  result: ${d.status}${d.handler ? ` by ${d.handler}` : ''}${d.destination ? ` (${d.destination})` : ''}${d.reasonCode ? ` [${d.reasonCode}] ${d.reason}` : ''}`);
+        }
+        if (r.stored) {
+          out.push(`  would store: ${r.stored.type}${r.stored.title ? ` titled "${r.stored.title}"` : ''}`);
+          out.push(...r.stored.body.split('\n').map((line) => `    | ${line}`));
+        }
+      }
+      if (result.reply) out.push('', `DATA reply: ${result.reply.code} ${result.reply.message}`);
+      process.stdout.write(`${out.join('\n')}\n`);
+    } finally {
+      store.close();
+    }
+  });
+
+program
+  .command('trim')
+  .description('read a plain-text reply body on stdin and print what a reply note keeps (or, with --elided, what is cut)')
+  .option('--elided', 'print the part that is cut off instead')
+  .action((options: { elided?: boolean }) => {
+    const { reply, elided } = trimReply(readFileSync(0, 'utf8'));
+    if (json()) print({ reply, elided });
+    else process.stdout.write(`${options.elided ? elided : reply}\n`);
+  });
+
+program
+  .command('reprocess')
+  .description('run a stored message again for the recipients it failed for or was refused at DATA')
+  .argument('<id>', 'inbound message id', positiveInt('id'))
+  .action(async (id: number) => {
+    const cfg = config();
+    const store = openStore(cfg.database);
+    try {
+      const deps = ingestDeps(cfg, store, createLogger('warn', 2));
+      const result = await reprocess(id, deps);
+      print({ inbound_message_id: result.inboundMessageId, status: result.status, reply: `${result.reply.code} ${result.reply.message}` });
+      if (result.status === 'failed' || result.status === 'rejected') process.exitCode = 1;
+    } finally {
+      store.close();
+    }
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`intake: invalid configuration:\n${error.problems.map((p) => `  ${p}\n`).join('')}`);
+    process.exit(EX_CONFIG);
+  }
+  if (error instanceof StartupError) {
+    process.stderr.write(`intake: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  if (error instanceof CliError || error instanceof ReprocessError) {
+    process.stderr.write(`intake: ${error.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`intake: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+});
