@@ -43,6 +43,12 @@ export function rawSize(raw: RawMessage): number {
 
 const FEED_BYTES = 64 * 1024;
 
+/**
+ * In-Reply-To's first ids and References' last ones (the nearest ancestors) are kept: a thread is
+ * found by them, and 40,000 ids in one lookup passed SQLite's limit on parameters.
+ */
+export const MAX_MESSAGE_IDS = 100;
+
 /** Pieces above this are checked for oversized text before mailparser decodes them. */
 const PRESCAN_BYTES = 1024 * 1024;
 
@@ -85,8 +91,8 @@ export async function parseMessage(raw: RawMessage, options: { maxAttachmentByte
     replyTo: addresses(addressField('reply-to'))[0] ?? null,
     to: addresses(addressField('to')),
     cc: addresses(addressField('cc')),
-    inReplyTo: messageIds(header('in-reply-to')),
-    references: messageIds(header('references')),
+    inReplyTo: messageIds(header('in-reply-to')).slice(0, MAX_MESSAGE_IDS),
+    references: messageIds(header('references')).slice(-MAX_MESSAGE_IDS),
     text,
     attachments,
     header,
