@@ -20,19 +20,23 @@ export function attachmentLink(id: number, attachment: ParsedAttachment): string
 }
 
 /**
- * Points Turndown's `](cid:ID)` and `](cid:ID "title")` at url, keeping the alt text and title; the
- * ID may be percent-encoded (RFC 2392). null when the body does not refer to contentId.
+ * Points Turndown's `](cid:ID)` and `](cid:ID "title")` at the url of the attachment with that
+ * Content-ID, keeping the alt text and title; the ID may be percent-encoded (RFC 2392). One pass for
+ * all attachments (one per attachment took 33 s for 900 of them over a long body). Returns the body
+ * and the Content-IDs it referred to.
  */
-function replaceCid(body: string, contentId: string, url: string): string | null {
-  if (!body.includes('](cid:')) return null;
-  let found = false;
+function replaceCids(body: string, urls: ReadonlyMap<string, string>): { body: string; used: Set<string> } {
+  const used = new Set<string>();
+  if (urls.size === 0 || !body.includes('](cid:')) return { body, used };
   // The ID stops at any bracket and the title within a line, so no match can run on over the next one.
   const replaced = body.replace(/\]\(cid:([^()[\]\s]+)((?:[ \t]+"[^"\n]{0,500}")?)\)/g, (whole, id: string, title: string) => {
-    if (id !== contentId && safeDecode(id) !== contentId) return whole;
-    found = true;
+    const contentId = urls.has(id) ? id : safeDecode(id);
+    const url = contentId === null ? undefined : urls.get(contentId);
+    if (url === undefined || contentId === null) return whole;
+    used.add(contentId);
     return `](${url}${title})`;
   });
-  return found ? replaced : null;
+  return { body: replaced, used };
 }
 
 function safeDecode(text: string): string | null {
@@ -48,11 +52,11 @@ function safeDecode(text: string): string | null {
  * every other file is listed at the end. A file over the limit is not stored; a line says so.
  */
 export function storeAttachments(body: string, attachments: ParsedAttachment[], owner: Owner, context: HandlerContext, options: { listed?: (a: ParsedAttachment) => boolean } = {}): string {
-  const trailing: string[] = [];
-  let text = body;
+  const stored: { attachment: ParsedAttachment; id: number | null }[] = [];
+  const urls = new Map<string, string>();
   for (const attachment of attachments) {
     if (attachment.size > context.maxAttachmentBytes) {
-      trailing.push(`*${attachment.filename} (${attachment.size} bytes) was not stored: attachments are limited to ${context.maxAttachmentBytes} bytes.*`);
+      stored.push({ attachment, id: null });
       continue;
     }
     const id = context.repos.notes.addAttachment({
@@ -65,12 +69,17 @@ export function storeAttachments(body: string, attachments: ParsedAttachment[], 
       sha256: attachment.content.reduce((hash, piece) => hash.update(piece), createHash('sha256')).digest('hex'),
       content: attachment.content,
     });
-    const link = attachmentLink(id, attachment);
-    const inline = attachment.contentId ? replaceCid(text, attachment.contentId, `attachment:${id}`) : null;
-    if (inline !== null) {
-      text = inline;
-    } else if (options.listed?.(attachment) ?? true) {
-      trailing.push(link);
+    stored.push({ attachment, id });
+    // Two parts with one Content-ID: the first is the one a reference means.
+    if (attachment.contentId && !urls.has(attachment.contentId)) urls.set(attachment.contentId, `attachment:${id}`);
+  }
+  const { body: text, used } = replaceCids(body, urls);
+  const trailing: string[] = [];
+  for (const { attachment, id } of stored) {
+    if (id === null) {
+      trailing.push(`*${attachment.filename} (${attachment.size} bytes) was not stored: attachments are limited to ${context.maxAttachmentBytes} bytes.*`);
+    } else if (!(attachment.contentId && used.has(attachment.contentId) && urls.get(attachment.contentId) === `attachment:${id}`) && (options.listed?.(attachment) ?? true)) {
+      trailing.push(attachmentLink(id, attachment));
     }
   }
   return trailing.length === 0 ? text : `${text}${text ? '\n\n' : ''}${trailing.join('\n')}`;
