@@ -140,6 +140,12 @@ export function headerCandidates(message: ParsedMessage, hostname: string): Head
 }
 
 /**
+ * Keys looked up per message found in its headers: enough for any real thread, and a message with
+ * thousands of addresses in To is no way to guess keys past the limit on unknown recipients.
+ */
+export const MAX_HEADER_KEYS = 10;
+
+/**
  * Routes mail that reached the mailbox address by its headers: the first candidate that names a
  * live target wins, not merely the first that looks like a key (GitLab issues 534900, 426269).
  */
@@ -164,6 +170,10 @@ export function routeByHeaders(
     }
     if (tried.has(key)) {
       candidates.push({ source, value, key, outcome: { skipped: 'already tried' } });
+      continue;
+    }
+    if (tried.size >= MAX_HEADER_KEYS) {
+      candidates.push({ source, value, key, outcome: { skipped: `more than ${MAX_HEADER_KEYS} keys tried` } });
       continue;
     }
     tried.add(key);

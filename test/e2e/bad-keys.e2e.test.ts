@@ -39,11 +39,12 @@ it('refuses keys that almost match, each with a reply from the table, and the se
   expect(good.line).toBe('250 2.1.5 Accepted');
 });
 
-it('routes the mailbox address through hundreds of To/Cc addresses and thousands of References to the live key', async () => {
+it('routes the mailbox address through hundreds of To/Cc addresses and thousands of References to the live key, trying at most ten keys', async () => {
   const w = seedReplyWorld(server.repos);
   const token = server.repos.users.findById(w.user.id)!.incomingEmailToken;
   const live = template.format(newIssueKey(w.project.path, w.project.id, token));
-  const noise = Array.from({ length: 300 }, (_, i) => `incoming+noise${i}@example.com`);
+  // Nine dead keys of ours among other people's addresses: the live key is the tenth key tried.
+  const noise = Array.from({ length: 300 }, (_, i) => (i % 30 === 0 && i < 270 ? `incoming+noise${i}@example.com` : `person${i}@elsewhere.example`));
   const references = Array.from({ length: 3000 }, (_, i) => `<ref${i}@elsewhere.example>`).join(' ');
   const received = Array.from({ length: 50 }, (_, i) => `Received: from h${i} by mx for <<<broken ${i}; ((( for <not an address>`).join('\n');
   const message = [
@@ -63,4 +64,12 @@ it('routes the mailbox address through hundreds of To/Cc addresses and thousands
   const id = Number(/(\d+)$/.exec(data.line)?.[1]);
   expect(server.repos.inbound.deliveriesOf(id)).toMatchObject([{ source: 'Cc', handler: 'new_issue', status: 'processed' }]);
   expect(server.store.sqlite.prepare("select title from issues where project_id = ? and title = 'Found at last'").all(w.project.id)).toHaveLength(1);
+
+  // One dead key more, and the live one is not looked up: headers are no way round the limit on unknown recipients.
+  const guessed = message.replace('To: ', 'To: incoming+noise-extra@example.com, ').replace('<hostile-headers@client.test>', '<hostile-headers-2@client.test>');
+  const second = await sendMail(server.port, { from: 'a@example.net', to: ['incoming@example.com'], message: guessed });
+  expect(second.data.line).toMatch(/^550 5\.1\.1 /);
+  const refused = server.repos.inbound.list({ limit: 1 })[0]!;
+  expect(refused.messageId).toBe('hostile-headers-2@client.test');
+  expect(server.repos.inbound.deliveriesOf(refused.id)).toMatchObject([{ status: 'rejected', reasonCode: 'data.no_key' }]);
 });
