@@ -55,6 +55,20 @@ function withRepos<T>(fn: (repos: Repositories, store: Store) => T): T {
   }
 }
 
+/**
+ * Text from mail, made safe for a terminal: a control character (an escape sequence in a subject can
+ * clear the screen or retitle the window) is shown as `\xNN`. Line breaks and tabs stay.
+ */
+function visible(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is being shown
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** JSON with the C1 controls escaped too (JSON.stringify leaves them raw; some terminals obey them). */
+function safeJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Prints rows with the database's column names (snake_case), as sqlite3 shows them. */
 function print(value: unknown): void {
   const columns = (row: Record<string, unknown>): Record<string, unknown> =>
@@ -66,7 +80,7 @@ function print(value: unknown): void {
     );
   const rows = (Array.isArray(value) ? value : [value]).map(columns);
   if (json()) {
-    process.stdout.write(`${JSON.stringify(Array.isArray(value) ? rows : rows[0], null, 2)}\n`);
+    process.stdout.write(`${safeJson(Array.isArray(value) ? rows : rows[0])}\n`);
     return;
   }
   for (const [i, row] of rows.entries()) {
@@ -75,7 +89,7 @@ function print(value: unknown): void {
     const width = Math.max(...entries.map(([k]) => k.length));
     for (const [k, v] of entries) {
       const text = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-      process.stdout.write(`${k.padEnd(width)}  ${text}\n`);
+      process.stdout.write(`${k.padEnd(width)}  ${visible(text)}\n`);
     }
   }
 }
@@ -530,7 +544,7 @@ program
       for (const r of rows) {
         const target = r.targetType ? ` → ${r.targetType} ${r.targetId}` : '';
         process.stdout.write(
-          `${r.id}  ${r.receivedAt}  ${r.status.padEnd(9)}  from ${r.mailFrom || '<>'} to ${r.rcptTo.join(', ')}${target}${r.reasonCode ? `  [${r.reasonCode}] ${r.reason}` : ''}\n`,
+          visible(`${r.id}  ${r.receivedAt}  ${r.status.padEnd(9)}  from ${r.mailFrom || '<>'} to ${r.rcptTo.join(', ')}${target}${r.reasonCode ? `  [${r.reasonCode}] ${r.reason}` : ''}`) + '\n',
         );
       }
   });
@@ -634,7 +648,7 @@ program
     try {
       const result = await explain(raw, { mailFrom: options.from, rcptTo: to }, ingestDeps(cfg, store, createLogger('warn', 2)));
       if (json()) {
-        process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        process.stdout.write(`${safeJson(result)}\n`);
         return;
       }
       const out: string[] = [`message-id  ${result.messageId ?? ''}`, `from        ${result.from ?? ''}`, `subject     ${result.subject ?? ''}`];
@@ -656,7 +670,7 @@ program
         }
       }
       if (result.reply) out.push('', `DATA reply: ${result.reply.code} ${result.reply.message}`);
-      process.stdout.write(`${out.join('\n')}\n`);
+      process.stdout.write(`${visible(out.join('\n'))}\n`);
     } finally {
       store.close();
     }

@@ -325,6 +325,23 @@ describe('reprocess', () => {
     expect(noteCount(w.issueId)).toBe(1);
   });
 
+  it('shows control characters from mail as \\xNN, so a subject cannot drive the terminal', async () => {
+    const w = setUp();
+    const subject = 'Hi \u001b]0;owned\u0007\u001b[2JFAKE \u009b31m';
+    const encoded = `=?utf-8?b?${Buffer.from(subject).toString('base64')}?=`;
+    const message = `From: ${w.email}\r\nTo: ${w.to}\r\nSubject: ${encoded}\r\nMessage-ID: <escape@client.test>\r\n\r\nHello.\r\n`;
+    const { data } = await sendMail(server.port, { from: w.email, to: [w.to], message });
+    const id = Number(/inbound message (\d+)/.exec(data.line)?.[1]);
+    const shown = run(['show', String(id)], server.env).stdout;
+    expect(shown).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect(shown).toContain('Hi \\x1b]0;owned\\x07\\x1b[2JFAKE \\x9b31m');
+    const listed = run(['messages', '--limit', '1'], server.env).stdout;
+    expect(listed).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    const json = run(['--json', 'show', String(id)], server.env).stdout;
+    expect(json).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect((JSON.parse(json) as { subject: string }).subject).toBe(subject);
+  });
+
   it('refuses a message that has no stored content', async () => {
     const { client } = await SmtpClient.connect(server.port);
     await client.command('EHLO client.test');
