@@ -105,3 +105,13 @@ export function splitAddress(address: string): { local: string; domain: string }
   if (at <= 0 || at === bare.length - 1) return null;
   return { local: bare.slice(0, at), domain: bare.slice(at + 1) };
 }
+
+/**
+ * The address as a log line may show it: a key is a credential (a reply key, or a user's token in a
+ * new-issue address), so only its first four characters are kept. Other addresses stay as they are.
+ * @example redactedAddress(compileTemplate('incoming+%{key}@example.com'), 'incoming+0123456789abcdef@example.com') // 'incoming+0123…@example.com'
+ */
+export function redactedAddress(template: AddressTemplate, address: string): string {
+  const match = template.match(address);
+  return match.kind === 'key' ? template.format(`${match.key.slice(0, 4)}…`) : address;
+}

@@ -4,7 +4,7 @@
 // cannot all be written, and nothing is acknowledged before the commit.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { AddressTemplate } from '../address/template.js';
+import { redactedAddress, type AddressTemplate } from '../address/template.js';
 import { isDiskFullError, isTransientDbError } from '../db/client.js';
 import type { Repositories } from '../db/repositories.js';
 import type { Delivery, InboundMessage, NewDelivery, Status } from '../db/repos/inbound.repo.js';
@@ -326,7 +326,7 @@ function deliver(
     if (error instanceof MailRejection) return { ...rejectedDelivery(recipient, 'data', error), key };
     // The database itself failing is not the message's fault: give up the whole transaction (451).
     if (isTransientDbError(error)) throw error;
-    deps.logger.error({ err: error, inboundMessageId: message.id, recipient }, 'processing failed; kept for reprocess');
+    deps.logger.error({ err: error, inboundMessageId: message.id, recipient: redactedAddress(deps.template, recipient) }, 'processing failed; kept for reprocess');
     return { ...outcomeDelivery(recipient, 'process.internal', key, null), reason: `${OUTCOMES['process.internal'].text}: ${String((error as Error)?.message ?? error)}` };
   }
 }
@@ -410,7 +410,7 @@ export async function recordRefusals(request: RefusalRequest, deps: IngestDeps):
       return await deps.writer.recordRefusals(request);
     } catch (error) {
       // The writer thread stopped before answering (it retries and logs on its side otherwise).
-      deps.logger.error({ err: error, recipients: request.refused.map((r) => r.recipient) }, 'could not record a refusal');
+      deps.logger.error({ err: error, recipients: request.refused.map((r) => redactedAddress(deps.template, r.recipient)) }, 'could not record a refusal');
       return request.inboundMessageId;
     }
   }
@@ -426,7 +426,7 @@ export async function recordRefusals(request: RefusalRequest, deps: IngestDeps):
         continue;
       }
       // Losing the record of a refusal is worth a log line, not a crash.
-      deps.logger.error({ err: error, attempts: attempt, recipients: request.refused.map((r) => r.recipient) }, 'could not record a refusal');
+      deps.logger.error({ err: error, attempts: attempt, recipients: request.refused.map((r) => redactedAddress(deps.template, r.recipient)) }, 'could not record a refusal');
       return request.inboundMessageId;
     }
   }

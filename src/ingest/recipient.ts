@@ -1,5 +1,6 @@
 // recipient: the RCPT-time check every ingress with an envelope runs before taking any data.
 // Input: an untrusted recipient address. Side effects: database reads.
+import { redactedAddress } from '../address/template.js';
 import { isTransientDbError } from '../db/client.js';
 import { MailRejection } from '../errors.js';
 import { routeAddress } from '../route/router.js';
@@ -16,7 +17,7 @@ export function checkRecipient(address: string, deps: IngestDeps): { key: string
     return { key: routed.kind === 'key' ? routed.route.key : null };
   } catch (error) {
     if (error instanceof MailRejection) throw error;
-    deps.logger.error({ err: error, transient: isTransientDbError(error), recipient: address }, 'recipient lookup failed');
+    deps.logger.error({ err: error, transient: isTransientDbError(error), recipient: redactedAddress(deps.template, address) }, 'recipient lookup failed');
     throw new MailRejection('rcpt.lookup_failed');
   }
 }

@@ -1,6 +1,7 @@
 // server: the Postfix policy service listener. At Postfix's RCPT stage it runs the recipient check
 // the SMTP listener runs, so unknown keys are refused before Postfix queues anything. Input: the network.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { redactedAddress } from '../address/template.js';
 import { parseHostPort } from '../config.js';
 import { MailRejection, OUTCOMES, type OutcomeCode } from '../errors.js';
 import { recordRefusals, type IngestDeps } from '../ingest/ingest.js';
@@ -40,7 +41,7 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
     if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     if (action.action !== 'DUNNO' || request.problems.length > 0) {
       deps.logger.info(
-        { ingress: 'policy', recipient: request.attributes.get('recipient')?.slice(0, 256), action: action.action, reason: 'reason' in action ? action.reason : undefined, problems: request.problems },
+        { ingress: 'policy', recipient: redactedAddress(deps.template, request.attributes.get('recipient')?.slice(0, 256) ?? ''), remoteAddress: request.attributes.get('client_address'), action: action.action, reason: 'reason' in action ? action.reason : undefined, problems: request.problems },
         'policy answer',
       );
     }

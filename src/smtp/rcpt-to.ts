@@ -5,6 +5,7 @@ import type { SMTPServerAddress } from 'smtp-server';
 import type { Config } from '../config.js';
 import { MailRejection } from '../errors.js';
 import { recordRefusals, type Envelope, type Ingress, type IngestDeps } from '../ingest/ingest.js';
+import { redactedAddress } from '../address/template.js';
 import { checkRecipient } from '../ingest/recipient.js';
 import { RCPT_PARAMETERS, unsupportedParameter } from './parameters.js';
 import { envelopeOf, type Transaction } from './transaction.js';
@@ -26,7 +27,7 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
     checkRecipient(address, deps);
   } catch (error) {
     const rejection = error as MailRejection;
-    deps.logger.info({ recipient: address, code: rejection.code }, 'recipient refused');
+    deps.logger.info({ recipient: redactedAddress(deps.template, address), code: rejection.code, remoteAddress: tx.remoteAddress }, 'recipient refused');
     const mailbox = mailboxOf(address);
     // Asked again and refused the same way: answered again, recorded once (one row per recipient).
     if (tx.refusedWith.get(mailbox) === rejection.code) return rejection;

@@ -333,12 +333,14 @@ describe('reprocess', () => {
     const { data } = await sendMail(server.port, { from: w.email, to: [w.to], message });
     const id = Number(/inbound message (\d+)/.exec(data.line)?.[1]);
     const shown = run(['show', String(id)], server.env).stdout;
-    expect(shown).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    // eslint-disable-next-line no-control-regex -- control characters are what must not be printed
+    const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+    expect(shown).not.toMatch(CONTROL);
     expect(shown).toContain('Hi \\x1b]0;owned\\x07\\x1b[2JFAKE \\x9b31m');
     const listed = run(['messages', '--limit', '1'], server.env).stdout;
-    expect(listed).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect(listed).not.toMatch(CONTROL);
     const json = run(['--json', 'show', String(id)], server.env).stdout;
-    expect(json).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect(json).not.toMatch(CONTROL);
     expect((JSON.parse(json) as { subject: string }).subject).toBe(subject);
   });
 

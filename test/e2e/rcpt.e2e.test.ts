@@ -101,6 +101,11 @@ describe('RCPT TO', () => {
     expect(await rcpt(template.format(world.key))).toBe(
       '550 5.7.1 Your account has been blocked. If you believe this is in error, contact a staff member.',
     );
+    // The key is a live credential: the log line keeps four characters of it.
+    const logged = () => server.logs.find((line) => line.includes('recipient refused') && line.includes('rcpt.user_blocked'));
+    await expect.poll(logged).toBeDefined();
+    expect(logged()).not.toContain(world.key);
+    expect(logged()).toContain(`incoming+${world.key.slice(0, 4)}…@example.com`);
   });
 
   it('refuses a user who cannot see the private project, without revealing it exists', async () => {

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileTemplate, TemplateError } from '../../../src/address/template.js';
+import { compileTemplate, redactedAddress, TemplateError } from '../../../src/address/template.js';
 
 describe('compileTemplate', () => {
   const t = compileTemplate('incoming+%{key}@Example.com');
@@ -54,5 +55,23 @@ describe('compileTemplate', () => {
     ['incoming+%{key}@exa_mple.com', 'is not a valid domain name'],
   ])('refuses the invalid template %s', (template, message) => {
     expect(() => compileTemplate(template)).toThrow(message);
+  });
+});
+
+describe('redactedAddress', () => {
+  const t = compileTemplate('incoming+%{key}@example.com');
+
+  it('keeps four characters of a key, and other addresses whole', () => {
+    expect(redactedAddress(t, 'incoming+acme-widgets-1-glimt-s3cr3ttoken-issue@Example.com')).toBe('incoming+acme…@example.com');
+    expect(redactedAddress(t, 'someone@elsewhere.example')).toBe('someone@elsewhere.example');
+    expect(redactedAddress(t, 'incoming@example.com')).toBe('incoming@example.com');
+    expect(redactedAddress(t, 'postmaster')).toBe('postmaster');
+  });
+
+  it('property: a key longer than four characters never appears in what is logged', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Za-z0-9_-]{5,60}$/), (key) => !redactedAddress(t, t.format(key)).includes(key)),
+      { seed: Number(process.env.FC_SEED ?? 20261126), numRuns: 300 },
+    );
   });
 });
