@@ -40,15 +40,30 @@ const KNOWN = new Set([
 
 // Any case, as GitLab: a phone capitalises the first letter of a line.
 const COMMAND = /^\/([a-z_]+)(?:[ \t]+(.*))?$/i;
-const FENCE = /^\s*(```|~~~)/;
+/** A CommonMark code fence line: up to three spaces, then three or more backticks or tildes. */
+const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;
 
 function commandLines(text: string, names: Set<string>): { lines: string[]; matches: Map<number, QuickAction> } {
   const lines = text.split('\n');
   const matches = new Map<number, QuickAction>();
-  let inFence = false;
+  // As CommonMark reads it: a backtick fence's info string has no backtick (```` ```code``` ```` is
+  // inline code, not a fence), and only a fence of the same character, as long and bare, closes it.
+  let open: { mark: string; length: number } | null = null;
   lines.forEach((line, i) => {
-    if (FENCE.test(line)) inFence = !inFence;
-    if (inFence) return;
+    const fence = FENCE.exec(line);
+    if (fence) {
+      const marks = fence[1] as string;
+      const rest = fence[2] as string;
+      if (!open && !(marks[0] === '`' && rest.includes('`'))) {
+        open = { mark: marks[0] as string, length: marks.length };
+        return;
+      }
+      if (open && marks[0] === open.mark && marks.length >= open.length && rest.trim() === '') {
+        open = null;
+        return;
+      }
+    }
+    if (open) return;
     const match = COMMAND.exec(line.trimEnd());
     const written = match?.[1]?.toLowerCase() ?? '';
     const name = ALIASES[written] ?? written;

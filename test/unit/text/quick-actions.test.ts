@@ -19,4 +19,11 @@ describe('redactQuickActions', () => {
   it('shows known commands inert in any case and by any name', () => {
     expect(redactQuickActions('Hi\n/Close\n/labels ~spam\n/nosuch')).toBe('Hi\n`/Close`\n`/labels ~spam`\n/nosuch');
   });
+
+  it('reads fences as CommonMark does: inline code on its own line opens none, and only a matching fence closes one', () => {
+    expect(redactQuickActions('Hello\n```this is not a code fence```\n/close\n/assign @alice')).toBe('Hello\n```this is not a code fence```\n`/close`\n`/assign @alice`');
+    // Inside a ```` fence, ``` and ~~~ lines are content: the command stays in the code block.
+    expect(redactQuickActions('````\n```\n/close\n~~~\n````\n/close')).toBe('````\n```\n/close\n~~~\n````\n`/close`');
+    expect(extractQuickActions('~~~ js\n/close\n~~~\n/close').actions.map((a) => a.line)).toEqual(['/close']);
+  });
 });
