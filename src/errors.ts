@@ -297,6 +297,14 @@ export const OUTCOMES = {
     status: 'rejected',
     when: 'a new merge request mail without a subject (the subject is the source branch)',
   },
+  'data.invalid_branch': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.6.0',
+    text: 'The merge request could not be created: its source branch (the subject) or target branch is not a name git takes',
+    status: 'rejected',
+    when: 'a new merge request mail whose subject, or `/target_branch`, is no git branch name (a blank, `..`, `~^:?*[\\`, a leading `-`...); the row\'s reason names it',
+  },
   'data.unparsable': {
     stage: 'data',
     smtp: 550,

@@ -9,6 +9,7 @@ import { storeAttachments } from './attachments.js';
 import { trimmedBody } from './body.js';
 import type { Handler } from './handler.js';
 import { resolveAuthorTarget, type AuthorTarget } from './new-issue.js';
+import { isBranchName } from '../text/branch.js';
 import { itemTitle } from '../text/title.js';
 
 const isPatch = (filename: string) => filename.toLowerCase().endsWith('.patch');
@@ -23,9 +24,12 @@ export const newMergeRequestHandler: Handler<{ project: ProjectRef; token: strin
   destination: ({ project }) => `new_merge_request:${project.id}`,
   handle({ project, author }, message, context) {
     const subject = (message.subject ?? '').trim();
+    // The subject is the source branch: one git would not take is refused, as GitLab's would be.
     if (!subject || !itemTitle(subject)) throw new MailRejection('data.invalid_merge_request');
+    if (!isBranchName(subject)) throw new MailRejection('data.invalid_branch', `(${JSON.stringify(subject.slice(0, 100))})`);
     const { text, actions } = extractQuickActions(trimmedBody(message.text).body, new Set(['target_branch']));
     const targetBranch = actions.findLast((a) => a.name === 'target_branch')?.argument || project.defaultBranch;
+    if (!isBranchName(targetBranch)) throw new MailRejection('data.invalid_branch', `(${JSON.stringify(targetBranch.slice(0, 100))})`);
     const mergeRequest = context.repos.issuables.createMergeRequest({
       projectId: project.id,
       authorId: author.id,

@@ -155,6 +155,19 @@ describe('new merge request by email', () => {
     expect(db().prepare("select target_branch from merge_requests where source_branch = 'other-branch' and project_id = ?").get(w.project.id)).toEqual({ target_branch: 'trunk' });
   });
 
+  it('refuses a source or target branch git would not take, naming it', async () => {
+    const w = world();
+    const to = template.format(newMergeRequestKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    const bad = await sendMail(server.port, { from: 'a@example.net', to: [to], message: mail({ From: 'a@example.net', Subject: '../../refs/heads/main' }, 'Sneaky.') });
+    expect(bad.data.line).toBe('550 5.6.0 The merge request could not be created: its source branch (the subject) or target branch is not a name git takes');
+    const reason = () => (db().prepare("select reason from deliveries where reason_code = 'data.invalid_branch' order by id desc limit 1").get() as { reason: string }).reason;
+    expect(reason()).toMatch(/ \("\.\.\/\.\.\/refs\/heads\/main"\)$/);
+    const target = await sendMail(server.port, { from: 'a@example.net', to: [to], message: mail({ From: 'a@example.net', Subject: 'fine-branch' }, 'Into where?\n/target_branch $(touch x)') });
+    expect(target.data.code).toBe(550);
+    expect(reason()).toMatch(/ \("\$\(touch x\)"\)$/);
+    expect(db().prepare('select count(*) as n from merge_requests where project_id = ?').get(w.project.id)).toEqual({ n: 0 });
+  });
+
   it('refuses a subject that is nothing but control characters, as a missing one', async () => {
     const w = world();
     const to = template.format(newMergeRequestKey(w.project.path, w.project.id, w.user.incomingEmailToken));
