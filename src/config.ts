@@ -113,7 +113,7 @@ export const SETTINGS = {
     schema: ipList,
     default: '',
     defaultDoc: 'none',
-    doc: 'IP addresses of proxies (HAProxy, a load balancer) whose connections start with a PROXY protocol v1 header; a connection from them without one is closed. Comma-separated.',
+    doc: 'IP addresses of proxies (HAProxy, a load balancer) whose connections start with a PROXY protocol v1 header; a connection from them is closed at its first line when that is not one (smtp-server answers `* BAD Invalid PROXY header`), and one that sends nothing gets no greeting before it (the header comes first) and waits for `INTAKE_SOCKET_TIMEOUT_MS`. Comma-separated.',
   },
   hostname: {
     env: 'INTAKE_HOSTNAME',
