@@ -32,10 +32,10 @@ const addressTemplate = z.string().superRefine((value, ctx) => {
   }
 });
 
-const booleanFlag = z.union([
-  z.boolean(),
-  z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes'),
-]);
+const booleanFlag = z.union(
+  [z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')],
+  { error: 'expected true or false (or 1/0, yes/no)' },
+);
 
 /**
  * Every setting: its key in a config file, its environment variable, its default and what it means.
@@ -125,67 +125,67 @@ export const SETTINGS = {
   },
   max_message_bytes: {
     env: 'INTAKE_MAX_MESSAGE_BYTES',
-    schema: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1024).max(1024 * 1024 * 1024),
     default: 26214400,
     doc: 'Largest message accepted, in bytes; advertised with the SIZE extension.',
   },
   max_attachment_bytes: {
     env: 'INTAKE_MAX_ATTACHMENT_BYTES',
-    schema: z.coerce.number().int().min(0),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(0),
     default: 10485760,
     doc: 'Largest attachment stored; a larger one is left out and a line in the body says so.',
   },
   max_recipients: {
     env: 'INTAKE_MAX_RECIPIENTS',
-    schema: z.coerce.number().int().min(1).max(10000),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1).max(10000),
     default: 50,
     doc: 'Accepted recipients per message; the next one gets `452 4.5.3`.',
   },
   max_refused_recipients: {
     env: 'INTAKE_MAX_REFUSED_RECIPIENTS',
-    schema: z.coerce.number().int().min(1).max(100000),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1).max(100000),
     default: 100,
     doc: 'Refused recipients per SMTP session, for any reason; the next one gets `421 4.7.0` and the session is closed (as Postfix\'s `smtpd_hard_error_limit`). Trusted relays and LMTP clients are not limited.',
   },
   max_clients: {
     env: 'INTAKE_MAX_CLIENTS',
-    schema: z.coerce.number().int().min(1),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1),
     default: 100,
     doc: 'Concurrent connections per SMTP, SMTPS or LMTP listener; one more is answered `421 4.3.2` and closed.',
   },
   max_connections_per_ip: {
     env: 'INTAKE_MAX_CONNECTIONS_PER_IP',
-    schema: z.coerce.number().int().min(1),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1),
     default: 20,
     doc: 'Concurrent SMTP sessions from one client address; one more is answered `421 4.7.0` and closed. Trusted relays and the LMTP listener (its clients are relays) are exempt.',
   },
   unknown_recipient_limit: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_LIMIT',
-    schema: z.coerce.number().int().min(1),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1),
     default: 20,
     doc: 'Unknown recipients one client address may name per window (key guessing). Past half of it, each refusal waits a second longer than the one before (up to 5 s), which is logged; at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
   },
   unknown_recipient_window_ms: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS',
-    schema: z.coerce.number().int().min(1000),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
     default: 600000,
     doc: 'The window `unknown_recipient_limit` counts over.',
   },
   unknown_recipient_block_ms: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS',
-    schema: z.coerce.number().int().min(0),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(0),
     default: 600000,
     doc: 'How long an address that reached `unknown_recipient_limit` is refused at connect (`421 4.7.0`).',
   },
   socket_timeout_ms: {
     env: 'INTAKE_SOCKET_TIMEOUT_MS',
-    schema: z.coerce.number().int().min(1000),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
     default: 60000,
     doc: 'An SMTP session that sends no complete command for this long (idle, or one byte at a time) is closed with `421`; the time a message takes to arrive after DATA is not counted.',
   },
   data_timeout_ms: {
     env: 'INTAKE_DATA_TIMEOUT_MS',
-    schema: z.coerce.number().int().min(1000),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
     default: 600000,
     doc: 'A message must arrive whole within this long after DATA, or the session is closed with `421` and nothing is stored (a trickling sender would hold a connection slot for ever); 10 minutes is 42 KB/s for the largest message.',
   },
@@ -203,7 +203,7 @@ export const SETTINGS = {
   },
   shutdown_timeout_ms: {
     env: 'INTAKE_SHUTDOWN_TIMEOUT_MS',
-    schema: z.coerce.number().int().min(0).max(600_000),
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(0).max(600_000),
     default: 30000,
     doc: 'On SIGTERM, how long messages being received may take to finish before their sessions are cut (they are not acknowledged, so the sender retries).',
   },
@@ -243,7 +243,11 @@ export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } =
     }
   }
   for (const name of Object.keys(fromFile)) {
-    if (!(name in SETTINGS)) problems.push(`${options.file}: ${name}: unknown setting (known: ${keys.join(', ')})`);
+    if (name in SETTINGS) continue;
+    // The environment's names in a YAML or JSON file: say which names a file takes.
+    const byEnv = keys.find((k) => SETTINGS[k].env === name);
+    const hint = byEnv ? `; in a YAML or JSON file it is ${byEnv} (a file of ${name}=value lines must end in .env)` : ` (known: ${keys.join(', ')})`;
+    problems.push(`${options.file}: ${name}: unknown setting${hint}`);
   }
   const config: Record<string, unknown> = {};
   for (const key of keys) {
@@ -255,9 +259,15 @@ export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } =
         : key in fromFile
           ? [fromFile[key], `${options.file}: ${key}`]
           : [setting.default, `${setting.env} (default)`];
-    const parsed = (setting.schema as z.ZodType).safeParse(raw);
+    // An empty value in YAML or JSON (`key:`) means none, as an empty variable does.
+    const given = raw === null ? '' : raw;
+    if (given === '' && typeof setting.default !== 'string' && !Array.isArray(setting.default)) {
+      problems.push(`${source}: empty; give a value, or leave it out for the default (${JSON.stringify(setting.default)})`);
+      continue;
+    }
+    const parsed = (setting.schema as z.ZodType).safeParse(given);
     if (parsed.success) config[key] = parsed.data;
-    else for (const issue of parsed.error.issues) problems.push(`${source}: ${issue.message} (got ${JSON.stringify(raw)})`);
+    else for (const issue of parsed.error.issues) problems.push(`${source}: ${issue.message} (got ${JSON.stringify(given)})`);
   }
   if (problems.length === 0) problems.push(...crossCheck(config as Config));
   if (problems.length > 0) throw new ConfigError(problems);
@@ -291,7 +301,7 @@ function readConfigFile(file: string, problems: string[]): Record<string, unknow
     const value: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     if (value === null || value === undefined) return {};
     if (typeof value !== 'object' || Array.isArray(value)) {
-      problems.push(`--config ${file}: expected a mapping of setting names to values`);
+      problems.push(`--config ${file}: expected a mapping of setting names to values${typeof value === 'string' && /^[A-Za-z_]+=/.test(value) ? ' (a file of INTAKE_X=value lines must end in .env)' : ''}`);
       return {};
     }
     return value as Record<string, unknown>;
@@ -313,7 +323,7 @@ function parseEnvFile(file: string, text: string, problems: string[]): Record<st
     if (trimmed === '' || trimmed.startsWith('#')) return;
     const match = /^(?:export\s+)?([A-Z0-9_]+)=(.*)$/.exec(trimmed);
     if (!match) {
-      problems.push(`--config ${file}: line ${index + 1}: expected NAME=value`);
+      problems.push(`--config ${file}: line ${index + 1}: expected INTAKE_NAME=value, the environment's upper-case names (as in deploy/intake.env)`);
       return;
     }
     const [, name, rawValue] = match as unknown as [string, string, string];

@@ -96,7 +96,7 @@ describe('configuration errors', () => {
     const bad = run(['--config', file, 'check'], cliEnv({}));
     expect(bad.status).toBe(1);
     expect(bad.stdout).toContain(`FAIL  config: --config ${file}: line 1: INTAKE_DATABSE: unknown setting`);
-    expect(bad.stdout).toContain(`FAIL  config: --config ${file}: line 2: expected NAME=value`);
+    expect(bad.stdout).toContain(`FAIL  config: --config ${file}: line 2: expected INTAKE_NAME=value, the environment's upper-case names (as in deploy/intake.env)`);
   });
 
   it('names settings that need each other', () => {

@@ -47,6 +47,30 @@ describe('loadConfig', () => {
     }
   });
 
+  it('says what a flag, a number or an empty value should be, and which names a config file takes', () => {
+    const problems = (env: Record<string, string>, file?: string) => {
+      try {
+        loadConfig({ env, file });
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    expect(problems({ INTAKE_REQUIRE_TLS: 'on' })).toEqual(['INTAKE_REQUIRE_TLS: expected true or false (or 1/0, yes/no) (got "on")']);
+    expect(problems({ INTAKE_MAX_MESSAGE_BYTES: '25M' })).toEqual(['INTAKE_MAX_MESSAGE_BYTES: expected a whole number (digits only, no unit) (got "25M")']);
+    expect(problems({ INTAKE_MAX_MESSAGE_BYTES: '' })).toEqual(['INTAKE_MAX_MESSAGE_BYTES: empty; give a value, or leave it out for the default (26214400)']);
+    const dir = mkdtempSync(join(tmpdir(), 'intake-config-'));
+    const yaml = join(dir, 'intake.yaml');
+    writeFileSync(yaml, 'INTAKE_DATABASE: x.sqlite\n');
+    expect(problems({}, yaml)).toEqual([`${yaml}: INTAKE_DATABASE: unknown setting; in a YAML or JSON file it is database (a file of INTAKE_DATABASE=value lines must end in .env)`]);
+    // `key:` with nothing after it is YAML's null: none, as an empty variable.
+    writeFileSync(yaml, 'smtp_listen:\ntrusted_relays:\nlmtp_listen: 127.0.0.1:24\n');
+    expect(loadConfig({ env: {}, file: yaml })).toMatchObject({ smtp_listen: '', trusted_relays: [], lmtp_listen: '127.0.0.1:24' });
+    const conf = join(dir, 'intake.conf');
+    writeFileSync(conf, 'INTAKE_DATABASE=x.sqlite\n');
+    expect(problems({}, conf)).toEqual([`--config ${conf}: expected a mapping of setting names to values (a file of INTAKE_X=value lines must end in .env)`]);
+  });
+
   it('names a missing config file', () => {
     expect(() => loadConfig({ env: {}, file: '/nonexistent/intake.yaml' })).toThrow('--config /nonexistent/intake.yaml: cannot read');
   });
