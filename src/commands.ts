@@ -703,6 +703,12 @@ program
     }
   });
 
+// `intake show 42 | head`: the reader went away, which is no error of ours.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     process.stderr.write(`intake: invalid configuration:\n${error.problems.map((p) => `  ${p}\n`).join('')}`);

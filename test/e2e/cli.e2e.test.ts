@@ -207,6 +207,16 @@ describe('admin commands', () => {
     expect(JSON.parse(trim(['--json', 'trim']))).toEqual({ reply: 'Yes.', elided: 'On Mon, Bob wrote:\n> question' });
   });
 
+  it('ends quietly, exit 0, when whatever reads its output goes away (`intake show 42 | head`)', async () => {
+    const child = spawn(process.execPath, [CLI, 'trim'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stdout.once('data', () => child.stdout.destroy());
+    child.stdin.end('a line of text\n'.repeat(200_000));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  });
+
   it.each([
     [['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--issue', '1', '--reply-key', 'NOT-A-KEY'], "argument 'NOT-A-KEY' is invalid. must be a GitLab reply key"],
     [['projects', 'add', '--path', 'a/b', '--service-desk-key', 'Bad Key'], "argument 'Bad Key' is invalid. must be 1 to 255 of a-z 0-9 _"],
