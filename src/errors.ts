@@ -351,7 +351,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: 'Already received, nothing new created',
     status: 'duplicate',
-    when: 'the same Message-ID (or, without one, the same bytes) was already processed for the same destination (the same issue or merge request, whichever key or key form named it)',
+    when: 'the same Message-ID from the same From address (or, without a Message-ID, the same bytes) was already processed for the same destination (the same issue or merge request, whichever key or key form named it)',
   },
   'process.internal': {
     stage: 'process',

@@ -130,7 +130,7 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
       else deps.repos.inbound.update(inboundMessageId, row);
       if (small === null) deps.repos.inbound.addRawChunks(inboundMessageId, pieces);
       // A row recordRefusals() made holds only recipients refused at RCPT, none of them processed.
-      const message: MessageCopy = { id: inboundMessageId, messageId: headers?.messageId ?? null, sha256, delivered: [] };
+      const message: MessageCopy = { id: inboundMessageId, messageId: headers?.messageId ?? null, from: headers?.from ?? null, sha256, delivered: [] };
       for (const recipient of envelope.rcptTo) message.delivered.push(deps.repos.inbound.addDelivery(inboundMessageId, deliver(recipient, parsed, unparsable, envelope, message, deps)));
       // That row holds the refused recipients too: read them back.
       return summarize(inboundMessageId, deps.repos, { deliveries: request.inboundMessageId ? undefined : message.delivered, storedStatus: row.status });
@@ -158,7 +158,7 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
     const again = all.filter((d) => d.stage !== 'rcpt' && (d.status === 'failed' || d.status === 'rejected'));
     if (again.length === 0) throw new ReprocessError(`inbound message ${id} has nothing to reprocess (status ${row.status})`);
     deps.repos.inbound.deleteDeliveries(again.map((d) => d.id));
-    const message: MessageCopy = { id, messageId: row.messageId, sha256: row.sha256 ?? '', delivered: all.filter((d) => !again.includes(d)) };
+    const message: MessageCopy = { id, messageId: row.messageId, from: row.fromAddress, sha256: row.sha256 ?? '', delivered: all.filter((d) => !again.includes(d)) };
     for (const { recipient } of again) message.delivered.push(deps.repos.inbound.addDelivery(id, deliver(recipient, parsed, unparsable, envelope, message, deps)));
     // smtp_reply stays what the sender was told when the message arrived.
     return summarize(id, deps.repos, { keepReply: true });
@@ -204,7 +204,7 @@ export async function explain(raw: Buffer, envelope: Envelope, deps: IngestDeps)
   try {
     deps.repos.transaction(() => {
       const id = deps.repos.inbound.insert({ ingress: 'pipe', mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, size: raw.length, raw, status: 'failed' });
-      const message: MessageCopy = { id, messageId: parsed?.messageId ?? null, sha256: createHash('sha256').update(raw).digest('hex'), delivered: [] };
+      const message: MessageCopy = { id, messageId: parsed?.messageId ?? null, from: parsed?.from ?? null, sha256: createHash('sha256').update(raw).digest('hex'), delivered: [] };
       for (const recipient of envelope.rcptTo) {
         const entry: RecipientExplanation = { recipient, rcpt: '250 2.1.5 Accepted', attempts: [], candidates: [], delivery: null, stored: null };
         explanation.recipients.push(entry);
@@ -268,6 +268,8 @@ async function readMessage(
 interface MessageCopy {
   id: number;
   messageId: string | null;
+  /** Its From: a Message-ID is only the same message's from the same sender (anyone can reuse one). */
+  from: string | null;
   sha256: string;
   delivered: Delivery[];
 }

@@ -231,6 +231,19 @@ describe('a reply by email', () => {
     expect(notesOf(world.issue.id).map((n) => n.body)).toEqual(['Once, even so.']);
   });
 
+  it('takes a Message-ID as a copy only from the same sender: reusing someone else\'s squats nothing', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    server.repos.transaction(() => server.repos.users.addEmail({ userId: world.user.id, email: 'other@client.test', verified: true }));
+    const messageId = '<known-in-advance@client.test>';
+    const first = await sendMail(server.port, { from: 'other@client.test', to: [to], message: replyMessage({ from: 'other@client.test', to, body: 'Sent first, by another sender.', messageId }) });
+    expect(first.data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    const genuine = replyMessage({ from: world.user.email, to, body: 'The genuine one.', messageId });
+    expect((await sendMail(server.port, { from: world.user.email, to: [to], message: genuine })).data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    expect((await sendMail(server.port, { from: world.user.email, to: [to], message: genuine })).data.line).toMatch(/^250 2\.6\.0 Already received/);
+    expect(notesOf(world.issue.id).map((n) => n.body)).toEqual(['Sent first, by another sender.', 'The genuine one.']);
+  });
+
   it('creates one note when one message reaches the same issue through two of its recipients', async () => {
     const world = seedReplyWorld(server.repos);
     const other = server.repos.transaction(() =>

@@ -30,7 +30,10 @@ export function createInboundRepository({ db }: { db: Db }) {
       .where(and(sameMessage, ne(inboundMessages.id, sql.placeholder('id')), sql`+${deliveries.destination} = ${sql.placeholder('destination')}`, eq(deliveries.status, 'processed')))
       .limit(fixedLimit(1))
       .prepare();
-  const copyByMessageId = prepared(() => copyOf(eq(inboundMessages.messageId, sql.placeholder('messageId'))));
+  // The same Message-ID from the same sender: anyone can give their mail a Message-ID they know of.
+  const copyByMessageId = prepared(() =>
+    copyOf(and(eq(inboundMessages.messageId, sql.placeholder('messageId')), sql`coalesce(lower(${inboundMessages.fromAddress}), '') = ${sql.placeholder('from')}`) as SQL),
+  );
   const copyBySha256 = prepared(() => copyOf(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256'))) as SQL));
   // Every column but id and created_at, so that one prepared statement serves every delivery.
   const insertDelivery = prepared(() =>
@@ -118,14 +121,14 @@ export function createInboundRepository({ db }: { db: Db }) {
     },
     /**
      * A processed delivery to the same destination of another copy of this message (another row with
-     * the same Message-ID, or for a message without one, the same bytes). The message's own
+     * the same Message-ID and From, or for a message without one, the same bytes). The message's own
      * deliveries are the caller's to check: it holds them.
      */
-    findProcessedCopy(destination: string, message: { id: number; messageId: string | null; sha256: string }): Delivery | undefined {
+    findProcessedCopy(destination: string, message: { id: number; messageId: string | null; from: string | null; sha256: string }): Delivery | undefined {
       // From the message side (its index finds the copies, each copy's deliveries by theirs): from the
       // destination side, a busy issue's every delivery would be read for each message.
       return message.messageId
-        ? copyByMessageId().get({ messageId: message.messageId, id: message.id, destination })
+        ? copyByMessageId().get({ messageId: message.messageId, from: (message.from ?? '').toLowerCase(), id: message.id, destination })
         : copyBySha256().get({ sha256: message.sha256, id: message.id, destination });
     },
   };
