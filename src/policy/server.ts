@@ -99,6 +99,9 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
   };
 }
 
+/** Where requests without a client_address are counted (no IP address looks like it). */
+const NO_CLIENT = 'no client_address';
+
 /** Per Postfix transaction: the row its refusals go in, and the recipients refused so far. */
 type Rows = Map<string, { id: number; recipients: string[] }>;
 
@@ -109,9 +112,11 @@ function verdictFor(
   deps: IngestDeps,
   limits: ClientLimits,
 ): { verdict: RecipientVerdict; delayMs: number; recorded?: Promise<void> } {
-  const client = request.attributes.get('client_address') ?? '';
+  // Postfix always names the client; a request that does not (another program) is counted in one
+  // bucket of its own, so that leaving it out is no way round the limit.
+  const client = request.attributes.get('client_address') || NO_CLIENT;
   const shutOut = { kind: 'disconnect', dsn: OUTCOMES['rcpt.too_many_unknown'].dsn, text: OUTCOMES['rcpt.too_many_unknown'].text } as const;
-  if (client && limits.isBlocked(client)) return { verdict: shutOut, delayMs: 0 };
+  if (limits.isBlocked(client)) return { verdict: shutOut, delayMs: 0 };
   try {
     checkRecipient(recipient, deps);
     return { verdict: { kind: 'accept' }, delayMs: 0 };
@@ -120,7 +125,7 @@ function verdictFor(
     if (NOT_OURS.has(error.code)) return { verdict: { kind: 'not_ours' }, delayMs: 0 };
     const recorded = recordPolicyRefusal(recipient, error, request, rows, deps);
     const refuse: RecipientVerdict = { kind: 'refuse', temporary: error.isTemporary, dsn: error.outcome.dsn, text: error.reason };
-    if (!client || error.isTemporary) return { verdict: refuse, delayMs: 0, recorded };
+    if (error.isTemporary) return { verdict: refuse, delayMs: 0, recorded };
     const guess = limits.unknownRecipient(client);
     if (guess.shutOut) {
       deps.logger.warn({ ingress: 'policy', remoteAddress: client, unknownRecipients: guess.count }, 'client shut out: too many unknown recipients');

@@ -197,4 +197,16 @@ describe('the policy service and key guessing', () => {
       client.close();
     }
   });
+
+  it('counts requests that name no client together: leaving client_address out is no way round the limit', async () => {
+    const client = await PolicyClient.open(guarded.ports.policy as number);
+    try {
+      const answers: string[] = [];
+      for (let i = 0; i < 4; i++) answers.push(await client.ask(request({ recipient: template.format(`${i.toString(16).padStart(32, 'd')}`), client_address: '' })));
+      expect(answers.slice(0, 3).every((a) => a.startsWith('action=REJECT 5.1.1 '))).toBe(true);
+      expect(answers[3]).toBe('action=421 4.7.0 Too many unknown recipients from your address, try again later');
+    } finally {
+      client.close();
+    }
+  });
 });
