@@ -705,7 +705,7 @@ program
 
 // `intake show 42 | head`: the reader went away, which is no error of ours.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(0);
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   throw error;
 });
 

@@ -145,7 +145,7 @@ export const SETTINGS = {
     env: 'INTAKE_MAX_REFUSED_RECIPIENTS',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1).max(100000),
     default: 100,
-    doc: 'Refused recipients per SMTP session, for any reason; the next one gets `421 4.7.0` and the session is closed (as Postfix\'s `smtpd_hard_error_limit`). Trusted relays and LMTP clients are not limited.',
+    doc: 'Refused recipients per SMTP session, for any reason but too many recipients; the next one gets `421 4.7.0` and the session is closed (as Postfix\'s `smtpd_hard_error_limit`). A session may collect 1,000 `452 4.5.3` (too many recipients) answers on top, the rest of a large message to be sent again (Postfix\'s `smtpd_recipient_overshoot_limit`). Trusted relays and LMTP clients are not limited.',
   },
   max_clients: {
     env: 'INTAKE_MAX_CLIENTS',

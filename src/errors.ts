@@ -151,7 +151,7 @@ export const OUTCOMES = {
     dsn: '4.7.0',
     text: 'Too many refused recipients in this session, closing connection',
     status: 'not stored',
-    when: 'a client (not a trusted relay, not over LMTP) named more than INTAKE_MAX_REFUSED_RECIPIENTS recipients that were refused, in one session; the session is closed, the message\'s row records this 421, each recipient\'s row why it was refused; logged',
+    when: 'a client (not a trusted relay, not over LMTP) named more than INTAKE_MAX_REFUSED_RECIPIENTS recipients that were refused (or more than 1,000 past INTAKE_MAX_RECIPIENTS) in one session; the session is closed, the message\'s row records this 421, each recipient\'s row why it was refused; logged',
   },
   'mail.tls_required': {
     stage: 'mail',
@@ -175,7 +175,7 @@ export const OUTCOMES = {
     dsn: '5.5.4',
     text: 'Unsupported MAIL FROM parameter',
     status: 'not stored',
-    when: 'MAIL FROM carries a parameter of an extension intake does not offer (it takes SIZE, BODY and SMTPUTF8; RFC 5321 4.1.1.11); the name is appended to the text; logged, no row (no recipient was given yet)',
+    when: 'MAIL FROM carries a parameter of an extension intake does not offer (it takes SIZE, BODY, SMTPUTF8 and, on an encrypted session, REQUIRETLS; RFC 5321 4.1.1.11); the name is appended to the text; logged, no row (no recipient was given yet)',
   },
   'data.too_big': {
     stage: 'data',

@@ -44,10 +44,16 @@ export function rawSize(raw: RawMessage): number {
 const FEED_BYTES = 64 * 1024;
 
 /**
- * In-Reply-To's first ids and References' last ones (the nearest ancestors) are kept: a thread is
- * found by them, and 40,000 ids in one lookup passed SQLite's limit on parameters.
+ * In-Reply-To's first ids, and References' first and last ones (a notification's own, and the nearest
+ * ancestors), are kept: a thread is found by them, and 40,000 ids in one lookup passed SQLite's limit
+ * on parameters.
  */
 export const MAX_MESSAGE_IDS = 100;
+
+/** References: the first 20 (a notification's `<reply-KEY@HOST>` goes first) and the last 80 ids. */
+function firstAndLast(ids: string[]): string[] {
+  return ids.length <= MAX_MESSAGE_IDS ? ids : [...ids.slice(0, 20), ...ids.slice(-(MAX_MESSAGE_IDS - 20))];
+}
 
 /** Pieces above this are checked for oversized text before mailparser decodes them. */
 const PRESCAN_BYTES = 1024 * 1024;
@@ -92,7 +98,7 @@ export async function parseMessage(raw: RawMessage, options: { maxAttachmentByte
     to: addresses(addressField('to')),
     cc: addresses(addressField('cc')),
     inReplyTo: messageIds(header('in-reply-to')).slice(0, MAX_MESSAGE_IDS),
-    references: messageIds(header('references')).slice(-MAX_MESSAGE_IDS),
+    references: firstAndLast(messageIds(header('references'))),
     text,
     attachments,
     header,

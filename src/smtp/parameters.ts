@@ -2,8 +2,11 @@
 // advertises. smtp-server checks the values of the ones it knows and lets any other name through.
 // Input: the parameters smtp-server parsed from an untrusted command. Pure.
 
-/** SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531). DSN is not offered, so RET and ENVID are not taken. */
-export const MAIL_PARAMETERS: ReadonlySet<string> = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
+/**
+ * SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), and REQUIRETLS (RFC 8689), which smtp-server
+ * offers on an encrypted session. DSN is not offered, so RET and ENVID are not taken.
+ */
+export const MAIL_PARAMETERS: ReadonlySet<string> = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'REQUIRETLS']);
 /** None: NOTIFY and ORCPT belong to DSN, which intake does not offer. */
 export const RCPT_PARAMETERS: ReadonlySet<string> = new Set();
 

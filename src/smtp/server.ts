@@ -20,6 +20,9 @@ import { Transactions } from './transaction.js';
 
 export type ListenerKind = 'smtp' | 'smtps' | 'lmtp';
 
+/** `452 4.5.3` answers (recipients past INTAKE_MAX_RECIPIENTS) a session may collect, as Postfix allows. */
+const MAX_OVERSHOOT = 1000;
+
 /** Refusals that say "no such recipient here": what a key guesser collects. */
 const UNKNOWN_RECIPIENT: ReadonlySet<OutcomeCode> = new Set([
   'rcpt.no_such_address',
@@ -70,12 +73,17 @@ export async function startMailListener(
   // Refused recipients per session, of clients the limits apply to: past the cap the session ends,
   // so that no client can have recipients refused (and recorded) without end.
   const refusedIn = new Map<string, number>();
+  const overshootIn = new Map<string, number>();
   const answerRcpt = (session: SMTPServerSession, rejection: MailRejection | null, callback: (err?: Error | null) => void) => {
     const ip = admitted.get(session.id);
     if (rejection && ip !== undefined && !limits.isExempt(ip)) {
-      const refused = (refusedIn.get(session.id) ?? 0) + 1;
-      refusedIn.set(session.id, refused);
-      if (refused > config.max_refused_recipients) {
+      // "Too many recipients" is the client's cue to send the rest in another transaction (RFC 5321):
+      // those count against a cap of their own, Postfix's smtpd_recipient_overshoot_limit.
+      const overshoot = rejection.code === 'rcpt.too_many';
+      const counts = overshoot ? overshootIn : refusedIn;
+      const refused = (counts.get(session.id) ?? 0) + 1;
+      counts.set(session.id, refused);
+      if (refused > (overshoot ? MAX_OVERSHOOT : config.max_refused_recipients)) {
         deps.logger.warn({ listener: kind, session: session.id, remoteAddress: ip, refused: refused - 1 }, 'session closed: too many refused recipients');
         const cut = new MailRejection('rcpt.too_many_refused');
         recordShutOut(transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', cut, deps);
@@ -160,6 +168,7 @@ export async function startMailListener(
     onClose(session: SMTPServerSession) {
       transactions.end(session);
       refusedIn.delete(session.id);
+      overshootIn.delete(session.id);
       const ip = admitted.get(session.id);
       if (ip !== undefined) {
         admitted.delete(session.id);

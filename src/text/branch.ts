@@ -9,7 +9,7 @@
  * @example isBranchName('../../etc/passwd') // false
  */
 export function isBranchName(name: string): boolean {
-  if (name.length === 0 || name.length > 255 || name === '@') return false;
+  if (name.length === 0 || name.length > 255 || name === '@' || name === 'HEAD') return false;
   // eslint-disable-next-line no-control-regex -- control characters are what is refused
   if (/[\u0000-\u0020\u007f~^:?*[\\]/.test(name)) return false;
   if (name.includes('..') || name.includes('@{') || name.includes('//')) return false;

@@ -54,7 +54,9 @@ turndown.addRule('preformatted', {
   filter: (node) => node.nodeName === 'PRE' && !(node.firstChild && node.firstChild.nodeName === 'CODE'),
   replacement: (_content, node) => {
     const text = ((node as unknown as { textContent: string | null }).textContent ?? '').replace(/\n+$/, '');
-    const fence = text.includes('```') ? '~~~' : '```';
+    // Longer than any run of backticks in it, so no line of the text can close the block.
+    const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+    const fence = '`'.repeat(Math.max(3, longest + 1));
     return `\n\n${fence}\n${text}\n${fence}\n\n`;
   },
 });
@@ -145,7 +147,10 @@ function isSafeUrl(url: string | null | undefined): boolean {
   if (!url) return true;
   // Browsers ignore control characters and blanks inside a scheme (`java\tscript:`).
   // eslint-disable-next-line no-control-regex -- control characters are what is being removed
-  const scheme = /^([^:/?#]*):/.exec(url.replace(/[\u0000-\u0020\u007f]/g, ''))?.[1]?.toLowerCase();
+  const bare = url.replace(/[\u0000-\u0020\u007f]/g, '');
+  // Markdown decodes entities in a link: `javascript&colon;` is `javascript:` to the renderer.
+  if (/^[^/?#]*&/.test(bare)) return false;
+  const scheme = /^([^:/?#]*):/.exec(bare)?.[1]?.toLowerCase();
   return scheme === undefined || ['http', 'https', 'mailto', 'ftp', 'cid', 'tel'].includes(scheme);
 }
 
@@ -230,8 +235,15 @@ function tooDeepToConvert(html: string, max: number): boolean {
   let end = -1;
   for (let at = html.indexOf('<'); at !== -1; ) {
     if (html.startsWith('<!--', at)) {
-      const close = html.indexOf('-->', at + 4);
-      at = close === -1 ? -1 : html.indexOf('<', close + 3);
+      // Where the HTML parser ends it: `<!-->` and `<!--->` at once, else at the first `-->` or `--!>`.
+      let close: number;
+      if (html.startsWith('<!-->', at) || html.startsWith('<!--->', at)) close = html.indexOf('>', at);
+      else {
+        const plain = html.indexOf('-->', at + 4);
+        const bang = html.indexOf('--!>', at + 4);
+        close = plain === -1 ? (bang === -1 ? -1 : bang + 3) : bang === -1 || plain < bang ? plain + 2 : bang + 3;
+      }
+      at = close === -1 ? -1 : html.indexOf('<', close + 1);
       continue;
     }
     if (end < at) end = html.indexOf('>', at);
@@ -245,7 +257,8 @@ function tooDeepToConvert(html: string, max: number): boolean {
     if (NO_LEVEL.has(name)) continue;
     if (match?.[1] !== '/') {
       if (name === 'plaintext') break;
-      if (RAW_TEXT.has(name)) {
+      // Inside <svg> or <math>, <style> and <script> are elements like any other: their tags count.
+      if (RAW_TEXT.has(name) && !(open.get('svg') || open.get('math'))) {
         lower ??= html.toLowerCase();
         const close = lower.indexOf(`</${name}`, end);
         at = close;

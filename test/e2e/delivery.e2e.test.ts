@@ -221,8 +221,8 @@ describe('a reply by email', () => {
     const messageId = 'reused@client.test';
     // A client that reuses its Message-ID: 1,200 earlier rows with it (refused, blank replies).
     server.store.sqlite.transaction(() => {
-      const insert = server.store.sqlite.prepare("insert into inbound_messages (ingress, mail_from, rcpt_to, message_id, size, status, reason_code) values ('smtp', ?, '[]', ?, 10, 'rejected', 'data.blank')");
-      for (let i = 0; i < 1200; i++) insert.run(world.user.email, messageId);
+      const insert = server.store.sqlite.prepare("insert into inbound_messages (ingress, mail_from, rcpt_to, message_id, from_address, size, status, reason_code) values ('smtp', ?, '[]', ?, ?, 10, 'rejected', 'data.blank')");
+      for (let i = 0; i < 1200; i++) insert.run(world.user.email, messageId, world.user.email);
     })();
     const message = replyMessage({ from: world.user.email, to, body: 'Once, even so.', messageId: `<${messageId}>` });
     const first = await sendMail(server.port, { from: world.user.email, to: [to], message });

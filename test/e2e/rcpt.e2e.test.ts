@@ -271,6 +271,9 @@ describe('RCPT TO', () => {
       // RFC 5321 4.1.1.11: a parameter the server does not know is refused, not ignored.
       expect((await client.command('MAIL FROM:<params@client.test> FOO=BAR')).line).toBe('555 5.5.4 Unsupported MAIL FROM parameter FOO');
       expect((await client.command('MAIL FROM:<params@client.test> RET=HDRS')).line).toBe('555 5.5.4 Unsupported MAIL FROM parameter RET');
+      // REQUIRETLS is smtp-server's own, offered on encrypted sessions: never refused as unknown.
+      expect((await client.command('MAIL FROM:<params@client.test> REQUIRETLS')).code).not.toBe(555);
+      await client.command('RSET');
       // What EHLO advertised is taken.
       expect((await client.command('MAIL FROM:<params@client.test> SIZE=2000 BODY=8BITMIME SMTPUTF8')).line).toBe('250 2.1.0 Accepted');
       expect((await client.command(`RCPT TO:<${template.format(world.key)}> NOTIFY=SUCCESS,FAILURE`)).line).toBe('555 5.5.4 Unsupported RCPT TO parameter NOTIFY');

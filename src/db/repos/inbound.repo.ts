@@ -32,7 +32,7 @@ export function createInboundRepository({ db }: { db: Db }) {
       .prepare();
   // The same Message-ID from the same sender: anyone can give their mail a Message-ID they know of.
   const copyByMessageId = prepared(() =>
-    copyOf(and(eq(inboundMessages.messageId, sql.placeholder('messageId')), sql`coalesce(lower(${inboundMessages.fromAddress}), '') = ${sql.placeholder('from')}`) as SQL),
+    copyOf(and(eq(inboundMessages.messageId, sql.placeholder('messageId')), sql`coalesce(${inboundMessages.fromAddress}, '') = ${sql.placeholder('from')}`) as SQL),
   );
   const copyBySha256 = prepared(() => copyOf(and(isNull(inboundMessages.messageId), eq(inboundMessages.sha256, sql.placeholder('sha256'))) as SQL));
   // Every column but id and created_at, so that one prepared statement serves every delivery.
@@ -128,7 +128,7 @@ export function createInboundRepository({ db }: { db: Db }) {
       // From the message side (its index finds the copies, each copy's deliveries by theirs): from the
       // destination side, a busy issue's every delivery would be read for each message.
       return message.messageId
-        ? copyByMessageId().get({ messageId: message.messageId, from: (message.from ?? '').toLowerCase(), id: message.id, destination })
+        ? copyByMessageId().get({ messageId: message.messageId, from: message.from ?? '', id: message.id, destination })
         : copyBySha256().get({ sha256: message.sha256, id: message.id, destination });
     },
   };

@@ -70,7 +70,8 @@ describe('redactedAddress', () => {
 
   it('property: a key longer than four characters never appears in what is logged', () => {
     fc.assert(
-      fc.property(fc.stringMatching(/^[A-Za-z0-9_-]{5,60}$/), (key) => !redactedAddress(t, t.format(key)).includes(key)),
+      // Keys as minted: with a digit (a word such as "ample" would be found in the address's own text).
+      fc.property(fc.stringMatching(/^[A-Za-z_-]{0,30}[0-9][A-Za-z0-9_-]{4,30}$/), (key) => !redactedAddress(t, t.format(key)).includes(key)),
       { seed: Number(process.env.FC_SEED ?? 20261126), numRuns: 300 },
     );
   });

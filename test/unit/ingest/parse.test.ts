@@ -97,12 +97,12 @@ describe('parseMessage', () => {
     expect(parsed).toMatchObject({ from: 'a@b.example', replyTo: 'r@b.example', to: ['x@y.example', 'z@y.example'], cc: ['c@y.example'], messageId: 'm1@b.example', inReplyTo: ['p@y.example'], references: ['r1@y.example', 'r2@y.example', 'r3@y.example'] });
   });
 
-  it('keeps the last 100 References (the nearest ancestors) and the first 100 In-Reply-To ids', async () => {
+  it('keeps the first 20 and the last 80 References (a notification\'s own id, the nearest ancestors) and the first 100 In-Reply-To ids', async () => {
     // More than SQLite's 32,766 parameters, which one lookup of them all exceeded.
     const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `<${prefix}${i}@y>`).join(' ');
     const parsed = await parseMessage(mail(`From: a@b.example\nIn-Reply-To: ${ids('p', 300)}\nReferences: ${ids('r', 40_000)}`, 'hi'));
     expect(parsed.references).toHaveLength(100);
-    expect([parsed.references[0], parsed.references.at(-1)]).toEqual(['r39900@y', 'r39999@y']);
+    expect([parsed.references[0], parsed.references[19], parsed.references[20], parsed.references.at(-1)]).toEqual(['r0@y', 'r19@y', 'r39920@y', 'r39999@y']);
     expect([parsed.inReplyTo.length, parsed.inReplyTo[0]]).toEqual([100, 'p0@y']);
   });
 

@@ -6,7 +6,7 @@ import { isBranchName } from '../../../src/text/branch.js';
 describe('isBranchName', () => {
   it.each(['feature', 'feature/oil', 'fix-123', 'v1.2', 'new-branch-with-a-patch', 'ünïcode'])('takes %s', (name) => expect(isBranchName(name)).toBe(true));
 
-  it.each(['', 'two words', '../x', 'a..b', '-rf', '/lead', 'trail/', 'end.', 'x.lock', 'a/.hidden', 'a//b', 'a@{1}', '@', 'tab\there', 'star*', 'q?', 'c:d', 'h^', 't~1', 'b[0]', 'back\\slash', 'nul\u0000', 'x'.repeat(256)])(
+  it.each(['', 'two words', '../x', 'a..b', '-rf', '/lead', 'trail/', 'end.', 'x.lock', 'a/.hidden', 'a//b', 'a@{1}', '@', 'tab\there', 'star*', 'q?', 'c:d', 'h^', 't~1', 'b[0]', 'back\\slash', 'nul\u0000', 'x'.repeat(256), 'HEAD'])(
     'refuses %j',
     (name) => expect(isBranchName(name)).toBe(false),
   );

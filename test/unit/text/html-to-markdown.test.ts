@@ -124,6 +124,21 @@ describe('htmlToMarkdown: what a sender cannot put in a note', () => {
     expect(htmlToMarkdown(`<ul><li>a<ul><li>b<ul><li>${'c<br>'.repeat(3)}</li></ul></li></ul></li></ul>`)).toBe('-   a\n    -   b\n        -   c\n            c\n            c');
   });
 
+  it('ends comments where the parser does, and counts <style> inside <svg>: neither hides tags from the budget', () => {
+    // 450 levels around 60,000 elements are past the budget: plain text, one line each, however hidden.
+    const deep = `${'<div>'.repeat(450)}${'<p>a</p>'.repeat(60_000)}${'</div>'.repeat(450)}`;
+    for (const hide of ['<!-->', '<!--->', '<!-- x --!>']) expect(htmlToMarkdown(`${hide}${deep}<!-- -->`).split('\n')).toHaveLength(60_000);
+    expect(htmlToMarkdown(`<svg><style>${deep}</style></svg>`).split('\n')).toHaveLength(60_000);
+  });
+
+  it('keeps a link whose scheme is written with entities from becoming one (Markdown decodes them)', () => {
+    expect(htmlToMarkdown('<a href="javascript&amp;colon;alert(1)">one</a> <a href="javascript&amp;#58;x">two</a> <a href="https://x.test/?a=1&amp;b=2">three</a>')).toBe('one two [three](https://x.test/?a=1&b=2)');
+  });
+
+  it('fences preformatted text longer than any run of backticks in it, so none of its lines closes the block', () => {
+    expect(htmlToMarkdown('<pre>```\n~~~\n&lt;img src=x onerror=alert(1)&gt;</pre>')).toBe('````\n```\n~~~\n<img src=x onerror=alert(1)>\n````');
+  });
+
   it('does not count tags inside raw text: <script></div></script> closes nothing, so the nesting is seen, never a stack overflow', () => {
     expect(htmlToMarkdown(`${'<div><script></div></script>'.repeat(5000)}x`)).toBe('x');
     expect(htmlToMarkdown(`${'<div><style></div></style>'.repeat(5000)}<p>y</p>`)).toBe('y');
