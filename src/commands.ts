@@ -21,6 +21,7 @@ import { assertWritable, isUniqueConstraintError, openStore, type Store } from '
 import { createRepositories, type Repositories } from './db/repositories.js';
 import { ACCESS } from './handlers/access.js';
 import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
+import { isBranchName } from './text/branch.js';
 import { trimReply } from './text/trim-reply.js';
 import { createLogger } from './log.js';
 import { deliverFromPipe, EXIT } from './pipe/deliver.js';
@@ -241,7 +242,8 @@ function greeting(host: string, port: number, probe: string | null = null, tls =
 
 function finishCheck(results: CheckResult[]): void {
   if (json()) print(results);
-  else for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.check}: ${r.detail}\n`);
+  // A listener's detail quotes what another program answered: shown, not obeyed.
+  else for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.check}: ${visible(r.detail)}\n`);
   if (results.some((r) => !r.ok)) process.exitCode = 1;
 }
 
@@ -337,7 +339,10 @@ program
   })
   .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
   .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail become participants')
-  .option('--default-branch <branch>', 'target branch of new merge requests', 'main')
+  .option('--default-branch <branch>', 'target branch of new merge requests', (value: string) => {
+    if (!isBranchName(value)) throw new InvalidArgumentError('must be a branch name git takes (no blank, `..`, `~^:?*[\\`, leading `-`...)');
+    return value;
+  }, 'main')
   .action(
     (options: {
       path: string;

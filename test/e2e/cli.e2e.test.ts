@@ -223,6 +223,7 @@ describe('admin commands', () => {
     [['users', 'add', '--username', 'alice', '--email', 'other@example.com'], 'intake: a user with username "alice" or that incoming e-mail token already exists'],
     [['users', 'add', '--username', 'bob', '--email', 'not-an-address'], `error: option '--email <address>' argument 'not-an-address' is invalid. "not-an-address" is not an e-mail address`],
     [['projects', 'add', '--path', 'nogroup'], 'intake: project path "nogroup" must look like group/project (letters, digits, _ . -)'],
+    [['projects', 'add', '--path', 'a/c', '--default-branch', 'two words'], "argument 'two words' is invalid. must be a branch name git takes"],
     [['members', 'add', '--project', 'acme/widgets', '--user', 'nobody', '--access-level', '30'], 'intake: no user with username "nobody"'],
     [['members', 'add', '--project', 'acme/widgets', '--user', 'alice', '--access-level', '35'], 'must be 10 (guest), 20 (reporter), 30 (developer), 40 (maintainer) or 50 (owner)'],
     [['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--issue', '9'], 'intake: project acme/widgets has no issue #9'],
