@@ -157,13 +157,19 @@ export const SETTINGS = {
     env: 'INTAKE_MAX_CONNECTIONS_PER_IP',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1),
     default: 20,
-    doc: 'Concurrent SMTP sessions from one client address; one more is answered `421 4.7.0` and closed. Trusted relays and the LMTP listener (its clients are relays) are exempt.',
+    doc: 'Concurrent SMTP sessions from one client (an IPv4 address, or an IPv6 network: `client_ipv6_prefix_length`); one more is answered `421 4.7.0` and closed. Trusted relays and the LMTP listener (its clients are relays) are exempt.',
+  },
+  client_ipv6_prefix_length: {
+    env: 'INTAKE_CLIENT_IPV6_PREFIX_LENGTH',
+    schema: z.coerce.number({ error: 'expected a whole number of bits, 1 to 128' }).int().min(1).max(128),
+    default: 64,
+    doc: 'The per-client limits (`max_connections_per_ip`, `unknown_recipient_limit`) count an IPv6 client as its network of this many bits: whoever has one address of a /64 usually has all of them. 128 counts each address on its own. IPv4 clients are counted by address.',
   },
   unknown_recipient_limit: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_LIMIT',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1),
     default: 20,
-    doc: 'Unknown recipients one client address may name per window (key guessing). Past half of it, each refusal waits a second longer than the one before (up to 5 s), which is logged; at the limit the session gets `421 4.7.0` and the address is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
+    doc: 'Unknown recipients one client (an IPv4 address, or an IPv6 network: `client_ipv6_prefix_length`) may name per window (key guessing). Past half of it, each refusal waits a second longer than the one before (up to 5 s), which is logged; at the limit the session gets `421 4.7.0` and the client is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
   },
   unknown_recipient_window_ms: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS',
@@ -175,7 +181,7 @@ export const SETTINGS = {
     env: 'INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(0),
     default: 600000,
-    doc: 'How long an address that reached `unknown_recipient_limit` is refused at connect (`421 4.7.0`).',
+    doc: 'How long a client that reached `unknown_recipient_limit` is refused at connect (`421 4.7.0`).',
   },
   socket_timeout_ms: {
     env: 'INTAKE_SOCKET_TIMEOUT_MS',

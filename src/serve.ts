@@ -70,6 +70,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     unknownRecipientWindowMs: config.unknown_recipient_window_ms,
     blockMs: config.unknown_recipient_block_ms,
     exempt: config.trusted_relays,
+    ipv6PrefixLength: config.client_ipv6_prefix_length,
   });
   const wanted: [ListenerKind, string][] = [
     ['smtp', config.smtp_listen],

@@ -128,7 +128,7 @@ function verdictFor(
     if (error.isTemporary) return { verdict: refuse, delayMs: 0, recorded };
     const guess = limits.unknownRecipient(client);
     if (guess.shutOut) {
-      deps.logger.warn({ ingress: 'policy', remoteAddress: client, unknownRecipients: guess.count }, 'client shut out: too many unknown recipients');
+      deps.logger.warn({ ingress: 'policy', remoteAddress: client, client: limits.clientOf(client), unknownRecipients: guess.count }, 'client shut out: too many unknown recipients');
       return { verdict: shutOut, delayMs: 0, recorded };
     }
     return { verdict: refuse, delayMs: guess.delayMs, recorded };

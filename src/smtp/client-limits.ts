@@ -1,5 +1,7 @@
-// client-limits: what one client address may do: connections at once, and unknown recipients before it
-// is slowed down and then shut out for a while (key guessing). Pure bookkeeping in memory; no I/O.
+// client-limits: what one client may do: connections at once, and unknown recipients before it is
+// slowed down and then shut out for a while (key guessing). A client is an IPv4 address or an IPv6
+// network (client-address.ts). Pure bookkeeping in memory; no I/O.
+import { canonicalAddress, clientKey } from './client-address.js';
 
 export interface ClientLimitSettings {
   maxConnectionsPerIp: number;
@@ -10,6 +12,8 @@ export interface ClientLimitSettings {
   blockMs: number;
   /** Addresses the limits do not apply to (trusted relays pass many senders' mail). */
   exempt: readonly string[];
+  /** An IPv6 client is counted as its network of this many bits (128: each address on its own). */
+  ipv6PrefixLength: number;
 }
 
 export type Admission = { ok: true } | { ok: false; reason: 'too_many_connections' | 'blocked'; retryAfterMs?: number };
@@ -34,58 +38,69 @@ export class ClientLimits {
   private readonly connections = new Map<string, number>();
   private readonly unknown = new Map<string, number[]>();
   private readonly blockedUntil = new Map<string, number>();
+  private readonly exempt: ReadonlySet<string>;
 
   constructor(
     private readonly settings: ClientLimitSettings,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.exempt = new Set(settings.exempt.map(canonicalAddress));
+  }
 
-  /** A new connection from ip: admitted (and counted until release) or refused. */
-  admit(ip: string): Admission {
-    if (this.isExempt(ip)) return { ok: true };
-    const until = this.blockedUntil.get(ip);
+  /** What a client address is counted as: itself, or its IPv6 network (for the logs too). */
+  clientOf(address: string): string {
+    return clientKey(address, this.settings.ipv6PrefixLength);
+  }
+
+  /** A new connection from address: admitted (and counted until release) or refused. */
+  admit(address: string): Admission {
+    if (this.isExempt(address)) return { ok: true };
+    const client = this.clientOf(address);
+    const until = this.blockedUntil.get(client);
     if (until !== undefined) {
       if (until > this.now()) return { ok: false, reason: 'blocked', retryAfterMs: until - this.now() };
-      this.blockedUntil.delete(ip);
+      this.blockedUntil.delete(client);
     }
-    const open = this.connections.get(ip) ?? 0;
+    const open = this.connections.get(client) ?? 0;
     if (open >= this.settings.maxConnectionsPerIp) return { ok: false, reason: 'too_many_connections' };
-    this.connections.set(ip, open + 1);
+    this.connections.set(client, open + 1);
     return { ok: true };
   }
 
-  /** ip was shut out and still is (for the policy service, which sees no connections). */
-  isBlocked(ip: string): boolean {
-    const until = this.blockedUntil.get(ip);
-    return until !== undefined && until > this.now() && !this.isExempt(ip);
+  /** address was shut out and still is (for the policy service, which sees no connections). */
+  isBlocked(address: string): boolean {
+    const until = this.blockedUntil.get(this.clientOf(address));
+    return until !== undefined && until > this.now() && !this.isExempt(address);
   }
 
-  release(ip: string): void {
-    if (this.isExempt(ip)) return;
-    const open = (this.connections.get(ip) ?? 0) - 1;
-    if (open > 0) this.connections.set(ip, open);
-    else this.connections.delete(ip);
+  release(address: string): void {
+    if (this.isExempt(address)) return;
+    const client = this.clientOf(address);
+    const open = (this.connections.get(client) ?? 0) - 1;
+    if (open > 0) this.connections.set(client, open);
+    else this.connections.delete(client);
   }
 
-  /** ip named a recipient that does not exist. */
-  unknownRecipient(ip: string): UnknownRecipientVerdict {
-    if (this.isExempt(ip)) return { delayMs: 0, shutOut: false, count: 0 };
+  /** address named a recipient that does not exist. */
+  unknownRecipient(address: string): UnknownRecipientVerdict {
+    if (this.isExempt(address)) return { delayMs: 0, shutOut: false, count: 0 };
+    const client = this.clientOf(address);
     const now = this.now();
     const since = now - this.settings.unknownRecipientWindowMs;
     // Oldest first: only the front can have left the window.
-    let times = this.unknown.get(ip) ?? [];
+    let times = this.unknown.get(client) ?? [];
     let expired = 0;
     while (expired < times.length && (times[expired] as number) <= since) expired++;
     if (expired > 0) times = times.slice(expired);
     times.push(now);
-    this.unknown.delete(ip);
-    this.unknown.set(ip, times);
+    this.unknown.delete(client);
+    this.unknown.set(client, times);
     if (this.unknown.size > MAX_TRACKED) this.unknown.delete(this.unknown.keys().next().value as string);
     const limit = this.settings.unknownRecipientLimit;
     if (times.length >= limit) {
-      this.blockedUntil.set(ip, now + this.settings.blockMs);
+      this.blockedUntil.set(client, now + this.settings.blockMs);
       if (this.blockedUntil.size > MAX_TRACKED) this.blockedUntil.delete(this.blockedUntil.keys().next().value as string);
-      this.unknown.delete(ip);
+      this.unknown.delete(client);
       return { delayMs: 0, shutOut: true, count: times.length };
     }
     const free = Math.floor(limit * FREE_FRACTION);
@@ -93,8 +108,8 @@ export class ClientLimits {
     return { delayMs, shutOut: false, count: times.length };
   }
 
-  /** A trusted relay's address: the limits are not for it. */
-  isExempt(ip: string): boolean {
-    return this.settings.exempt.includes(ip);
+  /** A trusted relay's address (the address itself, not its network): the limits are not for it. */
+  isExempt(address: string): boolean {
+    return this.exempt.size > 0 && this.exempt.has(canonicalAddress(address));
   }
 }

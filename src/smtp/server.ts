@@ -93,13 +93,13 @@ export async function startMailListener(
     if (!rejection || !ip || !UNKNOWN_RECIPIENT.has(rejection.code)) return callback(rejection);
     const verdict = limits.unknownRecipient(ip);
     if (verdict.shutOut) {
-      deps.logger.warn({ listener: kind, remoteAddress: ip, unknownRecipients: verdict.count, blockMs: config.unknown_recipient_block_ms }, 'client shut out: too many unknown recipients');
+      deps.logger.warn({ listener: kind, remoteAddress: ip, client: limits.clientOf(ip), unknownRecipients: verdict.count, blockMs: config.unknown_recipient_block_ms }, 'client shut out: too many unknown recipients');
       const shutOut = new MailRejection('rcpt.too_many_unknown');
       recordShutOut(transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', shutOut, deps);
       return callback(shutOut);
     }
     if (verdict.delayMs === 0) return callback(rejection);
-    deps.logger.info({ listener: kind, remoteAddress: ip, unknownRecipients: verdict.count, delayMs: verdict.delayMs }, 'unknown recipient: answer slowed');
+    deps.logger.info({ listener: kind, remoteAddress: ip, client: limits.clientOf(ip), unknownRecipients: verdict.count, delayMs: verdict.delayMs }, 'unknown recipient: answer slowed');
     setTimeout(() => callback(rejection), verdict.delayMs);
   };
   const options: SMTPServerOptions = {
@@ -137,7 +137,7 @@ export async function startMailListener(
         return callback();
       }
       const code = admission.reason === 'blocked' ? 'connect.blocked' : 'connect.too_many_connections';
-      deps.logger.warn({ listener: kind, remoteAddress: session.remoteAddress, code, retryAfterMs: admission.retryAfterMs }, 'connection refused');
+      deps.logger.warn({ listener: kind, remoteAddress: session.remoteAddress, client: limits.clientOf(session.remoteAddress), code, retryAfterMs: admission.retryAfterMs }, 'connection refused');
       callback(new MailRejection(code));
     },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {

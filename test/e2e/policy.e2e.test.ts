@@ -209,4 +209,20 @@ describe('the policy service and key guessing', () => {
       client.close();
     }
   });
+
+  it('counts an IPv6 client by its /64, as Postfix names it: each guess from a new address of it still counts', async () => {
+    const client = await PolicyClient.open(guarded.ports.policy as number);
+    try {
+      const answers: string[] = [];
+      for (let i = 0; i < 4; i++) answers.push(await client.ask(request({ recipient: template.format(`${i.toString(16).padStart(32, 'e')}`), client_address: `2001:db8:77:1::${i + 1}` })));
+      expect(answers.slice(0, 3).every((a) => a.startsWith('action=REJECT 5.1.1 '))).toBe(true);
+      expect(answers[3]).toBe('action=421 4.7.0 Too many unknown recipients from your address, try again later');
+      expect(await client.ask(request({ recipient: template.format('f'.repeat(32)), client_address: '2001:db8:77:1:abcd::1' }))).toBe(
+        'action=421 4.7.0 Too many unknown recipients from your address, try again later',
+      );
+      expect(await client.ask(request({ recipient: template.format('f'.repeat(32)), client_address: '2001:db8:77:2::1' }))).toMatch(/^action=REJECT 5\.1\.1 /);
+    } finally {
+      client.close();
+    }
+  });
 });

@@ -343,4 +343,40 @@ describe('key guessing', () => {
       await typo.quit();
     });
   });
+
+  it('counts an IPv6 guesser by its /64: a new address of the same network is no fresh start', async () => {
+    // IPv6 over 127.0.0.1 only: a proxy on this host names each client in a PROXY header.
+    const proxied = await startServer({ INTAKE_PROXY_PROTOCOL_FROM: '127.0.0.1', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '4', INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS: '60000' });
+    try {
+      const proxiedWorld = seedReplyWorld(proxied.repos);
+      const from = (address: string) => SmtpClient.connect(proxied.port, { preface: `PROXY TCP6 ${address} ::1 40000 25\r\n` });
+      const guess = async (address: string, i: number) => {
+        const { client, greeting } = await from(address);
+        expect(greeting.code).toBe(220);
+        await client.command('EHLO rotating.test');
+        await client.command('MAIL FROM:<guesser@evil.test>');
+        const { line } = await client.command(`RCPT TO:<${template.format(i.toString(16).padStart(32, 'c'))}>`);
+        if (!client.isClosed) await client.quit().catch(() => undefined);
+        return line;
+      };
+      // One unknown key from each of four addresses of 2001:db8:bad:1::/64: the fourth reaches the limit.
+      const lines = [];
+      for (let i = 1; i <= 4; i++) lines.push(await guess(`2001:db8:bad:1::${i}`, i));
+      expect(lines.slice(0, 3).every((l) => l.startsWith('550 5.1.1 '))).toBe(true);
+      expect(lines[3]).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
+      // A fifth address of that network is turned away at connect.
+      const { greeting: refused } = await from('2001:db8:bad:1:ffff:ffff:ffff:fffe');
+      expect(refused.line).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
+      expect(proxied.logs.some((l) => l.includes('client shut out: too many unknown recipients') && l.includes('"client":"2001:db8:bad:1::/64"'))).toBe(true);
+      // The next /64 is somebody else, and its mail is taken.
+      const { client, greeting } = await from('2001:db8:bad:2::1');
+      expect(greeting.code).toBe(220);
+      await client.command('EHLO neighbour.test');
+      await client.command(`MAIL FROM:<${proxiedWorld.user.email}>`);
+      expect((await client.command(`RCPT TO:<${template.format(proxiedWorld.key)}>`)).code).toBe(250);
+      await client.quit();
+    } finally {
+      await proxied.stop();
+    }
+  });
 });
