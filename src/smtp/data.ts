@@ -18,7 +18,16 @@ export async function onData(
   stream: SMTPServerDataStream,
   session: SMTPServerSession,
   tx: Transaction,
-  options: { maxBytes: number; ingress: Ingress },
+  options: {
+    maxBytes: number;
+    ingress: Ingress;
+    /**
+     * A message to the mailbox address whose headers named no live key is a guess too: asked once it
+     * is refused so, resolves (after the tarpit's delay) to null for its own reply, or to the shut-out
+     * to answer instead.
+     */
+    onUnknownKey?: () => Promise<MailRejection | null>;
+  },
   deps: IngestDeps,
 ): Promise<string | RecipientReply[]> {
   const maxBytes = options.maxBytes;
@@ -80,6 +89,14 @@ export async function onData(
       const reply = replyForRecipient(result, address);
       return reply.code >= 400 ? smtpError(reply.code, reply.message) : reply.message;
     });
+  }
+  if (options.onUnknownKey && result.status === 'rejected' && result.deliveries.some((d) => d.stage !== 'rcpt' && d.reasonCode === 'data.no_key')) {
+    const shutOut = await options.onUnknownKey();
+    if (shutOut) {
+      // The row says what the client was told, as at RCPT; the recipient keeps why it was refused.
+      await recordRefusals({ ingress: options.ingress, envelope, refused: [], size, inboundMessageId: result.inboundMessageId, answered: shutOut.toWire() }, deps);
+      throw shutOut;
+    }
   }
   if (result.reply.code >= 400) throw smtpError(result.reply.code, result.reply.message);
   return result.reply.message;

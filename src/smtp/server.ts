@@ -74,6 +74,14 @@ export async function startMailListener(
   // so that no client can have recipients refused (and recorded) without end.
   const refusedIn = new Map<string, number>();
   const overshootIn = new Map<string, number>();
+  /** Counts an unknown key against its client, and logs a slowed answer or a shut-out. */
+  const judgeGuess = (ip: string, stage: 'rcpt' | 'data') => {
+    const verdict = limits.unknownRecipient(ip);
+    const fields = { listener: kind, stage, remoteAddress: ip, client: limits.clientOf(ip), unknownRecipients: verdict.count };
+    if (verdict.shutOut) deps.logger.warn({ ...fields, blockMs: config.unknown_recipient_block_ms }, 'client shut out: too many unknown recipients');
+    else if (verdict.delayMs > 0) deps.logger.info({ ...fields, delayMs: verdict.delayMs }, 'unknown recipient: answer slowed');
+    return verdict;
+  };
   const answerRcpt = (session: SMTPServerSession, rejection: MailRejection | null, callback: (err?: Error | null) => void) => {
     const ip = admitted.get(session.id);
     if (rejection && ip !== undefined && !limits.isExempt(ip)) {
@@ -91,16 +99,23 @@ export async function startMailListener(
       }
     }
     if (!rejection || !ip || !UNKNOWN_RECIPIENT.has(rejection.code)) return callback(rejection);
-    const verdict = limits.unknownRecipient(ip);
+    const verdict = judgeGuess(ip, 'rcpt');
     if (verdict.shutOut) {
-      deps.logger.warn({ listener: kind, remoteAddress: ip, client: limits.clientOf(ip), unknownRecipients: verdict.count, blockMs: config.unknown_recipient_block_ms }, 'client shut out: too many unknown recipients');
       const shutOut = new MailRejection('rcpt.too_many_unknown');
       recordShutOut(transactions.current(session), kind === 'lmtp' ? 'lmtp' : 'smtp', shutOut, deps);
       return callback(shutOut);
     }
     if (verdict.delayMs === 0) return callback(rejection);
-    deps.logger.info({ listener: kind, remoteAddress: ip, client: limits.clientOf(ip), unknownRecipients: verdict.count, delayMs: verdict.delayMs }, 'unknown recipient: answer slowed');
     setTimeout(() => callback(rejection), verdict.delayMs);
+  };
+  // Keys named in the headers of mail to the mailbox address are guesses as much as RCPT's.
+  const unknownKeyAtData = async (session: SMTPServerSession): Promise<MailRejection | null> => {
+    const ip = admitted.get(session.id);
+    if (ip === undefined || limits.isExempt(ip)) return null;
+    const verdict = judgeGuess(ip, 'data');
+    if (verdict.shutOut) return new MailRejection('rcpt.too_many_unknown');
+    if (verdict.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, verdict.delayMs));
+    return null;
   };
   const options: SMTPServerOptions = {
     name: config.hostname,
@@ -158,7 +173,8 @@ export async function startMailListener(
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string | (string | Error)[]) => void) {
       receiving.add(session.id);
-      onData(stream, session, transactions.take(session), { maxBytes: config.max_message_bytes, ingress: kind === 'lmtp' ? 'lmtp' : 'smtp' }, deps)
+      const onUnknownKey = () => unknownKeyAtData(session);
+      onData(stream, session, transactions.take(session), { maxBytes: config.max_message_bytes, ingress: kind === 'lmtp' ? 'lmtp' : 'smtp', onUnknownKey }, deps)
         .then(
           (message) => callback(null, message as string),
           (error: Error) => callback(error),

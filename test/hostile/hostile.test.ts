@@ -344,6 +344,51 @@ describe('key guessing', () => {
     });
   });
 
+  it('counts a key named only in the headers of mail to the mailbox address as a guess too', async () => {
+    const guarded = await startServer({ INTAKE_UNKNOWN_RECIPIENT_LIMIT: '4', INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS: '60000' });
+    try {
+      const mailbox = template.mailbox as string;
+      const { client } = await SmtpClient.connect(guarded.port, { localAddress: '127.0.0.11' });
+      await client.command('EHLO header-guesser.test');
+      const replies: string[] = [];
+      const times: number[] = [];
+      for (let i = 1; i <= 4 && !client.isClosed; i++) {
+        await client.command('MAIL FROM:<guesser@evil.test>');
+        expect((await client.command(`RCPT TO:<${mailbox}>`)).code).toBe(250);
+        const started = Date.now();
+        const [, reply] = await client.data(replyMessage({ from: 'guesser@evil.test', to: template.format(i.toString(16).padStart(32, 'd')), body: `Guess ${i}.` }));
+        times.push(Date.now() - started);
+        replies.push(reply.line);
+      }
+      expect(replies.slice(0, 3).every((l) => l.startsWith('550 5.1.1 '))).toBe(true);
+      expect(replies[3]).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
+      expect(Math.max(times[0]!, times[1]!)).toBeLessThan(900);
+      expect(times[2]).toBeGreaterThanOrEqual(1000);
+      await expect.poll(() => client.isClosed).toBe(true);
+      const again = await SmtpClient.connect(guarded.port, { localAddress: '127.0.0.11' });
+      expect(again.greeting.line).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
+      expect(guarded.logs.some((l) => l.includes('client shut out: too many unknown recipients') && l.includes('"stage":"data"'))).toBe(true);
+      // The last row says what the client was told; its recipient, why the message was refused.
+      const last = guarded.store.sqlite.prepare("select id, status, reason_code, smtp_reply from inbound_messages where mail_from = 'guesser@evil.test' order by id desc").all() as { id: number }[];
+      expect(last).toHaveLength(4);
+      expect(last[0]).toMatchObject({ status: 'rejected', reason_code: 'rcpt.too_many_unknown', smtp_reply: '421 4.7.0 Too many unknown recipients from your address, try again later' });
+      expect(guarded.store.sqlite.prepare('select reason_code from deliveries where inbound_message_id = ?').all(last[0]!.id)).toEqual([{ reason_code: 'data.no_key' }]);
+      expect(last.slice(1).map((r) => (r as unknown as { reason_code: string }).reason_code)).toEqual(['data.no_key', 'data.no_key', 'data.no_key']);
+      // Somebody else's stray mail to the mailbox address is refused at once, as before.
+      const { client: other } = await SmtpClient.connect(guarded.port, { localAddress: '127.0.0.12' });
+      await other.command('EHLO stray.test');
+      await other.command('MAIL FROM:<stray@sender.test>');
+      await other.command(`RCPT TO:<${mailbox}>`);
+      const started = Date.now();
+      const [, stray] = await other.data(replyMessage({ from: 'stray@sender.test', to: mailbox, body: 'Hello?' }));
+      expect(stray.line).toMatch(/^550 5\.1\.1 /);
+      expect(Date.now() - started).toBeLessThan(900);
+      await other.quit();
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it('counts an IPv6 guesser by its /64: a new address of the same network is no fresh start', async () => {
     // IPv6 over 127.0.0.1 only: a proxy on this host names each client in a PROXY header.
     const proxied = await startServer({ INTAKE_PROXY_PROTOCOL_FROM: '127.0.0.1', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '4', INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS: '60000' });
