@@ -225,7 +225,7 @@ const TAG_WORK = 40;
  * closes down to its own, comments and raw text are skipped, and a `<` with no `>` after it ends the
  * scan (no search starts twice).
  */
-function tooDeepToConvert(html: string, max: number): boolean {
+export function tooDeepToConvert(html: string, max: number = MAX_NESTING): boolean {
   const stack: string[] = [];
   const open = new Map<string, number>();
   let lists = 0;

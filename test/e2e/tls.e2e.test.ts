@@ -2,14 +2,14 @@
 // required before MAIL, a SIGHUP that swaps the certificate without dropping sessions, and clear
 // errors for clients that do not speak TLS and for certificate files that cannot be used.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCertificate, type CertificateFiles } from '../helpers/certificates.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
-import { CLI, cliEnv, startServer, tempDir, template, type RunningServer } from '../helpers/server.js';
+import { CLI, ROOT, cliEnv, startServer, tempDir, template, type RunningServer } from '../helpers/server.js';
 
 const certDir = tempDir();
 const first = writeCertificate(certDir, 'first', { commonName: 'mx.example.com' });
@@ -119,15 +119,35 @@ describe('SIGHUP', () => {
 });
 
 describe('SIGHUP while starting', () => {
-  it('means reload from the start of serve, before the database is open: intake starts, not dies', async () => {
-    const child = spawn(process.execPath, [CLI, 'serve'], { env: cliEnv({ INTAKE_DATABASE: join(tempDir(), 'hup.sqlite'), INTAKE_SMTP_LISTEN: '127.0.0.1:0' }), stdio: ['ignore', 'pipe', 'pipe'] });
+  it('means reload from the start of serve, before its commands have loaded: intake starts, not dies', async () => {
+    const database = join(tempDir(), 'hup.sqlite');
+    // The commands' import waits for this file (test/helpers/hold-commands.mjs): until it exists, the
+    // process is where a certificate renewal's reload right after a restart would find it.
+    const hold = join(tempDir(), 'go');
+    const child = spawn(process.execPath, ['--import', join(ROOT, 'test/helpers/hold-commands.mjs'), CLI, 'serve'], {
+      env: { ...cliEnv({ INTAKE_DATABASE: database, INTAKE_SMTP_LISTEN: '127.0.0.1:0' }), HOLD_INTAKE_COMMANDS_UNTIL: hold },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
     const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
     try {
-      // Past Node's own start (tens of ms), then as a certificate renewal's reload right after a restart would.
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      for (let i = 0; i < 200 && !out.includes('"msg":"ready"') && child.exitCode === null && child.signalCode === null; i++) {
+      // SIGHUP is caught (signal 1: bit 0 of SigCgt in /proc) before the commands load; until then
+      // its default action would end the process.
+      const catchesHup = () => {
+        const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+        return caught !== undefined && (BigInt(`0x${caught}`) & 1n) !== 0n;
+      };
+      await expect.poll(catchesHup, { timeout: 10_000, interval: 5 }).toBe(true);
+      for (let i = 0; i < 3; i++) {
+        child.kill('SIGHUP');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(child.signalCode).toBeNull();
+      expect(existsSync(database)).toBe(false);
+      writeFileSync(hold, '');
+      // And while serve() starts, up to ready.
+      for (let i = 0; i < 400 && !out.includes('"msg":"ready"') && child.exitCode === null && child.signalCode === null; i++) {
         child.kill('SIGHUP');
         await new Promise((resolve) => setTimeout(resolve, 25));
       }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { htmlToMarkdown } from '../../../src/text/html-to-markdown.js';
+import { htmlToMarkdown, tooDeepToConvert } from '../../../src/text/html-to-markdown.js';
 import { trimReply } from '../../../src/text/trim-reply.js';
 
 describe('htmlToMarkdown: the quotation a mail client adds under a reply', () => {
@@ -143,5 +143,13 @@ describe('htmlToMarkdown: what a sender cannot put in a note', () => {
     expect(htmlToMarkdown(`${'<div><script></div></script>'.repeat(5000)}x`)).toBe('x');
     expect(htmlToMarkdown(`${'<div><style></div></style>'.repeat(5000)}<p>y</p>`)).toBe('y');
     expect(htmlToMarkdown('<p>a</p><textarea></p><p></textarea><p>b</p>')).toContain('b');
+  });
+
+  it('sees that nesting before the parser does (the outputs above would be the same after a stack overflow)', () => {
+    expect(tooDeepToConvert('<div><script></div></script>'.repeat(5000))).toBe(true);
+    expect(tooDeepToConvert('<div><style></div></style>'.repeat(5000))).toBe(true);
+    expect(tooDeepToConvert('<div><script></script></div>'.repeat(5000))).toBe(false);
+    // Inside <svg>, <style> is an element like any other: its end tag closes it.
+    expect(tooDeepToConvert(`<svg>${'<g><style></g></style>'.repeat(5000)}</svg>`)).toBe(false);
   });
 });
