@@ -1,6 +1,6 @@
 // client: opens the SQLite file with the pragmas intake relies on and applies the committed migrations.
 // Side effects: creates the database file and its folder, writes the schema.
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -19,10 +19,12 @@ export interface Store {
   /**
    * Runs fn in a durable transaction shared with the other commits asked for in the same turn of the
    * event loop (group commit: one fsync for all of them), each in its own savepoint. Resolves once the
-   * shared transaction has committed; rejects with fn's error (its work undone, the others kept), or
-   * with the database's error for all of them when the shared transaction itself fails. A batch of
-   * nothing but `durable: false` jobs (records that promise nothing to anyone: refusals) commits
-   * without waiting for the disk (synchronous=NORMAL): still atomic, made durable by the next commit.
+   * shared transaction has committed and is on disk; rejects with fn's error (its work undone, the
+   * others kept), or with the database's error for all of them when the shared transaction itself
+   * fails or cannot be flushed. The flush (fdatasync of the WAL) runs off this thread: while it waits
+   * for the disk, the next group is already being stored. A batch of nothing but `durable: false` jobs
+   * (records that promise nothing to anyone: refusals) is not waited for: still atomic, made durable
+   * by the next flush.
    */
   commit<T>(fn: () => T, options?: { durable?: boolean }): Promise<T>;
   close(): void;
@@ -49,7 +51,8 @@ interface CommitJob {
 
 /**
  * Opens (creating when missing) the database. WAL with synchronous=FULL: a committed transaction
- * survives a power cut, which is what a 250 promises.
+ * survives a power cut, which is what a 250 promises. commit() keeps that promise with a flush of its
+ * own (walFlusher) instead of SQLite's.
  */
 export function openStore(path: string, options: OpenOptions = {}): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -65,6 +68,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     if (options.queryOnly) sqlite.pragma('query_only = ON');
     const queue: CommitJob[] = [];
     let scheduled = false;
+    let closing = false;
     // One wrapper for every call: better-sqlite3 builds four closures per transaction() (a few µs each
     // time, three times a message). Nested, it is a savepoint.
     const wrapper = sqlite.transaction((fn: () => unknown) => fn());
@@ -87,6 +91,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     const flush = () => {
       scheduled = false;
       const batch = queue.splice(0);
+      if (batch.length === 0) return;
       const outcomes: { ok: boolean; value: unknown }[] = [];
       const run = () =>
         beginImmediate(() => {
@@ -100,16 +105,30 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
             }
           }
         });
+      const durable = batch.some((job) => job.durable);
       try {
-        if (batch.some((job) => job.durable)) run();
+        // Grouped, the commit only writes the WAL (synchronous=NORMAL); the flush comes after, below.
+        if (durable && (!walFlush || closing)) run();
         else lightly(run);
       } catch (error) {
         for (const job of batch) job.reject(error);
         return;
       }
-      batch.forEach((job, i) => (outcomes[i]?.ok ? job.resolve(outcomes[i]?.value) : job.reject(outcomes[i]?.value)));
+      const settle = () => batch.forEach((job, i) => (outcomes[i]?.ok ? job.resolve(outcomes[i]?.value) : job.reject(outcomes[i]?.value)));
+      if (!durable || !walFlush || closing) return settle();
+      const fail = (error: unknown) => batch.forEach((job) => job.reject(error));
+      let flushed: Promise<void> | null;
+      try {
+        flushed = walFlush.flush();
+      } catch (error) {
+        return fail(error);
+      }
+      if (!flushed) return settle();
+      flushed.then(settle, fail);
     };
     const group = options.groupCommit !== false;
+    // A file in WAL mode, grouped: commits are flushed by one fdatasync of the WAL each (walFlusher).
+    const walFlush = group && path !== ':memory:' && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${path}-wal`) : null;
     return {
       sqlite,
       db,
@@ -124,7 +143,10 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
           }
         }),
       close: () => {
+        // What is still queued commits as synchronous=FULL does: durable before the connection closes.
+        closing = true;
         if (queue.length > 0) flush();
+        walFlush?.close();
         sqlite.close();
       },
     };
@@ -133,6 +155,93 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     throw error;
   }
 }
+
+/**
+ * Makes what has been committed to a WAL durable: fdatasync of the WAL file. SQLite in WAL mode with
+ * synchronous=NORMAL writes a commit's pages to the WAL and does not flush them (it does flush the WAL
+ * before a checkpoint copies it back, the database after, and the WAL's header when it starts over);
+ * a flush of the WAL after the commit makes that commit as durable as synchronous=FULL would.
+ * On a slow disk the flush runs in libuv's thread pool, and the committing thread goes on parsing and
+ * committing what comes meanwhile; on a fast one it runs in place (flush() returns null), since
+ * handing it over costs more than it frees.
+ */
+function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): void } {
+  let fd: number | null = null;
+  let pending = 0;
+  let running: Promise<void> | null = null;
+  let next: Promise<void> | null = null;
+  let closeWhenIdle = false;
+  // How long flushes take, on average (about the last twenty); the first one is done in place.
+  let averageMs: number | null = null;
+  let inPlace = true;
+  const measured = (ms: number) => {
+    averageMs = averageMs === null ? ms : averageMs + (ms - averageMs) * 0.1;
+    // Apart, so that a disk near the line does not switch at every flush.
+    if (inPlace && averageMs > ASYNC_FLUSH_FROM_MS) inPlace = false;
+    else if (!inPlace && averageMs < IN_PLACE_FLUSH_BELOW_MS) inPlace = true;
+  };
+  const release = () => {
+    // Never under a flush that is still running: by then the number could be another file's.
+    if (closeWhenIdle && pending === 0 && fd !== null) {
+      closeSync(fd);
+      fd = null;
+    }
+  };
+  // As SQLite reports a failed flush, so that it is a 451 (or a 452 when the disk is full).
+  const failure = (error: NodeJS.ErrnoException) =>
+    Object.assign(new Error(`flushing ${walPath}: ${error.message}`), { code: error.code === 'ENOSPC' ? 'SQLITE_FULL' : 'SQLITE_IOERR_FSYNC' });
+  return {
+    flush() {
+      // Opened once the WAL exists (the first commit made it); the connection keeps it until closed.
+      fd ??= openSync(walPath, 'r+');
+      const file = fd;
+      const started = performance.now();
+      if (inPlace) {
+        try {
+          fdatasyncSync(file);
+        } catch (error) {
+          throw failure(error as NodeJS.ErrnoException);
+        }
+        measured(performance.now() - started);
+        return null;
+      }
+      // A flush under way may have started before this commit's pages were written: the next one, begun
+      // once it is done, serves every commit made meanwhile.
+      if (running) {
+        next ??= running.then(noop, noop).then(() => {
+          next = null;
+          return this.flush() ?? undefined;
+        });
+        return next;
+      }
+      pending++;
+      running = new Promise<void>((resolve, reject) =>
+        fdatasync(file, (error) => {
+          pending--;
+          running = null;
+          release();
+          measured(performance.now() - started);
+          if (error) reject(failure(error));
+          else resolve();
+        }),
+      );
+      return running;
+    },
+    close() {
+      closeWhenIdle = true;
+      release();
+    },
+  };
+}
+
+/**
+ * Past this average, a flush is handed to the thread pool; below the second, it is done in place
+ * again. Measured with 20 sessions of 2 KB replies: at 0.27 ms a flush, in place did 7 % more; with
+ * every flush 2 ms slower, the thread pool did 45 % more, and 2.6 times as much at 5 ms.
+ */
+const ASYNC_FLUSH_FROM_MS = 1.5;
+const noop = () => undefined;
+const IN_PLACE_FLUSH_BELOW_MS = 0.75;
 
 /**
  * A statement prepared on first use and kept: the hot queries skip drizzle's query building and

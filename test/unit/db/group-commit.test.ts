@@ -1,0 +1,146 @@
+// Group commit on a real SQLite file: a commit resolves only once the WAL is flushed after it, in
+// place on a fast disk, in the thread pool on a slow one (the next groups committed meanwhile share
+// the next flush); a failed flush is the database's error.
+// fs.fdatasync and fdatasyncSync are wrapped (not replaced): the test decides when each flush finishes.
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../../src/db/client.js';
+import { tempDir } from '../../helpers/server.js';
+
+const realFdatasync = fs.fdatasync;
+const realFdatasyncSync = fs.fdatasyncSync;
+/** Flushes handed to the thread pool, each finished when the test says. */
+let flushes: { path: string; finish(error?: NodeJS.ErrnoException): void }[];
+/** Flushes done in place, and how long each is made to take (a slow disk). */
+let inPlace: string[];
+let diskMs: number;
+let store: Store;
+let path: string;
+
+beforeEach(() => {
+  flushes = [];
+  inPlace = [];
+  diskMs = 0;
+  fs.fdatasync = ((fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
+    flushes.push({
+      path: fs.readlinkSync(`/proc/self/fd/${fd}`),
+      finish: (error?: NodeJS.ErrnoException) => (error ? callback(error) : realFdatasync(fd, callback)),
+    });
+  }) as typeof fs.fdatasync;
+  fs.fdatasyncSync = (fd: number) => {
+    inPlace.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+    if (diskMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, diskMs);
+    realFdatasyncSync(fd);
+  };
+  syncBuiltinESMExports();
+  path = join(tempDir(), 'group.sqlite');
+  store = openStore(path);
+});
+
+afterEach(() => {
+  fs.fdatasync = realFdatasync;
+  fs.fdatasyncSync = realFdatasyncSync;
+  syncBuiltinESMExports();
+  store.close();
+});
+
+/** A first commit on a disk whose flush takes 5 ms: from the next one on, flushes go to the thread pool. */
+async function onSlowDisk(): Promise<void> {
+  diskMs = 5;
+  await store.commit(insertUser('warm'));
+  expect(inPlace).toEqual([`${path}-wal`]);
+  diskMs = 0;
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+const settled = (promise: Promise<unknown>) => {
+  const state = { done: false };
+  promise.then(
+    () => (state.done = true),
+    () => (state.done = true),
+  );
+  return state;
+};
+const insertUser = (name: string) => () => store.sqlite.prepare("insert into users (username, name, email, incoming_email_token) values (?, ?, ?, ?)").run(name, name, `${name}@example.com`, `glimt-${name}`);
+
+describe('group commit', () => {
+  it('flushes the WAL in place, before answering, while the disk is fast', async () => {
+    for (const name of ['a', 'b', 'c']) await store.commit(insertUser(name));
+    expect(inPlace).toEqual([`${path}-wal`, `${path}-wal`, `${path}-wal`]);
+    expect(flushes).toHaveLength(0);
+  });
+
+  it('on a slow disk answers a commit only after the WAL is flushed, and commits the next group while that flush runs', async () => {
+    await onSlowDisk();
+    const first = store.commit(insertUser('first'));
+    const firstDone = settled(first);
+    await turn();
+    await turn();
+    expect(flushes.map((f) => f.path)).toEqual([`${path}-wal`]);
+    expect(firstDone.done).toBe(false);
+    // Committed (another connection sees it), not yet promised.
+    const other = new Database(path, { readonly: true });
+    const count = (names: string) => (other.prepare(`select count(*) as n from users where username in (${names})`).get() as { n: number }).n;
+    expect(count("'first'")).toBe(1);
+
+    // The next groups are stored while the disk works, and wait for a flush begun after them.
+    const second = store.commit(insertUser('second'));
+    await turn();
+    const third = store.commit(insertUser('third'));
+    const laterDone = settled(Promise.all([second, third]));
+    await turn();
+    await turn();
+    expect(count("'second', 'third'")).toBe(2);
+    expect(flushes).toHaveLength(1);
+    flushes[0]?.finish();
+    await first;
+    // One flush serves both.
+    await expect.poll(() => flushes.length).toBe(2);
+    expect(laterDone.done).toBe(false);
+    flushes[1]?.finish();
+    await Promise.all([second, third]);
+    expect(flushes).toHaveLength(2);
+    other.close();
+  });
+
+  it('fails every commit of a group whose flush fails, as the database error SQLite would give (451, or 452 when full)', async () => {
+    await onSlowDisk();
+    const lost = store.commit(insertUser('lost'));
+    await expect.poll(() => flushes.length).toBe(1);
+    flushes[0]?.finish(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await expect(lost).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    const full = store.commit(insertUser('full'));
+    await expect.poll(() => flushes.length).toBe(2);
+    flushes[1]?.finish(Object.assign(new Error('ENOSPC: no space left on device, fdatasync'), { code: 'ENOSPC' }));
+    await expect(full).rejects.toMatchObject({ code: 'SQLITE_FULL' });
+  });
+
+  it('does not wait for the disk for records that promise nothing (durable: false)', async () => {
+    await store.commit(insertUser('refusal'), { durable: false });
+    expect(flushes).toHaveLength(0);
+    expect(inPlace).toHaveLength(0);
+  });
+
+  it('fails the group when a flush in place fails', async () => {
+    fs.fdatasyncSync = () => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    };
+    syncBuiltinESMExports();
+    await expect(store.commit(insertUser('lost'))).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+  });
+
+  it('flushes what is still queued before the connection closes, without waiting for the thread pool', async () => {
+    await onSlowDisk();
+    const queued = store.commit(insertUser('last'));
+    store.close();
+    await queued;
+    expect(flushes).toHaveLength(0);
+    const reopened = new Database(path, { readonly: true });
+    expect(reopened.prepare("select count(*) as n from users where username = 'last'").get()).toEqual({ n: 1 });
+    reopened.close();
+    store = openStore(path);
+  });
+});
