@@ -128,7 +128,8 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     };
     const group = options.groupCommit !== false;
     // A file in WAL mode, grouped: commits are flushed by one fdatasync of the WAL each (walFlusher).
-    const walFlush = group && path !== ':memory:' && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${path}-wal`) : null;
+    const walFlush = group && path !== ':memory:' && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${(sqlite.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')?.file ?? path}-wal`) : null;
+    // SQLite puts the WAL next to the file it opened (a symlink followed): database_list names it.
     return {
       sqlite,
       db,
@@ -188,10 +189,15 @@ function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): 
     }
   };
   // As SQLite reports a failed flush, so that it is a 451 (or a 452 when the disk is full).
+  let broken: Error | null = null;
   const failure = (error: NodeJS.ErrnoException) =>
-    Object.assign(new Error(`flushing ${walPath}: ${error.message}`), { code: error.code === 'ENOSPC' ? 'SQLITE_FULL' : 'SQLITE_IOERR_FSYNC' });
+    (broken = Object.assign(new Error(`flushing ${walPath}: ${error.message}`), { code: error.code === 'ENOSPC' ? 'SQLITE_FULL' : 'SQLITE_IOERR_FSYNC' }));
   return {
     flush() {
+      // After a failed flush, Linux marks the lost pages clean: a later flush would succeed without
+      // them, and recovery would drop every frame after the hole. Nothing more is promised until a
+      // restart (the writer thread's, or the process's) reopens the database and recovers its WAL.
+      if (broken) throw broken;
       // Opened once the WAL exists (the first commit made it); the connection keeps it until closed.
       fd ??= openSync(walPath, 'r+');
       const file = fd;
