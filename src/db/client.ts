@@ -21,7 +21,7 @@ export interface Store {
    * event loop (group commit: one fsync for all of them), each in its own savepoint. Resolves once the
    * shared transaction has committed and is on disk; rejects with fn's error (its work undone, the
    * others kept), or with the database's error for all of them when the shared transaction itself
-   * fails or cannot be flushed. The flush (fdatasync of the WAL) runs off this thread: while it waits
+   * fails, or cannot be flushed (then it is committed, and nothing of it is promised). The flush (fdatasync of the WAL) runs off this thread: while it waits
    * for the disk, the next group is already being stored. A batch of nothing but `durable: false` jobs
    * (records that promise nothing to anyone: refusals) is not waited for: still atomic, made durable
    * by the next flush.
@@ -91,7 +91,6 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     const flush = () => {
       scheduled = false;
       const batch = queue.splice(0);
-      if (batch.length === 0) return;
       const outcomes: { ok: boolean; value: unknown }[] = [];
       const run = () =>
         beginImmediate(() => {
@@ -128,8 +127,9 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     };
     const group = options.groupCommit !== false;
     // A file in WAL mode, grouped: commits are flushed by one fdatasync of the WAL each (walFlusher).
-    const walFlush = group && path !== ':memory:' && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${(sqlite.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')?.file ?? path}-wal`) : null;
-    // SQLite puts the WAL next to the file it opened (a symlink followed): database_list names it.
+    // SQLite puts the WAL next to the file it opened (a symlink followed), which database_list names.
+    const opened = (sqlite.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')?.file;
+    const walFlush = group && opened && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${opened}-wal`) : null;
     return {
       sqlite,
       db,
@@ -168,7 +168,6 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
  */
 function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): void } {
   let fd: number | null = null;
-  let pending = 0;
   let running: Promise<void> | null = null;
   let next: Promise<void> | null = null;
   let closeWhenIdle = false;
@@ -183,7 +182,7 @@ function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): 
   };
   const release = () => {
     // Never under a flush that is still running: by then the number could be another file's.
-    if (closeWhenIdle && pending === 0 && fd !== null) {
+    if (closeWhenIdle && !running && fd !== null) {
       closeSync(fd);
       fd = null;
     }
@@ -198,6 +197,8 @@ function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): 
       // them, and recovery would drop every frame after the hole. Nothing more is promised until a
       // restart (the writer thread's, or the process's) reopens the database and recovers its WAL.
       if (broken) throw broken;
+      // Closed: close() flushed everything committed on this connection.
+      if (closeWhenIdle) return null;
       // Opened once the WAL exists (the first commit made it); the connection keeps it until closed.
       fd ??= openSync(walPath, 'r+');
       const file = fd;
@@ -220,10 +221,8 @@ function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): 
         });
         return next;
       }
-      pending++;
       running = new Promise<void>((resolve, reject) =>
         fdatasync(file, (error) => {
-          pending--;
           running = null;
           release();
           measured(performance.now() - started);
@@ -234,6 +233,15 @@ function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): 
       return running;
     },
     close() {
+      // Commits still waiting for a flush under way (or for the next one) are made durable here, so
+      // that those waits end without opening the WAL again.
+      if (fd !== null && running && !broken) {
+        try {
+          fdatasyncSync(fd);
+        } catch (error) {
+          failure(error as NodeJS.ErrnoException);
+        }
+      }
       closeWhenIdle = true;
       release();
     },

@@ -20,6 +20,7 @@ export function clientKey(address: string, ipv6PrefixLength: number): string {
 
 /** One spelling for one address (case, zero compression, the IPv4-mapped prefix), to compare listed relays with a client; anything else as given. */
 export function canonicalAddress(address: string): string {
+  if (isIPv4(address)) return address;
   const ip = parseIp(address);
   return ip ? ip.toString() : address;
 }

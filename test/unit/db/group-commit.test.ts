@@ -141,6 +141,21 @@ describe('group commit', () => {
     await expect(store.commit(insertUser('lost'))).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
   });
 
+  it('on close, flushes in place for the commits waiting on a flush under way, without opening the WAL again', async () => {
+    await onSlowDisk();
+    const first = store.commit(insertUser('first'));
+    await expect.poll(() => flushes.length).toBe(1);
+    const second = store.commit(insertUser('second'));
+    await turn();
+    await turn();
+    store.close();
+    expect(inPlace).toEqual([`${path}-wal`, `${path}-wal`]);
+    flushes[0]?.finish();
+    await Promise.all([first, second]);
+    expect(flushes).toHaveLength(1);
+    store = openStore(path);
+  });
+
   it('flushes what is still queued before the connection closes, without waiting for the thread pool', async () => {
     await onSlowDisk();
     const queued = store.commit(insertUser('last'));
