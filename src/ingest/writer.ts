@@ -36,6 +36,12 @@ export interface WriterThread extends IngestWriter {
 const THREAD = new URL('./writer-thread.js', import.meta.url);
 /** A writer that died is started again, but not more often than this. */
 const RESTART_MS = 1000;
+/**
+ * The writer's young generation, in MB (V8 makes it 32 here): with 64, the garbage of parsing and
+ * storing a message dies young instead of being promoted, and V8's collections took about a tenth
+ * less CPU a message (+11 to +14 % throughput in three paired runs; 128 gave no more).
+ */
+const WRITER_YOUNG_GENERATION_MB = 64;
 
 /** Starts the writer thread; rejects with the reason when it cannot open the database. */
 export async function startWriter(config: Config, logger: Logger): Promise<WriterThread> {
@@ -49,7 +55,7 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
 
   const spawn = (): Promise<Worker> =>
     new Promise((resolve, reject) => {
-      const worker = new Worker(THREAD, { workerData: { config } });
+      const worker = new Worker(THREAD, { workerData: { config }, resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB } });
       let ready = false;
       worker.on('message', (answers: WriterAnswer[]) => {
         for (const answer of answers) {
