@@ -26,8 +26,7 @@ export function createInboundRepository({ db }: { db: Db }) {
       .select(getTableColumns(deliveries))
       .from(inboundMessages)
       .innerJoin(deliveries, eq(deliveries.inboundMessageId, inboundMessages.id))
-      // `+destination`: not by the destination's index, which SQLite would otherwise pick (see below).
-      .where(and(sameMessage, ne(inboundMessages.id, sql.placeholder('id')), sql`+${deliveries.destination} = ${sql.placeholder('destination')}`, eq(deliveries.status, 'processed')))
+      .where(and(sameMessage, ne(inboundMessages.id, sql.placeholder('id')), eq(deliveries.destination, sql.placeholder('destination')), eq(deliveries.status, 'processed')))
       .limit(fixedLimit(1))
       .prepare();
   // The same Message-ID from the same sender: anyone can give their mail a Message-ID they know of.
@@ -125,8 +124,8 @@ export function createInboundRepository({ db }: { db: Db }) {
      * deliveries are the caller's to check: it holds them.
      */
     findProcessedCopy(destination: string, message: { id: number; messageId: string | null; from: string | null; sha256: string }): Delivery | undefined {
-      // From the message side (its index finds the copies, each copy's deliveries by theirs): from the
-      // destination side, a busy issue's every delivery would be read for each message.
+      // From the message side (its index finds the copies, each copy's deliveries by theirs): there is
+      // no index on the destination, whose side would read a busy issue's every delivery each time.
       return message.messageId
         ? copyByMessageId().get({ messageId: message.messageId, from: message.from ?? '', id: message.id, destination })
         : copyBySha256().get({ sha256: message.sha256, id: message.id, destination });
