@@ -91,6 +91,7 @@ function keptLines(all: Kind[]): number[] {
     kinds = kinds.slice(0, end);
   };
   const drop = (kind: Kind) => {
+    if (!kinds.includes(kind)) return;
     at = at.filter((_, i) => kinds[i] !== kind);
     kinds = kinds.filter((k) => k !== kind);
   };
