@@ -7,7 +7,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../../src/db/client.js';
+import { openStore, PROBE_EVERY, type Store } from '../../../src/db/client.js';
 import { tempDir } from '../../helpers/server.js';
 
 const realFdatasync = fs.fdatasync;
@@ -125,6 +125,40 @@ describe('group commit', () => {
     await expect.poll(() => flushes.length).toBe(2);
     flushes[1]?.finish(Object.assign(new Error('ENOSPC: no space left on device, fdatasync'), { code: 'ENOSPC' }));
     await expect(full).rejects.toMatchObject({ code: 'SQLITE_FULL' });
+  });
+
+  it('times the disk alone: one flush in PROBE_EVERY is done in place, so a slow one stays in the thread pool and a fast one comes back', async () => {
+    await onSlowDisk();
+    /** Commits one row; a flush handed to the thread pool finishes after `lateMs` (a busy event loop). */
+    const commitOne = async (name: string, lateMs: number): Promise<'pool' | 'in place'> => {
+      const before = { pool: flushes.length, inPlace: inPlace.length };
+      const done = store.commit(insertUser(name));
+      const state = settled(done);
+      for (let turns = 0; !state.done && flushes.length === before.pool; turns++) {
+        if (turns > 1000) throw new Error('the commit neither finished nor handed a flush over');
+        await turn();
+      }
+      if (flushes.length > before.pool) {
+        await new Promise((resolve) => setTimeout(resolve, lateMs));
+        flushes.at(-1)?.finish();
+      }
+      await done;
+      return inPlace.length > before.inPlace ? 'in place' : 'pool';
+    };
+    // Still slow: the probes find it so, and the flushes stay in the thread pool.
+    diskMs = 5;
+    const slow: string[] = [];
+    for (let i = 0; i < 2 * PROBE_EVERY; i++) slow.push(await commitOne(`slow${i}`, 0));
+    expect(slow.filter((how) => how === 'in place')).toHaveLength(2);
+    expect(slow[PROBE_EVERY - 1]).toBe('in place');
+    expect(slow.at(-1)).toBe('in place');
+    // Fast again, while the writer is too busy to hear of a flush for 2 ms: timed there, the disk would
+    // seem slow for ever; the probes find it fast, and every flush is done in place again.
+    diskMs = 0;
+    const fast: string[] = [];
+    for (let i = 0; i < 20 * PROBE_EVERY && (fast.length < 10 || fast.slice(-10).some((how) => how === 'pool')); i++) fast.push(await commitOne(`fast${i}`, 2));
+    expect(fast.slice(-10)).toEqual(Array(10).fill('in place'));
+    expect(fast.length).toBeLessThan(10 * PROBE_EVERY);
   });
 
   it('does not wait for the disk for records that promise nothing (durable: false)', async () => {
