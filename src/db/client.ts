@@ -21,8 +21,9 @@ export interface Store {
    * event loop (group commit: one fsync for all of them), each in its own savepoint. Resolves once the
    * shared transaction has committed and is on disk; rejects with fn's error (its work undone, the
    * others kept), or with the database's error for all of them when the shared transaction itself
-   * fails, or cannot be flushed (then it is committed, and nothing of it is promised). The flush (fdatasync of the WAL) runs off this thread: while it waits
-   * for the disk, the next group is already being stored. A batch of nothing but `durable: false` jobs
+   * fails, or cannot be flushed (then it is committed, and nothing of it is promised). On a slow disk
+   * the flush (fdatasync of the WAL) runs off this thread: while it waits for the disk, the next group
+   * is already being stored; on a fast one it runs in place (see walFlusher). A batch of nothing but `durable: false` jobs
    * (records that promise nothing to anyone: refusals) is not waited for: still atomic, made durable
    * by the next flush.
    */
@@ -280,7 +281,7 @@ export function prepared<T>(make: () => T): () => T {
 
 /**
  * A LIMIT written into a prepared statement's SQL instead of bound (drizzle binds numbers): a bound
- * LIMIT makes SQLite plan the statement again at every call, which measured 20 µs in the writer.
+ * LIMIT makes SQLite plan the statement again at every call, which measured 25 µs in the writer (2.3 µs written in).
  */
 export function fixedLimit(rows: number): number {
   if (!Number.isSafeInteger(rows) || rows < 0) throw new RangeError(`not a row count: ${rows}`);

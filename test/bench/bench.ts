@@ -32,7 +32,7 @@ interface Target {
   port: number;
   /** CPU seconds used so far by every process of the target. */
   cpuSeconds(): number;
-  /** Peak resident memory of the main process, bytes. */
+  /** Bytes: the peak resident memory of the server's process; for Postfix, its processes' PSS now. */
   peakRss(): number;
   /** Starts the peak over from the current resident memory; false where Linux does not allow it. */
   resetPeakRss(): boolean;

@@ -326,6 +326,8 @@ describe('key guessing', () => {
       await again.closed;
       expect(again.received()).toBe('421 4.7.0 Too many unknown recipients from your address, try again later\r\n');
       expect(server.logs.some((l) => l.includes('client shut out: too many unknown recipients') && l.includes('127.0.0.3'))).toBe(true);
+      const refused = () => server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === 'connection refused' && e.remoteAddress === '127.0.0.3');
+      await expect.poll(refused).toEqual([expect.objectContaining({ level: 40, code: 'connect.blocked', client: '127.0.0.3' })]);
       // The row says what the client was told last (421), each recipient why it was unknown.
       const row = () => server.store.sqlite.prepare("select id, status, reason_code, smtp_reply from inbound_messages where mail_from = 'guesser@evil.test'").get() as { id: number } | undefined;
       await expect.poll(row).toMatchObject({ status: 'rejected', reason_code: 'rcpt.too_many_unknown', smtp_reply: '421 4.7.0 Too many unknown recipients from your address, try again later' });
