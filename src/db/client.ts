@@ -92,6 +92,9 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     const flush = () => {
       scheduled = false;
       const batch = queue.splice(0);
+      // After close() committed the queue itself, the turn scheduled for it finds nothing to do, on a
+      // connection that is closed: no BEGIN is tried there.
+      if (batch.length === 0) return;
       const outcomes: { ok: boolean; value: unknown }[] = [];
       const run = () =>
         beginImmediate(() => {
