@@ -271,7 +271,9 @@ function undeclaredCharset(whole: () => Buffer | null, mail: StreamedMail, text:
   // Re-read from the raw body, flowed text would lose its joined lines: left as mailparser read it.
   if (contentType?.params?.format?.toLowerCase() === 'flowed') return text;
   const charset = (contentType?.params?.charset ?? '').toLowerCase();
-  if (!['', 'utf-8', 'utf8', 'unknown-8bit', 'x-unknown'].includes(charset)) return text;
+  // A label no decoder knows (`x-no-such-charset`) says no more than none: mailparser read it as UTF-8.
+  const saysNothing = ['', 'utf-8', 'utf8', 'unknown-8bit', 'x-unknown'].includes(charset) || !iconv.encodingExists(charset);
+  if (!saysNothing) return text;
   const encoding = String(mail.headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
   if (encoding !== '7bit' && encoding !== '8bit' && encoding !== 'binary') return text;
   const raw = whole();

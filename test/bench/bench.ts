@@ -3,6 +3,7 @@
 // workloads in one run, and prints messages/s, latency, CPU and peak RSS as a table and as JSON.
 // Every load is bounded in count and time; everything listens on 127.0.0.1 only.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,8 @@ const QUICK = process.argv.includes('--quick');
 const LARGE_ONLY = process.argv.includes('--large');
 /** `-- --slow-disk` runs only the slow-disk measurement. */
 const SLOW_DISK_ONLY = process.argv.includes('--slow-disk');
+/** `-- --large-database` runs only the comparison of a database of a million replies with empty ones. */
+const LARGE_DATABASE_ONLY = process.argv.includes('--large-database');
 const scale = (n: number) => (QUICK ? Math.max(50, Math.round(n / 10)) : n);
 const CLK_TCK = 100;
 // The load comes from one address: the per-address abuse limits (key guessing, connections) would
@@ -63,16 +66,61 @@ function seedWorld(dir: string, notifications: number): World {
   return { database, keys, from: 'bench@sender.test' };
 }
 
-/** Adds `count` notes (of ~300 bytes) straight into the database, to measure a large one. */
-function seedNotes(database: string, count: number): void {
+/**
+ * Adds what `count` replies received by mail leave behind, straight into the database: for each, the
+ * notification it answered (its own reply key), the message row (Message-ID, sender, hash, reply),
+ * its delivery and its note, spread over 1,000 issues. The messages' raw bytes are left out (NULL, as
+ * for a message refused before DATA): they would add 2 GB and no index. Every index a new message
+ * writes to or looks up (reply keys, Message-IDs, deliveries by message, notes by issue) then holds a
+ * million entries in random order, as after a million replies.
+ */
+function seedRepliesByMail(database: string, count: number): void {
   const store = openStore(database);
-  const insert = store.sqlite.prepare(
-    "insert into notes (noteable_type, noteable_id, project_id, author_id, body, discussion_id, system) values ('Issue', 1, 1, 1, ?, ?, 0)",
+  const { sqlite } = store;
+  // Seeding only: the random-order indexes outgrow SQLite's default 2 MB cache many times over, and
+  // nothing here need survive a crash (the file is synced before any run).
+  sqlite.pragma('cache_size = -262144');
+  sqlite.pragma('synchronous = OFF');
+  const issues = 1000;
+  // Random bytes from a pool: one randomBytes() call per key cost most of the seeding time.
+  let pool = randomBytes(1 << 20);
+  let used = 0;
+  const random = (bytes: number) => {
+    if (used + bytes > pool.length) [pool, used] = [randomBytes(1 << 20), 0];
+    used += bytes;
+    return pool.subarray(used - bytes, used);
+  };
+  const hex = (bytes: number) => random(bytes).toString('hex');
+  sqlite.transaction(() => {
+    const issue = sqlite.prepare("insert into issues (project_id, iid, title, author_id) values (1, ?, 'Seeded issue', 1)");
+    for (let iid = 2; iid <= issues; iid++) issue.run(iid);
+  })();
+  const notification = sqlite.prepare(
+    "insert into sent_notifications (reply_key, project_id, recipient_id, noteable_type, noteable_id, in_reply_to_discussion_id) values (?, 1, 1, 'Issue', ?, ?)",
   );
-  const body = 'Seeded note for the large-database benchmark. '.repeat(6);
+  // The world has no message, delivery or note yet: each gets the same id as its message.
+  const message = sqlite.prepare(
+    "insert into inbound_messages (id, ingress, remote_address, helo, mail_from, rcpt_to, message_id, from_address, subject, size, sha256, status, handler, target_type, target_id, smtp_reply, processed_at) values (@id, 'smtp', '192.0.2.7', 'mail.sender.test', 'bench@sender.test', @rcptTo, @messageId, 'bench@sender.test', 'Re: Seeded issue', 2300, @sha256, 'processed', 'reply', 'Note', @id, '250 2.6.0 Message accepted as inbound message ' || @id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+  );
+  const note = sqlite.prepare(
+    "insert into notes (id, project_id, noteable_type, noteable_id, author_id, body, discussion_id, inbound_message_id) values (@id, 1, 'Issue', @issueId, 1, @body, @discussionId, @id)",
+  );
+  const delivery = sqlite.prepare(
+    "insert into deliveries (id, inbound_message_id, recipient, key, source, destination, stage, status, handler, target_type, target_id) values (@id, @id, @to, @key, 'envelope', @destination, 'data', 'processed', 'reply', 'Note', @id)",
+  );
+  const body = 'Seeded reply for the large-database benchmark. '.repeat(6);
   for (let done = 0; done < count; done += 50_000) {
-    store.sqlite.transaction(() => {
-      for (let i = done; i < Math.min(count, done + 50_000); i++) insert.run(body, `seed${i % 1000}`);
+    sqlite.transaction(() => {
+      for (let i = done; i < Math.min(count, done + 50_000); i++) {
+        const id = i + 1;
+        const issueId = 1 + (i % issues);
+        const key = mintReplyKey(id, 1, random(16));
+        const to = template.format(key);
+        notification.run(key, issueId, `d${i}`);
+        message.run({ id, rcptTo: JSON.stringify([to]), messageId: `${hex(12)}@mail.sender.test`, sha256: hex(32) });
+        note.run({ id, issueId, body, discussionId: `d${i}` });
+        delivery.run({ id, to, key, destination: `Issue ${issueId}` });
+      }
     })();
   }
   store.close();
@@ -343,7 +391,7 @@ async function main(): Promise<void> {
     { name: 'kept open, 20 sessions, half unknown keys', sessions: 20, messages: scale(6000), mode: 'persistent', bytes: 2048, unknown: 0.5 },
   ];
   try {
-    for (const workload of LARGE_ONLY || SLOW_DISK_ONLY ? [] : workloads) {
+    for (const workload of LARGE_ONLY || SLOW_DISK_ONLY || LARGE_DATABASE_ONLY ? [] : workloads) {
       const fresh = () => seedWorld(mkdtempSync(join(dir, 'w-')), 200);
       const targets: { start: () => Promise<{ target: Target; world: World }>; firstRoundOnly?: boolean }[] = [
         {
@@ -393,8 +441,8 @@ async function main(): Promise<void> {
         if (measured.length > 1) notes.push(`${workload.name} / ${middle.target}: the median of ${measured.length} runs is in the table (${measured.map((r) => r.acceptedPerSecond).join(', ')} accepted/s)`);
       }
     }
-    if (!LARGE_ONLY) rows.push(...(await slowDisks(dir, { ...headline, messages: scale(3000), rounds: 1 }, postfixInstalled, notes)));
-    if (!SLOW_DISK_ONLY) rows.push(...(await largeMessage(dir)));
+    if (!LARGE_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await slowDisks(dir, { ...headline, messages: scale(3000), rounds: 1 }, postfixInstalled, notes)));
+    if (!SLOW_DISK_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await largeMessage(dir)));
     if (!LARGE_ONLY && !SLOW_DISK_ONLY) rows.push(...(await largeDatabase(dir, { ...headline, rounds: 1 })));
     if (!postfixInstalled) notes.push('Postfix is not installed (apt-get install postfix): no Postfix baseline in this run.');
   } finally {
@@ -536,8 +584,8 @@ async function largeDatabase(dir: string, workload: Workload): Promise<Row[]> {
   const count = QUICK ? 100_000 : 1_000_000;
   const world = seedWorld(mkdtempSync(join(dir, 'large-')), 200);
   const started = Date.now();
-  seedNotes(world.database, count);
-  process.stderr.write(`  seeded ${count} notes in ${((Date.now() - started) / 1000).toFixed(1)} s (${Math.round(statSync(world.database).size / 1048576)} MB)\n`);
+  seedRepliesByMail(world.database, count);
+  process.stderr.write(`  seeded ${count} replies by mail in ${((Date.now() - started) / 1000).toFixed(1)} s (${Math.round(statSync(world.database).size / 1048576)} MB)\n`);
   // Seeding leaves hundreds of MB for the kernel (and this VM's host) to write back, and that slows
   // every fsync for a while: it is done before any of the runs, so that all of them pay alike.
   spawnSync('sync');
@@ -594,8 +642,9 @@ function computeRatios(rows: Row[], runs: Runs): string[] {
     const bs = runs.get(b.workload)?.get(b.target) ?? [];
     const rounds = Math.min(as.length, bs.length);
     const each = Array.from({ length: rounds }, (_, i) => (as[i] as Row)[field] / ((bs[i] as Row)[field] || Number.NaN)).filter((v) => Number.isFinite(v));
-    const value = each.length > 1 ? median(each) : a[field] / b[field];
-    const detail = each.length > 1 ? `, median of ${each.length} rounds: ${each.map((v) => v.toFixed(2)).join(', ')}` : '';
+    // One round in common (a target run in the first round only): that round's pair, not the median run.
+    const value = each.length > 0 ? median(each) : a[field] / b[field];
+    const detail = each.length > 1 ? `, median of ${each.length} rounds: ${each.map((v) => v.toFixed(2)).join(', ')}` : each.length === 1 && (as.length > 1 || bs.length > 1) ? ', the first round\'s pair' : '';
     out.push(`${label}: ${value.toFixed(2)}× (target ≥ ${target}×${detail}) ${value >= target ? 'met' : 'MISSED'}`);
   };
   const w1 = 'kept open, 20 sessions, 2 KB replies';
@@ -627,10 +676,14 @@ function computeRatios(rows: Row[], runs: Runs): string[] {
     const runs = (list: Row[]) => list.map((r) => r.acceptedPerSecond).join(', ');
     out.push(`large database vs empty (medians of ${runs(larges)} and of ${runs(empties)} accepted/s, in turns): ${(change * 100).toFixed(1)}% (target within ±10%) ${Math.abs(change) <= 0.1 ? 'met' : 'MISSED'}`);
   }
-  for (const big of rows.filter((r) => /^one \d+ MB message/.test(r.workload))) {
+  const bigs = rows.filter((r) => /^one \d+ MB message/.test(r.workload));
+  for (const big of bigs) {
     const times = Number(/growth ([\d.]+)×/.exec(big.workload)?.[1]);
     // Judged on a warm server; a cold one also fills caches of a fixed size (see largeMessage).
-    out.push(`${big.workload} (target < 3× on a warm server)${big.workload.includes('warm') ? (times < 3 ? ' met' : ' MISSED') : ''}`);
+    out.push(`${big.workload} (target < 3× on a warm server)${big.workload.includes('warm') ? (times < 3 ? ' met' : ' MISSED') : ', not judged'}`);
+  }
+  if (bigs.length > 0 && !bigs.some((r) => r.workload.includes('warm server'))) {
+    out.push('one 25 MB message, warm server: not measured (/proc/PID/clear_refs could not be written to reset the peak), so the target is not judged');
   }
   return out;
 }

@@ -173,7 +173,10 @@ describe('the disk is full', () => {
   let keys: string[];
   beforeAll(async () => {
     // A small filesystem of its own (root, as in CI): the database and a file that fills the rest.
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', mount]);
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', mount], { encoding: 'utf8' });
+    if (mounted.status !== 0) {
+      throw new Error(`the full-disk case mounts a 6 MB tmpfs at ${mount} and needs root (CI runs as root): mount said ${JSON.stringify((mounted.stderr || mounted.error?.message || '').trim())}`);
+    }
     mkdirSync(join(mount, 'data'));
     const database = join(mount, 'data', 'intake.sqlite');
     keys = seed(database);

@@ -13,6 +13,7 @@ import { MailRejection } from '../../src/errors.js';
 import { ingest, recordRefusals } from '../../src/ingest/ingest.js';
 import { checkRecipient } from '../../src/ingest/recipient.js';
 import { ingestDeps } from '../../src/ingest/deps.js';
+import { issueNoteKey, newIssueKey, newMergeRequestKey, unsubscribeKey } from '../../src/address/keys.js';
 import { seedReplyWorld } from '../helpers/seed.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20261126);
@@ -26,8 +27,18 @@ const world = seedReplyWorld(deps.repos);
 afterAll(() => store.close());
 
 const text = fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 400 }), fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)), maxLength: 400 }), fc.constantFrom('', ' ', '=?utf-8?B?w6k=?=', '=?bogus?Q?x?=', '\u0000', '<>', '"'));
+const { user, project, issue } = world;
+// Every handler's live address: a message that gets past the checks is stored by one of them.
+const liveAddresses = [
+  world.key,
+  unsubscribeKey(world.key),
+  newIssueKey(project.path, project.id, user.incomingEmailToken),
+  issueNoteKey(project.path, project.id, user.incomingEmailToken, issue.iid),
+  newMergeRequestKey(project.path, project.id, user.incomingEmailToken),
+].map((key) => `incoming+${key}@example.com`);
+const liveAddress = fc.constantFrom(...liveAddresses);
 const address = fc.oneof(
-  fc.constant(`incoming+${world.key}@example.com`),
+  liveAddress,
   fc.constant('incoming@example.com'),
   fc.constant(world.user.email),
   fc.constantFrom('incoming+@example.com', 'incoming+x@example.com', '@', '', 'a@b', 'incoming+reply-0@EXAMPLE.COM', 'x@elsewhere.test'),
@@ -43,14 +54,38 @@ const body = fc.oneof(
   fc.array(text, { maxLength: 6 }).map((parts) => parts.map((p) => `--b\r\nContent-Type: text/plain\r\n\r\n${p}\r\n`).join('') + '--b--\r\n'),
   fc.constantFrom('> quoted only', '/close\n/label ~bug', '<p>html <b>x</b></p>', 'Reply\n\nOn Tue, someone wrote:\n> old'),
 );
-const message = fc.tuple(fc.array(header, { maxLength: 40 }), fc.option(contentType), body, fc.boolean()).map(([headers, type, content, crlf]) => {
+const anyMessage = fc.tuple(fc.array(header, { maxLength: 40 }), fc.option(contentType), body, fc.boolean()).map(([headers, type, content, crlf]) => {
   const lines = [...headers.map(([k, v]) => `${k}: ${v}`), ...(type ? [`Content-Type: ${type}`] : []), '', content];
   return Buffer.from(lines.join(crlf ? '\r\n' : '\n'), 'utf8');
 });
-const envelope = fc.record({ mailFrom: fc.oneof(fc.constant(''), fc.constant(null), address), rcptTo: fc.array(address, { minLength: 1, maxLength: 4 }) });
+// From the member a notification was sent to, with a unique Message-ID: what passes the checks and is
+// stored, with generated headers, text and structure around it.
+const wordy = fc.oneof(fc.string({ minLength: 1, maxLength: 200 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 200 }));
+let sequence = 0;
+const memberMessage = fc
+  .tuple(liveAddress, fc.option(wordy), fc.array(header, { maxLength: 8 }), fc.option(contentType), fc.oneof(body, wordy), fc.boolean())
+  .map(([to, subject, extra, type, content, crlf]) => {
+    const lines = [
+      `From: Jake <${user.email}>`,
+      `To: ${to}`,
+      ...(subject === null ? [] : [`Subject: ${subject.replace(/[\r\n]/g, ' ')}`]),
+      `Message-ID: <fuzz-${++sequence}@client.test>`,
+      ...extra.map(([k, v]) => `${k}: ${v}`),
+      ...(type ? [`Content-Type: ${type}`] : []),
+      '',
+      content,
+    ];
+    return Buffer.from(lines.join(crlf ? '\r\n' : '\n'), 'utf8');
+  });
+const message = fc.oneof(anyMessage, memberMessage);
+const envelope = fc.record({
+  mailFrom: fc.oneof(fc.constant(''), fc.constant(null), fc.constant(user.email), fc.constant(user.email), address),
+  rcptTo: fc.oneof(fc.array(address, { minLength: 1, maxLength: 4 }), fc.array(liveAddress, { minLength: 1, maxLength: 2 })),
+});
 
 describe('ingest fuzz', () => {
   it(`${RUNS} generated messages and envelopes: a row or a refusal with a reason, never an exception`, async () => {
+    const seen = new Map<string, number>();
     await fc.assert(
       fc.asyncProperty(message, envelope, async (raw, env) => {
         const accepted: string[] = [];
@@ -79,9 +114,23 @@ describe('ingest fuzz', () => {
         expect(result.reply.message).toMatch(/^[245]\.\d+\.\d+ /);
         // A bug would be 'failed' (kept for reprocess): the fuzz must not find any.
         expect(result.status).not.toBe('failed');
+        for (const delivery of result.deliveries) {
+          seen.set(delivery.status, (seen.get(delivery.status) ?? 0) + 1);
+          if (delivery.status !== 'processed' || delivery.targetId === null) continue;
+          seen.set(`stored ${delivery.targetType}`, (seen.get(`stored ${delivery.targetType}`) ?? 0) + 1);
+          // What was stored is there, as a handler wrote it.
+          if (delivery.targetType === 'Note') expect(deps.repos.notes.findById(delivery.targetId)?.body).toBeTypeOf('string');
+          if (delivery.targetType === 'Issue' || delivery.targetType === 'MergeRequest') expect(deps.repos.issuables.findNoteable(delivery.targetType, delivery.targetId)).toBeDefined();
+        }
       }),
       { seed: SEED, numRuns: RUNS },
     );
     expect(store.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
+    // The run reached the handlers: notes, issues and merge requests were stored, and some were refused.
+    const count = (key: string) => seen.get(key) ?? 0;
+    expect(count('processed'), JSON.stringify([...seen])).toBeGreaterThanOrEqual(RUNS / 10);
+    for (const kind of ['stored Note', 'stored Issue', 'stored MergeRequest']) expect(count(kind), `${kind}: ${JSON.stringify([...seen])}`).toBeGreaterThan(0);
+    expect(count('rejected')).toBeGreaterThan(0);
+    expect(count('ignored')).toBeGreaterThan(0);
   });
 });

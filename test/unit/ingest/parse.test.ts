@@ -18,10 +18,14 @@ describe('parseMessage', () => {
     expect((await parseMessage(mail('From: a@b.example', Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65, 0x20, 0x80, 0x0d, 0x0a])))).text.trim()).toBe('Grüße €');
   });
 
-  it('reads Latin-1 bytes labelled utf-8 or unknown-8bit as Windows-1252, but keeps UTF-8 with one stray byte as UTF-8', async () => {
+  it('reads Latin-1 bytes labelled utf-8, unknown-8bit or an unknown charset as Windows-1252, but keeps UTF-8 with one stray byte as UTF-8', async () => {
     const latin1 = Buffer.from('Grüße aus Köln\r\n', 'latin1');
     expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset=utf-8', latin1))).text.trim()).toBe('Grüße aus Köln');
     expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset=unknown-8bit', latin1))).text.trim()).toBe('Grüße aus Köln');
+    expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset="x-no-such-charset"', latin1))).text.trim()).toBe('Grüße aus Köln');
+    expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset="x-no-such-charset"', Buffer.from('Grüße aus Köln\r\n', 'utf8')))).text.trim()).toBe('Grüße aus Köln');
+    // A charset that is known is believed: KOI8-R bytes are Russian, whatever else they might be.
+    expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset=koi8-r', Buffer.from([0xf0, 0xd2, 0xc9, 0xd7, 0xc5, 0xd4, 0x0d, 0x0a])))).text.trim()).toBe('Привет');
     const stray = Buffer.concat([Buffer.from('Grüße – 日本語 ', 'utf8'), Buffer.from([0xa3]), Buffer.from('5\r\n')]);
     expect((await parseMessage(mail('From: a@b.example', stray))).text.trim()).toBe('Grüße – 日本語 \uFFFD5');
   });
