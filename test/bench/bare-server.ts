@@ -8,7 +8,7 @@ const server = new SMTPServer({
   disableReverseLookup: true,
   hideENHANCEDSTATUSCODES: false,
   maxClients: 1000,
-  size: 26214400,
+  size: 27262976,
   logger: false,
   onData(stream, _session, callback) {
     stream.on('data', () => undefined);

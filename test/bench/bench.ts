@@ -442,7 +442,7 @@ async function main(): Promise<void> {
       }
     }
     if (!LARGE_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await slowDisks(dir, { ...headline, messages: scale(3000), rounds: 1 }, postfixInstalled, notes)));
-    if (!SLOW_DISK_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await largeMessage(dir)));
+    if (!SLOW_DISK_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await largeMessage(dir, postfixInstalled)));
     if (!LARGE_ONLY && !SLOW_DISK_ONLY) rows.push(...(await largeDatabase(dir, { ...headline, rounds: 1 })));
     if (!postfixInstalled) notes.push('Postfix is not installed (apt-get install postfix): no Postfix baseline in this run.');
   } finally {
@@ -514,8 +514,9 @@ async function slowDisks(dir: string, workload: Workload, postfixInstalled: bool
  * server (just started) the growth includes caches and heaps reaching their working size, as any
  * load makes them (SQLite's 16 MB page cache, V8's young generation); on a warm one (after 1,000
  * messages of 44 KB, peak reset through /proc/PID/clear_refs) it is what the message itself costs.
+ * The drain and Postfix get the same message, for its time and what it costs them.
  */
-async function largeMessage(dir: string): Promise<Row[]> {
+async function largeMessage(dir: string, postfixInstalled: boolean): Promise<Row[]> {
   const rows: Row[] = [];
   // About 25 MB on the wire either way: 24 MiB of text, or 18 MiB of binary that base64 makes 24.6 MiB.
   const textSize = 24 * 1024 * 1024;
@@ -530,6 +531,32 @@ async function largeMessage(dir: string): Promise<Row[]> {
       },
     ],
   ];
+  /** Sends the one message and reports its time, CPU and memory growth against `idle` (bytes). */
+  const sendOne = async (target: Target, world: World, label: string, kind: string, build: (headers: string) => string, idle: number): Promise<Row> => {
+    const base = replyTo(world, 0, 1024, true);
+    const headers = base.data.toString().replace(/\r\n\r\n[\s\S]*$/, '');
+    const data = Buffer.from(build(headers));
+    const cpuBefore = target.cpuSeconds();
+    const result = await runLoad({ port: target.port, sessions: 1, messages: 1, mode: 'persistent', maxMs: 120_000, message: () => ({ ...base, data: Buffer.from(data.toString().replace('Message-ID: <', `Message-ID: <big-${kind}-`)) }) });
+    const growth = target.peakRss() - idle;
+    return {
+      workload: `one ${(data.length / 1048576).toFixed(0)} MB message, ${kind}, ${label} (${target.name.startsWith('Postfix') ? 'memory' : 'peak RSS'} growth ${(growth / data.length).toFixed(1)}× its size)`,
+      target: target.name,
+      messages: 1,
+      accepted: result.accepted,
+      refused: result.refused,
+      temporary: result.temporary,
+      errors: result.errors,
+      seconds: Math.round(result.elapsedMs) / 1000,
+      acceptedPerSecond: 0,
+      refusedPerSecond: 0,
+      p50Ms: Math.round(percentile(result.latenciesMs, 50) ?? 0),
+      p95Ms: null,
+      p99Ms: null,
+      cpuSeconds: Math.round((target.cpuSeconds() - cpuBefore) * 100) / 100,
+      peakRssMb: Math.round(target.peakRss() / 1048576),
+    };
+  };
   for (const [kind, build] of kinds) {
     for (const warm of [false, true]) {
       const world = seedWorld(mkdtempSync(join(dir, 'big-')), 200);
@@ -541,30 +568,17 @@ async function largeMessage(dir: string): Promise<Row[]> {
           await new Promise((resolve) => setTimeout(resolve, 500));
           if (!target.resetPeakRss()) continue;
         }
-        const idleRss = target.peakRss();
-        const base = replyTo(world, 0, 1024, true);
-        const headers = base.data.toString().replace(/\r\n\r\n[\s\S]*$/, '');
-        const data = Buffer.from(build(headers));
-        const cpuBefore = target.cpuSeconds();
-        const result = await runLoad({ port: target.port, sessions: 1, messages: 1, mode: 'persistent', maxMs: 120_000, message: () => ({ ...base, data: Buffer.from(data.toString().replace('Message-ID: <', `Message-ID: <big-${kind}-`)) }) });
-        const growth = target.peakRss() - idleRss;
-        rows.push({
-          workload: `one ${(data.length / 1048576).toFixed(0)} MB message, ${kind}, ${warm ? 'warm' : 'cold'} server (peak RSS growth ${(growth / data.length).toFixed(1)}× its size)`,
-          target: 'intake',
-          messages: 1,
-          accepted: result.accepted,
-          refused: result.refused,
-          temporary: result.temporary,
-          errors: result.errors,
-          seconds: Math.round(result.elapsedMs) / 1000,
-          acceptedPerSecond: 0,
-          refusedPerSecond: 0,
-          p50Ms: Math.round(percentile(result.latenciesMs, 50) ?? 0),
-          p95Ms: null,
-          p99Ms: null,
-          cpuSeconds: Math.round((target.cpuSeconds() - cpuBefore) * 100) / 100,
-          peakRssMb: Math.round(target.peakRss() / 1048576),
-        });
+        rows.push(await sendOne(target, world, `${warm ? 'warm' : 'cold'} server`, kind, build, target.peakRss()));
+      } finally {
+        await target.stop();
+      }
+    }
+    // The same message to the baselines, just started: the drain's peak, and Postfix's processes'
+    // proportional memory at the end against the same before it (no peak follows them all).
+    for (const start of [startBare, ...(postfixInstalled ? [startPostfixTarget] : [])]) {
+      const target = await start();
+      try {
+        rows.push(await sendOne(target, seedWorld(mkdtempSync(join(dir, 'big-')), 1), 'baseline', kind, build, target.peakRss()));
       } finally {
         await target.stop();
       }
@@ -676,7 +690,7 @@ function computeRatios(rows: Row[], runs: Runs): string[] {
     const runs = (list: Row[]) => list.map((r) => r.acceptedPerSecond).join(', ');
     out.push(`large database vs empty (medians of ${runs(larges)} and of ${runs(empties)} accepted/s, in turns): ${(change * 100).toFixed(1)}% (target within ±10%) ${Math.abs(change) <= 0.1 ? 'met' : 'MISSED'}`);
   }
-  const bigs = rows.filter((r) => /^one \d+ MB message/.test(r.workload));
+  const bigs = rows.filter((r) => /^one \d+ MB message/.test(r.workload) && r.target === 'intake');
   for (const big of bigs) {
     const times = Number(/growth ([\d.]+)×/.exec(big.workload)?.[1]);
     // Judged on a warm server; a cold one also fills caches of a fixed size (see largeMessage).
