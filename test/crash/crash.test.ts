@@ -65,6 +65,14 @@ function check(database: string, ledger: Ledger): void {
       expect((notes.get(id) as { n: number }).n, `acknowledged ${id} made one note`).toBe(1);
     }
     for (const id of ledger.refused) expect((processed.get(id) as { n: number }).n, `refused ${id} not processed`).toBe(0);
+    // Whatever the kills cut: no unknown key was ever delivered to, and no note exists without the
+    // processed message that made it (a note per processed reply, no more).
+    const unknownDelivered = db.prepare(`select count(*) as n from deliveries where recipient like 'incoming+${'e'.repeat(29)}%' and status <> 'rejected'`).get() as { n: number };
+    expect(unknownDelivered.n, 'deliveries to unknown keys that were not refused').toBe(0);
+    const orphans = db.prepare("select count(*) as n from notes n left join inbound_messages m on m.id = n.inbound_message_id where m.status is not 'processed'").get() as { n: number };
+    expect(orphans.n, 'notes without a processed message').toBe(0);
+    const counts = db.prepare("select (select count(*) from notes) as notes, (select count(*) from inbound_messages where status = 'processed') as processed").get() as { notes: number; processed: number };
+    expect(counts.notes, 'one note per processed reply').toBe(counts.processed);
   } finally {
     db.close();
   }

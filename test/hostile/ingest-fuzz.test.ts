@@ -37,6 +37,7 @@ const liveAddresses = [
   newMergeRequestKey(project.path, project.id, user.incomingEmailToken),
 ].map((key) => `incoming+${key}@example.com`);
 const liveAddress = fc.constantFrom(...liveAddresses);
+const HANDLERS = ['reply', 'unsubscribe', 'new_issue', 'issue_note', 'new_merge_request'];
 const address = fc.oneof(
   liveAddress,
   fc.constant('incoming@example.com'),
@@ -116,8 +117,9 @@ describe('ingest fuzz', () => {
         expect(result.status).not.toBe('failed');
         for (const delivery of result.deliveries) {
           seen.set(delivery.status, (seen.get(delivery.status) ?? 0) + 1);
-          if (delivery.status !== 'processed' || delivery.targetId === null) continue;
-          seen.set(`stored ${delivery.targetType}`, (seen.get(`stored ${delivery.targetType}`) ?? 0) + 1);
+          if (delivery.status !== 'processed') continue;
+          seen.set(`by ${delivery.handler}`, (seen.get(`by ${delivery.handler}`) ?? 0) + 1);
+          if (delivery.targetId === null) continue;
           // What was stored is there, as a handler wrote it.
           if (delivery.targetType === 'Note') expect(deps.repos.notes.findById(delivery.targetId)?.body).toBeTypeOf('string');
           if (delivery.targetType === 'Issue' || delivery.targetType === 'MergeRequest') expect(deps.repos.issuables.findNoteable(delivery.targetType, delivery.targetId)).toBeDefined();
@@ -126,10 +128,10 @@ describe('ingest fuzz', () => {
       { seed: SEED, numRuns: RUNS },
     );
     expect(store.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
-    // The run reached the handlers: notes, issues and merge requests were stored, and some were refused.
+    // The run reached every handler, each stored something, and some mail was refused and some ignored.
     const count = (key: string) => seen.get(key) ?? 0;
     expect(count('processed'), JSON.stringify([...seen])).toBeGreaterThanOrEqual(RUNS / 10);
-    for (const kind of ['stored Note', 'stored Issue', 'stored MergeRequest']) expect(count(kind), `${kind}: ${JSON.stringify([...seen])}`).toBeGreaterThan(0);
+    for (const handler of HANDLERS) expect(count(`by ${handler}`), `${handler}: ${JSON.stringify([...seen])}`).toBeGreaterThan(0);
     expect(count('rejected')).toBeGreaterThan(0);
     expect(count('ignored')).toBeGreaterThan(0);
   });
