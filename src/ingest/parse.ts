@@ -2,6 +2,7 @@
 // Attachments are read in pieces and never joined, and text that could never be stored is refused
 // before it is decoded, so a large message is held about once. Input: untrusted bytes. Side effects: none.
 import iconv from 'iconv-lite';
+import libmime from 'libmime';
 import { MailParser, type AddressObject, type AttachmentStream, type HeaderLines, type Headers, type MessageText } from 'mailparser';
 import { CHUNK_BYTES } from '../db/chunks.js';
 import type { ParsedAttachment, ParsedMessage } from '../handlers/handler.js';
@@ -260,8 +261,8 @@ function addresses(field: AddressObject | AddressObject[] | undefined): string[]
 }
 
 /**
- * A single-part message with 8-bit text and no charset it can be read in (none, `unknown-8bit`, or
- * `utf-8` that is not) is read as Windows-1252 (what such mail almost always is) instead of with
+ * A single-part message with 8-bit text and no charset it can be read in (none, `unknown-8bit`, one no
+ * decoder knows, or `utf-8` or `us-ascii` that is not) is read as Windows-1252 (what such mail almost always is) instead of with
  * replacement characters, unless it is mostly UTF-8 with a stray byte: then only that byte is lost.
  */
 function undeclaredCharset(whole: () => Buffer | null, mail: StreamedMail, text: string): string {
@@ -270,10 +271,7 @@ function undeclaredCharset(whole: () => Buffer | null, mail: StreamedMail, text:
   if (contentType?.value && !/^text\/plain$/i.test(contentType.value)) return text;
   // Re-read from the raw body, flowed text would lose its joined lines: left as mailparser read it.
   if (contentType?.params?.format?.toLowerCase() === 'flowed') return text;
-  const charset = (contentType?.params?.charset ?? '').toLowerCase();
-  // A label no decoder knows (`x-no-such-charset`) says no more than none: mailparser read it as UTF-8.
-  const saysNothing = ['', 'utf-8', 'utf8', 'unknown-8bit', 'x-unknown'].includes(charset) || !iconv.encodingExists(charset);
-  if (!saysNothing) return text;
+  if (!readAsUtf8(contentType?.params?.charset ?? '')) return text;
   const encoding = String(mail.headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
   if (encoding !== '7bit' && encoding !== '8bit' && encoding !== 'binary') return text;
   const raw = whole();
@@ -288,6 +286,18 @@ function undeclaredCharset(whole: () => Buffer | null, mail: StreamedMail, text:
     else if (character.charCodeAt(0) > 0x7f) wide++;
   }
   return wide > invalid ? text : iconv.decode(body, 'windows-1252').replace(/\r\n/g, '\n');
+}
+
+/**
+ * Whether mailparser read text in this charset as UTF-8, as it does for none, `utf-8` and `us-ascii`
+ * (handed to no decoder), and for a label libmime does not know (`unknown-8bit`, `x-no-such-charset`)
+ * or refuses (UTF-7). libmime itself is asked, as mailparser asks it: it resolves aliases
+ * (`x-cp1251`, `iso-8859-6-i`) that iconv-lite alone does not know.
+ */
+function readAsUtf8(charset: string): boolean {
+  if (['', 'ascii', 'usascii', 'utf8'].includes(charset.toLowerCase().replace(/[^a-z0-9]/g, ''))) return true;
+  const decoder = libmime.createDecodeStream(charset);
+  return !decoder.supported || /^utf-?8$/i.test(decoder.charset);
 }
 
 function headerEnd(raw: Buffer): number {

@@ -71,8 +71,8 @@ function seedWorld(dir: string, notifications: number): World {
  * notification it answered (its own reply key), the message row (Message-ID, sender, hash, reply),
  * its delivery and its note, spread over 1,000 issues. The messages' raw bytes are left out (NULL, as
  * for a message refused before DATA): they would add 2 GB and no index. Every index a new message
- * writes to or looks up (reply keys, Message-IDs, deliveries by message, notes by issue) then holds a
- * million entries in random order, as after a million replies.
+ * writes to or looks up then holds a million entries, as after a million replies: reply keys and
+ * Message-IDs in random order, deliveries by message and notes by issue in the order mail adds them.
  */
 function seedRepliesByMail(database: string, count: number): void {
   const store = openStore(database);
@@ -119,7 +119,7 @@ function seedRepliesByMail(database: string, count: number): void {
         notification.run(key, issueId, `d${i}`);
         message.run({ id, rcptTo: JSON.stringify([to]), messageId: `${hex(12)}@mail.sender.test`, sha256: hex(32) });
         note.run({ id, issueId, body, discussionId: `d${i}` });
-        delivery.run({ id, to, key, destination: `Issue ${issueId}` });
+        delivery.run({ id, to, key, destination: `Issue:${issueId}` });
       }
     })();
   }
@@ -590,7 +590,8 @@ async function largeMessage(dir: string, postfixInstalled: boolean): Promise<Row
 const LARGE_DATABASE_RUNS = 3;
 
 /**
- * The kept-open workload on a database of 1,000,000 notes, against the same workload on empty ones,
+ * The kept-open workload on a database of a million replies by mail (1,000,000 notes and what came
+ * with them, see seedRepliesByMail), against the same workload on empty ones,
  * in turns (empty, large, empty, ... empty), so that both kinds see the machine's drift alike; the
  * medians of the two kinds are compared, so that one slow run of either kind moves nothing.
  */

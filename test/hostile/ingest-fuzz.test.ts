@@ -131,7 +131,8 @@ describe('ingest fuzz', () => {
     // The run reached every handler, each stored something, and some mail was refused and some ignored.
     const count = (key: string) => seen.get(key) ?? 0;
     expect(count('processed'), JSON.stringify([...seen])).toBeGreaterThanOrEqual(RUNS / 10);
-    for (const handler of HANDLERS) expect(count(`by ${handler}`), `${handler}: ${JSON.stringify([...seen])}`).toBeGreaterThan(0);
+    // Each handler gets a tenth of the member's mail or so: in a run shortened with FUZZ_RUNS, one may get none.
+    if (RUNS >= 200) for (const handler of HANDLERS) expect(count(`by ${handler}`), `${handler}: ${JSON.stringify([...seen])}`).toBeGreaterThan(0);
     expect(count('rejected')).toBeGreaterThan(0);
     expect(count('ignored')).toBeGreaterThan(0);
   });
