@@ -262,8 +262,9 @@ function addresses(field: AddressObject | AddressObject[] | undefined): string[]
 
 /**
  * A single-part message with 8-bit text and no charset it can be read in (none, `unknown-8bit`, one no
- * decoder knows, or `utf-8` or `us-ascii` that is not) is read as Windows-1252 (what such mail almost always is) instead of with
- * replacement characters, unless it is mostly UTF-8 with a stray byte: then only that byte is lost.
+ * decoder knows, or `utf-8` or `us-ascii` that is not) is read as Windows-1252 (what such mail almost
+ * always is) instead of with replacement characters, unless it is mostly UTF-8 with a stray byte: then
+ * only that byte is lost.
  */
 function undeclaredCharset(whole: () => Buffer | null, mail: StreamedMail, text: string): string {
   if (!text.includes('\uFFFD')) return text;
