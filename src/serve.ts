@@ -23,6 +23,10 @@ export class StartupError extends Error {
 }
 
 export const EX_CONFIG = 78;
+/** sysexits: 74 (EX_IOERR), the disk failed a flush; the supervisor restarts intake (deploy/intake.service). */
+export const EX_IOERR = 74;
+/** How long sessions receiving a message get to finish (with a 451) once the disk failed a flush. */
+const FLUSH_FAILURE_GRACE_MS = 1000;
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
   if (config.database === ':memory:') {
@@ -103,10 +107,21 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : [])]);
   logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const signal = await new Promise<NodeJS.Signals | Error>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
+    void writer.flushFailed.then(resolve);
   });
+  if (signal instanceof Error) {
+    // As PostgreSQL does on a failed fsync: stop, and let a new process recover from what the disk
+    // holds. The pages of the failed flush are in memory, marked written, and may never reach the disk:
+    // closing would checkpoint them into the database unchecked, where a new process's recovery reads
+    // the WAL back and keeps only frames whose checksums hold. So the database is not closed.
+    logger.fatal({ err: signal.message, exitCode: EX_IOERR }, 'the disk failed to flush the database: refusing mail (451) and exiting, so that a restart recovers the database from the disk');
+    await Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close()]);
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    process.exit(EX_IOERR);
+  }
   logger.info({ signal, graceMs: config.shutdown_timeout_ms }, 'stopping: no new connections, letting messages in progress finish');
   process.off('SIGHUP', reload);
   // A second signal means "now": sessions still receiving are cut (they are not acknowledged).

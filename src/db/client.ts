@@ -41,6 +41,11 @@ export interface OpenOptions {
   groupCommit?: boolean;
   /** After migrating, refuse every write on this connection (PRAGMA query_only): another one writes. */
   queryOnly?: boolean;
+  /**
+   * Called once, when the disk first fails a flush of the WAL: from then on every commit fails, since
+   * nothing more can be promised on this connection (see walFlusher). `intake serve` exits on it.
+   */
+  onFlushFailure?: (error: Error) => void;
 }
 
 interface CommitJob {
@@ -133,7 +138,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     // A file in WAL mode, grouped: commits are flushed by one fdatasync of the WAL each (walFlusher).
     // SQLite puts the WAL next to the file it opened (a symlink followed), which database_list names.
     const opened = (sqlite.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')?.file;
-    const walFlush = group && opened && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${opened}-wal`) : null;
+    const walFlush = group && opened && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${opened}-wal`, options.onFlushFailure) : null;
     return {
       sqlite,
       db,
@@ -170,7 +175,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
  * committing what comes meanwhile; on a fast one it runs in place (flush() returns null), since
  * handing it over costs more than it frees.
  */
-function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): void } {
+function walFlusher(walPath: string, onFailure?: (error: Error) => void): { flush(): Promise<void> | null; close(): void } {
   let fd: number | null = null;
   let running: Promise<void> | null = null;
   let next: Promise<void> | null = null;
@@ -196,13 +201,17 @@ function walFlusher(walPath: string): { flush(): Promise<void> | null; close(): 
   };
   // As SQLite reports a failed flush, so that it is a 451 (or a 452 when the disk is full).
   let broken: Error | null = null;
-  const failure = (error: NodeJS.ErrnoException) =>
-    (broken = Object.assign(new Error(`flushing ${walPath}: ${error.message}`), { code: error.code === 'ENOSPC' ? 'SQLITE_FULL' : 'SQLITE_IOERR_FSYNC' }));
+  const failure = (error: NodeJS.ErrnoException) => {
+    const first = !broken;
+    broken = Object.assign(new Error(`flushing ${walPath}: ${error.message}`), { code: error.code === 'ENOSPC' ? 'SQLITE_FULL' : 'SQLITE_IOERR_FSYNC' });
+    if (first) onFailure?.(broken);
+    return broken;
+  };
   return {
     flush() {
       // After a failed flush, Linux marks the lost pages clean: a later flush would succeed without
-      // them, and recovery would drop every frame after the hole. Nothing more is promised until a
-      // restart (the writer thread's, or the process's) reopens the database and recovers its WAL.
+      // them, and recovery would drop every frame after the hole. Nothing more is promised on this
+      // connection: `intake serve` exits (onFailure), and its restart recovers the WAL from the disk.
       if (broken) throw broken;
       // Closed: close() flushed everything committed on this connection.
       if (closeWhenIdle) return null;
@@ -329,6 +338,18 @@ export function assertWritable(sqlite: Database.Database): void {
   } finally {
     sqlite.exec('ROLLBACK');
   }
+}
+
+/**
+ * Copies what the WAL holds into the database file and flushes it; returns how many frames it copied.
+ * `intake serve` does it as it starts: after a crash, or a flush the disk failed, what this process's
+ * recovery read back from the WAL and checked then no longer depends on WAL pages an earlier process
+ * was told were written. 0 after a clean stop (the last connection checkpointed and removed the WAL).
+ */
+export function checkpointWal(sqlite: Database.Database): number {
+  // PASSIVE: TRUNCATE would report 0 for a WAL it emptied; the next commit starts the WAL over anyway.
+  const [result] = sqlite.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+  return Math.max(0, result?.checkpointed ?? 0);
 }
 
 /** True for errors that mean "try again later" (locked, busy, full, I/O) rather than a bug. */

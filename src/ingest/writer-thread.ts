@@ -2,7 +2,7 @@
 // ingest() and recordRefusals() for the SMTP, LMTP and policy listeners of the main thread.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { assertWritable, openStore, type Store } from '../db/client.js';
+import { assertWritable, checkpointWal, openStore, type Store } from '../db/client.js';
 import { MailRejection } from '../errors.js';
 import { createLoggerTo } from '../log.js';
 import { ingestDeps } from './deps.js';
@@ -33,13 +33,21 @@ let store: Store;
 try {
   // The main thread has applied the migrations. A short busy timeout: a locked database is a 451 and
   // the sender's retry, not a stalled writer.
-  store = openStore(config.database, { migrate: false, busyTimeoutMs: 1000, groupCommit: config.group_commit });
+  store = openStore(config.database, {
+    migrate: false,
+    busyTimeoutMs: 1000,
+    groupCommit: config.group_commit,
+    // After the 451s of the group whose flush failed (answered in this turn's microtasks).
+    onFlushFailure: (error) => setImmediate(() => answer({ kind: 'flush_failed', message: error.message })),
+  });
   assertWritable(store.sqlite);
 } catch (error) {
   port.postMessage([{ kind: 'failed', message: (error as Error).message }]);
   throw error;
 }
 const deps = ingestDeps(config, store, logger);
+const recovered = checkpointWal(store.sqlite);
+if (recovered > 0) logger.info({ frames: recovered }, 'WAL left by the last run checkpointed into the database');
 
 let inFlight = 0;
 let closeRequested = false;
@@ -77,4 +85,6 @@ function closeWhenDone(): void {
   flushAnswers();
   port.close();
 }
+// Its log lines first: what the start did is logged before intake says it is ready.
+flushAnswers();
 port.postMessage([{ kind: 'ready' }]);

@@ -18,6 +18,8 @@ export type WriterCall =
 export type WriterAnswer =
   | { kind: 'ready' }
   | { kind: 'failed'; message: string }
+  /** The disk failed a flush: the writer refuses every message from now on (see WriterThread.flushFailed). */
+  | { kind: 'flush_failed'; message: string }
   | { kind: 'log'; line: string }
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; rejection: WireRejection | null; message: string };
@@ -29,6 +31,12 @@ export interface WireRefusal {
 }
 
 export interface WriterThread extends IngestWriter {
+  /**
+   * Resolves when the disk has failed a flush of the database's WAL. Nothing more can be promised on
+   * the writer's connection, and a new connection in this process would not read the WAL from the
+   * disk again: only a new process does (see serve.ts).
+   */
+  readonly flushFailed: Promise<Error>;
   /** Waits for what was handed over, closes the writer's connection (checkpointing the WAL) and ends the thread. */
   close(): Promise<void>;
 }
@@ -50,6 +58,8 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
   // The writer's log lines are written by this thread's destination: two threads writing batches to
   // one pipe could interleave their lines.
   const destination = (logger as unknown as Record<symbol, { write(line: string): void }>)[symbols.streamSym];
+  let reportFlushFailure: (error: Error) => void = () => undefined;
+  const flushFailed = new Promise<Error>((resolve) => (reportFlushFailure = resolve));
   let nextId = 1;
   let closing = false;
   let gone = false;
@@ -62,6 +72,7 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
         for (const answer of answers) {
           if ('kind' in answer) {
             if (answer.kind === 'log') destination?.write(answer.line);
+            else if (answer.kind === 'flush_failed') reportFlushFailure(new Error(answer.message));
             else if (answer.kind === 'ready') resolve(worker);
             else reject(new Error(answer.message));
             ready ||= answer.kind === 'ready';
@@ -129,6 +140,7 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
   };
 
   return {
+    flushFailed,
     ingest: (request) => {
       // Moved, not copied: posting a view would copy all of the memory under it (a socket read, Node's
       // buffer pool). A large message arrives in pieces that own their memory (smtp/data.ts); anything

@@ -1,10 +1,12 @@
 // Crash safety: kill -9 at random moments under load, 20 rounds; a database locked by another writer;
-// a full disk. Whatever happens, a message that got 250 is stored exactly once, nothing refused is
-// stored as processed, the database passes integrity_check, and the server starts again by itself.
+// a full disk; a disk that fails a flush. Whatever happens, a message that got 250 is stored exactly
+// once, nothing refused is stored as processed, the database passes integrity_check, and the server
+// starts again by itself.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +80,24 @@ function check(database: string, ledger: Ledger): void {
   }
 }
 
+/** The senders of the messages left unanswered try again, on a server started afresh: each must get a final reply. */
+async function sendAgain(database: string, ledger: Ledger): Promise<void> {
+  const server = await startServer({ INTAKE_DATABASE: database, ...LOAD_LIMITS });
+  try {
+    const session = await Session.open(server.port);
+    await session.hello();
+    for (const [id, envelope] of ledger.unknown) {
+      const outcome = await session.send(envelope);
+      if (outcome.kind === 'accepted') ledger.acked.add(id);
+      else if (outcome.kind === 'refused') ledger.refused.add(id);
+      else throw new Error(`retry of ${id}: ${JSON.stringify(outcome)}`);
+    }
+    session.close();
+  } finally {
+    await server.stop();
+  }
+}
+
 describe('kill -9 under load', () => {
   const dir = mkdtempSync(join(tmpdir(), 'intake-crash-'));
   const database = join(dir, 'intake.sqlite');
@@ -122,20 +142,7 @@ describe('kill -9 under load', () => {
     expect(cut.data).toBeGreaterThan(ROUNDS / 2);
 
     // The senders of the messages cut off try again: each is then stored once, however far it got.
-    const server = await startServer({ INTAKE_DATABASE: database, ...LOAD_LIMITS });
-    try {
-      const session = await Session.open(server.port);
-      await session.hello();
-      for (const [id, envelope] of ledger.unknown) {
-        const outcome = await session.send(envelope);
-        if (outcome.kind === 'accepted') ledger.acked.add(id);
-        else if (outcome.kind === 'refused') ledger.refused.add(id);
-        else throw new Error(`retry of ${id}: ${JSON.stringify(outcome)}`);
-      }
-      session.close();
-    } finally {
-      await server.stop();
-    }
+    await sendAgain(database, ledger);
     check(database, ledger);
     process.stderr.write(
       `crash: ${ROUNDS} rounds (seed ${SEED}), ${acknowledgedBeforeKill} acknowledged before a kill; cut off by a kill after their end of DATA ${cut.data}, during their envelope ${cut.envelope}; ${ledger.unknown.size} unanswered in all (the rest not yet sent when the server died) and sent again afterwards; ${ledger.refused.size} refused; every acknowledged message stored once, integrity_check ok after each round\n`,
@@ -213,5 +220,64 @@ describe('the disk is full', () => {
     const rows = server.store.sqlite.prepare("select status from inbound_messages where message_id = 'full-1@sender.test'").all();
     expect(rows).toEqual([{ status: 'processed' }]);
     expect(server.store.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
+  });
+});
+
+describe('the disk fails a flush', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'intake-eio-'));
+  const database = join(dir, 'intake.sqlite');
+  const shim = join(dir, 'failing-flush.so');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the group it held gets 451, intake exits 74 for its supervisor to restart it, and afterwards every acknowledged message is stored once, those sent again once', async () => {
+    const source = fileURLToPath(new URL('./failing-flush.c', import.meta.url));
+    const built = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, source, '-ldl'], { encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`cannot build ${source} with cc (.ci/run installs gcc): ${(built.stderr || built.error?.message || '').trim()}`);
+    const keys = seed(database);
+    const ledger: Ledger = { acked: new Set(), refused: new Set(), unknown: new Map() };
+    const temporary: string[] = [];
+    // The 40th flush of the WAL fails, under load: some groups were promised before it.
+    const server = await startServer({ INTAKE_DATABASE: database, ...LOAD_LIMITS, LD_PRELOAD: shim, FAIL_WAL_FLUSH_AT: '40' });
+    const ids = Array.from({ length: 1000 }, (_, i) => `eio-${i}@sender.test`);
+    const load = runLoad({
+      port: server.port,
+      sessions: 10,
+      messages: ids.length,
+      mode: 'persistent',
+      maxMs: 20_000,
+      message: (i) => message(keys, ids[i] as string, 'reply', i),
+      onOutcome: (i, outcome) => {
+        const id = ids[i] as string;
+        if (outcome.kind === 'accepted') ledger.acked.add(id);
+        else if (outcome.kind === 'refused') ledger.refused.add(id);
+        else {
+          if (outcome.kind === 'temporary') temporary.push(outcome.reply);
+          ledger.unknown.set(id, message(keys, id, 'reply', i));
+        }
+      },
+    });
+    const stillRunning = new Promise<string>((resolve) => setTimeout(() => resolve('still running after 15 s'), 15_000).unref());
+    expect(await Promise.race([server.exited, stillRunning])).toBe(74);
+    await load;
+    await server.stop();
+    expect(ledger.acked.size, 'acknowledged before the failed flush').toBeGreaterThan(10);
+    expect(temporary.length, 'answered 451 after it').toBeGreaterThan(0);
+    expect(new Set(temporary)).toEqual(new Set(['451 4.3.0 Temporary failure storing the message, please try again later']));
+    expect(ledger.refused.size).toBe(0);
+    const fatal = server.logs.map((line) => JSON.parse(line.startsWith('{') ? line : '{}') as { level?: number; msg?: string; exitCode?: number }).find((entry) => entry.level === 60);
+    expect(fatal?.msg).toMatch(/^the disk failed to flush the database: refusing mail \(451\) and exiting/);
+    expect(fatal?.exitCode).toBe(74);
+    check(database, ledger);
+    const acknowledgedBefore = ledger.acked.size;
+    const unanswered = ledger.unknown.size - temporary.length;
+
+    // As the supervisor would: started again, on a disk that works. The senders try again.
+    await sendAgain(database, ledger);
+    expect(ledger.refused.size).toBe(0);
+    check(database, ledger);
+    expect(ledger.acked.size).toBe(ids.length);
+    process.stderr.write(
+      `failed flush: ${ids.length} messages, ${acknowledgedBefore} acknowledged before the 40th flush of the WAL failed, ${temporary.length} answered 451, ${unanswered} unanswered when intake exited 74; after the restart all ${ids.length} stored once\n`,
+    );
   });
 });

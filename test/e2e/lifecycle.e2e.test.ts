@@ -1,6 +1,8 @@
 // What a supervisor sees: SIGTERM stops new connections, tells idle sessions 421, lets a message
 // being received finish (bounded), closes the database cleanly and exits 0.
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/db/client.js';
@@ -89,5 +91,47 @@ describe('SIGTERM', () => {
     expect(await server.exited).toBe(1);
     await client.quit();
     await server.stop();
+  });
+});
+
+describe('a restart after kill -9', () => {
+  it('checkpoints the WAL the killed run left into the database before it says it is ready', async () => {
+    const first = await startServer();
+    const world = seedReplyWorld(first.repos);
+    const to = template.format(world.key);
+    const { client } = await SmtpClient.connect(first.port);
+    await client.command('EHLO client.test');
+    for (let i = 0; i < 5; i++) {
+      await client.command(`MAIL FROM:<${world.user.email}>`);
+      await client.command(`RCPT TO:<${to}>`);
+      await client.command('DATA');
+      expect((await client.command(`${replyMessage({ from: world.user.email, to, body: `Reply ${i}.` }).replace(/\n/g, '\r\n')}.`)).code).toBe(250);
+    }
+    // No connection of the test's left open: the next start is the first to open the database again.
+    first.store.close();
+    process.kill(first.pid, 'SIGKILL');
+    await first.exited;
+    const wal = `${first.database}-wal`;
+    expect(statSync(wal).size, 'the WAL the killed run left').toBeGreaterThan(0);
+    const second = await startServer({ INTAKE_DATABASE: first.database });
+    try {
+      const line = second.logs.find((l) => l.includes('WAL left by the last run checkpointed into the database'));
+      expect(JSON.parse(line ?? '{}')).toMatchObject({ level: 30, frames: expect.any(Number) });
+      expect(JSON.parse(line ?? '{}').frames).toBeGreaterThan(0);
+      expect(second.logs.findIndex((l) => l.includes('"msg":"ready"'))).toBeGreaterThan(second.logs.indexOf(line as string));
+      // The database file alone, without its WAL, now holds what the killed run stored.
+      const alone = join(second.dir, 'alone.sqlite');
+      copyFileSync(second.database, alone);
+      const copy = new Database(alone, { readonly: true });
+      try {
+        const notes = copy.prepare('select body from notes where noteable_id = ? order by id').all(world.issue.id);
+        expect(notes).toEqual([0, 1, 2, 3, 4].map((i) => ({ body: `Reply ${i}.` })));
+      } finally {
+        copy.close();
+      }
+    } finally {
+      await second.stop();
+      await first.stop();
+    }
   });
 });

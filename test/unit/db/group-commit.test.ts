@@ -171,12 +171,20 @@ describe('group commit', () => {
     expect(inPlace).toHaveLength(0);
   });
 
-  it('fails the group when a flush in place fails', async () => {
+  it('fails the group when a flush in place fails, and tells onFlushFailure once', async () => {
+    store.close();
+    const told: Error[] = [];
+    store = openStore(path, { onFlushFailure: (error) => told.push(error) });
+    await store.commit(insertUser('kept'));
+    expect(told).toEqual([]);
     fs.fdatasyncSync = () => {
       throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
     };
     syncBuiltinESMExports();
     await expect(store.commit(insertUser('lost'))).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    await expect(store.commit(insertUser('after'))).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatchObject({ code: 'SQLITE_IOERR_FSYNC', message: expect.stringMatching(/^flushing .*-wal: EIO: i\/o error, fdatasync$/) });
   });
 
   it('on close, flushes in place for the commits waiting on a flush under way, without opening the WAL again', async () => {
