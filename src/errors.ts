@@ -169,6 +169,14 @@ export const OUTCOMES = {
     status: 'not stored',
     when: 'MAIL FROM declares SIZE= above INTAKE_MAX_MESSAGE_BYTES; smtp-server refuses it before a transaction starts, so no row is written (the limit is appended to the text)',
   },
+  'mail.disk_full': {
+    stage: 'mail',
+    smtp: 452,
+    dsn: '4.3.1',
+    text: 'Insufficient system storage, please try again later',
+    status: 'not stored',
+    when: "the database's file system has less free space than INTAKE_MIN_FREE_BYTES (by default 1.5 × INTAKE_MAX_MESSAGE_BYTES, as Postfix's smtpd) plus the SIZE= MAIL FROM declares; logged with both numbers, no row (no recipient was given yet, and the disk is nearly full)",
+  },
   'mail.unsupported_parameter': {
     stage: 'mail',
     smtp: 555,

@@ -24,3 +24,15 @@ export function unsupportedParameter(args: unknown, allowed: ReadonlySet<string>
   if (name === undefined) return null;
   return name.length > NAME_CHARS ? `${name.slice(0, NAME_CHARS)}...` : name;
 }
+
+/**
+ * The message size a MAIL FROM declares with SIZE= (RFC 1870), in bytes; 0 when it declares none.
+ * smtp-server has checked the value's form and refused one above the limit already.
+ * @example declaredSize({ SIZE: '2048', BODY: '8BITMIME' }) // 2048
+ */
+export function declaredSize(args: unknown): number {
+  if (!args || typeof args !== 'object') return 0;
+  const value = (args as Record<string, unknown>).SIZE;
+  const size = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : 0;
+  return Number.isSafeInteger(size) ? size : 0;
+}

@@ -13,7 +13,8 @@ import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { installPipelinedDataFix } from './pipelined-data.js';
 import { onRcptTo, recordShutOut } from './rcpt-to.js';
-import { MAIL_PARAMETERS, unsupportedParameter } from './parameters.js';
+import { declaredSize, MAIL_PARAMETERS, unsupportedParameter } from './parameters.js';
+import { freeSpaceShortfall, minFreeBytes } from './free-space.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
 import { Transactions } from './transaction.js';
@@ -55,6 +56,7 @@ export async function startMailListener(
   tls: TlsMaterial | null,
   limits: ClientLimits,
 ): Promise<MailListener> {
+  const keepFree = minFreeBytes(config);
   installEnhancedCodePassthrough();
   installXforwardHeloFix();
   installPipelinedDataFix();
@@ -164,6 +166,12 @@ export async function startMailListener(
       if (unsupported !== null) {
         deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address, parameter: unsupported }, 'refused: unsupported MAIL FROM parameter');
         return callback(new MailRejection('mail.unsupported_parameter', unsupported));
+      }
+      // smtp-server has refused a SIZE= above the limit already (mail.too_big).
+      const shortfall = freeSpaceShortfall(config.database, keepFree, declaredSize(address.args));
+      if (shortfall) {
+        deps.logger.warn({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address, freeBytes: shortfall.free, neededBytes: shortfall.needed }, 'refused: too little free space for the database');
+        return callback(new MailRejection('mail.disk_full'));
       }
       transactions.begin(session, address.address);
       callback();

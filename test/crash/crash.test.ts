@@ -195,7 +195,8 @@ describe('the disk is full', () => {
     mkdirSync(join(mount, 'data'));
     const database = join(mount, 'data', 'intake.sqlite');
     keys = seed(database);
-    server = await startServer({ INTAKE_DATABASE: database, INTAKE_MAX_MESSAGE_BYTES: String(4 * 1024 * 1024) });
+    // No room kept at MAIL (INTAKE_MIN_FREE_BYTES=0): the disk fills while the message is stored.
+    server = await startServer({ INTAKE_DATABASE: database, INTAKE_MAX_MESSAGE_BYTES: String(4 * 1024 * 1024), INTAKE_MIN_FREE_BYTES: '0' });
   });
   afterAll(async () => {
     await server?.stop();
@@ -220,6 +221,36 @@ describe('the disk is full', () => {
     const rows = server.store.sqlite.prepare("select status from inbound_messages where message_id = 'full-1@sender.test'").all();
     expect(rows).toEqual([{ status: 'processed' }]);
     expect(server.store.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
+  });
+
+  it('with room kept (by default 1.5 times the largest message): 452 4.3.1 at MAIL while the disk has less, nothing sent or stored; with room again, stored once', async () => {
+    // A second intake on the same database, keeping the default: 1.5 × 1 MiB.
+    const keeping = await startServer({ INTAKE_DATABASE: server.database, INTAKE_MAX_MESSAGE_BYTES: String(1024 * 1024) });
+    try {
+      const free = Number(execFileSync('df', ['--output=avail', '-B1', mount], { encoding: 'utf8' }).split('\n')[1]);
+      // Leave 1 MiB: room for the message below, not for what is to be kept.
+      writeFileSync(join(mount, 'filler'), Buffer.alloc(Math.max(0, free - 1024 * 1024)));
+      const envelope = message(keys, 'full-2@sender.test', 'reply', 0);
+      const session = await Session.open(keeping.port);
+      await session.hello();
+      expect(await session.send(envelope)).toEqual({ kind: 'temporary', reply: '452 4.3.1 Insufficient system storage, please try again later' });
+      expect(keeping.store.sqlite.prepare("select count(*) as n from inbound_messages where message_id = 'full-2@sender.test'").get()).toEqual({ n: 0 });
+      // Keeping nothing, the other intake still wants a declared SIZE to fit.
+      const other = await Session.open(server.port);
+      await other.hello();
+      other.write(`MAIL FROM:<${envelope.from}> SIZE=${2 * 1024 * 1024}\r\n`);
+      expect(await other.reply()).toBe('452 4.3.1 Insufficient system storage, please try again later');
+      other.close();
+      rmSync(join(mount, 'filler'));
+      expect((await session.send(envelope)).kind).toBe('accepted');
+      session.close();
+      const rows = keeping.store.sqlite.prepare("select status from inbound_messages where message_id = 'full-2@sender.test'").all();
+      expect(rows).toEqual([{ status: 'processed' }]);
+      await expect.poll(() => keeping.logs.filter((line) => line.includes('refused: too little free space for the database')).length).toBe(1);
+    } finally {
+      rmSync(join(mount, 'filler'), { force: true });
+      await keeping.stop();
+    }
   });
 });
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseHostPort, SETTINGS } from '../../src/config.js';
+import { minFreeBytes } from '../../src/smtp/free-space.js';
 
 describe('loadConfig', () => {
   it('has a default for every setting', () => {
@@ -24,6 +25,16 @@ describe('loadConfig', () => {
     expect(config.max_recipients).toBe(7);
     expect(config.reverse_lookup).toBe(true);
     expect(config.smtp_listen).toBe('[::1]:25');
+  });
+
+  it('keeps 1.5 times the largest message free by default (INTAKE_MIN_FREE_BYTES empty), any other amount when given, 0 for no check', () => {
+    expect(minFreeBytes(loadConfig({ env: {} }))).toBe(39321600);
+    expect(minFreeBytes(loadConfig({ env: { INTAKE_MAX_MESSAGE_BYTES: '1025' } }))).toBe(1538);
+    expect(minFreeBytes(loadConfig({ env: { INTAKE_MIN_FREE_BYTES: '' } }))).toBe(39321600);
+    expect(minFreeBytes(loadConfig({ env: { INTAKE_MIN_FREE_BYTES: '1000000' } }))).toBe(1000000);
+    expect(minFreeBytes(loadConfig({ env: { INTAKE_MIN_FREE_BYTES: '0' } }))).toBe(0);
+    expect(() => loadConfig({ env: { INTAKE_MIN_FREE_BYTES: '2GB' } })).toThrow(/INTAKE_MIN_FREE_BYTES: expected a whole number \(digits only, no unit\), or empty for 1\.5 times max_message_bytes \(got "2GB"\)/);
+    expect(() => loadConfig({ env: { INTAKE_MIN_FREE_BYTES: '-1' } })).toThrow(/INTAKE_MIN_FREE_BYTES/);
   });
 
   it('takes an empty INTAKE_HOSTNAME (deploy/intake.env\'s line uncommented as shown) for the machine\'s name', () => {

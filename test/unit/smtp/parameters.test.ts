@@ -1,7 +1,7 @@
 // Which MAIL FROM and RCPT TO parameters intake takes: those of the extensions it advertises.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAIL_PARAMETERS, RCPT_PARAMETERS, unsupportedParameter } from '../../../src/smtp/parameters.js';
+import { declaredSize, MAIL_PARAMETERS, RCPT_PARAMETERS, unsupportedParameter } from '../../../src/smtp/parameters.js';
 
 describe('unsupportedParameter', () => {
   it('takes SIZE, BODY and SMTPUTF8 on MAIL FROM, and nothing else', () => {
@@ -34,6 +34,30 @@ describe('unsupportedParameter', () => {
         const first = Object.keys(args).find((n) => !allowed.has(n));
         if (first === undefined) return result === null;
         return result !== null && result.length <= 43 && first.startsWith(result.replace(/\.\.\.$/, ''));
+      }),
+      { seed: Number(process.env.FC_SEED ?? 20261126), numRuns: 500 },
+    );
+  });
+});
+
+describe('declaredSize', () => {
+  it('is the SIZE= of MAIL FROM in bytes, or 0 when none is declared', () => {
+    expect(declaredSize({ SIZE: '2048', BODY: '8BITMIME' })).toBe(2048);
+    expect(declaredSize({ BODY: '8BITMIME' })).toBe(0);
+    expect(declaredSize(false)).toBe(0);
+    // A bare SIZE (smtp-server's true), nonsense, or a number past 2^53: nothing usable is declared.
+    expect(declaredSize({ SIZE: true })).toBe(0);
+    expect(declaredSize({ SIZE: 'ten' })).toBe(0);
+    expect(declaredSize({ SIZE: '-5' })).toBe(0);
+    expect(declaredSize({ SIZE: '99999999999999999999' })).toBe(0);
+  });
+
+  it('property: a whole number of bytes, never negative, equal to SIZE whenever SIZE is one', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.nat().map(String), fc.string(), fc.boolean(), fc.constant(undefined)), (size) => {
+        const result = declaredSize(size === undefined ? {} : { SIZE: size });
+        if (typeof size === 'string' && /^\d+$/.test(size) && Number.isSafeInteger(Number(size))) return result === Number(size);
+        return Number.isSafeInteger(result) && result >= 0;
       }),
       { seed: Number(process.env.FC_SEED ?? 20261126), numRuns: 500 },
     );
