@@ -134,7 +134,7 @@ export const SETTINGS = {
     schema: z.preprocess((value) => (value === '' ? null : value), z.coerce.number({ error: 'expected a whole number (digits only, no unit), or empty for 1.5 times max_message_bytes' }).int().min(0).nullable()),
     default: '',
     defaultDoc: '1.5 × `max_message_bytes`',
-    doc: "Free space the database's file system must keep: while it has less than this (plus the SIZE a client declares), MAIL FROM gets `452 4.3.1`, as Postfix's smtpd does, instead of a message sent in full and then refused for want of room. 0 keeps none (a declared SIZE must still fit).",
+    doc: "Free space the database's file system must keep: while it has less than this (plus the SIZE a client declares), MAIL FROM gets `452 4.3.1` (Postfix's smtpd keeps 1.5 × its size limit free the same way), instead of a message sent in full and then refused for want of room. 0 keeps none (a declared SIZE must still fit).",
   },
   max_attachment_bytes: {
     env: 'INTAKE_MAX_ATTACHMENT_BYTES',

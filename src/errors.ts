@@ -175,7 +175,7 @@ export const OUTCOMES = {
     dsn: '4.3.1',
     text: 'Insufficient system storage, please try again later',
     status: 'not stored',
-    when: "the database's file system has less free space than INTAKE_MIN_FREE_BYTES (by default 1.5 × INTAKE_MAX_MESSAGE_BYTES, as Postfix's smtpd) plus the SIZE= MAIL FROM declares; logged with both numbers, no row (no recipient was given yet, and the disk is nearly full)",
+    when: "the database's file system has less free space than INTAKE_MIN_FREE_BYTES (by default 1.5 × INTAKE_MAX_MESSAGE_BYTES, which Postfix's smtpd keeps too) plus the SIZE= MAIL FROM declares; logged with both numbers (one line per 10 s, counting the refusals since the last), no row (no recipient was given yet, and the disk is nearly full)",
   },
   'mail.unsupported_parameter': {
     stage: 'mail',

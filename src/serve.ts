@@ -107,33 +107,54 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : [])]);
   logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');
 
-  const signal = await new Promise<NodeJS.Signals | Error>((resolve) => {
+  let flushFailure: Error | null = null;
+  const signal = await new Promise<NodeJS.Signals | null>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
-    void writer.flushFailed.then(resolve);
+    void writer.flushFailed.then((error) => {
+      flushFailure = error;
+      resolve(null);
+    });
   });
-  if (signal instanceof Error) {
-    // As PostgreSQL does on a failed fsync: stop, and let a new process recover from what the disk
-    // holds. The pages of the failed flush are in memory, marked written, and may never reach the disk:
-    // closing would checkpoint them into the database unchecked, where a new process's recovery reads
-    // the WAL back and keeps only frames whose checksums hold. So the database is not closed.
-    logger.fatal({ err: signal.message, exitCode: EX_IOERR }, 'the disk failed to flush the database: refusing mail (451) and exiting, so that a restart recovers the database from the disk');
+  process.off('SIGHUP', reload);
+  if (signal === null) {
+    logger.fatal({ err: (flushFailure as Error | null)?.message, exitCode: EX_IOERR }, 'the disk failed to flush the database: refusing mail (451) and exiting, so that a restart recovers the database from the disk');
+    // A signal now only hastens the same exit.
+    process.once('SIGTERM', () => process.exit(EX_IOERR));
+    process.once('SIGINT', () => process.exit(EX_IOERR));
     await Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close()]);
-    await new Promise<void>((resolve) => logger.flush(() => resolve()));
-    process.exit(EX_IOERR);
+    return exitAfterFlushFailure(logger);
   }
   logger.info({ signal, graceMs: config.shutdown_timeout_ms }, 'stopping: no new connections, letting messages in progress finish');
-  process.off('SIGHUP', reload);
   // A second signal means "now": sessions still receiving are cut (they are not acknowledged).
   const force = () => process.exit(1);
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
   await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close()]);
+  // A flush that failed while messages in progress finished: closing now would checkpoint its pages.
+  if (flushFailure) {
+    logger.fatal({ err: (flushFailure as Error).message, exitCode: EX_IOERR }, 'the disk failed to flush the database while stopping: exiting without closing it, so that the next start recovers it from the disk');
+    return exitAfterFlushFailure(logger);
+  }
   // The writer's connection closes last, so that it checkpoints the WAL and removes it.
   store.close();
   await writer.close();
   logger.info('stopped');
   logger.flush();
+}
+
+/**
+ * Exits 74 for the supervisor to start intake again, as PostgreSQL stops on a failed fsync. The pages
+ * of the failed flush are in memory, marked written, and may not be on the disk: a checkpoint would
+ * copy them into the database file unchecked, where the next start's recovery reads the WAL back and
+ * keeps only frames whose checksums hold, then checkpoints and flushes (writer-thread.ts). So nothing
+ * is closed. process.exit stops the writer thread, and better-sqlite3 then closes its connection; it
+ * cannot checkpoint on that close only because this thread's connection (`store`) is still open, and
+ * it must stay so until the process is gone (test/crash: the WAL is still there after exit 74).
+ */
+async function exitAfterFlushFailure(logger: Logger): Promise<never> {
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  process.exit(EX_IOERR);
 }
 
 function loadTls(config: Config, logger: Logger): TlsMaterial {

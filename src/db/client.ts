@@ -42,8 +42,9 @@ export interface OpenOptions {
   /** After migrating, refuse every write on this connection (PRAGMA query_only): another one writes. */
   queryOnly?: boolean;
   /**
-   * Called once, when the disk first fails a flush of the WAL: from then on every commit fails, since
-   * nothing more can be promised on this connection (see walFlusher). `intake serve` exits on it.
+   * Called once, when the disk first fails a flush (intake's of the WAL, or SQLite's own without group
+   * commit): from then on every durable commit fails, since nothing more can be promised on this
+   * connection (see walFlusher). `intake serve` exits on it.
    */
   onFlushFailure?: (error: Error) => void;
 }
@@ -94,12 +95,26 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
         light().leave.forEach((statement) => statement.run());
       }
     };
+    // Once the disk has failed a flush, its own (walFlusher) or SQLite's (synchronous=FULL), nothing
+    // more is promised on this connection: the pages it lost could leave a hole before any later commit.
+    let flushFailure: Error | null = null;
+    const flushFailed = (error: Error) => {
+      if (!flushFailure) {
+        flushFailure = error;
+        options.onFlushFailure?.(error);
+      }
+    };
     const flush = () => {
       scheduled = false;
       const batch = queue.splice(0);
       // After close() committed the queue itself, the turn scheduled for it finds nothing to do, on a
       // connection that is closed: no BEGIN is tried there.
       if (batch.length === 0) return;
+      const durable = batch.some((job) => job.durable);
+      if (durable && flushFailure) {
+        for (const job of batch) job.reject(flushFailure);
+        return;
+      }
       const outcomes: { ok: boolean; value: unknown }[] = [];
       const run = () =>
         beginImmediate(() => {
@@ -113,12 +128,12 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
             }
           }
         });
-      const durable = batch.some((job) => job.durable);
       try {
         // Grouped, the commit only writes the WAL (synchronous=NORMAL); the flush comes after, below.
         if (durable && (!walFlush || closing)) run();
         else lightly(run);
       } catch (error) {
+        if (durable && (error as { code?: unknown }).code === 'SQLITE_IOERR_FSYNC') flushFailed(error as Error);
         for (const job of batch) job.reject(error);
         return;
       }
@@ -138,7 +153,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     // A file in WAL mode, grouped: commits are flushed by one fdatasync of the WAL each (walFlusher).
     // SQLite puts the WAL next to the file it opened (a symlink followed), which database_list names.
     const opened = (sqlite.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main')?.file;
-    const walFlush = group && opened && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${opened}-wal`, options.onFlushFailure) : null;
+    const walFlush = group && opened && sqlite.pragma('journal_mode', { simple: true }) === 'wal' ? walFlusher(`${opened}-wal`, flushFailed) : null;
     return {
       sqlite,
       db,
@@ -341,15 +356,16 @@ export function assertWritable(sqlite: Database.Database): void {
 }
 
 /**
- * Copies what the WAL holds into the database file and flushes it; returns how many frames it copied.
- * `intake serve` does it as it starts: after a crash, or a flush the disk failed, what this process's
- * recovery read back from the WAL and checked then no longer depends on WAL pages an earlier process
- * was told were written. 0 after a clean stop (the last connection checkpointed and removed the WAL).
+ * Copies what the WAL holds into the database file, flushes it and starts the WAL over (RESTART,
+ * waiting up to the busy timeout for readers). `intake serve` does it as it starts: after a crash or
+ * a flush the disk failed, nothing it promises afterwards then sits in the WAL behind pages an earlier
+ * process was told were written. `complete` is false when a reader in another process kept part of
+ * the WAL; 0 frames after a clean stop (the last connection checkpointed and removed the WAL).
  */
-export function checkpointWal(sqlite: Database.Database): number {
-  // PASSIVE: TRUNCATE would report 0 for a WAL it emptied; the next commit starts the WAL over anyway.
-  const [result] = sqlite.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
-  return Math.max(0, result?.checkpointed ?? 0);
+export function checkpointWal(sqlite: Database.Database): { frames: number; complete: boolean } {
+  const [result] = sqlite.pragma('wal_checkpoint(RESTART)') as { busy: number; log: number; checkpointed: number }[];
+  if (!result || result.log < 0) return { frames: 0, complete: true };
+  return { frames: result.log, complete: result.busy === 0 && result.checkpointed === result.log };
 }
 
 /** True for errors that mean "try again later" (locked, busy, full, I/O) rather than a bug. */

@@ -47,7 +47,8 @@ try {
 }
 const deps = ingestDeps(config, store, logger);
 const recovered = checkpointWal(store.sqlite);
-if (recovered > 0) logger.info({ frames: recovered }, 'WAL left by the last run checkpointed into the database');
+if (!recovered.complete) logger.warn({ frames: recovered.frames }, 'could not checkpoint all of the WAL left by the last run: another process is reading the database');
+else if (recovered.frames > 0) logger.info({ frames: recovered.frames }, 'WAL left by the last run checkpointed into the database');
 
 let inFlight = 0;
 let closeRequested = false;

@@ -1,8 +1,6 @@
 // free-space: whether the database's file system has room for a message, asked at MAIL FROM, as
-// Postfix's smtpd refuses MAIL while its queue has less free than 1.5 × its message size limit.
-// Side effect: one statfs() (about half a microsecond).
+// Postfix's smtpd refuses MAIL while its queue has less than 1.5 × its size limit free.
 import { statfsSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Config } from '../config.js';
 
 export interface Shortfall {
@@ -18,19 +16,24 @@ export function minFreeBytes(config: Pick<Config, 'min_free_bytes' | 'max_messag
 }
 
 /**
- * What is missing for a message of `declaredBytes` (0 when the client declared none), or null when
- * there is room. Null too when there is nothing to check (nothing to keep, no size declared) or the
- * file system cannot be asked: then the write itself tells (452 after DATA).
+ * What is missing for a message of `declaredBytes` (0 when none was declared), or null when there is
+ * room, or nothing to check (nothing to keep, no size declared). Pure.
+ * @example shortfall(1000, 800, 300) // { free: 1000, needed: 1100 }
  */
-export function freeSpaceShortfall(database: string, minFreeBytes: number, declaredBytes: number): Shortfall | null {
-  if (minFreeBytes === 0 && declaredBytes === 0) return null;
-  let free: number;
+export function shortfall(freeBytes: number, keepBytes: number, declaredBytes: number): Shortfall | null {
+  const needed = keepBytes + declaredBytes;
+  return needed > 0 && freeBytes < needed ? { free: freeBytes, needed } : null;
+}
+
+/**
+ * Bytes free on the file system of `path` (the database file itself: a symlink is followed to where
+ * the data is), or null when it cannot be asked. One statfs(), about half a microsecond.
+ */
+export function freeBytes(path: string): number | null {
   try {
-    const stats = statfsSync(dirname(database));
-    free = stats.bavail * stats.bsize;
+    const stats = statfsSync(path);
+    return stats.bavail * stats.bsize;
   } catch {
     return null;
   }
-  const needed = minFreeBytes + declaredBytes;
-  return free < needed ? { free, needed } : null;
 }

@@ -14,7 +14,7 @@ import { installXforwardHeloFix } from './xforward-helo.js';
 import { installPipelinedDataFix } from './pipelined-data.js';
 import { onRcptTo, recordShutOut } from './rcpt-to.js';
 import { declaredSize, MAIL_PARAMETERS, unsupportedParameter } from './parameters.js';
-import { freeSpaceShortfall, minFreeBytes } from './free-space.js';
+import { freeBytes, minFreeBytes, shortfall } from './free-space.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
 import { Transactions } from './transaction.js';
@@ -48,6 +48,9 @@ export interface MailListener {
 }
 
 /** Starts one listener on `listen` and resolves once it accepts connections. */
+/** At most one `too little free space` line in this long (each carries the count of refusals since the last). */
+const SHORT_OF_ROOM_LOG_MS = 10_000;
+
 export async function startMailListener(
   kind: ListenerKind,
   listen: string,
@@ -57,6 +60,30 @@ export async function startMailListener(
   limits: ClientLimits,
 ): Promise<MailListener> {
   const keepFree = minFreeBytes(config);
+  // While the disk is short, one log line per interval says so, with the count since the last one.
+  let shortLoggedAt = -Infinity;
+  let shortUnlogged = 0;
+  let statfsFailed = false;
+  /** False when the disk is short of room for the message (and that is logged); true otherwise. */
+  const roomFor = (declared: number, session: SMTPServerSession, mailFrom: string): boolean => {
+    if (keepFree === 0 && declared === 0) return true;
+    const free = freeBytes(config.database);
+    if (free === null) {
+      // The write itself will tell (452 after DATA); said once.
+      if (!statfsFailed) deps.logger.warn({ database: config.database }, 'cannot ask how much space is free for the database; MAIL FROM is not checked for it');
+      statfsFailed = true;
+      return true;
+    }
+    const missing = shortfall(free, keepFree, declared);
+    if (!missing) return true;
+    shortUnlogged++;
+    if (performance.now() - shortLoggedAt >= SHORT_OF_ROOM_LOG_MS) {
+      deps.logger.warn({ session: session.id, remoteAddress: session.remoteAddress, mailFrom, freeBytes: missing.free, neededBytes: missing.needed, refused: shortUnlogged }, 'refused: too little free space for the database');
+      shortLoggedAt = performance.now();
+      shortUnlogged = 0;
+    }
+    return false;
+  };
   installEnhancedCodePassthrough();
   installXforwardHeloFix();
   installPipelinedDataFix();
@@ -168,11 +195,7 @@ export async function startMailListener(
         return callback(new MailRejection('mail.unsupported_parameter', unsupported));
       }
       // smtp-server has refused a SIZE= above the limit already (mail.too_big).
-      const shortfall = freeSpaceShortfall(config.database, keepFree, declaredSize(address.args));
-      if (shortfall) {
-        deps.logger.warn({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address, freeBytes: shortfall.free, neededBytes: shortfall.needed }, 'refused: too little free space for the database');
-        return callback(new MailRejection('mail.disk_full'));
-      }
+      if (!roomFor(declaredSize(address.args), session, address.address)) return callback(new MailRejection('mail.disk_full'));
       transactions.begin(session, address.address);
       callback();
     },
@@ -260,5 +283,8 @@ async function closeGracefully(server: SMTPServer, receiving: Set<string>, grace
   }
   const deadline = Date.now() + graceMs;
   while (connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  // Past the grace: cut what is left now (not acknowledged, so its sender tries again), rather than at
+  // smtp-server's closeTimeout, which is the whole shutdown timeout even for a shorter grace.
+  for (const connection of connections) connection.close();
   await closed;
 }

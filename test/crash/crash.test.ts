@@ -1,9 +1,8 @@
-// Crash safety: kill -9 at random moments under load, 20 rounds; a database locked by another writer;
-// a full disk; a disk that fails a flush. Whatever happens, a message that got 250 is stored exactly
-// once, nothing refused is stored as processed, the database passes integrity_check, and the server
-// starts again by itself.
+// Crash safety: kill -9 under load (20 rounds), a database locked by another writer, a full disk, a
+// failed flush. A message that got 250 is stored exactly once, nothing refused is stored as processed,
+// integrity_check passes, and the server starts again by itself.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,8 +79,8 @@ function check(database: string, ledger: Ledger): void {
   }
 }
 
-/** The senders of the messages left unanswered try again, on a server started afresh: each must get a final reply. */
-async function sendAgain(database: string, ledger: Ledger): Promise<void> {
+/** The senders of the messages left unanswered try again, on a server started afresh: each must get a final reply. Returns its log. */
+async function sendAgain(database: string, ledger: Ledger): Promise<string[]> {
   const server = await startServer({ INTAKE_DATABASE: database, ...LOAD_LIMITS });
   try {
     const session = await Session.open(server.port);
@@ -96,6 +95,7 @@ async function sendAgain(database: string, ledger: Ledger): Promise<void> {
   } finally {
     await server.stop();
   }
+  return server.logs;
 }
 
 describe('kill -9 under load', () => {
@@ -256,20 +256,28 @@ describe('the disk is full', () => {
 
 describe('the disk fails a flush', () => {
   const dir = mkdtempSync(join(tmpdir(), 'intake-eio-'));
-  const database = join(dir, 'intake.sqlite');
   const shim = join(dir, 'failing-flush.so');
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  it('the group it held gets 451, intake exits 74 for its supervisor to restart it, and afterwards every acknowledged message is stored once, those sent again once', async () => {
+  beforeAll(() => {
     const source = fileURLToPath(new URL('./failing-flush.c', import.meta.url));
     const built = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, source, '-ldl'], { encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`cannot build ${source} with cc (.ci/run installs gcc): ${(built.stderr || built.error?.message || '').trim()}`);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  // Grouped, intake flushes the WAL itself; without group commit, SQLite does at every commit.
+  it.each([
+    ['intake', 'true'],
+    ['SQLite', 'false'],
+  ])('a flush by %s fails: the group it held gets 451, intake exits 74 for its supervisor to restart it, the restart checkpoints what the WAL held, every acknowledged message is stored once, those sent again once', async (flusher, groupCommit) => {
+    const database = join(dir, `${flusher}.sqlite`);
     const keys = seed(database);
     const ledger: Ledger = { acked: new Set(), refused: new Set(), unknown: new Map() };
     const temporary: string[] = [];
     // The 40th flush of the WAL fails, under load: some groups were promised before it.
-    const server = await startServer({ INTAKE_DATABASE: database, ...LOAD_LIMITS, LD_PRELOAD: shim, FAIL_WAL_FLUSH_AT: '40' });
-    const ids = Array.from({ length: 1000 }, (_, i) => `eio-${i}@sender.test`);
+    const server = await startServer({ INTAKE_DATABASE: database, INTAKE_GROUP_COMMIT: groupCommit, ...LOAD_LIMITS, LD_PRELOAD: shim, FAIL_WAL_FLUSH_AT: '40' });
+    // The test's own connection would checkpoint the WAL as the last one to close: it goes first.
+    server.store.close();
+    const ids = Array.from({ length: 1000 }, (_, i) => `eio-${flusher}-${i}@sender.test`);
     const load = runLoad({
       port: server.port,
       sessions: 10,
@@ -291,6 +299,8 @@ describe('the disk fails a flush', () => {
     expect(await Promise.race([server.exited, stillRunning])).toBe(74);
     await load;
     await server.stop();
+    // Not closed on the way out: nothing was checkpointed from the WAL, which the next start reads back.
+    expect(statSync(`${database}-wal`).size, 'the WAL left by the exit').toBeGreaterThan(0);
     expect(ledger.acked.size, 'acknowledged before the failed flush').toBeGreaterThan(10);
     expect(temporary.length, 'answered 451 after it').toBeGreaterThan(0);
     expect(new Set(temporary)).toEqual(new Set(['451 4.3.0 Temporary failure storing the message, please try again later']));
@@ -303,12 +313,14 @@ describe('the disk fails a flush', () => {
     const unanswered = ledger.unknown.size - temporary.length;
 
     // As the supervisor would: started again, on a disk that works. The senders try again.
-    await sendAgain(database, ledger);
+    const restarted = await sendAgain(database, ledger);
     expect(ledger.refused.size).toBe(0);
+    const checkpointed = restarted.find((line) => line.includes('WAL left by the last run checkpointed into the database'));
+    expect((JSON.parse(checkpointed ?? '{}') as { frames?: number }).frames, 'frames the restart checkpointed').toBeGreaterThan(0);
     check(database, ledger);
     expect(ledger.acked.size).toBe(ids.length);
     process.stderr.write(
-      `failed flush: ${ids.length} messages, ${acknowledgedBefore} acknowledged before the 40th flush of the WAL failed, ${temporary.length} answered 451, ${unanswered} unanswered when intake exited 74; after the restart all ${ids.length} stored once\n`,
+      `failed flush by ${flusher}: ${ids.length} messages, ${acknowledgedBefore} acknowledged before the 40th flush of the WAL failed, ${temporary.length} answered 451, ${unanswered} unanswered when intake exited 74; after the restart all ${ids.length} stored once\n`,
     );
   });
 });
