@@ -27,6 +27,7 @@ import { createLogger } from './log.js';
 import { deliverFromPipe, EXIT } from './pipe/deliver.js';
 import { ingestDeps } from './ingest/deps.js';
 import { EX_CONFIG, serve, StartupError } from './serve.js';
+import { freeBytes, minFreeBytes, shortfall } from './smtp/free-space.js';
 import { expiryProblem, loadTlsMaterial } from './smtp/tls.js';
 
 class CliError extends Error {}
@@ -182,6 +183,7 @@ program
         store.close();
       }
       results.push({ check: 'database', ok: true, detail: `${cfg.database} is writable and migrated` });
+      results.push(checkFreeSpace(cfg));
     } catch (error) {
       results.push({ check: 'database', ok: false, detail: `${cfg.database}: ${(error as Error).message}` });
     }
@@ -195,6 +197,16 @@ interface CheckResult {
   check: string;
   ok: boolean;
   detail: string;
+}
+
+/** What serve's MAIL FROM would find: room enough where the database is, or 452 4.3.1 to every sender. */
+function checkFreeSpace(cfg: Config): CheckResult {
+  const keep = minFreeBytes(cfg);
+  const free = freeBytes(cfg.database);
+  const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  if (free === null) return { check: 'disk', ok: false, detail: `cannot ask how much space is free for ${cfg.database}` };
+  if (shortfall(free, keep, 0)) return { check: 'disk', ok: false, detail: `${mb(free)} free for the database, less than the ${mb(keep)} to keep (INTAKE_MIN_FREE_BYTES): MAIL FROM gets 452 4.3.1` };
+  return { check: 'disk', ok: true, detail: `${mb(free)} free for the database, ${mb(keep)} kept (INTAKE_MIN_FREE_BYTES)` };
 }
 
 /** Free to bind, or already answered by a running intake (the usual case on a live system), is fine. */

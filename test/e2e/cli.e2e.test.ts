@@ -74,10 +74,11 @@ describe('configuration errors', () => {
     expect(yaml.status).toBe(0);
     const checks = JSON.parse(yaml.stdout) as { check: string; ok: boolean; detail: string }[];
     expect(checks.every((c) => c.ok)).toBe(true);
-    expect(checks.map((c) => c.check)).toEqual(['config', 'database', 'smtp_listen']);
+    expect(checks.map((c) => c.check)).toEqual(['config', 'database', 'disk', 'smtp_listen']);
     expect(checks[0]?.detail).toBe('address incoming+%{key}@env.example.org');
     expect(checks[1]?.detail).toContain('from-file.sqlite');
-    expect(checks[2]?.detail).toBe('127.0.0.1:0 is free');
+    expect(checks[2]?.detail).toMatch(/^\d+\.\d MB free for the database, 37\.5 MB kept \(INTAKE_MIN_FREE_BYTES\)$/);
+    expect(checks[3]?.detail).toBe('127.0.0.1:0 is free');
     const json = run(['--config', join(dir, 'intake.json'), 'check'], cliEnv({}));
     expect(json.status).toBe(1);
     expect(json.stdout).toContain(`FAIL  config: ${join(dir, 'intake.json')}: smtp_listen: expected HOST:PORT`);
@@ -90,13 +91,22 @@ describe('configuration errors', () => {
     const ok = run(['--config', file, '--json', 'check'], cliEnv({}));
     expect(ok.status).toBe(0);
     const checks = JSON.parse(ok.stdout) as { check: string; detail: string }[];
-    expect(checks.map((c) => c.check)).toEqual(['config', 'database', 'smtp_listen', 'lmtp_listen']);
+    expect(checks.map((c) => c.check)).toEqual(['config', 'database', 'disk', 'smtp_listen', 'lmtp_listen']);
     expect(checks[1]?.detail).toContain('env-file.sqlite');
     writeFileSync(file, 'INTAKE_DATABSE=/tmp/x\nnot a line\n');
     const bad = run(['--config', file, 'check'], cliEnv({}));
     expect(bad.status).toBe(1);
     expect(bad.stdout).toContain(`FAIL  config: --config ${file}: line 1: INTAKE_DATABSE: unknown setting`);
     expect(bad.stdout).toContain(`FAIL  config: --config ${file}: line 2: expected INTAKE_NAME=value, the environment's upper-case names (as in deploy/intake.env)`);
+  });
+
+  it('fails when the database has less free space than it keeps, as MAIL FROM would refuse', () => {
+    const dir = tempDir();
+    const result = run(['--json', 'check'], cliEnv({ INTAKE_DATABASE: join(dir, 'intake.sqlite'), INTAKE_SMTP_LISTEN: '127.0.0.1:0', INTAKE_MIN_FREE_BYTES: String(2 ** 52) }));
+    expect(result.status).toBe(1);
+    const disk = (JSON.parse(result.stdout) as { check: string; ok: boolean; detail: string }[]).find((c) => c.check === 'disk');
+    expect(disk?.ok).toBe(false);
+    expect(disk?.detail).toMatch(/^\d+\.\d MB free for the database, less than the 4294967296\.0 MB to keep \(INTAKE_MIN_FREE_BYTES\): MAIL FROM gets 452 4\.3\.1$/);
   });
 
   it('names settings that need each other', () => {
