@@ -122,7 +122,9 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     // A signal now only hastens the same exit.
     process.once('SIGTERM', () => process.exit(EX_IOERR));
     process.once('SIGINT', () => process.exit(EX_IOERR));
-    await Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close()]);
+    // Sessions still open after the grace are cut; a client that does not answer the cut is not waited for.
+    const closed = Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close()]);
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, FLUSH_FAILURE_GRACE_MS + 500))]);
     return exitAfterFlushFailure(logger);
   }
   logger.info({ signal, graceMs: config.shutdown_timeout_ms }, 'stopping: no new connections, letting messages in progress finish');
@@ -153,7 +155,8 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
  * it must stay so until the process is gone (test/crash: the WAL is still there after exit 74).
  */
 async function exitAfterFlushFailure(logger: Logger): Promise<never> {
-  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  // Not for ever: a log reader stuck on the same sick disk must not keep intake from its restart.
+  await Promise.race([new Promise<void>((resolve) => logger.flush(() => resolve())), new Promise((resolve) => setTimeout(resolve, 1000))]);
   process.exit(EX_IOERR);
 }
 

@@ -47,8 +47,8 @@ try {
 }
 const deps = ingestDeps(config, store, logger);
 const recovered = checkpointWal(store.sqlite);
-if (!recovered.complete) logger.warn({ frames: recovered.frames }, 'could not checkpoint all of the WAL left by the last run: another process is reading the database');
-else if (recovered.frames > 0) logger.info({ frames: recovered.frames }, 'WAL left by the last run checkpointed into the database');
+if (!recovered.complete) logger.warn({ frames: recovered.frames }, 'could not checkpoint all of the WAL at start: another connection is reading the database');
+else if (recovered.frames > 0) logger.info({ frames: recovered.frames }, 'WAL checkpointed into the database at start');
 
 let inFlight = 0;
 let closeRequested = false;

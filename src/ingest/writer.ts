@@ -58,6 +58,7 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
   // The writer's log lines are written by this thread's destination: two threads writing batches to
   // one pipe could interleave their lines.
   const destination = (logger as unknown as Record<symbol, { write(line: string): void }>)[symbols.streamSym];
+  let flushFailedAlready = false;
   let reportFlushFailure: (error: Error) => void = () => undefined;
   const flushFailed = new Promise<Error>((resolve) => (reportFlushFailure = resolve));
   let nextId = 1;
@@ -72,7 +73,10 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
         for (const answer of answers) {
           if ('kind' in answer) {
             if (answer.kind === 'log') destination?.write(answer.line);
-            else if (answer.kind === 'flush_failed') reportFlushFailure(new Error(answer.message));
+            else if (answer.kind === 'flush_failed') {
+              flushFailedAlready = true;
+              reportFlushFailure(new Error(answer.message));
+            }
             else if (answer.kind === 'ready') resolve(worker);
             else reject(new Error(answer.message));
             ready ||= answer.kind === 'ready';
@@ -94,7 +98,9 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
         for (const call of pending.values()) call.reject(new MailRejection('data.store_failed'));
         pending.clear();
         if (closing) gone = true;
-        if (!ready || closing) return reject(new Error(`the writer thread exited with ${code}`));
+        // After a failed flush, not in this process: a new connection's checkpoint would copy the lost
+        // pages into the database file; serve is exiting, and the next process recovers instead.
+        if (!ready || closing || flushFailedAlready) return reject(new Error(`the writer thread exited with ${code}`));
         logger.error({ exitCode: code }, 'writer thread stopped; starting another');
         restart();
       });

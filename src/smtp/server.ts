@@ -47,10 +47,10 @@ export interface MailListener {
   close(graceMs: number): Promise<void>;
 }
 
-/** Starts one listener on `listen` and resolves once it accepts connections. */
 /** At most one `too little free space` line in this long (each carries the count of refusals since the last). */
 const SHORT_OF_ROOM_LOG_MS = 10_000;
 
+/** Starts one listener on `listen` and resolves once it accepts connections. */
 export async function startMailListener(
   kind: ListenerKind,
   listen: string,

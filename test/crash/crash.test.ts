@@ -315,7 +315,7 @@ describe('the disk fails a flush', () => {
     // As the supervisor would: started again, on a disk that works. The senders try again.
     const restarted = await sendAgain(database, ledger);
     expect(ledger.refused.size).toBe(0);
-    const checkpointed = restarted.find((line) => line.includes('WAL left by the last run checkpointed into the database'));
+    const checkpointed = restarted.find((line) => line.includes('WAL checkpointed into the database at start'));
     expect((JSON.parse(checkpointed ?? '{}') as { frames?: number }).frames, 'frames the restart checkpointed').toBeGreaterThan(0);
     check(database, ledger);
     expect(ledger.acked.size).toBe(ids.length);

@@ -115,7 +115,7 @@ describe('a restart after kill -9', () => {
     expect(statSync(wal).size, 'the WAL the killed run left').toBeGreaterThan(0);
     const second = await startServer({ INTAKE_DATABASE: first.database });
     try {
-      const line = second.logs.find((l) => l.includes('WAL left by the last run checkpointed into the database'));
+      const line = second.logs.find((l) => l.includes('WAL checkpointed into the database at start'));
       expect(JSON.parse(line ?? '{}')).toMatchObject({ level: 30, frames: expect.any(Number) });
       expect(JSON.parse(line ?? '{}').frames).toBeGreaterThan(0);
       expect(second.logs.findIndex((l) => l.includes('"msg":"ready"'))).toBeGreaterThan(second.logs.indexOf(line as string));

@@ -187,6 +187,22 @@ describe('group commit', () => {
     expect(told[0]).toMatchObject({ code: 'SQLITE_IOERR_FSYNC', message: expect.stringMatching(/^flushing .*-wal: EIO: i\/o error, fdatasync$/) });
   });
 
+  it.each([true, false])('takes SQLite reporting a failed fsync in any commit, a refusal record\'s too, as a failed flush (group commit %s): nothing more is committed', async (groupCommit) => {
+    store.close();
+    const told: Error[] = [];
+    store = openStore(path, { groupCommit, onFlushFailure: (error) => told.push(error) });
+    // As SQLite's own fsync (the WAL header after a restart, an autocheckpoint) fails inside COMMIT.
+    const failedSync = () => {
+      throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_FSYNC' });
+    };
+    await expect(store.commit(failedSync, { durable: false })).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    expect(told).toHaveLength(1);
+    await expect(store.commit(insertUser('promised'))).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    await expect(store.commit(insertUser('refusal'), { durable: false })).rejects.toMatchObject({ code: 'SQLITE_IOERR_FSYNC' });
+    expect(told).toHaveLength(1);
+    expect(store.sqlite.prepare("select count(*) as n from users where username in ('promised', 'refusal')").get()).toEqual({ n: 0 });
+  });
+
   it('on close, flushes in place for the commits waiting on a flush under way, without opening the WAL again', async () => {
     await onSlowDisk();
     const first = store.commit(insertUser('first'));
