@@ -42,9 +42,9 @@ export interface OpenOptions {
   /** After migrating, refuse every write on this connection (PRAGMA query_only): another one writes. */
   queryOnly?: boolean;
   /**
-   * Called once, when the disk first fails a flush (intake's of the WAL, or SQLite's own without group
-   * commit): from then on every durable commit fails, since nothing more can be promised on this
-   * connection (see walFlusher). `intake serve` exits on it.
+   * Called once, when the disk first fails a flush (intake's of the WAL, or SQLite's own in any commit):
+   * from then on every commit fails, since nothing more can be promised on this connection and a
+   * checkpoint would copy the lost pages (see walFlusher). `intake serve` exits on it.
    */
   onFlushFailure?: (error: Error) => void;
 }
