@@ -221,9 +221,8 @@ function walFlusher(walPath: string, onFailure?: (error: Error) => void): { flus
   // As SQLite reports a failed flush, so that it is a 451 (or a 452 when the disk is full).
   let broken: Error | null = null;
   const failure = (error: NodeJS.ErrnoException) => {
-    const first = !broken;
-    broken = Object.assign(new Error(`flushing ${walPath}: ${error.message}`), { code: error.code === 'ENOSPC' ? 'SQLITE_FULL' : 'SQLITE_IOERR_FSYNC' });
-    if (first) onFailure?.(broken);
+    broken ??= Object.assign(new Error(`flushing ${walPath}: ${error.message}`), { code: error.code === 'ENOSPC' ? 'SQLITE_FULL' : 'SQLITE_IOERR_FSYNC' });
+    onFailure?.(broken);
     return broken;
   };
   return {

@@ -19,30 +19,24 @@ static int is_wal(int fd) {
   return strcmp(path + n - 4, "-wal") == 0;
 }
 
-/* True for the one flush that fails (counted atomically: libuv's thread pool flushes too). */
-static int fails(int fd) {
+/* The flush asked for, or EIO for the one that fails (counted atomically: libuv's thread pool flushes too). */
+static int flush(const char *name, int (**real)(int), int fd) {
   static long seen;
+  if (!*real) *real = (int (*)(int))dlsym(RTLD_NEXT, name);
   const char *at = getenv("FAIL_WAL_FLUSH_AT");
-  if (!at || !is_wal(fd)) return 0;
-  return __atomic_add_fetch(&seen, 1, __ATOMIC_SEQ_CST) == atol(at);
+  if (at && is_wal(fd) && __atomic_add_fetch(&seen, 1, __ATOMIC_SEQ_CST) == atol(at)) {
+    errno = EIO;
+    return -1;
+  }
+  return (*real)(fd);
 }
 
 int fsync(int fd) {
   static int (*real)(int);
-  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  if (fails(fd)) {
-    errno = EIO;
-    return -1;
-  }
-  return real(fd);
+  return flush("fsync", &real, fd);
 }
 
 int fdatasync(int fd) {
   static int (*real)(int);
-  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  if (fails(fd)) {
-    errno = EIO;
-    return -1;
-  }
-  return real(fd);
+  return flush("fdatasync", &real, fd);
 }
