@@ -278,10 +278,11 @@ describe('the disk is full', () => {
   let server: RunningServer;
   let keys: string[];
   beforeAll(async () => {
-    // A small filesystem of its own (root, as in CI): the database and a file that fills the rest.
+    // A small filesystem of its own: the database and a file that fills the rest. Mounting needs root, which
+    // `npm run test:crash` gives a user who is not in a namespace of their own (test/crash/as-root.sh).
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', mount], { encoding: 'utf8' });
     if (mounted.status !== 0) {
-      throw new Error(`the full-disk case mounts a 6 MB tmpfs at ${mount} and needs root (CI runs as root): mount said ${JSON.stringify((mounted.stderr || mounted.error?.message || '').trim())}`);
+      throw new Error(`the full-disk case mounts a 6 MB tmpfs at ${mount}, which needs root or unprivileged user namespaces (run it with npm run test:crash): mount said ${JSON.stringify((mounted.stderr || mounted.error?.message || '').trim())}`);
     }
     mkdirSync(join(mount, 'data'));
     const database = join(mount, 'data', 'intake.sqlite');
