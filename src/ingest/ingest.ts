@@ -381,8 +381,11 @@ function summarize(id: number, repos: Repositories, options: { keepReply?: boole
  * `intake deliver`); the recipient's delivery among result.deliveries, or a temporary failure.
  */
 export function replyForRecipient(result: IngestResult, recipient: string): Reply {
+  // Its own row first: the same address in another case may be a recipient of its own (keys are case-sensitive).
   const lower = recipient.toLowerCase();
-  const delivery = result.deliveries.find((d) => d.stage !== 'rcpt' && d.recipient.toLowerCase() === lower);
+  const delivery =
+    result.deliveries.find((d) => d.stage !== 'rcpt' && d.recipient === recipient) ??
+    result.deliveries.find((d) => d.stage !== 'rcpt' && d.recipient.toLowerCase() === lower);
   if (!delivery) {
     const outcome = OUTCOMES['data.store_failed'];
     return { code: outcome.smtp, message: `${outcome.dsn} ${outcome.text}` };

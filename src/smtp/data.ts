@@ -11,8 +11,8 @@ import { envelopeOf, type Transaction } from './transaction.js';
 export type RecipientReply = string | Error;
 
 /**
- * Resolves to the 250 text (SMTP) or one reply per recipient of session.envelope.rcptTo (LMTP), or
- * rejects with the MailRejection to send (for every recipient, in LMTP).
+ * Resolves to the 250 text (SMTP) or one reply per RCPT accepted (LMTP), or rejects with the
+ * MailRejection to send (for every recipient, in LMTP).
  */
 export async function onData(
   stream: SMTPServerDataStream,
@@ -32,6 +32,9 @@ export async function onData(
 ): Promise<string | RecipientReply[]> {
   const maxBytes = options.maxBytes;
   const started = performance.now();
+  // smtp-server answers DATA once per entry of the envelope, whether with our replies, our error or its
+  // own 552: in LMTP that must be once per RCPT it accepted, repeats included.
+  if (options.ingress === 'lmtp') session.envelope.rcptTo = tx.answered.map(({ address, args }) => ({ address, args }));
   const message = new MessagePieces();
   const log = deps.logger.child({ session: session.id });
   try {

@@ -41,6 +41,7 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
     return rejection;
   }
   if (!repeated) tx.accepted.push(address);
+  tx.answered.push(given);
   // The refusals' row lists every recipient given; one accepted after them is added to it too, in
   // case the transaction ends here (DATA would bring the row up to date anyway).
   if (tx.refused > 0 && !repeated) {

@@ -1,12 +1,17 @@
 // transaction: what the SMTP listener remembers between MAIL FROM and DATA: the sender, every
 // recipient given, the ones accepted, and the row their refusals are recorded in.
-import type { SMTPServerSession } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { OutcomeCode } from '../errors.js';
 import type { Envelope } from '../ingest/ingest.js';
 
 export interface Transaction {
   mailFrom: string;
   accepted: string[];
+  /**
+   * Every RCPT answered 250, in order, a repeated one again: LMTP owes each its own reply after DATA
+   * (RFC 2033 §4.2), where smtp-server's envelope keeps one entry per address in any case.
+   */
+  answered: Pick<SMTPServerAddress, 'address' | 'args'>[];
   recipients: string[];
   /** The inbound_messages row made by the first refusal (null while none), once it is written. */
   refusalRow: Promise<number | null>;
@@ -66,6 +71,7 @@ export class Transactions {
     const tx: Transaction = {
       mailFrom,
       accepted: [],
+      answered: [],
       recipients: [],
       refusalRow: Promise.resolve(null),
       refused: 0,

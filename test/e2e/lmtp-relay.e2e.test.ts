@@ -54,6 +54,50 @@ describe('the LMTP listener', () => {
       await client.quit();
     }
   });
+  it('owes a reply to every RCPT it accepted, a repeated or differently cased one too (RFC 2033 §4.2), as many for a message too big', async () => {
+    const alice = seedReplyWorld(server.repos);
+    const to = template.format(alice.key);
+    const shouting = to.replace(/^incoming/, 'INCOMING').replace(/example\.com$/, 'EXAMPLE.COM');
+    const { client } = await SmtpClient.connect(server.ports.lmtp as number);
+    try {
+      expect((await client.command('LHLO relay.test')).code).toBe(250);
+      expect((await client.command(`MAIL FROM:<${alice.user.email}>`)).code).toBe(250);
+      for (const rcpt of [to, to, shouting]) expect((await client.command(`RCPT TO:<${rcpt}>`)).line).toBe('250 2.1.5 Accepted');
+      const [go, first] = await client.data(replyMessage({ from: alice.user.email, to, body: 'Said three times, stored once.' }));
+      expect(go.code).toBe(354);
+      const rest = await client.readMany(2);
+      const id = idFrom(first.line);
+      expect([first, ...rest].map((reply) => reply.line)).toEqual([
+        `250 2.6.0 Message accepted as inbound message ${id}`,
+        `250 2.6.0 Message accepted as inbound message ${id}`,
+        `250 2.6.0 Already received, nothing new created (inbound message ${id})`,
+      ]);
+      // In step: the next reply is the next command's.
+      expect((await client.command('NOOP')).line).toBe('250 2.0.0 OK');
+      const deliveries = server.repos.inbound.deliveriesOf(id).map((d) => [d.recipient, d.status]);
+      expect(deliveries).toEqual([
+        [to, 'processed'],
+        [shouting, 'duplicate'],
+      ]);
+    } finally {
+      await client.quit();
+    }
+    const small = await startServer({ INTAKE_LMTP_LISTEN: '127.0.0.1:0', INTAKE_MAX_MESSAGE_BYTES: '10000', INTAKE_DATABASE: server.database });
+    const { client: other } = await SmtpClient.connect(small.ports.lmtp as number);
+    try {
+      expect((await other.command('LHLO relay.test')).code).toBe(250);
+      expect((await other.command(`MAIL FROM:<${alice.user.email}>`)).code).toBe(250);
+      for (const rcpt of [to, to]) expect((await other.command(`RCPT TO:<${rcpt}>`)).code).toBe(250);
+      const [go, first] = await other.data(replyMessage({ from: alice.user.email, to, body: 'x'.repeat(20000) }));
+      expect(go.code).toBe(354);
+      const [second] = await other.readMany(1);
+      expect([first.line, second?.line]).toEqual(['552 5.3.4 Error: message exceeds fixed maximum message size 10000', '552 5.3.4 Error: message exceeds fixed maximum message size 10000']);
+      expect((await other.command('NOOP')).line).toBe('250 2.0.0 OK');
+    } finally {
+      await other.quit();
+      await small.stop();
+    }
+  });
 });
 
 describe('a trusted relay', () => {
