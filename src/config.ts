@@ -52,7 +52,7 @@ export const SETTINGS = {
     env: 'INTAKE_ADDRESS',
     schema: addressTemplate,
     default: 'incoming+%{key}@localhost',
-    doc: 'Address template. `%{key}` marks where the key goes and must be in the local part; without it only the mailbox address itself is accepted.',
+    doc: 'Address template. `%{key}` marks where the key goes and must be in the local part; without it only the mailbox address itself is accepted. An internationalised domain may be written in Unicode or in its `xn--` form; addresses are written in the latter.',
   },
   smtp_listen: {
     env: 'INTAKE_SMTP_LISTEN',

@@ -1,5 +1,6 @@
 // template: the address template (`incoming+%{key}@example.com`) compiled into a matcher and a formatter.
 // Input: untrusted addresses from the network. Pure: no I/O.
+import { domainToASCII } from 'node:url';
 
 export const KEY_PLACEHOLDER = '%{key}';
 
@@ -26,6 +27,16 @@ export interface AddressTemplate {
 
 const DOMAIN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const SEPARATORS = '+-_.=';
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * The domain as compared: in lower case, an internationalised one in its ASCII form. smtp-server hands
+ * over an xn-- domain turned into Unicode, and a client may send either.
+ */
+function comparable(domain: string): string {
+  const lower = domain.toLowerCase();
+  return ASCII.test(lower) ? lower : domainToASCII(lower) || lower;
+}
 
 /**
  * Compiles an address template. The domain is compared case-insensitively; the key is taken
@@ -38,9 +49,11 @@ export function compileTemplate(template: string): AddressTemplate {
     throw new TemplateError(`address template must look like local@domain, e.g. incoming+${KEY_PLACEHOLDER}@example.com`);
   }
   const local = template.slice(0, at);
-  const domain = template.slice(at + 1);
-  if (domain.includes(KEY_PLACEHOLDER)) throw new TemplateError(`${KEY_PLACEHOLDER} must be in the local part, not the domain`);
-  if (!DOMAIN.test(domain)) throw new TemplateError(`"${domain}" is not a valid domain name`);
+  const written = template.slice(at + 1);
+  if (written.includes(KEY_PLACEHOLDER)) throw new TemplateError(`${KEY_PLACEHOLDER} must be in the local part, not the domain`);
+  // An internationalised domain is used in its ASCII form (xn--), which every MTA can send to.
+  const domain = ASCII.test(written) ? written : domainToASCII(written);
+  if (!DOMAIN.test(domain)) throw new TemplateError(`"${written}" is not a valid domain name`);
   if (local.includes('@')) throw new TemplateError('the local part of the template must not contain "@"');
   if (/[\s<>()[\]\\,;:"]/.test(local)) throw new TemplateError('the local part of the template must not contain spaces or any of <>()[]\\,;:"');
   const first = local.indexOf(KEY_PLACEHOLDER);
@@ -57,7 +70,7 @@ export function compileTemplate(template: string): AddressTemplate {
       match: (address) => {
         const split = splitAddress(address);
         if (!split) return { kind: 'no_domain' };
-        if (split.domain.toLowerCase() !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
+        if (comparable(split.domain) !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
         return split.local.toLowerCase() === local.toLowerCase() ? { kind: 'mailbox' } : { kind: 'no_match' };
       },
       format: () => {
@@ -82,7 +95,7 @@ export function compileTemplate(template: string): AddressTemplate {
     match: (address) => {
       const split = splitAddress(address);
       if (!split) return { kind: 'no_domain' };
-      if (split.domain.toLowerCase() !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
+      if (comparable(split.domain) !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
       const lowerLocal = split.local.toLowerCase();
       if (
         split.local.length > prefix.length + suffix.length &&
@@ -98,12 +111,18 @@ export function compileTemplate(template: string): AddressTemplate {
   };
 }
 
-/** Splits at the last `@`, tolerating one pair of angle brackets around the address. */
+/**
+ * Splits at the last `@`, tolerating one pair of angle brackets around the address. A quoted local
+ * part is unquoted: `"incoming+key"@example.com` is the same mailbox as `incoming+key@example.com`
+ * (RFC 5321 §4.1.2), as Postfix takes it.
+ */
 export function splitAddress(address: string): { local: string; domain: string } | null {
   const bare = address.startsWith('<') && address.endsWith('>') ? address.slice(1, -1) : address;
   const at = bare.lastIndexOf('@');
   if (at <= 0 || at === bare.length - 1) return null;
-  return { local: bare.slice(0, at), domain: bare.slice(at + 1) };
+  const local = bare.slice(0, at);
+  const unquoted = local.length > 2 && local.startsWith('"') && local.endsWith('"') ? local.slice(1, -1).replace(/\\(.)/g, '$1') : local;
+  return { local: unquoted, domain: bare.slice(at + 1) };
 }
 
 /**

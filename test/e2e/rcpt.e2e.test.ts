@@ -61,6 +61,35 @@ describe('RCPT TO', () => {
     expect(await rcpt(`incoming+${stem}@EXAMPLE.com`)).toBe('250 2.1.5 Accepted');
   });
 
+  it('accepts a key in a quoted local part: the same mailbox (RFC 5321 §4.1.2)', async () => {
+    const world = seedReplyWorld(server.repos);
+    expect(await rcpt(`"${template.format(world.key).replace('@', '"@')}`)).toBe('250 2.1.5 Accepted');
+  });
+
+  it('takes mail for an internationalised domain, sent in its ASCII form (which smtp-server turns into Unicode) or in Unicode', async () => {
+    const idn = await startServer({ INTAKE_DATABASE: server.database, INTAKE_ADDRESS: 'incoming+%{key}@exämple.com' });
+    try {
+      const world = seedReplyWorld(server.repos);
+      for (const domain of ['xn--exmple-cua.com', 'XN--EXMPLE-CUA.COM', 'exämple.com']) {
+        const to = `incoming+${world.key}@${domain}`;
+        const { client } = await SmtpClient.connect(idn.port);
+        try {
+          await client.command('EHLO client.test');
+          expect((await client.command(`MAIL FROM:<${world.user.email}>${domain.startsWith('ex') ? ' SMTPUTF8' : ''}`)).code).toBe(250);
+          expect((await client.command(`RCPT TO:<${to}>`)).line).toBe('250 2.1.5 Accepted');
+          const [, stored] = await client.data(replyMessage({ from: world.user.email, to, body: `Sent to ${domain}.` }));
+          expect(stored.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+        } finally {
+          await client.quit();
+        }
+      }
+      const notes = server.store.sqlite.prepare("select body from notes where body like 'Sent to %' order by id").all();
+      expect(notes).toEqual([{ body: 'Sent to xn--exmple-cua.com.' }, { body: 'Sent to XN--EXMPLE-CUA.COM.' }, { body: 'Sent to exämple.com.' }]);
+    } finally {
+      await idn.stop();
+    }
+  });
+
   it('refuses another domain with 550 5.7.1: we are not a relay', async () => {
     expect(await rcpt('someone@elsewhere.org')).toBe('550 5.7.1 Relay access denied: this server only accepts mail for its own domain');
   });

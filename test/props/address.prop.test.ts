@@ -1,5 +1,6 @@
 // Property tests for the address template and the reply-key grammar. The seed is fixed and printed on
 // failure; set FC_SEED to explore other inputs.
+import { domainToASCII, domainToUnicode } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { mintReplyKey, parseReplyKey } from '../../src/address/reply-key.js';
@@ -22,6 +23,27 @@ describe('address template properties', () => {
         const address = t.format(key);
         const [local, dom] = [address.slice(0, address.lastIndexOf('@')), address.slice(address.lastIndexOf('@') + 1)];
         expect(t.match(`${local}@${upper ? dom.toUpperCase() : dom}`)).toEqual({ kind: 'key', key });
+      }),
+      params,
+    );
+  });
+
+  it('the local part quoted, or the domain in Unicode or in its ASCII form, matches as the address itself', () => {
+    const unicodeLabel = fc.constantFrom('exämple', 'bücher', '日本', 'ελληνικά', 'café');
+    const idnArb = fc.tuple(fc.array(label, { maxLength: 2 }), unicodeLabel, fc.stringMatching(/^[a-z]{2,6}$/)).map(([before, idn, tld]) => [...before, idn, tld].join('.'));
+    fc.assert(
+      fc.property(fc.oneof(domainArb, idnArb), keyArb, (domain, key) => {
+        const t = compileTemplate(`incoming+%{key}@${domain}`);
+        const address = t.format(key);
+        const at = address.lastIndexOf('@');
+        const [local, ascii] = [address.slice(0, at), address.slice(at + 1)];
+        const idn = ascii.includes('xn--');
+        // (domainToASCII reads an all-digit name as an IPv4 address: only an internationalised one goes through it.)
+        expect(ascii).toBe(idn ? domainToASCII(domain) : domain);
+        const variants = [`"${local}"@${ascii}`, `"${local}"@${domain.toUpperCase()}`, ...(idn ? [`${local}@${domainToUnicode(ascii)}`, `${local}@${domain}`] : [])];
+        for (const variant of variants) {
+          expect(t.match(variant)).toEqual({ kind: 'key', key });
+        }
       }),
       params,
     );

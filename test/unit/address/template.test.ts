@@ -35,6 +35,28 @@ describe('compileTemplate', () => {
     expect(compileTemplate('reply-%{key}-in@example.com').mailbox).toBe('reply-in@example.com');
   });
 
+  it('takes an internationalised domain in either form, and uses its ASCII form', () => {
+    for (const written of ['exämple.com', 'xn--exmple-cua.com', 'XN--EXMPLE-CUA.COM']) {
+      const idn = compileTemplate(`incoming+%{key}@${written}`);
+      expect(idn.domain).toBe('xn--exmple-cua.com');
+      // smtp-server turns an xn-- domain it is sent into Unicode; a client may send either.
+      for (const sent of ['exämple.com', 'EXÄMPLE.com', 'xn--exmple-cua.com', 'XN--EXMPLE-CUA.COM']) {
+        expect(idn.match(`incoming+abc@${sent}`)).toEqual({ kind: 'key', key: 'abc' });
+      }
+      expect(idn.match('incoming+abc@example.com')).toEqual({ kind: 'foreign_domain', domain: 'example.com' });
+      // An ASCII domain is kept as written; a Unicode one is written in its ASCII form.
+      expect(idn.format('abc')).toBe(`incoming+abc@${written === 'exämple.com' ? 'xn--exmple-cua.com' : written}`);
+    }
+    expect(t.match('incoming+abc@exämple.com')).toEqual({ kind: 'foreign_domain', domain: 'exämple.com' });
+  });
+
+  it('unquotes a quoted local part: the same mailbox (RFC 5321 §4.1.2)', () => {
+    expect(t.match('"incoming+abc"@example.com')).toEqual({ kind: 'key', key: 'abc' });
+    expect(t.match('<"incoming+a\\"b"@example.com>')).toEqual({ kind: 'key', key: 'a"b' });
+    expect(t.match('"incoming"@example.com')).toEqual({ kind: 'mailbox' });
+    expect(t.match('"a@b"@example.com')).toEqual({ kind: 'no_match' });
+  });
+
   it('formats a key into an address', () => {
     expect(t.format('1-abc-2')).toBe('incoming+1-abc-2@Example.com');
   });
@@ -53,6 +75,7 @@ describe('compileTemplate', () => {
     ['%{key}+%{key}@example.com', '%{key} may appear only once'],
     ['in coming+%{key}@example.com', 'must not contain spaces'],
     ['incoming+%{key}@exa_mple.com', 'is not a valid domain name'],
+    ['incoming+%{key}@exä_mple.com', '"exä_mple.com" is not a valid domain name'],
   ])('refuses the invalid template %s', (template, message) => {
     expect(() => compileTemplate(template)).toThrow(message);
   });
