@@ -103,7 +103,7 @@ export const OUTCOMES = {
     dsn: '4.3.2',
     text: 'Service shutting down, please try again later',
     status: 'not stored',
-    when: 'on SIGTERM, to every session not receiving a message (and to the next command of those that are)',
+    when: 'on SIGTERM, to every session not receiving a message, and to each that is once its message is answered; the session is then closed',
   },
   'session.command_timeout': {
     stage: 'session',
@@ -183,7 +183,23 @@ export const OUTCOMES = {
     dsn: '5.5.4',
     text: 'Unsupported MAIL FROM parameter',
     status: 'not stored',
-    when: 'MAIL FROM carries a parameter of an extension intake does not offer (it takes SIZE, BODY, SMTPUTF8 and, on an encrypted session, REQUIRETLS; RFC 5321 4.1.1.11); the name is appended to the text; logged, no row (no recipient was given yet)',
+    when: 'MAIL FROM carries a parameter of an extension intake does not offer (it takes SIZE, BODY, SMTPUTF8 and, on an encrypted session, where it is offered, REQUIRETLS; RFC 5321 4.1.1.11); the name is appended to the text; logged, no row (no recipient was given yet)',
+  },
+  'mail.utf8_undeclared': {
+    stage: 'mail',
+    smtp: 553,
+    dsn: '5.6.7',
+    text: 'Must declare SMTPUTF8 to send unicode address',
+    status: 'not stored',
+    when: "MAIL FROM's local part is not ASCII and the command lacks SMTPUTF8 (RFC 6531 §3.4; Postfix's reply). A domain is not checked: smtp-server hands an xn-- domain over in Unicode. Logged, no row (no recipient was given yet)",
+  },
+  'mail.requiretls_without_tls': {
+    stage: 'mail',
+    smtp: 530,
+    dsn: '5.7.0',
+    text: 'REQUIRETLS not permitted on non-TLS connections',
+    status: 'not stored',
+    when: "MAIL FROM carries REQUIRETLS on a session without TLS, where it is not offered (smtp-server's own reply); no row",
   },
   'data.too_big': {
     stage: 'data',
@@ -200,6 +216,14 @@ export const OUTCOMES = {
     text: 'Unsupported RCPT TO parameter',
     status: 'rejected',
     when: 'RCPT TO carries a parameter (intake takes none: NOTIFY and ORCPT belong to DSN, which it does not offer); the name is appended to the text',
+  },
+  'rcpt.utf8_undeclared': {
+    stage: 'rcpt',
+    smtp: 553,
+    dsn: '5.6.7',
+    text: 'Must declare SMTPUTF8 to send unicode address',
+    status: 'rejected',
+    when: "the recipient's local part is not ASCII and MAIL FROM lacked SMTPUTF8 (RFC 6531 §3.4; Postfix's reply)",
   },
   'rcpt.no_domain': {
     stage: 'rcpt',

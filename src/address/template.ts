@@ -27,7 +27,7 @@ export interface AddressTemplate {
 
 const DOMAIN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const SEPARATORS = '+-_.=';
-const ASCII = /^[\x00-\x7f]*$/;
+const ASCII = /^\p{ASCII}*$/u;
 
 /**
  * The domain as compared: in lower case, an internationalised one in its ASCII form. smtp-server hands

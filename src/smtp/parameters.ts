@@ -3,8 +3,9 @@
 // Input: the parameters smtp-server parsed from an untrusted command. Pure.
 
 /**
- * SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), and REQUIRETLS (RFC 8689), which smtp-server
- * offers on an encrypted session. DSN is not offered, so RET and ENVID are not taken.
+ * SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), and REQUIRETLS (RFC 8689), offered on an
+ * encrypted session: intake delivers, never relays, so it keeps the promise by taking the message
+ * only over TLS. DSN is not offered, so RET and ENVID are not taken.
  */
 export const MAIL_PARAMETERS: ReadonlySet<string> = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'REQUIRETLS']);
 /** None: NOTIFY and ORCPT belong to DSN, which intake does not offer. */
@@ -35,4 +36,15 @@ export function declaredSize(args: unknown): number {
   const value = (args as Record<string, unknown>).SIZE;
   const size = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : 0;
   return Number.isSafeInteger(size) ? size : 0;
+}
+
+/**
+ * True when an address's local part is not ASCII and the command did not declare SMTPUTF8 (RFC 6531
+ * §3.4). Only the local part is looked at: smtp-server hands an xn-- domain over in Unicode.
+ * @example undeclaredUtf8('jörg@example.com', false) // true
+ */
+export function undeclaredUtf8(address: string, smtpUtf8: boolean): boolean {
+  if (smtpUtf8) return false;
+  const at = address.lastIndexOf('@');
+  return !/^\p{ASCII}*$/u.test(at === -1 ? address : address.slice(0, at));
 }

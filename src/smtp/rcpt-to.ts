@@ -7,7 +7,7 @@ import { MailRejection } from '../errors.js';
 import { recordRefusals, type Envelope, type Ingress, type IngestDeps } from '../ingest/ingest.js';
 import { redactedAddress } from '../address/template.js';
 import { checkRecipient } from '../ingest/recipient.js';
-import { RCPT_PARAMETERS, unsupportedParameter } from './parameters.js';
+import { RCPT_PARAMETERS, undeclaredUtf8, unsupportedParameter } from './parameters.js';
 import { envelopeOf, type Transaction } from './transaction.js';
 
 /**
@@ -23,6 +23,7 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
   try {
     const unsupported = unsupportedParameter(given.args, RCPT_PARAMETERS);
     if (unsupported !== null) throw new MailRejection('rcpt.unsupported_parameter', unsupported);
+    if (undeclaredUtf8(address, tx.smtpUtf8)) throw new MailRejection('rcpt.utf8_undeclared');
     if (!repeated && tx.accepted.length >= config.max_recipients) throw new MailRejection('rcpt.too_many');
     checkRecipient(address, deps);
   } catch (error) {

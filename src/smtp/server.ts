@@ -13,7 +13,7 @@ import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { installPipelinedDataFix } from './pipelined-data.js';
 import { onRcptTo, recordShutOut } from './rcpt-to.js';
-import { declaredSize, MAIL_PARAMETERS, unsupportedParameter } from './parameters.js';
+import { declaredSize, MAIL_PARAMETERS, undeclaredUtf8, unsupportedParameter } from './parameters.js';
 import { freeBytes, minFreeBytes, shortfall } from './free-space.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
@@ -91,6 +91,7 @@ export async function startMailListener(
   const stopWaiting = installTransactionEndWait((sessionId) => transactions.pendingWrite(sessionId));
   // Sessions whose message is being received or stored: on shutdown they are let finish.
   const receiving = new Set<string>();
+  let stopping = false;
   // smtp-server's open sessions (not a public property, but the one count of them there is).
   const connections = () => (server as unknown as { connections: Set<unknown> }).connections;
   const trusted = config.trusted_relays.length > 0 ? config.trusted_relays : false;
@@ -157,9 +158,13 @@ export async function startMailListener(
     // Without a certificate of our own there is no STARTTLS: smtp-server's built-in key is public.
     disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
     hideDSN: true,
+    // Offered on encrypted sessions only (smtp-server's rule); see MAIL_PARAMETERS.
+    hideREQUIRETLS: false,
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: !config.reverse_lookup,
-    socketTimeout: config.socket_timeout_ms,
+    // intake's own deadline (command-deadline.ts, checked every second) closes an idle session with its
+    // own reply; smtp-server's idle timer stays as a backstop.
+    socketTimeout: config.socket_timeout_ms + 2000,
     // intake refuses past max_clients itself (onConnect), with an enhanced code; smtp-server's own
     // 421 has none, and stays only as a backstop for sockets that pile up faster than they close.
     maxClients: config.max_clients * 2,
@@ -194,6 +199,10 @@ export async function startMailListener(
         deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address, parameter: unsupported }, 'refused: unsupported MAIL FROM parameter');
         return callback(new MailRejection('mail.unsupported_parameter', unsupported));
       }
+      if (undeclaredUtf8(address.address, session.envelope.smtpUtf8 === true)) {
+        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address }, 'refused: unicode sender without SMTPUTF8');
+        return callback(new MailRejection('mail.utf8_undeclared'));
+      }
       // smtp-server has refused a SIZE= above the limit already (mail.too_big).
       if (!roomFor(declaredSize(address.args), session, address.address)) return callback(new MailRejection('mail.disk_full'));
       transactions.begin(session, address.address);
@@ -210,7 +219,11 @@ export async function startMailListener(
           (message) => callback(null, message as string),
           (error: Error) => callback(error),
         )
-        .finally(() => receiving.delete(session.id));
+        .finally(() => {
+          receiving.delete(session.id);
+          // Its reply is out: told now, not at its next command (which smtp-server would answer itself).
+          if (stopping) for (const connection of connections() as Set<Connection>) if (connection.id === session.id) sayShuttingDown(connection);
+        });
     },
     onClose(session: SMTPServerSession) {
       transactions.end(session);
@@ -258,6 +271,7 @@ export async function startMailListener(
     },
     close: async (graceMs) => {
       stopDeadline();
+      stopping = true;
       await closeGracefully(server, receiving, graceMs);
       stopWaiting();
     },
@@ -270,17 +284,18 @@ interface Connection {
   close(): void;
 }
 
+function sayShuttingDown(connection: Connection): void {
+  const reply = new MailRejection('session.shutting_down');
+  connection.send(reply.responseCode, reply.message);
+  connection.close();
+}
+
 async function closeGracefully(server: SMTPServer, receiving: Set<string>, graceMs: number): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   // smtp-server answers 421 to the next command of every session and cuts them after closeTimeout;
   // a session waiting for its client would hold shutdown that long, so the idle ones go now.
   const connections = (server as unknown as { connections: Set<Connection> }).connections;
-  for (const connection of connections) {
-    if (receiving.has(connection.id)) continue;
-    const reply = new MailRejection('session.shutting_down');
-    connection.send(reply.responseCode, reply.message);
-    connection.close();
-  }
+  for (const connection of connections) if (!receiving.has(connection.id)) sayShuttingDown(connection);
   const deadline = Date.now() + graceMs;
   while (connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   // Past the grace: cut what is left now (not acknowledged, so its sender tries again), rather than at

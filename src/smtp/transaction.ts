@@ -6,6 +6,8 @@ import type { Envelope } from '../ingest/ingest.js';
 
 export interface Transaction {
   mailFrom: string;
+  /** MAIL FROM declared SMTPUTF8: recipients' local parts may be Unicode. */
+  smtpUtf8: boolean;
   accepted: string[];
   /**
    * Every RCPT answered 250, in order, a repeated one again: LMTP owes each its own reply after DATA
@@ -70,6 +72,7 @@ export class Transactions {
   begin(session: SMTPServerSession, mailFrom: string): Transaction {
     const tx: Transaction = {
       mailFrom,
+      smtpUtf8: session.envelope.smtpUtf8 === true,
       accepted: [],
       answered: [],
       recipients: [],

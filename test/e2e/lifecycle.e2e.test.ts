@@ -21,7 +21,7 @@ const refused = (port: number) =>
   });
 
 describe('SIGTERM', () => {
-  it('lets the message in DATA finish with 250, sends idle sessions 421, refuses new ones, exits 0 with the database closed', async () => {
+  it('lets the message in DATA finish with 250 and then says 421, sends idle sessions 421 at once, refuses new ones, exits 0 with the database closed', async () => {
     const server = await startServer({ INTAKE_SHUTDOWN_TIMEOUT_MS: '10000' });
     const world = seedReplyWorld(server.repos);
     const to = template.format(world.key);
@@ -43,7 +43,9 @@ describe('SIGTERM', () => {
     busy.write(`${message.slice(100)}.\r\n`);
     const reply = await busy.read();
     expect(reply.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
-    expect((await busy.command('NOOP')).code).toBe(421);
+    // Told at once, in intake's words, rather than at its next command.
+    expect((await busy.read()).line).toBe('421 4.3.2 Service shutting down, please try again later');
+    await expect.poll(() => busy.isClosed).toBe(true);
     expect(await server.exited).toBe(0);
     expect(server.logs.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
     expect(existsSync(`${server.database}-wal`)).toBe(false);

@@ -300,8 +300,8 @@ describe('RCPT TO', () => {
       // RFC 5321 4.1.1.11: a parameter the server does not know is refused, not ignored.
       expect((await client.command('MAIL FROM:<params@client.test> FOO=BAR')).line).toBe('555 5.5.4 Unsupported MAIL FROM parameter FOO');
       expect((await client.command('MAIL FROM:<params@client.test> RET=HDRS')).line).toBe('555 5.5.4 Unsupported MAIL FROM parameter RET');
-      // REQUIRETLS is smtp-server's own, offered on encrypted sessions: never refused as unknown.
-      expect((await client.command('MAIL FROM:<params@client.test> REQUIRETLS')).code).not.toBe(555);
+      // REQUIRETLS is offered on encrypted sessions only (tls.e2e); without TLS smtp-server refuses it.
+      expect((await client.command('MAIL FROM:<params@client.test> REQUIRETLS')).line).toBe('530 5.7.0 REQUIRETLS not permitted on non-TLS connections');
       await client.command('RSET');
       // What EHLO advertised is taken.
       expect((await client.command('MAIL FROM:<params@client.test> SIZE=2000 BODY=8BITMIME SMTPUTF8')).line).toBe('250 2.1.0 Accepted');
@@ -315,6 +315,27 @@ describe('RCPT TO', () => {
     const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'params@client.test');
     expect(row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.unsupported_parameter', reason: 'Unsupported RCPT TO parameter NOTIFY' });
     expect(row?.rcptTo).toEqual([template.format(world.key)]);
+  });
+
+  it('refuses a Unicode local part without SMTPUTF8 with 553 5.6.7, as Postfix does (RFC 6531), and takes it with', async () => {
+    const world = seedReplyWorld(server.repos);
+    const key = template.format(world.key);
+    const { client } = await SmtpClient.connect(server.port);
+    try {
+      await client.command('EHLO client.test');
+      expect((await client.command('MAIL FROM:<jörg@client.test>')).line).toBe('553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+      // An xn-- domain is ASCII as sent (smtp-server hands it over in Unicode): no SMTPUTF8 needed.
+      expect((await client.command('MAIL FROM:<utf8@xn--exmple-cua.com>')).line).toBe('250 2.1.0 Accepted');
+      expect((await client.command(`RCPT TO:<${key.replace('incoming', 'incöming')}>`)).line).toBe('553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+      expect((await client.command(`RCPT TO:<${key}>`)).line).toBe('250 2.1.5 Accepted');
+      expect((await client.command('RSET')).code).toBe(250);
+      expect((await client.command('MAIL FROM:<jörg@client.test> SMTPUTF8')).line).toBe('250 2.1.0 Accepted');
+      expect((await client.command(`RCPT TO:<${key.replace('incoming', 'incöming')}>`)).line).toBe('550 5.1.1 No such address here: addresses look like the configured template');
+    } finally {
+      await client.quit();
+    }
+    const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'utf8@exämple.com');
+    expect(row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.utf8_undeclared' });
   });
 
   it('answers 451 4.3.0 while the database cannot be read, and accepts again afterwards', async () => {

@@ -65,6 +65,23 @@ describe('STARTTLS', () => {
     }
   });
 
+  it('offers REQUIRETLS (RFC 8689) once encrypted, and takes a message that asks for it', async () => {
+    const world = seedReplyWorld(server.repos);
+    const { client } = await SmtpClient.connect(server.port);
+    try {
+      expect((await client.command('EHLO client.test')).lines.map((l) => l.slice(4))).not.toContain('REQUIRETLS');
+      await client.startTls();
+      expect((await client.command('EHLO client.test')).lines.map((l) => l.slice(4))).toContain('REQUIRETLS');
+      expect((await client.command(`MAIL FROM:<${world.user.email}> REQUIRETLS`)).line).toBe('250 2.1.0 Accepted');
+      expect((await client.command(`RCPT TO:<${template.format(world.key)}>`)).code).toBe(250);
+      const [, reply] = await client.data(replyMessage({ from: world.user.email, to: template.format(world.key), body: 'Only over TLS, please.' }));
+      expect(reply.code).toBe(250);
+      expect(tlsOf(reply.line)).toMatch(/^TLSv1\.[23] /);
+    } finally {
+      await client.quit();
+    }
+  });
+
   it('is also served on the implicit-TLS listener', async () => {
     const world = seedReplyWorld(server.repos);
     const { client, greeting, fingerprint256 } = await SmtpClient.connectTls(server.ports.smtps as number);

@@ -1,7 +1,7 @@
 // Which MAIL FROM and RCPT TO parameters intake takes: those of the extensions it advertises.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { declaredSize, MAIL_PARAMETERS, RCPT_PARAMETERS, unsupportedParameter } from '../../../src/smtp/parameters.js';
+import { declaredSize, MAIL_PARAMETERS, RCPT_PARAMETERS, undeclaredUtf8, unsupportedParameter } from '../../../src/smtp/parameters.js';
 
 describe('unsupportedParameter', () => {
   it('takes SIZE, BODY and SMTPUTF8 on MAIL FROM, and nothing else', () => {
@@ -60,6 +60,27 @@ describe('declaredSize', () => {
         return Number.isSafeInteger(result) && result >= 0;
       }),
       { seed: Number(process.env.FC_SEED ?? 20261126), numRuns: 500 },
+    );
+  });
+});
+
+describe('undeclaredUtf8', () => {
+  it('is true for a local part that is not ASCII when SMTPUTF8 was not declared, whatever the domain', () => {
+    expect(undeclaredUtf8('jörg@example.com', false)).toBe(true);
+    expect(undeclaredUtf8('jörg@example.com', true)).toBe(false);
+    // smtp-server hands an xn-- domain over in Unicode: the domain alone says nothing.
+    expect(undeclaredUtf8('jorg@exämple.com', false)).toBe(false);
+    expect(undeclaredUtf8('"j@ö"@example.com', false)).toBe(true);
+    expect(undeclaredUtf8('', false)).toBe(false);
+  });
+
+  it('property: true exactly when the part before the last @ holds a character past U+007F and SMTPUTF8 is off', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 20 }), fc.string({ maxLength: 20 }), fc.boolean(), (local, domain, declared) => {
+        const nonAscii = [...local.replace(/@/g, '')].some((c) => c.codePointAt(0)! > 0x7f);
+        expect(undeclaredUtf8(`${local.replace(/@/g, '')}@${domain.replace(/@/g, '')}`, declared)).toBe(nonAscii && !declared);
+      }),
+      { seed: Number(process.env.FC_SEED ?? 20261127), numRuns: 500 },
     );
   });
 });
