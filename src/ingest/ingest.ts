@@ -85,6 +85,8 @@ export interface RefusalRequest {
    * guesser): the row's outcome and smtp_reply, while the recipient keeps the reason it was refused.
    */
   answered?: WireRejection;
+  /** Recipients refused earlier in the transaction and accepted since: their refusal's row goes. */
+  withdrawn?: string[];
 }
 
 /** Where ingest() and recordRefusals() run when not in this thread (see IngestDeps.writer). */
@@ -475,6 +477,7 @@ function writeRefusals(request: RefusalRequest, deps: IngestDeps): Promise<numbe
       for (const { recipient, rejection, stage } of request.refused) {
         deps.repos.inbound.addDelivery(id, rejectedDelivery(recipient, stage ?? 'rcpt', rejection));
       }
+      for (const recipient of request.withdrawn ?? []) deps.repos.inbound.removeRcptRefusal(id, recipient);
       if (request.answered) {
         const answered = MailRejection.fromWire(request.answered);
         deps.repos.inbound.update(id, { reasonCode: answered.code, reason: answered.reason, smtpReply: `${answered.responseCode} ${answered.message}` });

@@ -29,25 +29,36 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
   } catch (error) {
     const rejection = error as MailRejection;
     deps.logger.info({ recipient: redactedAddress(deps.template, address), code: rejection.code, remoteAddress: tx.remoteAddress }, 'recipient refused');
+    // Accepted already (this RCPT repeats it with a parameter refused): it stays accepted, and its row
+    // comes with the message.
+    if (repeated) return rejection;
     const mailbox = mailboxOf(address);
     // Asked again and refused the same way: answered again, recorded once (one row per recipient).
-    if (tx.refusedWith.get(mailbox) === rejection.code) return rejection;
-    tx.refusedWith.set(mailbox, rejection.code);
+    if (tx.refusedWith.get(mailbox)?.code === rejection.code) return rejection;
+    const earlier = tx.refusedWith.get(mailbox);
+    tx.refusedWith.set(mailbox, { code: rejection.code, recipient: address });
     const snapshot = snapshotOf(tx);
     // In order: a second refusal of the same transaction adds to the row the first one made.
     tx.refused++;
+    // Refused again for another reason: the row says the latest.
+    const withdrawn = earlier ? [earlier.recipient] : [];
     tx.refusalRow = tx.refusalRow.then((inboundMessageId) =>
-      recordRefusals({ ingress, envelope: snapshot, refused: [{ recipient: address, rejection }], inboundMessageId }, deps),
+      recordRefusals({ ingress, envelope: snapshot, refused: [{ recipient: address, rejection }], inboundMessageId, withdrawn }, deps),
     );
     return rejection;
   }
   if (!repeated) tx.accepted.push(address);
   tx.answered.push(given);
   // The refusals' row lists every recipient given; one accepted after them is added to it too, in
-  // case the transaction ends here (DATA would bring the row up to date anyway).
+  // case the transaction ends here (DATA would bring the row up to date anyway). One refused before
+  // and accepted now loses its refusal: one row per recipient, the one of what became of it.
   if (tx.refused > 0 && !repeated) {
     const snapshot = snapshotOf(tx);
-    tx.refusalRow = tx.refusalRow.then((inboundMessageId) => recordRefusals({ ingress, envelope: snapshot, refused: [], inboundMessageId }, deps));
+    const mailbox = mailboxOf(address);
+    const earlier = tx.refusedWith.get(mailbox);
+    tx.refusedWith.delete(mailbox);
+    const withdrawn = earlier ? [earlier.recipient] : [];
+    tx.refusalRow = tx.refusalRow.then((inboundMessageId) => recordRefusals({ ingress, envelope: snapshot, refused: [], inboundMessageId, withdrawn }, deps));
   }
   return null;
 }

@@ -19,8 +19,8 @@ export interface Transaction {
   refusalRow: Promise<number | null>;
   /** Recipients refused so far, whose row is refusalRow. */
   refused: number;
-  /** Each refused mailbox (domain in lower case) and the code it was refused with, recorded once. */
-  refusedWith: Map<string, OutcomeCode>;
+  /** Each refused mailbox (domain in lower case): the code it was refused with and the address its row has. */
+  refusedWith: Map<string, { code: OutcomeCode; recipient: string }>;
   /** null when a trusted relay said it does not know (XFORWARD ADDR=[UNAVAILABLE]). */
   remoteAddress: string | null;
   /** null when unknown (a trusted relay said XFORWARD HELO=[UNAVAILABLE]). */

@@ -267,6 +267,29 @@ describe('RCPT TO', () => {
     expect(server.repos.inbound.deliveriesOf(row!.id).map((d) => [d.recipient, d.reasonCode])).toEqual([['incoming+guess4@example.com', 'rcpt.unknown_key']]);
   });
 
+  it('keeps one row for a recipient both refused and accepted in one transaction: the row of what became of it', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const ids: number[] = [];
+    for (const [sender, order] of [['twice-a@client.test', ['', ' NOTIFY=NEVER']], ['twice-b@client.test', [' FOO=1', ' BAR=2', '']]] as const) {
+      const { client } = await SmtpClient.connect(server.port);
+      try {
+        await client.command('EHLO client.test');
+        await client.command(`MAIL FROM:<${sender}>`);
+        for (const parameters of order) await client.command(`RCPT TO:<${to}>${parameters}`);
+        const [, stored] = await client.data(replyMessage({ from: world.user.email, to, body: `From ${sender}.` }));
+        expect(stored.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+        ids.push(Number(/(\d+)$/.exec(stored.line)![1]));
+      } finally {
+        await client.quit();
+      }
+    }
+    for (const id of ids) {
+      expect(server.repos.inbound.deliveriesOf(id).map((d) => [d.recipient, d.stage, d.status])).toEqual([[to, 'data', 'processed']]);
+      expect(server.repos.inbound.findById(id)).toMatchObject({ status: 'processed', reasonCode: null });
+    }
+  });
+
   it('closes a session past INTAKE_MAX_REFUSED_RECIPIENTS refused recipients with 421 4.7.0, whatever the reason', async () => {
     const { client } = await SmtpClient.connect(server.port);
     const lines: string[] = [];

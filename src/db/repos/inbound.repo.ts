@@ -97,6 +97,12 @@ export function createInboundRepository({ db }: { db: Db }) {
         .limit(filter.limit)
         .all();
     },
+    /** A recipient refused at RCPT and accepted later in the same transaction keeps one row: its final one. */
+    removeRcptRefusal(inboundMessageId: number, recipient: string): void {
+      db.delete(deliveries)
+        .where(and(eq(deliveries.inboundMessageId, inboundMessageId), eq(deliveries.recipient, recipient), eq(deliveries.stage, 'rcpt')))
+        .run();
+    },
     addDelivery(inboundMessageId: number, delivery: NewDelivery): Delivery {
       const row = {
         inboundMessageId,
