@@ -546,6 +546,8 @@ program
     });
     if (json()) print(rows);
     else for (const r of rows) process.stdout.write(`${r.purpose.padEnd(22)}${r.address}\n`);
+    // Nothing to print is an answer too; said where a person reads it, not in what a script parses.
+    if (rows.length === 0) process.stderr.write(`${options.project} has no Service Desk; give --user for a user's new issue and new merge request addresses\n`);
   });
 
 program

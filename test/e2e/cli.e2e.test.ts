@@ -194,6 +194,12 @@ describe('admin commands', () => {
         'new merge request     incoming+acme-widgets-1-tracker_token_1-merge-request@mail.example.org\n' +
         'comment on #1         incoming+acme-widgets-1-tracker_token_1-issue-1@mail.example.org\n',
     );
+    // No Service Desk and no --user: nothing to print, and a line on stderr says why.
+    expect(run(['addresses', '--project', 'acme/widgets'], env)).toEqual({
+      status: 0,
+      stdout: '',
+      stderr: "acme/widgets has no Service Desk; give --user for a user's new issue and new merge request addresses\n",
+    });
     const eml = join(tempDir(), 'reply.eml');
     // The first id is a notification's from before INTAKE_HOSTNAME changed: named, never routed.
     writeFileSync(eml, `From: bob@example.com\nTo: incoming@mail.example.org\nReferences: <reply-${key}@old-tracker.example.org> <reply-${key}@tracker.example.org>\nSubject: Re\n\nLooks right.\n\n> quoted\n`);
