@@ -303,7 +303,7 @@ export const OUTCOMES = {
     dsn: '5.7.1',
     text: GITLAB_TEXT.userNotAuthorized,
     status: 'rejected',
-    when: 'the user may see the project but not do this: comment on a confidential issue below reporter, open an issue on a project they are not a member of, open a merge request below developer',
+    when: 'the user may see the project but not do this: comment on a confidential issue below reporter (other than its author or an assignee), comment on a merge request of a private project below reporter, open a merge request below developer',
   },
   'data.no_key': {
     stage: 'data',

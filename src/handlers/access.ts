@@ -1,5 +1,5 @@
-// access: who may do what: GitLab's read_project, create_issue, create_note, update_issue and
-// create_merge_request rules, reduced to the columns intake stores. Throws the rejection GitLab would
+// access: who may do what: GitLab's read_project, create_issue, create_note, update_issue,
+// set_issue_metadata and create_merge_request rules, reduced to the columns intake stores. Throws the rejection GitLab would
 // give. Side effects: reads membership.
 import type { Repositories } from '../db/repositories.js';
 import type { Noteable } from '../db/repos/issuables.repo.js';
@@ -22,7 +22,8 @@ export function checkCanComment(user: User, project: Project, noteable: Noteable
   const level = checkCanRead(user, project, repos);
   if (noteable.type === 'Issue') {
     const issue = noteable.row;
-    if (issue.confidential && level < ACCESS.reporter && issue.authorId !== user.id) {
+    // A confidential issue is for reporters and up, its author and its assignees (GitLab's IssueCollection#visible_to).
+    if (issue.confidential && level < ACCESS.reporter && !authorOrAssignee(user, noteable, repos)) {
       throw new MailRejection('rcpt.not_permitted');
     }
   } else if (project.visibility === 'private' && level < ACCESS.reporter) {
@@ -31,20 +32,39 @@ export function checkCanComment(user: User, project: Project, noteable: Noteable
   }
 }
 
-/** A member may open issues; so may any user on a public project. */
+/**
+ * Whoever may see the project may open issues in it: a member of a private one, any user of an
+ * internal or public one (GitLab's guest access comes with internal and public visibility).
+ */
 export function checkCanCreateIssue(user: User, project: Project, repos: Repositories): void {
-  const level = checkCanRead(user, project, repos);
-  if (level < ACCESS.guest && project.visibility !== 'public') throw new MailRejection('rcpt.not_permitted');
+  checkCanRead(user, project, repos);
 }
 
 export function checkCanCreateMergeRequest(user: User, project: Project, repos: Repositories): void {
   if (checkCanRead(user, project, repos) < ACCESS.developer) throw new MailRejection('rcpt.not_permitted');
 }
 
-/** Quick actions that change an issue need reporter access, or being its author. */
+/**
+ * GitLab's update_issue and update_merge_request (`/close`, `/reopen`, `/title`): reporter access and up
+ * for an issue, developer for a merge request, or being its author or an assignee of the issue.
+ */
 export function canUpdate(user: User, project: Project, noteable: Noteable, repos: Repositories): boolean {
   if (user.state === 'blocked') return false;
-  return repos.projects.accessLevel(project.id, user.id) >= ACCESS.reporter || noteable.row.authorId === user.id;
+  const needed = noteable.type === 'Issue' ? ACCESS.reporter : ACCESS.developer;
+  return repos.projects.accessLevel(project.id, user.id) >= needed || authorOrAssignee(user, noteable, repos);
+}
+
+/**
+ * GitLab's set_issue_metadata (`/label`, `/unlabel`, `/assign`): reporter access and up, or, on the
+ * issue the mail itself creates, any member.
+ */
+export function canSetMetadata(user: User, project: Project, creating: boolean, repos: Repositories): boolean {
+  if (user.state === 'blocked') return false;
+  return repos.projects.accessLevel(project.id, user.id) >= (creating ? ACCESS.guest : ACCESS.reporter);
+}
+
+function authorOrAssignee(user: User, noteable: Noteable, repos: Repositories): boolean {
+  return noteable.row.authorId === user.id || (noteable.type === 'Issue' && repos.issuables.isAssignee(noteable.row.id, user.id));
 }
 
 /** Whether the user may see the issue or merge request: only such a user can be assigned to it. */

@@ -42,7 +42,7 @@ export const newIssueHandler: Handler<{ project: ProjectRef; token: string }, Au
     const issue = repos.issuables.createIssue({ projectId: project.id, authorId: author.id, title, description: text });
     const description = storeAttachments(text, message.attachments, { type: 'Issue', id: issue.id }, context);
     if (description !== text) repos.issuables.setDescription('Issue', issue.id, description);
-    runQuickActions(actions, { user: author, project, noteable: { type: 'Issue', row: issue }, repos, inboundMessageId });
+    runQuickActions(actions, { user: author, project, noteable: { type: 'Issue', row: issue }, repos, inboundMessageId, creating: true });
     return { targetType: 'Issue', targetId: issue.id };
   },
 };

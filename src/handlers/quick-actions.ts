@@ -5,7 +5,7 @@ import type { Noteable } from '../db/repos/issuables.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';
 import type { User } from '../db/repos/users.repo.js';
 import type { QuickAction } from '../text/quick-actions.js';
-import { canSee, canUpdate } from './access.js';
+import { canSee, canSetMetadata, canUpdate } from './access.js';
 import { itemTitle } from '../text/title.js';
 
 export interface QuickActionContext {
@@ -14,20 +14,23 @@ export interface QuickActionContext {
   noteable: Noteable;
   repos: Repositories;
   inboundMessageId: number;
+  /** The mail creates the issue: as in GitLab, `/close`, `/reopen` and `/title` need one that exists already. */
+  creating?: boolean;
 }
 
 /**
- * Runs the actions the user may run and returns the system notes written. Without the right to
- * change the issue the actions are dropped, as GitLab does: no change, no error.
+ * Runs the actions the user may run and returns the system notes written. An action the user may not
+ * run is dropped, as GitLab does: no change, no error.
  */
 export function runQuickActions(actions: QuickAction[], context: QuickActionContext): string[] {
   const { user, project, repos } = context;
   let noteable = context.noteable;
-  if (actions.length === 0 || !canUpdate(user, project, noteable, repos)) return [];
+  if (actions.length === 0) return [];
   const changes: string[] = [];
   // Assignments last: who may be assigned depends on what the other commands make of the issue
   // (`/confidential` after `/assign` must not leave someone assigned who cannot see it).
   for (const action of [...actions.filter((a) => a.name !== 'assign'), ...actions.filter((a) => a.name === 'assign')]) {
+    if (!mayRun(action.name, noteable, context)) continue;
     const change = apply(action, noteable, context);
     if (change) {
       changes.push(change);
@@ -46,6 +49,26 @@ export function runQuickActions(actions: QuickAction[], context: QuickActionCont
     });
   }
   return changes;
+}
+
+/** GitLab's condition of each command, checked against the issue as the commands before it left it. */
+function mayRun(name: string, noteable: Noteable, { user, project, repos, creating = false }: QuickActionContext): boolean {
+  switch (name) {
+    case 'close':
+    case 'reopen':
+    case 'title':
+      return !creating && canUpdate(user, project, noteable, repos);
+    case 'unlabel':
+      return !creating && canSetMetadata(user, project, creating, repos);
+    case 'label':
+    case 'assign':
+      return canSetMetadata(user, project, creating, repos);
+    case 'confidential':
+      // set_confidentiality: set_issue_metadata, or creating the issue.
+      return creating || canSetMetadata(user, project, creating, repos);
+    default:
+      return false;
+  }
 }
 
 function apply(action: QuickAction, noteable: Noteable, { repos, project }: QuickActionContext): string | null {

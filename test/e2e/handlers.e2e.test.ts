@@ -86,16 +86,19 @@ describe('new issue by email', () => {
     expect(issue).toMatchObject({ description: `The app crashes on startup, log attached.\n\n[crash.log.txt](attachment:${files[0]?.id})`, state: 'opened' });
   });
 
-  it('refuses a wrong token at RCPT, a non-member of an internal project, and a missing subject at DATA', async () => {
+  it('refuses a wrong token at RCPT, and a non-member of a private project; takes a non-member of an internal one; refuses a missing subject at DATA', async () => {
     const w = world({ visibility: 'internal', level: null });
     const bad = template.format(newIssueKey(w.project.path, w.project.id, 'glimt-wrong'));
     const notMember = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));
-    const { rcpt } = await sendMail(server.port, { from: 'a@example.net', to: [bad, notMember], message: 'Subject: x\n\nx' });
+    const hidden = world({ visibility: 'private', level: null });
+    const notMemberPrivate = template.format(newIssueKey(hidden.project.path, hidden.project.id, hidden.user.incomingEmailToken));
+    const { rcpt } = await sendMail(server.port, { from: 'a@example.net', to: [bad, notMember, notMemberPrivate], message: 'Subject: x\n\nx' });
+    // An internal project is open to every user of the instance, as a guest, and a guest may open issues.
     expect(rcpt.map((r) => r.line)).toEqual([
       "550 5.1.1 We couldn't figure out what user corresponds to the email. Please create your comment through the web interface.",
-      '550 5.7.1 You are not allowed to perform this action. If you believe this is in error, contact a staff member.',
+      '250 2.1.5 Accepted',
+      "550 5.7.1 We couldn't find the project. Please check if there's any typo.",
     ]);
-    server.repos.transaction(() => server.repos.projects.setMember({ projectId: w.project.id, userId: w.user.id, accessLevel: 10 }));
     const { data } = await sendMail(server.port, { from: 'a@example.net', to: [notMember], message: mail({ From: 'a@example.net' }, 'No subject here.') });
     expect(data.line).toBe("550 5.6.0 The issue could not be created for the following reasons: Title can't be blank");
   });

@@ -72,6 +72,8 @@ export function createIssuablesRepository({ db }: { db: Db }) {
     removeAllLabels(issueId: number): string[] {
       return db.delete(issueLabels).where(eq(issueLabels.issueId, issueId)).returning({ label: issueLabels.label }).all().map((r) => r.label);
     },
+    isAssignee: (issueId: number, userId: number): boolean =>
+      db.select({ userId: issueAssignees.userId }).from(issueAssignees).where(and(eq(issueAssignees.issueId, issueId), eq(issueAssignees.userId, userId))).get() !== undefined,
     addAssignee(issueId: number, userId: number): boolean {
       return db.insert(issueAssignees).values({ issueId, userId }).onConflictDoNothing().run().changes > 0;
     },
