@@ -375,7 +375,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: 'Auto-generated message accepted and ignored',
     status: 'ignored',
-    when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, `X-Autorespond`, `Precedence: bulk|junk|list|auto_reply`, a `multipart/report` (bounce, read receipt) or `From: MAILER-DAEMON`',
+    when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, `X-Autorespond`, `Precedence: junk|auto_reply`, a `multipart/report` (bounce, read receipt) or `From: MAILER-DAEMON`; `Precedence: bulk|list` too, except to a Service Desk (a list in front of it adds one)',
   },
   'data.duplicate': {
     stage: 'data',

@@ -212,6 +212,24 @@ describe('Service Desk', () => {
     expect(db().prepare("select count(*) as n from issues where project_id = ? and title like 'Re:%'").get(w.project.id)).toEqual({ n: 0 });
   });
 
+  it('takes a request that came through a mailing list (Precedence: list), where a reply by key is ignored', async () => {
+    const w = world({ serviceDesk: {}, level: 30 });
+    const to = template.format(serviceDeskKey(w.project.path, w.project.id));
+    const viaGroup = mail({ From: 'customer@corp.example', Subject: 'Through the support group', Precedence: 'list', 'List-ID': '<support.corp.example>' }, 'Help, please.');
+    const { data } = await sendMail(server.port, { from: 'support+bounces@corp.example', to: [to], message: viaGroup });
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+    expect(db().prepare("select external_author from issues where project_id = ? and title = 'Through the support group'").get(w.project.id)).toEqual({ external_author: 'customer@corp.example' });
+    // A bounce through the same list is still a bounce.
+    const bounce = mail({ From: 'customer@corp.example', Subject: 'Undelivered', Precedence: 'list', 'Auto-Submitted': 'auto-replied' }, 'Out of office.');
+    expect((await sendMail(server.port, { from: 'customer@corp.example', to: [to], message: bounce })).data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored/);
+    const key = `${(n + 500).toString(16).padStart(32, 'b')}`;
+    server.repos.transaction(() => server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: w.user.id, noteableType: 'Issue', noteableId: w.issue.id }));
+    const listReply = mail({ From: w.user.email, Subject: 'Re: Squeaks', Precedence: 'bulk' }, 'A digest.');
+    const ignored = await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: listReply });
+    expect(ignored.data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
+    expect(db().prepare('select reason, key from deliveries where inbound_message_id = ?').get(Number(/(\d+)\)$/.exec(ignored.data.line)![1]))).toEqual({ reason: 'Auto-generated message accepted and ignored (Precedence: bulk)', key });
+  });
+
   it('is refused when Service Desk is off', async () => {
     const w = world();
     const { rcpt } = await sendMail(server.port, { from: 'c@corp.example', to: [template.format(serviceDeskKey(w.project.path, w.project.id))], message: 'x' });
