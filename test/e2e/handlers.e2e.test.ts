@@ -103,6 +103,15 @@ describe('new issue by email', () => {
     expect(data.line).toBe("550 5.6.0 The issue could not be created for the following reasons: Title can't be blank");
   });
 
+  it('finds the project of a legacy key in any case, as GitLab does (a relay may lower-case the address)', async () => {
+    const w = world();
+    const lowered = template.format(`${w.project.path.toLowerCase()}+${w.user.incomingEmailToken}`);
+    const { rcpt, data } = await sendMail(server.port, { from: 'a@example.net', to: [lowered], message: mail({ From: 'a@example.net', Subject: 'Lower case' }, 'Found anyway.') });
+    expect(rcpt[0]?.line).toBe('250 2.1.5 Accepted');
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    expect(db().prepare("select author_id from issues where project_id = ? and title = 'Lower case'").get(w.project.id)).toEqual({ author_id: w.user.id });
+  });
+
   it('refuses an address whose project was renamed since (the slug no longer matches)', async () => {
     const w = world();
     const to = template.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken));

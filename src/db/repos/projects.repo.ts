@@ -17,7 +17,13 @@ export function createProjectsRepository({ db }: { db: Db }) {
   return {
     create: (input: typeof projects.$inferInsert): Project => db.insert(projects).values(input).returning().get(),
     findById: (id: number): Project | undefined => byId().get({ id }),
-    findByPath: (path: string): Project | undefined => db.select().from(projects).where(eq(projects.path, path)).get(),
+    /**
+     * By path as written, else in any case, as GitLab's find_by_full_path: a relay may lower-case an
+     * address. (Paths differing only in case are told apart by the exact match.)
+     */
+    findByPath: (path: string): Project | undefined =>
+      db.select().from(projects).where(eq(projects.path, path)).get() ??
+      db.select().from(projects).where(sql`lower(${projects.path}) = lower(${path})`).orderBy(projects.id).get(),
     findByServiceDeskKey: (key: string): Project[] => db.select().from(projects).where(eq(projects.serviceDeskKey, key)).all(),
     /** Adds a member, or changes the access level of an existing one. */
     setMember(input: { projectId: number; userId: number; accessLevel: number }): ProjectMember {
