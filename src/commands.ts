@@ -350,7 +350,7 @@ program
     return value;
   })
   .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
-  .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail become participants')
+  .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail, and of replies in its thread, become participants')
   .option('--default-branch <branch>', 'target branch of new merge requests', (value: string) => {
     if (!isBranchName(value)) throw new InvalidArgumentError('must be a branch name git takes (no blank, `..`, `~^:?*[\\`, leading `-`...)');
     return value;

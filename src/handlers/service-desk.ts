@@ -7,7 +7,7 @@ import { MailRejection } from '../errors.js';
 import { redactQuickActions } from '../text/quick-actions.js';
 import { storeAttachments } from './attachments.js';
 import { wholeBody } from './body.js';
-import type { Handler } from './handler.js';
+import type { Handler, HandlerContext } from './handler.js';
 import { resolveProject } from './resolve.js';
 import { itemTitle } from '../text/title.js';
 
@@ -34,6 +34,7 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
       if (withFiles !== body) repos.notes.setBody(noteId, withFiles);
       if (message.messageId) repos.issuables.addIssueEmail(thread.id, message.messageId);
       if (sender) repos.issuables.addParticipant(thread.id, sender);
+      addCcParticipants(thread.id, project, message.cc, context);
       if (thread.state === 'closed' && project.serviceDeskReopen) {
         repos.issuables.updateIssue(thread.id, { state: 'opened' });
         repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: thread.id, authorId: null, body: 'reopened', system: true, inboundMessageId });
@@ -50,12 +51,16 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
     if (withFiles !== description) repos.issuables.setDescription('Issue', issue.id, withFiles);
     if (message.messageId) repos.issuables.addIssueEmail(issue.id, message.messageId);
     if (sender) repos.issuables.addParticipant(issue.id, sender);
-    if (project.serviceDeskCcParticipants) {
-      for (const address of message.cc) {
-        if (repos.issuables.participantsOf(issue.id).length >= MAX_PARTICIPANTS) break;
-        if (!context.isOwnAddress(address)) repos.issuables.addParticipant(issue.id, address);
-      }
-    }
+    addCcParticipants(issue.id, project, message.cc, context);
     return { targetType: 'Issue', targetId: issue.id };
   },
 };
+
+/** With the project's setting on, the Cc addresses of a new request or of a reply join the issue, as in GitLab. */
+function addCcParticipants(issueId: number, project: Project, cc: string[], context: HandlerContext): void {
+  if (!project.serviceDeskCcParticipants) return;
+  for (const address of cc) {
+    if (context.repos.issuables.participantsOf(issueId).length >= MAX_PARTICIPANTS) break;
+    if (!context.isOwnAddress(address)) context.repos.issuables.addParticipant(issueId, address);
+  }
+}

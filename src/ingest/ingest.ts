@@ -314,7 +314,9 @@ function deliver(
         repos: deps.repos,
         inboundMessageId: message.id,
         maxAttachmentBytes: deps.maxAttachmentBytes,
-        isOwnAddress: (address) => deps.template.match(address).kind !== 'foreign_domain',
+        // intake's own addresses are those of its template; others at its domain may be people's
+        // (behind Postfix on a company's domain), as GitLab leaves out only its Service Desk addresses.
+        isOwnAddress: (address) => OWN_ADDRESS.has(deps.template.match(address).kind),
       });
       return {
         recipient,
@@ -353,6 +355,8 @@ function outcomeDelivery(recipient: string, code: OutcomeCode, key: string | nul
     reason: detail ? `${outcome.text} (${detail})` : outcome.text,
   };
 }
+
+const OWN_ADDRESS: ReadonlySet<string> = new Set(['key', 'mailbox']);
 
 /** Precedence of a message's status over its deliveries' statuses: the best thing that happened to it. */
 const STATUS_ORDER: Status[] = ['processed', 'failed', 'duplicate', 'ignored', 'rejected'];

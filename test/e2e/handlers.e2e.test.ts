@@ -202,22 +202,27 @@ describe('Service Desk', () => {
   it('opens a confidential issue by an external author, shows quick actions without running them, and threads the replies', async () => {
     const w = world({ serviceDesk: { key: 'help', reopen: true, cc: true } });
     const to = template.format(serviceDeskKey(w.project.path, w.project.id));
-    const first = mail({ From: 'Customer <customer@corp.example>', Cc: 'boss@corp.example, incoming@example.com', Subject: 'Broken', 'Message-ID': `<sd${n}@corp.example>` }, 'It broke.\n/close\n/label ~urgent');
+    // Of the Cc, intake's own addresses (the template's) are left out; a person at its domain is not.
+    const first = mail({ From: 'Customer <customer@corp.example>', Cc: `boss@corp.example, incoming@example.com, ${to}, colleague@example.com`, Subject: 'Broken', 'Message-ID': `<sd${n}@corp.example>` }, 'It broke.\n/close\n/label ~urgent');
     expect((await sendMail(server.port, { from: 'customer@corp.example', to: [to], message: first })).data.code).toBe(250);
     const issue = db().prepare("select id, title, description, author_id, external_author, confidential, state from issues where project_id = ? and title = 'Broken'").get(w.project.id) as { id: number };
     expect(issue).toMatchObject({ description: 'It broke.\n`/close`\n`/label ~urgent`', author_id: null, external_author: 'customer@corp.example', confidential: 1, state: 'opened' });
-    expect(db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(issue.id)).toEqual([{ email: 'customer@corp.example' }, { email: 'boss@corp.example' }]);
+    expect(db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(issue.id)).toEqual([{ email: 'customer@corp.example' }, { email: 'boss@corp.example' }, { email: 'colleague@example.com' }]);
     expect(db().prepare('select email_message_id from issue_emails where issue_id = ?').all(issue.id)).toEqual([{ email_message_id: `sd${n}@corp.example` }]);
 
     db().prepare("update issues set state = 'closed' where id = ?").run(issue.id);
     const alias = template.format(serviceDeskAliasKey(w.project.path, 'help'));
-    const reply = mail({ From: 'other@corp.example', Subject: 'Re: Broken', 'In-Reply-To': `<sd${n}@corp.example>` }, 'Still broken.\n\n> It broke.');
+    const reply = mail({ From: 'other@corp.example', Cc: 'auditor@corp.example', Subject: 'Re: Broken', 'In-Reply-To': `<sd${n}@corp.example>` }, 'Still broken.\n\n> It broke.');
     expect((await sendMail(server.port, { from: 'other@corp.example', to: [alias], message: reply })).data.code).toBe(250);
     expect(db().prepare('select body, author_id, external_author, system from notes where noteable_id = ? order by id').all(issue.id)).toEqual([
       { body: 'Still broken.\n\n> It broke.', author_id: null, external_author: 'other@corp.example', system: 0 },
       { body: 'reopened', author_id: null, external_author: null, system: 1 },
     ]);
     expect(db().prepare('select state from issues where id = ?').get(issue.id)).toEqual({ state: 'opened' });
+    // A reply's sender and Cc join the issue too.
+    expect(db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(issue.id)).toEqual(
+      ['customer@corp.example', 'boss@corp.example', 'colleague@example.com', 'other@corp.example', 'auditor@corp.example'].map((email) => ({ email })),
+    );
     expect(db().prepare("select count(*) as n from issues where project_id = ? and title like 'Re:%'").get(w.project.id)).toEqual({ n: 0 });
   });
 
