@@ -59,6 +59,7 @@ function mayRun(name: string, noteable: Noteable, { user, project, repos, creati
     case 'title':
       return !creating && canUpdate(user, project, noteable, repos);
     case 'unlabel':
+    case 'unassign':
       return !creating && canSetMetadata(user, project, creating, repos);
     case 'label':
     case 'assign':
@@ -71,7 +72,15 @@ function mayRun(name: string, noteable: Noteable, { user, project, repos, creati
   }
 }
 
-function apply(action: QuickAction, noteable: Noteable, { repos, project }: QuickActionContext): string | null {
+/** The users an `/assign` or `/unassign` names, as GitLab reads them: `me`, `@name` or a bare `name`. */
+function usersNamed(argument: string, { user, repos }: QuickActionContext): User[] {
+  const named = argument.split(/[\s,]+/).filter(Boolean).map((word) => (word.toLowerCase() === 'me' ? user : repos.users.findByUsername(word.replace(/^@/, ''))));
+  const found = named.filter((u): u is User => u !== undefined);
+  return found.filter((u, i) => found.findIndex((v) => v.id === u.id) === i);
+}
+
+function apply(action: QuickAction, noteable: Noteable, context: QuickActionContext): string | null {
+  const { repos, project } = context;
   const { row } = noteable;
   const what = noteable.type === 'Issue' ? 'issue' : 'merge request';
   switch (action.name) {
@@ -106,11 +115,18 @@ function apply(action: QuickAction, noteable: Noteable, { repos, project }: Quic
     }
     case 'assign': {
       if (noteable.type !== 'Issue') return null;
-      const assigned = [...action.argument.matchAll(/@([A-Za-z0-9_.-]+)/g)]
-        .map((m) => repos.users.findByUsername(m[1] as string))
+      const assigned = usersNamed(action.argument, context)
         // As GitLab: someone who cannot see the issue is left out, silently.
-        .filter((u) => u !== undefined && canSee(u, project, noteable, repos) && repos.issuables.addAssignee(row.id, u.id));
-      return assigned.length ? `assigned to ${assigned.map((u) => `@${u!.username}`).join(' ')}` : null;
+        .filter((u) => canSee(u, project, noteable, repos) && repos.issuables.addAssignee(row.id, u.id));
+      return assigned.length ? `assigned to ${assigned.map((u) => `@${u.username}`).join(' ')}` : null;
+    }
+    case 'unassign': {
+      if (noteable.type !== 'Issue') return null;
+      // Without names, everyone assigned.
+      const unassigned = action.argument.trim() === ''
+        ? repos.issuables.removeAllAssignees(row.id).map((id) => repos.users.findById(id)).filter((u) => u !== undefined)
+        : usersNamed(action.argument, context).filter((u) => repos.issuables.removeAssignee(row.id, u.id));
+      return unassigned.length ? `unassigned ${unassigned.map((u) => `@${u.username}`).join(' ')}` : null;
     }
     case 'confidential':
       if (noteable.type !== 'Issue' || noteable.row.confidential) return null;

@@ -15,7 +15,7 @@ export interface ExtractedActions {
 }
 
 /** The commands intake carries out on an issue. Others stay in the text as written. */
-export const ISSUE_ACTIONS = new Set(['close', 'reopen', 'title', 'label', 'unlabel', 'assign', 'confidential']);
+export const ISSUE_ACTIONS = new Set(['close', 'reopen', 'title', 'label', 'unlabel', 'assign', 'unassign', 'confidential']);
 /** On a merge request (intake keeps no labels or assignees for them): the rest stay in the text. */
 export const MERGE_REQUEST_ACTIONS = new Set(['close', 'reopen', 'title']);
 const SUPPORTED = new Set([...ISSUE_ACTIONS, 'target_branch']);
@@ -30,7 +30,7 @@ const ALIASES: Record<string, string> = { labels: 'label', remove_label: 'unlabe
 const KNOWN = new Set([
   ...SUPPORTED,
   ...Object.keys(ALIASES),
-  'todo', 'done', 'unassign', 'reassign', 'milestone', 'remilestone', 'due', 'remove_due_date', 'estimate',
+  'todo', 'done', 'reassign', 'milestone', 'remilestone', 'due', 'remove_due_date', 'estimate',
   'spend', 'weight', 'clear_weight', 'relate', 'duplicate', 'move', 'copy_metadata', 'lock', 'unlock',
   'subscribe', 'unsubscribe', 'award', 'react', 'shrug', 'tableflip', 'cc', 'draft', 'ready', 'merge',
   'approve', 'unapprove', 'assign_reviewer', 'request_review', 'unassign_reviewer', 'epic', 'iteration',

@@ -77,6 +77,15 @@ export function createIssuablesRepository({ db }: { db: Db }) {
     addAssignee(issueId: number, userId: number): boolean {
       return db.insert(issueAssignees).values({ issueId, userId }).onConflictDoNothing().run().changes > 0;
     },
+    removeAssignee(issueId: number, userId: number): boolean {
+      return db.delete(issueAssignees).where(and(eq(issueAssignees.issueId, issueId), eq(issueAssignees.userId, userId))).run().changes > 0;
+    },
+    /** Removes every assignee; returns their user ids, in the order they were assigned. */
+    removeAllAssignees(issueId: number): number[] {
+      const ids = db.select({ userId: issueAssignees.userId }).from(issueAssignees).where(eq(issueAssignees.issueId, issueId)).orderBy(issueAssignees.id).all().map((r) => r.userId);
+      db.delete(issueAssignees).where(eq(issueAssignees.issueId, issueId)).run();
+      return ids;
+    },
     /** The issue of this project that an e-mail with one of these Message-IDs created or was added to. */
     findIssueByEmailMessageId(projectId: number, messageIds: string[]): Issue | undefined {
       if (messageIds.length === 0) return undefined;

@@ -13,6 +13,7 @@ import { extractQuickActions } from '../../../src/text/quick-actions.js';
 import { tempDir } from '../../helpers/server.js';
 
 let repos: Repositories;
+let sqlite: ReturnType<typeof openStore>['sqlite'];
 let world: ReturnType<typeof seed>;
 
 function seed(r: Repositories) {
@@ -38,6 +39,7 @@ function seed(r: Repositories) {
 
 beforeEach(() => {
   const store = openStore(join(tempDir(), 'intake.sqlite'));
+  sqlite = store.sqlite;
   repos = createRepositories(store);
   world = seed(repos);
 });
@@ -89,6 +91,22 @@ describe('quick actions on an issue that exists', () => {
     expect(run(world.users.guest, issue, '/close\n/title Mine\n/label ~bug\n/assign @guest\n/confidential')).toEqual([]);
     expect(run(world.users.outsider, issue, '/close\n/label ~bug\n/assign @outsider')).toEqual([]);
     expect(repos.issuables.findNoteable('Issue', issue.row.id)?.row).toMatchObject({ state: 'opened', title: 'Squeaks', confidential: false });
+  });
+});
+
+describe('/assign and /unassign', () => {
+  it('name users as GitLab reads them: me, @name or a bare name; /unassign without names takes everyone off', () => {
+    const issue = issueBy(world.users.author);
+    const { reporter, developer, assignee } = world.users;
+    expect(run(reporter, issue, '/assign me dev, @nobody-here')).toEqual(['assigned to @rep @dev']);
+    const assigned = () => sqlite.prepare('select user_id from issue_assignees where issue_id = ? order by id').all(issue.row.id).map((r) => (r as { user_id: number }).user_id);
+    expect(assigned()).toEqual([assignee.id, reporter.id, developer.id]);
+    expect(run(reporter, issue, '/unassign @dev me')).toEqual(['unassigned @dev @rep']);
+    expect(assigned()).toEqual([assignee.id]);
+    expect(run(reporter, issue, '/unassign')).toEqual(['unassigned @assignee']);
+    expect(assigned()).toEqual([]);
+    // A guest may not, and on the issue the mail creates there is no one to take off.
+    expect(run(world.users.guest, issue, '/assign me')).toEqual([]);
   });
 });
 
