@@ -51,6 +51,8 @@ export interface ParsedMessage {
   from: string | null;
   /** First address of Reply-To. */
   replyTo: string | null;
+  /** First address of Sender: who sent it for the From, when there is no From. */
+  sender: string | null;
   /** Addresses of To and Cc, in order. */
   to: string[];
   cc: string[];

@@ -24,7 +24,8 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
   destination: ({ project }) => `service_desk:${project.id}`,
   handle({ project }, message, context) {
     const { repos, inboundMessageId } = context;
-    const sender = message.replyTo ?? message.from;
+    // GitLab's order: Reply-To, From, then Sender.
+    const sender = message.replyTo ?? message.from ?? message.sender;
     const thread = repos.issuables.findIssueByEmailMessageId(project.id, [...message.inReplyTo, ...message.references]);
     if (thread) {
       const body = redactQuickActions(wholeBody(message.text, { allowOnlyQuotes: false }));

@@ -96,6 +96,7 @@ export async function parseMessage(raw: RawMessage, options: { maxAttachmentByte
     subject: typeof subject === 'string' ? subject : null,
     from: addresses(addressField('from'))[0] ?? null,
     replyTo: addresses(addressField('reply-to'))[0] ?? null,
+    sender: addresses(addressField('sender'))[0] ?? null,
     to: addresses(addressField('to')),
     cc: addresses(addressField('cc')),
     inReplyTo: messageIds(header('in-reply-to')).slice(0, MAX_MESSAGE_IDS),

@@ -244,6 +244,14 @@ describe('Service Desk', () => {
     expect(db().prepare('select reason, key from deliveries where inbound_message_id = ?').get(Number(/(\d+)\)$/.exec(ignored.data.line)![1]))).toEqual({ reason: 'Auto-generated message accepted and ignored (Precedence: bulk)', key });
   });
 
+  it('takes the external author from Sender when there is neither Reply-To nor From, as GitLab does', async () => {
+    const w = world({ serviceDesk: {} });
+    const to = template.format(serviceDeskKey(w.project.path, w.project.id));
+    const { data } = await sendMail(server.port, { from: 'robot@corp.example', to: [to], message: mail({ Sender: 'Form Robot <robot@corp.example>', Subject: 'Web form' }, 'Sent by a form.') });
+    expect(data.code).toBe(250);
+    expect(db().prepare("select external_author from issues where project_id = ? and title = 'Web form'").get(w.project.id)).toEqual({ external_author: 'robot@corp.example' });
+  });
+
   it('is refused when Service Desk is off', async () => {
     const w = world();
     const { rcpt } = await sendMail(server.port, { from: 'c@corp.example', to: [template.format(serviceDeskKey(w.project.path, w.project.id))], message: 'x' });

@@ -10,7 +10,7 @@ import { extractQuickActions, redactQuickActions } from '../../src/text/quick-ac
 const seed = Number(process.env.FC_SEED ?? 20261125);
 
 function message(headers: Record<string, string[]>, to: string[] = [], cc: string[] = [], references: string[] = []): ParsedMessage {
-  return { messageId: null, subject: null, from: null, replyTo: null, to, cc, inReplyTo: [], references, text: '', attachments: [], header: (name) => headers[name.toLowerCase()] ?? [] };
+  return { messageId: null, subject: null, from: null, replyTo: null, sender: null, to, cc, inReplyTo: [], references, text: '', attachments: [], header: (name) => headers[name.toLowerCase()] ?? [] };
 }
 
 describe('header candidate scan', () => {

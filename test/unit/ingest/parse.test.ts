@@ -105,11 +105,11 @@ describe('parseMessage', () => {
     expect(Buffer.concat(parsed.attachments[0]!.content).toString()).toContain('It broke.');
   });
 
-  it('reads To, Cc, In-Reply-To and References, including comma-joined and quoted References', async () => {
+  it('reads Sender, To, Cc, In-Reply-To and References, including comma-joined and quoted References', async () => {
     const parsed = await parseMessage(
-      mail('From: A <a@b.example>\nReply-To: r@b.example\nTo: x@y.example, "Z" <z@y.example>\nCc: c@y.example\nMessage-ID: <m1@b.example>\nIn-Reply-To: <p@y.example>\nReferences: "<r1@y.example>,<r2@y.example>" <r3@y.example>', 'hi'),
+      mail('From: A <a@b.example>\nSender: S <s@b.example>\nReply-To: r@b.example\nTo: x@y.example, "Z" <z@y.example>\nCc: c@y.example\nMessage-ID: <m1@b.example>\nIn-Reply-To: <p@y.example>\nReferences: "<r1@y.example>,<r2@y.example>" <r3@y.example>', 'hi'),
     );
-    expect(parsed).toMatchObject({ from: 'a@b.example', replyTo: 'r@b.example', to: ['x@y.example', 'z@y.example'], cc: ['c@y.example'], messageId: 'm1@b.example', inReplyTo: ['p@y.example'], references: ['r1@y.example', 'r2@y.example', 'r3@y.example'] });
+    expect(parsed).toMatchObject({ from: 'a@b.example', replyTo: 'r@b.example', sender: 's@b.example', to: ['x@y.example', 'z@y.example'], cc: ['c@y.example'], messageId: 'm1@b.example', inReplyTo: ['p@y.example'], references: ['r1@y.example', 'r2@y.example', 'r3@y.example'] });
   });
 
   it('keeps the first 20 and the last 80 References (a notification\'s own id, the nearest ancestors) and the first 100 In-Reply-To ids', async () => {
