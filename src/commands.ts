@@ -474,7 +474,8 @@ program
   .command('add')
   .description('record a notification sent to a user about an issue or merge request; prints its reply key and address')
   .requiredOption('--project <path>', 'the project')
-  .requiredOption('--recipient <username>', 'the user it was sent to (the author of replies)')
+  .option('--recipient <username>', 'the user it was sent to (the author of replies)')
+  .option('--support-bot', "sent by Service Desk to the issue's external participants, from GitLab's Support Bot (whoever answers is the reply's author)")
   .option('--issue <iid>', 'the issue it is about', positiveInt('--issue'))
   .option('--merge-request <iid>', 'the merge request it is about', positiveInt('--merge-request'))
   .option('--discussion <id>', 'the discussion replies join')
@@ -482,10 +483,14 @@ program
     if (!parseReplyKey(value)) throw new InvalidArgumentError('must be a GitLab reply key: 32 lowercase hex, or <partition>-<25 base36>[-<namespace>]');
     return value;
   })
-  .action((options: { project: string; recipient: string; issue?: number; mergeRequest?: number; discussion?: string; replyKey?: string }) => {
+  .action((options: { project: string; recipient?: string; supportBot?: boolean; issue?: number; mergeRequest?: number; discussion?: string; replyKey?: string }) => {
     if ((options.issue === undefined) === (options.mergeRequest === undefined)) {
       throw new CliError('give exactly one of --issue IID and --merge-request IID');
     }
+    if ((options.recipient === undefined) === (options.supportBot === undefined)) {
+      throw new CliError('give exactly one of --recipient USERNAME and --support-bot');
+    }
+    if (options.supportBot && options.issue === undefined) throw new CliError('--support-bot is for Service Desk issues: give --issue IID');
     const cfg = config();
     const template = compileTemplate(cfg.address);
     const row = withRepos((repos) => {
@@ -501,10 +506,11 @@ program
             : `project ${found.path} has no merge request !${options.mergeRequest}`,
         );
       }
+      if (options.supportBot && !found.serviceDeskEnabled) throw new CliError(`project ${found.path} has no Service Desk (projects add --service-desk)`);
       return unique(`a notification with reply key ${options.replyKey}`, () => repos.notifications.create({
         replyKey: options.replyKey ?? mintReplyKey(1, found.id),
         projectId: found.id,
-        recipientId: user(repos, options.recipient).id,
+        recipientId: options.supportBot ? repos.users.supportBot().id : user(repos, options.recipient as string).id,
         noteableType: options.issue !== undefined ? 'Issue' : 'MergeRequest',
         noteableId: noteable.id,
         inReplyToDiscussionId: options.discussion ?? null,

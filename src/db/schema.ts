@@ -18,6 +18,8 @@ export const users = sqliteTable(
     email: text('email').notNull(),
     incomingEmailToken: text('incoming_email_token').notNull().unique(),
     state: text('state', { enum: ['active', 'blocked'] }).notNull().default('active'),
+    /** 'support_bot': GitLab's Support Bot, the recipient of the notifications Service Desk sends to external participants. */
+    userType: text('user_type', { enum: ['human', 'support_bot'] }).notNull().default('human'),
     createdAt: createdAt(),
   },
   (t) => [check('users_state', sql`${t.state} in ('active', 'blocked')`)],

@@ -1,5 +1,6 @@
 // reply: Reply by Email. A reply to a notification becomes a note by the notification's recipient,
-// and its quick actions run as that user. Input: a reply key and a parsed message (untrusted).
+// and its quick actions run as that user; one to a notification Service Desk sent an external
+// participant (its recipient the Support Bot) becomes a note by whoever answers. Input: a reply key and a parsed message (untrusted).
 // Side effects: writes notes, attachments, and the changes quick actions make.
 import { replyKeyStem, type ReplyKey } from '../address/reply-key.js';
 import type { Repositories } from '../db/repositories.js';
@@ -8,12 +9,13 @@ import type { SentNotification } from '../db/repos/notifications.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';
 import type { User } from '../db/repos/users.repo.js';
 import { MailRejection } from '../errors.js';
-import { extractQuickActions, ISSUE_ACTIONS, MERGE_REQUEST_ACTIONS } from '../text/quick-actions.js';
+import { extractQuickActions, ISSUE_ACTIONS, MERGE_REQUEST_ACTIONS, redactQuickActions } from '../text/quick-actions.js';
 import { checkCanComment } from './access.js';
 import { storeAttachments } from './attachments.js';
 import { trimmedBody, withCollapsedQuote } from './body.js';
 import type { Handler } from './handler.js';
 import { runQuickActions } from './quick-actions.js';
+import { externalNote, externalSender } from './service-desk.js';
 
 export interface NotificationTarget {
   notification: SentNotification;
@@ -39,12 +41,31 @@ export const replyHandler: Handler<{ replyKey: ReplyKey }, NotificationTarget> =
   name: 'reply',
   resolve({ replyKey }, repos) {
     const target = resolveNotification(replyKey, repos);
+    if (target.recipient.userType === 'support_bot') {
+      // Sent by Service Desk to its issue's external participants: answered by one of them.
+      if (!target.project.serviceDeskEnabled) throw new MailRejection('rcpt.project_not_found');
+      if (target.noteable.type !== 'Issue') throw new MailRejection('rcpt.not_permitted');
+      return target;
+    }
     checkCanComment(target.recipient, target.project, target.noteable, repos);
     return target;
   },
   destination: ({ noteable }) => `${noteable.type}:${noteable.row.id}`,
   handle(target, message, context) {
     const { repos, inboundMessageId } = context;
+    if (target.recipient.userType === 'support_bot' && target.noteable.type === 'Issue') {
+      // As GitLab for the Support Bot: no sender check (any participant may answer), the sender is the
+      // note's external author, and quick actions are shown, never run.
+      const { body, elided } = trimmedBody(message.text);
+      const text = redactQuickActions(body);
+      if (text === '' && message.attachments.length === 0) throw new MailRejection('data.blank');
+      const noteId = externalNote(
+        { issue: target.noteable.row, project: target.project, sender: externalSender(message), body: withCollapsedQuote(text, elided), discussionId: target.notification.inReplyToDiscussionId },
+        message,
+        context,
+      );
+      return { targetType: 'Note', targetId: noteId };
+    }
     // GitLab takes Reply-To before From; either must be an address the recipient has verified, so a
     // forwarded notification cannot be answered by whoever it was forwarded to.
     const sender = message.replyTo ?? message.from;

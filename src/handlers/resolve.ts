@@ -26,7 +26,8 @@ export function resolveProject(ref: ProjectRef, repos: Repositories): Project {
 
 export function resolveTokenUser(token: string, repos: Repositories): User {
   const user = token === '' ? undefined : repos.users.findByIncomingEmailToken(token);
-  if (!user) throw new MailRejection('rcpt.user_not_found');
+  // The Support Bot writes no issues of its own: its token is never an address.
+  if (!user || user.userType !== 'human') throw new MailRejection('rcpt.user_not_found');
   if (user.state === 'blocked') throw new MailRejection('rcpt.user_blocked');
   return user;
 }

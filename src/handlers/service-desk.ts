@@ -2,12 +2,13 @@
 // a later mail in the same thread (In-Reply-To or References naming a stored Message-ID) becomes a
 // note on it. Quick actions from outside are shown, never run. Side effects: issues, notes, participants.
 import type { ProjectRef } from '../address/keys.js';
+import type { Issue } from '../db/repos/issuables.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';
 import { MailRejection } from '../errors.js';
 import { redactQuickActions } from '../text/quick-actions.js';
 import { storeAttachments } from './attachments.js';
 import { wholeBody } from './body.js';
-import type { Handler, HandlerContext } from './handler.js';
+import type { Handler, HandlerContext, ParsedMessage } from './handler.js';
 import { resolveProject } from './resolve.js';
 import { itemTitle } from '../text/title.js';
 
@@ -23,25 +24,12 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
   },
   destination: ({ project }) => `service_desk:${project.id}`,
   handle({ project }, message, context) {
-    const { repos, inboundMessageId } = context;
-    // GitLab's order: Reply-To, From, then Sender.
-    const sender = message.replyTo ?? message.from ?? message.sender;
+    const { repos } = context;
+    const sender = externalSender(message);
     const thread = repos.issuables.findIssueByEmailMessageId(project.id, [...message.inReplyTo, ...message.references]);
     if (thread) {
       const body = redactQuickActions(wholeBody(message.text, { allowOnlyQuotes: false }));
-      if (body === '' && message.attachments.length === 0) throw new MailRejection('data.blank');
-      const noteId = repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: thread.id, authorId: null, externalAuthor: sender, body, inboundMessageId });
-      const withFiles = storeAttachments(body, message.attachments, { type: 'Note', id: noteId }, context);
-      if (withFiles !== body) repos.notes.setBody(noteId, withFiles);
-      if (message.messageId) repos.issuables.addIssueEmail(thread.id, message.messageId);
-      if (sender) repos.issuables.addParticipant(thread.id, sender);
-      addCcParticipants(thread.id, project, message.cc, context);
-      if (thread.state === 'closed' && project.serviceDeskReopen) {
-        repos.issuables.updateIssue(thread.id, { state: 'opened' });
-        repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: thread.id, authorId: null, body: 'reopened', system: true, inboundMessageId });
-      } else {
-        repos.issuables.touchIssue(thread.id);
-      }
+      const noteId = externalNote({ issue: thread, project, sender, body, discussionId: null }, message, context);
       return { targetType: 'Note', targetId: noteId };
     }
     const title = itemTitle(message.subject ?? '');
@@ -56,6 +44,39 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
     return { targetType: 'Issue', targetId: issue.id };
   },
 };
+
+/** Who a customer's mail is from, in GitLab's order: Reply-To, From, then Sender. */
+export function externalSender(message: ParsedMessage): string | null {
+  return message.replyTo ?? message.from ?? message.sender;
+}
+
+/**
+ * A note by someone outside (a Service Desk customer): its quick actions were redacted already. The
+ * sender and, with the setting on, the Cc join the issue; a closed one reopens when the project says.
+ * Returns the note's id.
+ */
+export function externalNote(
+  note: { issue: Issue; project: Project; sender: string | null; body: string; discussionId: string | null },
+  message: ParsedMessage,
+  context: HandlerContext,
+): number {
+  const { issue, project, sender, body } = note;
+  const { repos, inboundMessageId } = context;
+  if (body === '' && message.attachments.length === 0) throw new MailRejection('data.blank');
+  const noteId = repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: issue.id, authorId: null, externalAuthor: sender, body, discussionId: note.discussionId, inboundMessageId });
+  const withFiles = storeAttachments(body, message.attachments, { type: 'Note', id: noteId }, context);
+  if (withFiles !== body) repos.notes.setBody(noteId, withFiles);
+  if (message.messageId) repos.issuables.addIssueEmail(issue.id, message.messageId);
+  if (sender) repos.issuables.addParticipant(issue.id, sender);
+  addCcParticipants(issue.id, project, message.cc, context);
+  if (issue.state === 'closed' && project.serviceDeskReopen) {
+    repos.issuables.updateIssue(issue.id, { state: 'opened' });
+    repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: issue.id, authorId: null, body: 'reopened', system: true, inboundMessageId });
+  } else {
+    repos.issuables.touchIssue(issue.id);
+  }
+  return noteId;
+}
 
 /** With the project's setting on, the Cc addresses of a new request or of a reply join the issue, as in GitLab. */
 function addCcParticipants(issueId: number, project: Project, cc: string[], context: HandlerContext): void {

@@ -182,6 +182,12 @@ describe('admin commands', () => {
     expect(notification.reply_address).toBe(`incoming+${notification.reply_key}@mail.example.org`);
     expect(notification.message_id).toBe(`<reply-${notification.reply_key}@tracker.example.org>`);
     expect(JSON.parse(run(['--json', 'notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--merge-request', '1'], env).stdout)).toMatchObject({ noteable_type: 'MergeRequest' });
+    // Service Desk's own notifications: to the Support Bot, made once.
+    expect(run(['projects', 'add', '--path', 'acme/desk', '--service-desk'], env).status).toBe(0);
+    expect(run(['issues', 'add', '--project', 'acme/desk', '--author', 'alice', '--title', 'A request'], env).status).toBe(0);
+    const bot = [1, 2].map(() => JSON.parse(run(['--json', 'notifications', 'add', '--project', 'acme/desk', '--support-bot', '--issue', '1'], env).stdout) as { recipient_id: number });
+    expect(bot[0]!.recipient_id).toBe(bot[1]!.recipient_id);
+    expect(bot[0]!.recipient_id).not.toBe(1);
   });
 
   it('register tokens and reply keys minted elsewhere, print addresses, and explain a message without storing it', () => {
@@ -244,6 +250,9 @@ describe('admin commands', () => {
     [['members', 'add', '--project', 'acme/widgets', '--user', 'alice', '--access-level', '35'], 'must be 10 (guest), 20 (reporter), 30 (developer), 40 (maintainer) or 50 (owner)'],
     [['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--issue', '9'], 'intake: project acme/widgets has no issue #9'],
     [['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice'], 'intake: give exactly one of --issue IID and --merge-request IID'],
+    [['notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--support-bot', '--issue', '1'], 'intake: give exactly one of --recipient USERNAME and --support-bot'],
+    [['notifications', 'add', '--project', 'acme/widgets', '--support-bot', '--issue', '1'], 'intake: project acme/widgets has no Service Desk (projects add --service-desk)'],
+    [['notifications', 'add', '--project', 'acme/widgets', '--support-bot', '--merge-request', '1'], 'intake: --support-bot is for Service Desk issues: give --issue IID'],
     [['reprocess', '999'], 'intake: no inbound message with id 999'],
   ])('refuse bad arguments with an error naming the problem: %j', (args, message) => {
     const result = run(args, env);

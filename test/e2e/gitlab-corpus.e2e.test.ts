@@ -210,6 +210,27 @@ describe('replies to notifications (create_note / unsubscribe handlers, reply pa
     ]);
   });
 
+  it('commands_in_reply.eml from a Service Desk thread (a notification the Support Bot sent): a note with external author jake, its commands shown, not run', async () => {
+    const w = await world({ address: ADDRESS.reply });
+    const botKey = 'b'.repeat(32);
+    const desk = w.server.repos.transaction(() => {
+      const issue = w.server.repos.issuables.createIssue({ projectId: w.serviceDesk.id, authorId: null, externalAuthor: 'finn@adventuretime.ooo', title: 'service desk issue', description: 'Help!', confidential: true });
+      w.server.repos.notifications.create({ replyKey: botKey, projectId: w.serviceDesk.id, recipientId: w.server.repos.users.supportBot().id, noteableType: 'Issue', noteableId: issue.id, inReplyToDiscussionId: DISCUSSION_ID });
+      return issue;
+    });
+    const to = w.address(botKey);
+    const sent = await w.send(w.fixture('commands_in_reply.eml'), { from: JAKE, to: [to] });
+    expect(sent.rcpt.map((r) => r.line)).toEqual([ACCEPTED]);
+    acceptedId(sent);
+    const notes = w.notes('Issue', desk.id);
+    expect(notes.map((n) => ({ author_id: n.author_id, external_author: n.external_author, body: n.body, system: n.system }))).toEqual([
+      { author_id: null, external_author: JAKE, body: collapsed('Cool!\n\n`/close`\n`/todo`'), system: 0 },
+    ]);
+    expect(w.issue_(desk.id).state).toBe('opened');
+    expect(w.participants(desk.id)).toEqual([JAKE]);
+    processed(w, sent, { handler: 'reply', target_type: 'Note', target_id: (notes[0] as NoteRow).id });
+  });
+
   it('commands_only_reply.eml: /close is run and no note of the commands is made; only the unsupported /todo remains as text', async () => {
     const { w, to, sent } = await replyTo('commands_only_reply.eml');
     expect(sent.rcpt.map((r) => r.line)).toEqual([ACCEPTED]);
@@ -625,8 +646,9 @@ describe('new issue and comment on an issue by email (create_issue / create_note
 
   it('valid_reply_with_quick_actions.eml: on a Service Desk issue the note shows the commands inert (S3) and nothing changes; from a member they run', async () => {
     const w = await world({ address: ADDRESS.incoming });
-    // intake has no Support Bot notifications; its Service Desk thread is the issue whose stored Message-ID
-    // the reply's In-Reply-To names (here <issue_1@localhost>), and the sender is the external author.
+    // Sent to the Service Desk address, the thread is the issue whose stored Message-ID the reply's
+    // In-Reply-To names (here <issue_1@localhost>), and the sender is the external author. (A reply to
+    // a Support Bot notification's key: commands_in_reply.eml above.)
     const desk = w.server.repos.transaction(() => {
       const issue = w.server.repos.issuables.createIssue({
         projectId: w.serviceDesk.id,

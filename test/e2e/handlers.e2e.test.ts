@@ -252,6 +252,43 @@ describe('Service Desk', () => {
     expect(db().prepare("select external_author from issues where project_id = ? and title = 'Web form'").get(w.project.id)).toEqual({ external_author: 'robot@corp.example' });
   });
 
+  it('takes a customer\'s reply to a notification Service Desk sent (its recipient the Support Bot): a note by the sender, commands shown, not run', async () => {
+    const w = world({ serviceDesk: { reopen: true, cc: true } });
+    const key = `${(n + 900).toString(16).padStart(32, 'c')}`;
+    const desk = server.repos.transaction(() => {
+      const issue = server.repos.issuables.createIssue({ projectId: w.project.id, authorId: null, externalAuthor: 'customer@corp.example', title: 'Printer on fire', description: 'Help', confidential: true });
+      server.repos.issuables.addParticipant(issue.id, 'customer@corp.example');
+      server.repos.issuables.updateIssue(issue.id, { state: 'closed' });
+      server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: server.repos.users.supportBot().id, noteableType: 'Issue', noteableId: issue.id, inReplyToDiscussionId: 'd9' });
+      return issue;
+    });
+    const to = template.format(key);
+    // Any participant may answer: the address is not checked against a user's, as GitLab skips it for the Support Bot.
+    const reply = mail({ From: 'Colleague <colleague@corp.example>', Cc: 'manager@corp.example', Subject: 'Re: Printer on fire' }, 'Still burning.\n/close\n\nOn Mon, Support wrote:\n> We are on it.');
+    const { rcpt, data } = await sendMail(server.port, { from: 'colleague@corp.example', to: [to], message: reply });
+    expect(rcpt[0]?.line).toBe('250 2.1.5 Accepted');
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+    const notes = db().prepare('select body, author_id, external_author, discussion_id, system from notes where noteable_id = ? order by id').all(desk.id) as { body: string }[];
+    expect(notes).toMatchObject([
+      { author_id: null, external_author: 'colleague@corp.example', discussion_id: 'd9', system: 0 },
+      { body: 'reopened', system: 1 },
+    ]);
+    expect(notes[0]?.body).toMatch(/^Still burning\.\n`\/close`\n\n<details><summary>/);
+    expect(db().prepare('select state from issues where id = ?').get(desk.id)).toEqual({ state: 'opened' });
+    expect(db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(desk.id)).toEqual(
+      ['customer@corp.example', 'colleague@corp.example', 'manager@corp.example'].map((email) => ({ email })),
+    );
+    // With Service Desk turned off, its notifications are answered no more; the Support Bot's token is no address.
+    db().prepare('update projects set service_desk_enabled = 0 where id = ?').run(w.project.id);
+    expect((await sendMail(server.port, { from: 'colleague@corp.example', to: [to], message: reply })).rcpt[0]?.line).toBe("550 5.7.1 We couldn't find the project. Please check if there's any typo.");
+    const bot = server.repos.users.findByUsername('support-bot')!;
+    expect(bot.userType).toBe('support_bot');
+    const botAddress = template.format(newIssueKey(w.project.path, w.project.id, bot.incomingEmailToken));
+    expect((await sendMail(server.port, { from: 'x@corp.example', to: [botAddress], message: 'Subject: x\n\nx' })).rcpt[0]?.line).toBe(
+      "550 5.1.1 We couldn't figure out what user corresponds to the email. Please create your comment through the web interface.",
+    );
+  });
+
   it('is refused when Service Desk is off', async () => {
     const w = world();
     const { rcpt } = await sendMail(server.port, { from: 'c@corp.example', to: [template.format(serviceDeskKey(w.project.path, w.project.id))], message: 'x' });

@@ -1,4 +1,5 @@
 // users.repo: users and their e-mail addresses. Input: validated values. Side effects: SQL reads and writes.
+import { randomBytes } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import { prepared, type Db } from '../client.js';
 import { userEmails, users } from '../schema.js';
@@ -23,6 +24,19 @@ export function createUsersRepository({ db }: { db: Db }) {
       const user = db.insert(users).values(input).returning().get();
       db.insert(userEmails).values({ userId: user.id, email: input.email, verified: true }).run();
       return user;
+    },
+    /**
+     * GitLab's Support Bot: the recipient of the notifications Service Desk sends to external
+     * participants, made the first time one is recorded. Its token is random and never handed out.
+     */
+    supportBot(): User {
+      const found = db.select().from(users).where(eq(users.userType, 'support_bot')).get();
+      if (found) return found;
+      return db
+        .insert(users)
+        .values({ username: 'support-bot', name: 'GitLab Support Bot', email: 'support-bot@noreply.invalid', incomingEmailToken: `support-bot-${randomBytes(16).toString('hex')}`, userType: 'support_bot' })
+        .returning()
+        .get();
     },
     findById: (id: number): User | undefined => byId().get({ id }),
     findByUsername: (username: string): User | undefined =>
