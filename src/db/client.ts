@@ -1,6 +1,6 @@
 // client: opens the SQLite file with the pragmas intake relies on and applies the committed migrations.
 // Side effects: creates the database file and its folder, writes the schema.
-import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -57,12 +57,29 @@ interface CommitJob {
 }
 
 /**
+ * Makes a folder and its missing parents, one at a time: Node's `recursive` retries for ever a folder
+ * the file system refuses with ENOENT (under /proc), where this fails with that error.
+ */
+function makeFolder(folder: string): void {
+  const missing: string[] = [];
+  for (let dir = folder; !existsSync(dir) && dirname(dir) !== dir; dir = dirname(dir)) missing.unshift(dir);
+  for (const dir of missing) {
+    try {
+      mkdirSync(dir);
+    } catch (error) {
+      // Made meanwhile by another process starting on the same folder.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
+
+/**
  * Opens (creating when missing) the database. WAL with synchronous=FULL: a committed transaction
  * survives a power cut, which is what a 250 promises. commit() keeps that promise with a flush of its
  * own (walFlusher) instead of SQLite's.
  */
 export function openStore(path: string, options: OpenOptions = {}): Store {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') makeFolder(dirname(path));
   const sqlite = new Database(path);
   try {
     sqlite.pragma('journal_mode = WAL');

@@ -135,6 +135,12 @@ describe('configuration errors', () => {
       const bad = run(['serve'], { ...server.env, INTAKE_SMTP_LISTEN: '127.0.0.1:0', INTAKE_DATABASE: notDb });
       expect(bad.status).toBe(1);
       expect(bad.stderr).toBe(`intake: cannot open the database ${notDb}: file is not a database\n`);
+      // A folder the file system will not make (Node's recursive mkdir spun on it for ever): a clean error.
+      const unmakeable = spawnSync(process.execPath, [CLI, 'serve'], { env: { ...server.env, INTAKE_SMTP_LISTEN: '127.0.0.1:0', INTAKE_DATABASE: '/proc/intake-nope/intake.sqlite' }, encoding: 'utf8', timeout: 15_000 });
+      expect({ status: unmakeable.status, stderr: unmakeable.stderr }).toEqual({
+        status: 1,
+        stderr: "intake: cannot open the database /proc/intake-nope/intake.sqlite: ENOENT: no such file or directory, mkdir '/proc/intake-nope'\n",
+      });
       // Not spawnSync: the other program lives in this process and must answer meanwhile.
       const result = await runAsync(['check'], {
         ...server.env,
