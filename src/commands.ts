@@ -541,7 +541,9 @@ program
         if (found.serviceDeskKey) list.push({ purpose: 'service desk (alias)', address: template.format(serviceDeskAliasKey(found.path, found.serviceDeskKey)) });
       }
       if (options.user) {
-        const token = user(repos, options.user).incomingEmailToken;
+        const owner = user(repos, options.user);
+        if (owner.userType !== 'human') throw new CliError(`${owner.username} is GitLab's Support Bot: it has no addresses of its own`);
+        const token = owner.incomingEmailToken;
         list.push({ purpose: 'new issue', address: template.format(newIssueKey(found.path, found.id, token)) });
         list.push({ purpose: 'new merge request', address: template.format(newMergeRequestKey(found.path, found.id, token)) });
         if (options.issue !== undefined) list.push({ purpose: `comment on #${options.issue}`, address: template.format(issueNoteKey(found.path, found.id, token, options.issue)) });

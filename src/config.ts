@@ -146,7 +146,7 @@ export const SETTINGS = {
     env: 'INTAKE_MAX_RECIPIENTS',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1).max(10000),
     default: 50,
-    doc: 'Accepted recipients per message; the next one gets `452 4.5.3`.',
+    doc: 'Accepted recipients per message, a repeated one counted again (as by Postfix `smtpd_recipient_limit`); the next one gets `452 4.5.3`.',
   },
   max_refused_recipients: {
     env: 'INTAKE_MAX_REFUSED_RECIPIENTS',

@@ -71,7 +71,7 @@ export const OUTCOMES = {
     dsn: '4.5.3',
     text: 'Too many recipients for one message, send the rest in another message',
     status: 'rejected',
-    when: 'more accepted recipients than INTAKE_MAX_RECIPIENTS',
+    when: 'more recipients accepted than INTAKE_MAX_RECIPIENTS, a repeated one counted again',
   },
   'connect.too_many_connections': {
     stage: 'connect',

@@ -75,7 +75,8 @@ function mayRun(name: string, noteable: Noteable, { user, project, repos, creati
 /** The users an `/assign` or `/unassign` names, as GitLab reads them: `me`, `@name` or a bare `name`. */
 function usersNamed(argument: string, { user, repos }: QuickActionContext): User[] {
   const named = argument.split(/[\s,]+/).filter(Boolean).map((word) => (word.toLowerCase() === 'me' ? user : repos.users.findByUsername(word.replace(/^@/, ''))));
-  const found = named.filter((u): u is User => u !== undefined);
+  // The Support Bot is nobody to assign.
+  const found = named.filter((u): u is User => u !== undefined && u.userType === 'human');
   return found.filter((u, i) => found.findIndex((v) => v.id === u.id) === i);
 }
 

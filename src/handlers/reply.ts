@@ -43,6 +43,7 @@ export const replyHandler: Handler<{ replyKey: ReplyKey }, NotificationTarget> =
     const target = resolveNotification(replyKey, repos);
     if (target.recipient.userType === 'support_bot') {
       // Sent by Service Desk to its issue's external participants: answered by one of them.
+      if (target.recipient.state === 'blocked') throw new MailRejection('rcpt.user_blocked');
       if (!target.project.serviceDeskEnabled) throw new MailRejection('rcpt.project_not_found');
       if (target.noteable.type !== 'Issue') throw new MailRejection('rcpt.not_permitted');
       return target;

@@ -83,6 +83,7 @@ function addCcParticipants(issueId: number, project: Project, cc: string[], cont
   if (!project.serviceDeskCcParticipants) return;
   for (const address of cc) {
     if (context.repos.issuables.participantsOf(issueId).length >= MAX_PARTICIPANTS) break;
-    if (!context.isOwnAddress(address)) context.repos.issuables.addParticipant(issueId, address);
+    // An address without a domain (`Cc: bob`) is no one's to write to.
+    if (address.includes('@') && !context.isOwnAddress(address)) context.repos.issuables.addParticipant(issueId, address);
   }
 }

@@ -48,3 +48,11 @@ export function undeclaredUtf8(address: string, smtpUtf8: boolean): boolean {
   const at = address.lastIndexOf('@');
   return !/^\p{ASCII}*$/u.test(at === -1 ? address : address.slice(0, at));
 }
+
+/**
+ * Whether MAIL FROM's own parameters declare SMTPUTF8. Not session.envelope.smtpUtf8: smtp-server sets
+ * that before the MAIL is judged and keeps it after a refused one.
+ */
+export function declaresUtf8(args: unknown): boolean {
+  return typeof args === 'object' && args !== null && (args as Record<string, unknown>).SMTPUTF8 === true;
+}

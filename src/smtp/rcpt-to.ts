@@ -24,7 +24,8 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
     const unsupported = unsupportedParameter(given.args, RCPT_PARAMETERS);
     if (unsupported !== null) throw new MailRejection('rcpt.unsupported_parameter', unsupported);
     if (undeclaredUtf8(address, tx.smtpUtf8)) throw new MailRejection('rcpt.utf8_undeclared');
-    if (!repeated && tx.accepted.length >= config.max_recipients) throw new MailRejection('rcpt.too_many');
+    // Every RCPT accepted counts, a repeated one too (as Postfix's smtpd_recipient_limit): LMTP owes each a reply.
+    if (tx.answered.length >= config.max_recipients) throw new MailRejection('rcpt.too_many');
     checkRecipient(address, deps);
   } catch (error) {
     const rejection = error as MailRejection;

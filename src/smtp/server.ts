@@ -13,7 +13,7 @@ import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { installPipelinedDataFix } from './pipelined-data.js';
 import { onRcptTo, recordShutOut } from './rcpt-to.js';
-import { declaredSize, MAIL_PARAMETERS, undeclaredUtf8, unsupportedParameter } from './parameters.js';
+import { declaredSize, declaresUtf8, MAIL_PARAMETERS, undeclaredUtf8, unsupportedParameter } from './parameters.js';
 import { freeBytes, minFreeBytes, shortfall } from './free-space.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
@@ -199,13 +199,13 @@ export async function startMailListener(
         deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address, parameter: unsupported }, 'refused: unsupported MAIL FROM parameter');
         return callback(new MailRejection('mail.unsupported_parameter', unsupported));
       }
-      if (undeclaredUtf8(address.address, session.envelope.smtpUtf8 === true)) {
+      if (undeclaredUtf8(address.address, declaresUtf8(address.args))) {
         deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address }, 'refused: unicode sender without SMTPUTF8');
         return callback(new MailRejection('mail.utf8_undeclared'));
       }
       // smtp-server has refused a SIZE= above the limit already (mail.too_big).
       if (!roomFor(declaredSize(address.args), session, address.address)) return callback(new MailRejection('mail.disk_full'));
-      transactions.begin(session, address.address);
+      transactions.begin(session, address.address, declaresUtf8(address.args));
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {

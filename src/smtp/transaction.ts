@@ -3,6 +3,7 @@
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { OutcomeCode } from '../errors.js';
 import type { Envelope } from '../ingest/ingest.js';
+import { declaresUtf8 } from './parameters.js';
 
 export interface Transaction {
   mailFrom: string;
@@ -69,10 +70,10 @@ export class Transactions {
   private readonly open = new Map<string, Transaction>();
 
   /** MAIL FROM starts a transaction (RSET or a new MAIL FROM abandons the previous one). */
-  begin(session: SMTPServerSession, mailFrom: string): Transaction {
+  begin(session: SMTPServerSession, mailFrom: string, smtpUtf8: boolean): Transaction {
     const tx: Transaction = {
       mailFrom,
-      smtpUtf8: session.envelope.smtpUtf8 === true,
+      smtpUtf8,
       accepted: [],
       answered: [],
       recipients: [],
@@ -89,7 +90,8 @@ export class Transactions {
   }
 
   current(session: SMTPServerSession): Transaction {
-    return this.open.get(session.id) ?? this.begin(session, session.envelope.mailFrom ? session.envelope.mailFrom.address : '');
+    const mailFrom = session.envelope.mailFrom || null;
+    return this.open.get(session.id) ?? this.begin(session, mailFrom?.address ?? '', declaresUtf8(mailFrom?.args));
   }
 
   /** DATA: the transaction is handed to the data stage. */

@@ -188,12 +188,14 @@ describe('admin commands', () => {
     expect(notification.reply_address).toBe(`incoming+${notification.reply_key}@mail.example.org`);
     expect(notification.message_id).toBe(`<reply-${notification.reply_key}@tracker.example.org>`);
     expect(JSON.parse(run(['--json', 'notifications', 'add', '--project', 'acme/widgets', '--recipient', 'alice', '--merge-request', '1'], env).stdout)).toMatchObject({ noteable_type: 'MergeRequest' });
-    // Service Desk's own notifications: to the Support Bot, made once.
+    // Service Desk's own notifications: to the Support Bot, made once (named support-bot-2: a person has support-bot).
+    expect(run(['users', 'add', '--username', 'support-bot', '--email', 'sb@example.com'], env).status).toBe(0);
     expect(run(['projects', 'add', '--path', 'acme/desk', '--service-desk'], env).status).toBe(0);
     expect(run(['issues', 'add', '--project', 'acme/desk', '--author', 'alice', '--title', 'A request'], env).status).toBe(0);
     const bot = [1, 2].map(() => JSON.parse(run(['--json', 'notifications', 'add', '--project', 'acme/desk', '--support-bot', '--issue', '1'], env).stdout) as { recipient_id: number });
     expect(bot[0]!.recipient_id).toBe(bot[1]!.recipient_id);
     expect(bot[0]!.recipient_id).not.toBe(1);
+    expect(run(['addresses', '--project', 'acme/desk', '--user', 'support-bot-2'], env)).toMatchObject({ status: 1, stdout: '', stderr: "intake: support-bot-2 is GitLab's Support Bot: it has no addresses of its own\n" });
   });
 
   it('register tokens and reply keys minted elsewhere, print addresses, and explain a message without storing it', () => {

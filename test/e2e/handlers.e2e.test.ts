@@ -203,7 +203,7 @@ describe('Service Desk', () => {
     const w = world({ serviceDesk: { key: 'help', reopen: true, cc: true } });
     const to = template.format(serviceDeskKey(w.project.path, w.project.id));
     // Of the Cc, intake's own addresses (the template's) are left out; a person at its domain is not.
-    const first = mail({ From: 'Customer <customer@corp.example>', Cc: `boss@corp.example, incoming@example.com, ${to}, colleague@example.com`, Subject: 'Broken', 'Message-ID': `<sd${n}@corp.example>` }, 'It broke.\n/close\n/label ~urgent');
+    const first = mail({ From: 'Customer <customer@corp.example>', Cc: `boss@corp.example, incoming@example.com, ${to}, colleague@example.com, "Bob" <bob>`, Subject: 'Broken', 'Message-ID': `<sd${n}@corp.example>` }, 'It broke.\n/close\n/label ~urgent');
     expect((await sendMail(server.port, { from: 'customer@corp.example', to: [to], message: first })).data.code).toBe(250);
     const issue = db().prepare("select id, title, description, author_id, external_author, confidential, state from issues where project_id = ? and title = 'Broken'").get(w.project.id) as { id: number };
     expect(issue).toMatchObject({ description: 'It broke.\n`/close`\n`/label ~urgent`', author_id: null, external_author: 'customer@corp.example', confidential: 1, state: 'opened' });
@@ -242,6 +242,9 @@ describe('Service Desk', () => {
     const ignored = await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: listReply });
     expect(ignored.data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
     expect(db().prepare('select reason, key from deliveries where inbound_message_id = ?').get(Number(/(\d+)\)$/.exec(ignored.data.line)![1]))).toEqual({ reason: 'Auto-generated message accepted and ignored (Precedence: bulk)', key });
+    // List mail that leads nowhere (the mailbox address, no key in its headers) is ignored too, not bounced to the list.
+    const nowhere = await sendMail(server.port, { from: 'list-bounces@corp.example', to: ['incoming@example.com'], message: mail({ From: 'news@corp.example', Subject: 'Newsletter', Precedence: 'bulk' }, 'News.') });
+    expect(nowhere.data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
   });
 
   it('takes the external author from Sender when there is neither Reply-To nor From, as GitLab does', async () => {

@@ -166,7 +166,8 @@ describe('RCPT TO', () => {
     const noop = await client.command('NOOP');
     await client.quit();
     expect(replies).toEqual(['250 2.1.5 Accepted', '250 2.1.5 Accepted', '250 2.1.5 Accepted', '452 4.5.3 Too many recipients for one message, send the rest in another message']);
-    expect(again.line).toBe('250 2.1.5 Accepted');
+    // A repeat counts too, as in Postfix: repeating one address cannot grow a transaction without end.
+    expect(again.line).toBe('452 4.5.3 Too many recipients for one message, send the rest in another message');
     expect(noop.code).toBe(250);
   });
 
@@ -271,7 +272,7 @@ describe('RCPT TO', () => {
     const world = seedReplyWorld(server.repos);
     const to = template.format(world.key);
     const ids: number[] = [];
-    for (const [sender, order] of [['twice-a@client.test', ['', ' NOTIFY=NEVER']], ['twice-b@client.test', [' FOO=1', ' BAR=2', '']]] as const) {
+    for (const [sender, order] of [['twice-a@client.test', ['', ' NOTIFY=NEVER']], ['twice-b@client.test', [' FOO=1', ' BAR=2', '']], ['twice-c@client.test', [' NOTIFY=NEVER', ' NOTIFY=NEVER', '']]] as const) {
       const { client } = await SmtpClient.connect(server.port);
       try {
         await client.command('EHLO client.test');
@@ -288,6 +289,22 @@ describe('RCPT TO', () => {
       expect(server.repos.inbound.deliveriesOf(id).map((d) => [d.recipient, d.stage, d.status])).toEqual([[to, 'data', 'processed']]);
       expect(server.repos.inbound.findById(id)).toMatchObject({ status: 'processed', reasonCode: null });
     }
+    // Refused twice, for two reasons, then the transaction ends: one row, of the later refusal, and the
+    // message row says it. Refused, then accepted, and ended: no refusal is left to tell of.
+    const guess = template.format('0'.repeat(32));
+    const { client } = await SmtpClient.connect(server.port);
+    try {
+      await client.command('EHLO client.test');
+      await client.command('MAIL FROM:<twice-d@client.test>');
+      expect((await client.command(`RCPT TO:<${guess}> NOTIFY=NEVER`)).code).toBe(555);
+      expect((await client.command(`RCPT TO:<${guess}>`)).code).toBe(550);
+      expect((await client.command('RSET')).code).toBe(250);
+    } finally {
+      await client.quit();
+    }
+    const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'twice-d@client.test')!;
+    expect(server.repos.inbound.deliveriesOf(row.id).map((d) => [d.recipient, d.reasonCode])).toEqual([[guess, 'rcpt.unknown_reply_key']]);
+    expect(row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.unknown_reply_key', smtpReply: `550 5.1.1 ${server.repos.inbound.deliveriesOf(row.id)[0]!.reason}` });
   });
 
   it('closes a session past INTAKE_MAX_REFUSED_RECIPIENTS refused recipients with 421 4.7.0, whatever the reason', async () => {
@@ -346,6 +363,9 @@ describe('RCPT TO', () => {
     const { client } = await SmtpClient.connect(server.port);
     try {
       await client.command('EHLO client.test');
+      expect((await client.command('MAIL FROM:<jörg@client.test>')).line).toBe('553 5.6.7 Must declare SMTPUTF8 to send unicode address');
+      // A refused MAIL's SMTPUTF8 does not carry over to the next one (smtp-server keeps it in the envelope).
+      expect((await client.command('MAIL FROM:<a@client.test> SMTPUTF8 RET=FULL')).code).toBe(555);
       expect((await client.command('MAIL FROM:<jörg@client.test>')).line).toBe('553 5.6.7 Must declare SMTPUTF8 to send unicode address');
       // An xn-- domain is ASCII as sent (smtp-server hands it over in Unicode): no SMTPUTF8 needed.
       expect((await client.command('MAIL FROM:<utf8@xn--exmple-cua.com>')).line).toBe('250 2.1.0 Accepted');

@@ -32,9 +32,12 @@ export function createUsersRepository({ db }: { db: Db }) {
     supportBot(): User {
       const found = db.select().from(users).where(eq(users.userType, 'support_bot')).get();
       if (found) return found;
+      // `support-bot`, unless a person has that name already.
+      let username = 'support-bot';
+      for (let n = 2; db.select({ id: users.id }).from(users).where(eq(users.username, username)).get(); n++) username = `support-bot-${n}`;
       return db
         .insert(users)
-        .values({ username: 'support-bot', name: 'GitLab Support Bot', email: 'support-bot@noreply.invalid', incomingEmailToken: `support-bot-${randomBytes(16).toString('hex')}`, userType: 'support_bot' })
+        .values({ username, name: 'GitLab Support Bot', email: 'support-bot@noreply.invalid', incomingEmailToken: `support-bot-${randomBytes(16).toString('hex')}`, userType: 'support_bot' })
         .returning()
         .get();
     },

@@ -105,8 +105,10 @@ describe('/assign and /unassign', () => {
     expect(assigned()).toEqual([assignee.id]);
     expect(run(reporter, issue, '/unassign')).toEqual(['unassigned @assignee']);
     expect(assigned()).toEqual([]);
-    // A guest may not, and on the issue the mail creates there is no one to take off.
+    // A guest may not; the Support Bot is nobody to assign.
     expect(run(world.users.guest, issue, '/assign me')).toEqual([]);
+    const bot = repos.transaction(() => repos.users.supportBot());
+    expect(run(reporter, issue, `/assign @${bot.username}`)).toEqual([]);
   });
 });
 
