@@ -103,7 +103,7 @@ export const OUTCOMES = {
     dsn: '4.3.2',
     text: 'Service shutting down, please try again later',
     status: 'not stored',
-    when: 'on SIGTERM, to every session not receiving a message, and to each that is once its message is answered; the session is then closed',
+    when: 'on SIGTERM, to every session not receiving a message, and to each that is once its message is answered (or to the command it pipelined behind it); the session is then closed',
   },
   'session.command_timeout': {
     stage: 'session',

@@ -17,6 +17,7 @@ import { declaredSize, declaresUtf8, MAIL_PARAMETERS, undeclaredUtf8, unsupporte
 import { freeBytes, minFreeBytes, shortfall } from './free-space.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
+import { sayShuttingDown, installShutdownReply } from './shutdown-reply.js';
 import { Transactions } from './transaction.js';
 
 export type ListenerKind = 'smtp' | 'smtps' | 'lmtp';
@@ -87,6 +88,7 @@ export async function startMailListener(
   installEnhancedCodePassthrough();
   installXforwardHeloFix();
   installPipelinedDataFix();
+  installShutdownReply();
   const transactions = new Transactions();
   const stopWaiting = installTransactionEndWait((sessionId) => transactions.pendingWrite(sessionId));
   // Sessions whose message is being received or stored: on shutdown they are let finish.
@@ -282,12 +284,6 @@ interface Connection {
   id: string;
   send(code: number, message: string): void;
   close(): void;
-}
-
-function sayShuttingDown(connection: Connection): void {
-  const reply = new MailRejection('session.shutting_down');
-  connection.send(reply.responseCode, reply.message);
-  connection.close();
 }
 
 async function closeGracefully(server: SMTPServer, receiving: Set<string>, graceMs: number): Promise<void> {
