@@ -103,7 +103,7 @@ export const OUTCOMES = {
     dsn: '4.3.2',
     text: 'Service shutting down, please try again later',
     status: 'not stored',
-    when: 'on SIGTERM, to every session not receiving a message, and to each that is once its message is answered (or to the command it pipelined behind it); the session is then closed',
+    when: 'on SIGTERM, to every session not receiving a message, and to each that is once its message is answered (or to the command it pipelined behind it), or when it is cut, still sending, after INTAKE_SHUTDOWN_TIMEOUT_MS; the session is then closed',
   },
   'session.command_timeout': {
     stage: 'session',
@@ -375,7 +375,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: 'Auto-generated message accepted and ignored',
     status: 'ignored',
-    when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, `X-Autorespond`, `Precedence: junk|auto_reply`, a `multipart/report` (bounce, read receipt) or `From: MAILER-DAEMON`; `Precedence: bulk|list` too, except to a Service Desk (a list in front of it adds one)',
+    when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, `X-Autorespond`, `Precedence: junk|auto_reply`, a `multipart/report` (bounce, read receipt) or `From: MAILER-DAEMON`; `Precedence: bulk|list` too, except to a Service Desk (a list in front of it adds one); list mail that leads nowhere, or that a Service Desk refuses, is ignored too rather than bounced (the reason says why)',
   },
   'data.duplicate': {
     stage: 'data',

@@ -1,15 +1,23 @@
 // unsubscribe: a mail to KEY-unsubscribe (or the legacy KEY+unsubscribe) unsubscribes the
-// notification's recipient from its issue or merge request. Like GitLab, the key is the credential:
-// the sender is not checked. Side effects: writes a subscriptions row.
+// notification's recipient from its issue or merge request, or, for one Service Desk sent, the sender
+// from the issue's participants. Like GitLab, the key is the credential: the sender is not checked. Side effects: writes a subscriptions row.
 import type { ReplyKey } from '../address/reply-key.js';
 import type { Handler } from './handler.js';
 import { resolveNotification, type NotificationTarget } from './reply.js';
+import { externalSender } from './service-desk.js';
 
 export const unsubscribeHandler: Handler<{ replyKey: ReplyKey }, NotificationTarget> = {
   name: 'unsubscribe',
   resolve: ({ replyKey }, repos) => resolveNotification(replyKey, repos),
   destination: ({ recipient, noteable }) => `unsubscribe:${recipient.id}:${noteable.type}:${noteable.row.id}`,
-  handle(target, _message, { repos }) {
+  handle(target, message, { repos }) {
+    // A Service Desk notification's key (its recipient the Support Bot): the customer who writes stops
+    // being a participant, which is what they mean; GitLab would unsubscribe the bot.
+    if (target.recipient.userType === 'support_bot') {
+      const sender = externalSender(message);
+      if (sender && target.noteable.type === 'Issue') repos.issuables.removeParticipant(target.noteable.row.id, sender);
+      return { targetType: target.noteable.type, targetId: target.noteable.row.id };
+    }
     repos.issuables.setSubscription({
       userId: target.recipient.id,
       noteableType: target.noteable.type,

@@ -1,5 +1,6 @@
 // deliver: the pipe ingress (`intake deliver`, for Postfix's pipe(8), procmail, scripts). Checks the
 // recipients, hands the message to ingest() and turns the outcome into a sysexits code. Input: untrusted.
+import { sameMailbox } from '../address/mailbox.js';
 import { MailRejection } from '../errors.js';
 import { ingest, recordRefusals, replyForRecipient, type Envelope, type IngestDeps, type RefusedRecipient, type Reply } from '../ingest/ingest.js';
 import { checkRecipient } from '../ingest/recipient.js';
@@ -32,7 +33,8 @@ export async function deliverFromPipe(
   for (const recipient of recipients) {
     try {
       checkRecipient(recipient, deps);
-      if (!accepted.some((a) => a.toLowerCase() === recipient.toLowerCase())) accepted.push(recipient);
+      // The same mailbox once: the domain in any case, the local part as written (keys are case-sensitive).
+      if (!accepted.some((a) => sameMailbox(a, recipient))) accepted.push(recipient);
     } catch (error) {
       if (!(error instanceof MailRejection)) throw error;
       refused.push({ recipient, rejection: error });

@@ -59,7 +59,8 @@ export async function onData(
   if (stream.sizeExceeded) {
     const rejection = new MailRejection('data.too_big', String(maxBytes));
     const refused = envelope.rcptTo.map((recipient) => ({ recipient, rejection, stage: 'data' as const }));
-    const id = await recordRefusals({ ingress: options.ingress, envelope, refused, size, inboundMessageId }, deps);
+    // Each recipient is refused now for the size; an earlier refusal of one of them goes.
+    const id = await recordRefusals({ ingress: options.ingress, envelope, refused, size, inboundMessageId, withdrawn: envelope.withdrawn }, deps);
     log.info({ mailFrom: envelope.mailFrom, size, code: rejection.code, inboundMessageId: id }, 'message refused');
     throw rejection;
   }

@@ -5,6 +5,7 @@ import type { SMTPServerAddress } from 'smtp-server';
 import type { Config } from '../config.js';
 import { MailRejection } from '../errors.js';
 import { recordRefusals, type Envelope, type Ingress, type IngestDeps } from '../ingest/ingest.js';
+import { mailboxOf, sameMailbox } from '../address/mailbox.js';
 import { redactedAddress } from '../address/template.js';
 import { checkRecipient } from '../ingest/recipient.js';
 import { RCPT_PARAMETERS, undeclaredUtf8, unsupportedParameter } from './parameters.js';
@@ -17,7 +18,7 @@ import { envelopeOf, type Transaction } from './transaction.js';
  */
 export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx: Transaction, ingress: Ingress, config: Config, deps: IngestDeps): MailRejection | null {
   const address = given.address;
-  const same = sameAddressAs(address);
+  const same = (other: string) => sameMailbox(other, address);
   const repeated = tx.accepted.some(same);
   if (!tx.recipients.some(same)) tx.recipients.push(address);
   try {
@@ -52,14 +53,17 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
   tx.answered.push(given);
   // The refusals' row lists every recipient given; one accepted after them is added to it too, in
   // case the transaction ends here (DATA would bring the row up to date anyway). One refused before
-  // and accepted now loses its refusal: one row per recipient, the one of what became of it.
+  // and accepted now loses its refusal's row with the message: until then, that refusal is what
+  // happened to it.
   if (tx.refused > 0 && !repeated) {
-    const snapshot = snapshotOf(tx);
     const mailbox = mailboxOf(address);
     const earlier = tx.refusedWith.get(mailbox);
-    tx.refusedWith.delete(mailbox);
-    const withdrawn = earlier ? [earlier.recipient] : [];
-    tx.refusalRow = tx.refusalRow.then((inboundMessageId) => recordRefusals({ ingress, envelope: snapshot, refused: [], inboundMessageId, withdrawn }, deps));
+    if (earlier) {
+      tx.refusedWith.delete(mailbox);
+      tx.withdrawn.push(earlier.recipient);
+    }
+    const snapshot = snapshotOf(tx);
+    tx.refusalRow = tx.refusalRow.then((inboundMessageId) => recordRefusals({ ingress, envelope: snapshot, refused: [], inboundMessageId }, deps));
   }
   return null;
 }
@@ -75,21 +79,7 @@ export function recordShutOut(tx: Transaction, ingress: Ingress, shutOut: MailRe
   );
 }
 
-/** The mailbox as sameAddressAs compares it: the local part as written, the domain in lower case. */
-function mailboxOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return address.slice(0, at + 1) + address.slice(at + 1).toLowerCase();
-}
-
-/** The same mailbox: the domain in any case, the local part as written (keys are case-sensitive). */
-function sameAddressAs(address: string): (other: string) => boolean {
-  const at = address.lastIndexOf('@');
-  const local = address.slice(0, at + 1);
-  const domain = address.slice(at + 1).toLowerCase();
-  return (other) => other.length === address.length && other.startsWith(local) && other.slice(at + 1).toLowerCase() === domain;
-}
-
 function snapshotOf(tx: Transaction): Envelope {
   const envelope = envelopeOf(tx);
-  return { ...envelope, rcptTo: [...envelope.rcptTo], recipients: [...(envelope.recipients ?? [])] };
+  return { ...envelope, rcptTo: [...envelope.rcptTo], recipients: [...(envelope.recipients ?? [])], withdrawn: [...(envelope.withdrawn ?? [])] };
 }

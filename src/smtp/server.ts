@@ -173,7 +173,9 @@ export async function startMailListener(
     useXClient: trusted,
     useXForward: trusted,
     useProxy: config.proxy_protocol_from.length > 0 ? config.proxy_protocol_from : false,
-    closeTimeout: config.shutdown_timeout_ms,
+    // intake cuts what is left after its own grace (closeGracefully), with its own reply; smtp-server's
+    // timer, which would cut with its own, stays as a backstop.
+    closeTimeout: config.shutdown_timeout_ms + 5000,
     logger: false,
     onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
       // This session is one of the connections already.
@@ -295,7 +297,7 @@ async function closeGracefully(server: SMTPServer, receiving: Set<string>, grace
   const deadline = Date.now() + graceMs;
   while (connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   // Past the grace: cut what is left now (not acknowledged, so its sender tries again), rather than at
-  // smtp-server's closeTimeout, which is the whole shutdown timeout even for a shorter grace.
-  for (const connection of connections) connection.close();
+  // smtp-server's closeTimeout, which is longer than any grace.
+  for (const connection of connections) sayShuttingDown(connection);
   await closed;
 }

@@ -22,6 +22,8 @@ export interface Transaction {
   refused: number;
   /** Each refused mailbox (domain in lower case): the code it was refused with and the address its row has. */
   refusedWith: Map<string, { code: OutcomeCode; recipient: string }>;
+  /** Refused recipients accepted since, as their rows name them: their rows go with the message. */
+  withdrawn: string[];
   /** null when a trusted relay said it does not know (XFORWARD ADDR=[UNAVAILABLE]). */
   remoteAddress: string | null;
   /** null when unknown (a trusted relay said XFORWARD HELO=[UNAVAILABLE]). */
@@ -41,6 +43,7 @@ export function envelopeOf(tx: Transaction): Envelope {
     helo: tx.helo,
     relayAddress: tx.relayAddress,
     tls: tx.tls,
+    withdrawn: tx.withdrawn,
   };
 }
 
@@ -80,6 +83,7 @@ export class Transactions {
       refusalRow: Promise.resolve(null),
       refused: 0,
       refusedWith: new Map(),
+      withdrawn: [],
       remoteAddress: forwardedUnknown(session) ? null : session.remoteAddress,
       helo: clientHelo(session),
       relayAddress: forwardedBy(session),

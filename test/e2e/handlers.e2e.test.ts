@@ -242,6 +242,12 @@ describe('Service Desk', () => {
     const ignored = await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: listReply });
     expect(ignored.data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
     expect(db().prepare('select reason, key from deliveries where inbound_message_id = ?').get(Number(/(\d+)\)$/.exec(ignored.data.line)![1]))).toEqual({ reason: 'Auto-generated message accepted and ignored (Precedence: bulk)', key });
+    // List mail the Service Desk refuses (no subject) is ignored, not bounced: a list drops a member whose mail bounces.
+    const untitled = await sendMail(server.port, { from: 'support+bounces@corp.example', to: [to], message: mail({ From: 'customer@corp.example', Precedence: 'list' }, 'No subject.') });
+    expect(untitled.data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
+    expect(db().prepare('select reason from deliveries where inbound_message_id = ?').get(Number(/(\d+)\)$/.exec(untitled.data.line)![1]))).toEqual({
+      reason: "Auto-generated message accepted and ignored (Precedence: list; The issue could not be created for the following reasons: Title can't be blank)",
+    });
     // List mail that leads nowhere (the mailbox address, no key in its headers) is ignored too, not bounced to the list.
     const nowhere = await sendMail(server.port, { from: 'list-bounces@corp.example', to: ['incoming@example.com'], message: mail({ From: 'news@corp.example', Subject: 'Newsletter', Precedence: 'bulk' }, 'News.') });
     expect(nowhere.data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
@@ -281,6 +287,10 @@ describe('Service Desk', () => {
     expect(db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(desk.id)).toEqual(
       ['customer@corp.example', 'colleague@corp.example', 'manager@corp.example'].map((email) => ({ email })),
     );
+    // The same key with -unsubscribe takes the one who writes off the issue's participants.
+    const unsubscribed = await sendMail(server.port, { from: 'manager@corp.example', to: [template.format(`${key}-unsubscribe`)], message: mail({ From: 'manager@corp.example', Subject: 'Unsubscribe' }, 'Stop.') });
+    expect(unsubscribed.data.code).toBe(250);
+    expect(db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(desk.id)).toEqual(['customer@corp.example', 'colleague@corp.example'].map((email) => ({ email })));
     // With Service Desk turned off, its notifications are answered no more; the Support Bot's token is no address.
     db().prepare('update projects set service_desk_enabled = 0 where id = ?').run(w.project.id);
     expect((await sendMail(server.port, { from: 'colleague@corp.example', to: [to], message: reply })).rcpt[0]?.line).toBe("550 5.7.1 We couldn't find the project. Please check if there's any typo.");

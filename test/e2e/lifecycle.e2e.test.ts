@@ -82,6 +82,8 @@ describe('SIGTERM', () => {
     process.kill(server.pid, 'SIGTERM');
     expect(await server.exited).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
+    // Cut in intake's words (smtp-server's own timer, which would say its own, comes later).
+    expect((await client.read()).line).toBe('421 4.3.2 Service shutting down, please try again later');
     await expect.poll(() => client.isClosed).toBe(true);
     const stored = server.store.sqlite.prepare("select count(*) as n from inbound_messages where status = 'processed'").get() as { n: number };
     expect(stored.n).toBe(0);

@@ -289,22 +289,30 @@ describe('RCPT TO', () => {
       expect(server.repos.inbound.deliveriesOf(id).map((d) => [d.recipient, d.stage, d.status])).toEqual([[to, 'data', 'processed']]);
       expect(server.repos.inbound.findById(id)).toMatchObject({ status: 'processed', reasonCode: null });
     }
+    /** One transaction of these RCPTs (each with the code it must get), ended by RSET; its row. */
+    const abandoned = async (sender: string, rcpts: [string, number][]) => {
+      const { client } = await SmtpClient.connect(server.port);
+      try {
+        await client.command('EHLO client.test');
+        await client.command(`MAIL FROM:<${sender}>`);
+        for (const [command, code] of rcpts) expect((await client.command(`RCPT TO:<${command}`)).code).toBe(code);
+        expect((await client.command('RSET')).code).toBe(250);
+      } finally {
+        await client.quit();
+      }
+      const found = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === sender)!;
+      return { row: found, deliveries: server.repos.inbound.deliveriesOf(found.id).map((d) => [d.recipient, d.reasonCode, d.reason]) };
+    };
     // Refused twice, for two reasons, then the transaction ends: one row, of the later refusal, and the
-    // message row says it. Refused, then accepted, and ended: no refusal is left to tell of.
+    // message row says it.
     const guess = template.format('0'.repeat(32));
-    const { client } = await SmtpClient.connect(server.port);
-    try {
-      await client.command('EHLO client.test');
-      await client.command('MAIL FROM:<twice-d@client.test>');
-      expect((await client.command(`RCPT TO:<${guess}> NOTIFY=NEVER`)).code).toBe(555);
-      expect((await client.command(`RCPT TO:<${guess}>`)).code).toBe(550);
-      expect((await client.command('RSET')).code).toBe(250);
-    } finally {
-      await client.quit();
-    }
-    const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'twice-d@client.test')!;
-    expect(server.repos.inbound.deliveriesOf(row.id).map((d) => [d.recipient, d.reasonCode])).toEqual([[guess, 'rcpt.unknown_reply_key']]);
-    expect(row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.unknown_reply_key', smtpReply: `550 5.1.1 ${server.repos.inbound.deliveriesOf(row.id)[0]!.reason}` });
+    const twice = await abandoned('twice-d@client.test', [[`${guess}> NOTIFY=NEVER`, 555], [`${guess}>`, 550]]);
+    expect(twice.deliveries.map(([recipient, code]) => [recipient, code])).toEqual([[guess, 'rcpt.unknown_reply_key']]);
+    expect(twice.row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.unknown_reply_key', smtpReply: `550 5.1.1 ${twice.deliveries[0]![2]}` });
+    // Refused, then accepted, then the transaction ends without a message: the refusal is what happened.
+    const ended = await abandoned('twice-e@client.test', [[`${to}> FOO=1`, 555], [`${to}>`, 250]]);
+    expect(ended.deliveries.map(([recipient, code]) => [recipient, code])).toEqual([[to, 'rcpt.unsupported_parameter']]);
+    expect(ended.row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.unsupported_parameter', rcptTo: [to] });
   });
 
   it('closes a session past INTAKE_MAX_REFUSED_RECIPIENTS refused recipients with 421 4.7.0, whatever the reason', async () => {

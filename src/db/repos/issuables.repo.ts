@@ -102,6 +102,10 @@ export function createIssuablesRepository({ db }: { db: Db }) {
     },
     participantsOf: (issueId: number): string[] =>
       db.select({ email: issueEmailParticipants.email }).from(issueEmailParticipants).where(eq(issueEmailParticipants.issueId, issueId)).orderBy(issueEmailParticipants.id).all().map((r) => r.email),
+    /** Removes an external participant, by address in any case; false when there was none. */
+    removeParticipant(issueId: number, email: string): boolean {
+      return db.delete(issueEmailParticipants).where(and(eq(issueEmailParticipants.issueId, issueId), sql`lower(${issueEmailParticipants.email}) = ${email.toLowerCase()}`)).run().changes > 0;
+    },
     addParticipant(issueId: number, email: string): boolean {
       return db.insert(issueEmailParticipants).values({ issueId, email }).onConflictDoNothing().run().changes > 0;
     },
