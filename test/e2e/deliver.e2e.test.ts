@@ -62,6 +62,19 @@ describe('intake deliver', () => {
     expect(inbound(printed.inbound_message_id)).toMatchObject({ status: 'processed' });
   });
 
+  it('answers each recipient once: the same mailbox once, another case of its local part on its own', async () => {
+    const world = seedReplyWorld(repos);
+    const to = template.format(world.key);
+    const shouting = to.replace(/^incoming/, 'INCOMING');
+    const result = await deliver(['--json', '--to', to, '--to', to.replace('example.com', 'EXAMPLE.COM'), '--to', shouting, '--from', world.user.email], replyMessage({ from: world.user.email, to, body: 'Piped to three.' }));
+    expect(result.status).toBe(0);
+    const printed = JSON.parse(result.stdout) as { inbound_message_id: number; replies: string[] };
+    expect(printed.replies).toEqual([
+      `${to}: 250 2.6.0 Message accepted as inbound message ${printed.inbound_message_id}`,
+      `${shouting}: 250 2.6.0 Already received, nothing new created (inbound message ${printed.inbound_message_id})`,
+    ]);
+  });
+
   it('takes mbox-style mail with a leading "From " line (procmail), and no --to: routed by its headers', async () => {
     const world = seedReplyWorld(repos);
     const to = template.format(world.key);
