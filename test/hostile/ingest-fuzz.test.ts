@@ -128,6 +128,7 @@ describe('ingest fuzz', () => {
       { seed: SEED, numRuns: RUNS },
     );
     expect(store.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
+    process.stderr.write(`ingest fuzz: ${RUNS} cases (seed ${SEED}): ${[...seen].map(([what, n]) => `${n} ${what}`).join(', ')}\n`);
     // The run reached every handler, each stored something, and some mail was refused and some ignored.
     const count = (key: string) => seen.get(key) ?? 0;
     expect(count('processed'), JSON.stringify([...seen])).toBeGreaterThanOrEqual(RUNS / 10);
