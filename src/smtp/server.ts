@@ -225,7 +225,8 @@ export async function startMailListener(
         )
         .finally(() => {
           receiving.delete(session.id);
-          // Its reply is out: told now, not at its next command (which smtp-server would answer itself).
+          // Its reply is out: told now rather than at its next command (shutdown-reply.ts answers a
+          // command pipelined behind the message, and this then finds the session ending).
           if (stopping) for (const connection of connections() as Set<Connection>) if (connection.id === session.id) sayShuttingDown(connection);
         });
     },
@@ -290,8 +291,8 @@ interface Connection {
 
 async function closeGracefully(server: SMTPServer, receiving: Set<string>, graceMs: number): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  // smtp-server answers 421 to the next command of every session and cuts them after closeTimeout;
-  // a session waiting for its client would hold shutdown that long, so the idle ones go now.
+  // Every session's next command would be answered 421 (shutdown-reply.ts); a session waiting for its
+  // client would hold shutdown until the grace ends, so the idle ones are told and closed now.
   const connections = (server as unknown as { connections: Set<Connection> }).connections;
   for (const connection of connections) if (!receiving.has(connection.id)) sayShuttingDown(connection);
   const deadline = Date.now() + graceMs;
