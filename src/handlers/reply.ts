@@ -1,7 +1,6 @@
-// reply: Reply by Email. A reply to a notification becomes a note by the notification's recipient,
-// and its quick actions run as that user; one to a notification Service Desk sent an external
-// participant (its recipient the Support Bot) becomes a note by whoever answers. Input: a reply key and a parsed message (untrusted).
-// Side effects: writes notes, attachments, and the changes quick actions make.
+// reply: Reply by Email. A reply to a notification becomes a note by its recipient, whose quick actions
+// run; to one Service Desk sent (its recipient the Support Bot), a note by whoever answers. Input: a
+// reply key and a parsed message (untrusted). Side effects: notes, attachments, quick actions' changes.
 import { replyKeyStem, type ReplyKey } from '../address/reply-key.js';
 import type { Repositories } from '../db/repositories.js';
 import type { Noteable } from '../db/repos/issuables.repo.js';

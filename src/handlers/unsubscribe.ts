@@ -1,6 +1,6 @@
-// unsubscribe: a mail to KEY-unsubscribe (or the legacy KEY+unsubscribe) unsubscribes the
-// notification's recipient from its issue or merge request, or, for one Service Desk sent, the sender
-// from the issue's participants. Like GitLab, the key is the credential: the sender is not checked. Side effects: writes a subscriptions row.
+// unsubscribe: a mail to KEY-unsubscribe (or KEY+unsubscribe) unsubscribes the notification's recipient
+// from its issue or merge request, or for one Service Desk sent, takes the sender off its participants.
+// The key is the credential, as in GitLab. Side effects: a subscriptions row, or a participant less.
 import type { ReplyKey } from '../address/reply-key.js';
 import type { Handler } from './handler.js';
 import { resolveNotification, type NotificationTarget } from './reply.js';
