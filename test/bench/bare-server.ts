@@ -1,16 +1,10 @@
 // bare-server: the benchmark's ceiling: smtp-server with the same options intake uses that cost
 // anything (no reverse lookup, enhanced codes), draining and discarding every message. Prints its port.
 import { SMTPServer } from 'smtp-server';
+import { BASELINE_OPTIONS } from './baseline-options.js';
 
 const server = new SMTPServer({
-  authOptional: true,
-  disabledCommands: ['AUTH', 'STARTTLS'],
-  disableReverseLookup: true,
-  hideENHANCEDSTATUSCODES: false,
-  maxClients: 1000,
-  // 26 MiB, as the bench allows intake: the 25 MB messages (an 18 MiB file in base64) must fit.
-  size: 27262976,
-  logger: false,
+  ...BASELINE_OPTIONS,
   onData(stream, _session, callback) {
     stream.on('data', () => undefined);
     stream.on('end', () => callback());
