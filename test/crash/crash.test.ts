@@ -150,7 +150,8 @@ describe('kill -9 under load', () => {
     process.stderr.write(
       `crash: ${ROUNDS} rounds (seed ${SEED}), ${acknowledgedBeforeKill} acknowledged before a kill; cut off by a kill after their end of DATA ${cut.data}, during their envelope ${cut.envelope}; ${ledger.unknown.size} unanswered in all (the rest not yet sent when the server died) and sent again afterwards; ${ledger.refused.size} refused; every acknowledged message stored once, integrity_check ok after each round\n`,
     );
-    // A longer soak (CRASH_ROUNDS) gets more time: a round and its checks take about 4 to 8 s here.
+    // A longer soak (CRASH_ROUNDS) gets more time: a round and its check take about 2 s here, and a
+    // slow machine several times that.
   }, Math.max(300_000, ROUNDS * 15_000));
 });
 
