@@ -29,13 +29,18 @@ const DOMAIN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]
 const SEPARATORS = '+-_.=';
 const ASCII = /^\p{ASCII}*$/u;
 
+/** An internationalised domain in its ASCII form (xn--); '' when it is no domain. */
+function asciiDomain(domain: string): string {
+  return ASCII.test(domain) ? domain : domainToASCII(domain);
+}
+
 /**
- * The domain as compared: in lower case, an internationalised one in its ASCII form. smtp-server hands
- * over an xn-- domain turned into Unicode, and a client may send either.
+ * The domain as compared: in lower case, in its ASCII form. smtp-server hands over an xn-- domain
+ * turned into Unicode, and a client may send either.
  */
 function comparable(domain: string): string {
   const lower = domain.toLowerCase();
-  return ASCII.test(lower) ? lower : domainToASCII(lower) || lower;
+  return asciiDomain(lower) || lower;
 }
 
 /**
@@ -52,7 +57,7 @@ export function compileTemplate(template: string): AddressTemplate {
   const written = template.slice(at + 1);
   if (written.includes(KEY_PLACEHOLDER)) throw new TemplateError(`${KEY_PLACEHOLDER} must be in the local part, not the domain`);
   // An internationalised domain is used in its ASCII form (xn--), which every MTA can send to.
-  const domain = ASCII.test(written) ? written : domainToASCII(written);
+  const domain = asciiDomain(written);
   if (!DOMAIN.test(domain)) throw new TemplateError(`"${written}" is not a valid domain name`);
   if (local.includes('@')) throw new TemplateError('the local part of the template must not contain "@"');
   if (/[\s<>()[\]\\,;:"]/.test(local)) throw new TemplateError('the local part of the template must not contain spaces or any of <>()[]\\,;:"');

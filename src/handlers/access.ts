@@ -1,6 +1,6 @@
 // access: who may do what: GitLab's read_project, create_issue, create_note, update_issue,
-// set_issue_metadata and create_merge_request rules, reduced to the columns intake stores. Throws the rejection GitLab would
-// give. Side effects: reads membership.
+// set_issue_metadata and create_merge_request rules, reduced to the columns intake stores. Throws the
+// rejection GitLab would give. Side effects: reads membership.
 import type { Repositories } from '../db/repositories.js';
 import type { Noteable } from '../db/repos/issuables.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';

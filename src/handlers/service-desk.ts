@@ -38,9 +38,7 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
     const issue = repos.issuables.createIssue({ projectId: project.id, authorId: null, externalAuthor: sender, title, description, confidential: true });
     const withFiles = storeAttachments(description, message.attachments, { type: 'Issue', id: issue.id }, context);
     if (withFiles !== description) repos.issuables.setDescription('Issue', issue.id, withFiles);
-    if (message.messageId) repos.issuables.addIssueEmail(issue.id, message.messageId);
-    if (sender) repos.issuables.addParticipant(issue.id, sender);
-    addCcParticipants(issue.id, project, message.cc, context);
+    joinThread(issue.id, project, sender, message, context);
     return { targetType: 'Issue', targetId: issue.id };
   },
 };
@@ -66,9 +64,7 @@ export function externalNote(
   const noteId = repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: issue.id, authorId: null, externalAuthor: sender, body, discussionId: note.discussionId, inboundMessageId });
   const withFiles = storeAttachments(body, message.attachments, { type: 'Note', id: noteId }, context);
   if (withFiles !== body) repos.notes.setBody(noteId, withFiles);
-  if (message.messageId) repos.issuables.addIssueEmail(issue.id, message.messageId);
-  if (sender) repos.issuables.addParticipant(issue.id, sender);
-  addCcParticipants(issue.id, project, message.cc, context);
+  joinThread(issue.id, project, sender, message, context);
   if (issue.state === 'closed' && project.serviceDeskReopen) {
     repos.issuables.updateIssue(issue.id, { state: 'opened' });
     repos.notes.create({ projectId: project.id, noteableType: 'Issue', noteableId: issue.id, authorId: null, body: 'reopened', system: true, inboundMessageId });
@@ -78,12 +74,18 @@ export function externalNote(
   return noteId;
 }
 
-/** With the project's setting on, the Cc addresses of a new request or of a reply join the issue, as in GitLab. */
-function addCcParticipants(issueId: number, project: Project, cc: string[], context: HandlerContext): void {
+/**
+ * A customer's mail joins its issue's thread: its Message-ID, so that replies to it find the issue, and
+ * its sender as a participant; with the project's setting on, its Cc too, as in GitLab.
+ */
+function joinThread(issueId: number, project: Project, sender: string | null, message: ParsedMessage, context: HandlerContext): void {
+  const { repos } = context;
+  if (message.messageId) repos.issuables.addIssueEmail(issueId, message.messageId);
+  if (sender) repos.issuables.addParticipant(issueId, sender);
   if (!project.serviceDeskCcParticipants) return;
-  for (const address of cc) {
-    if (context.repos.issuables.participantsOf(issueId).length >= MAX_PARTICIPANTS) break;
+  for (const address of message.cc) {
+    if (repos.issuables.participantsOf(issueId).length >= MAX_PARTICIPANTS) break;
     // An address without a domain (`Cc: bob`) is no one's to write to.
-    if (address.includes('@') && !context.isOwnAddress(address)) context.repos.issuables.addParticipant(issueId, address);
+    if (address.includes('@') && !context.isOwnAddress(address)) repos.issuables.addParticipant(issueId, address);
   }
 }
