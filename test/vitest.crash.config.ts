@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     root: new URL('..', import.meta.url).pathname,
+    globalSetup: ['test/helpers/temp-root.ts'],
     include: ['test/crash/*.test.ts'],
     fileParallelism: false,
     testTimeout: 300_000,

@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     root: new URL('..', import.meta.url).pathname,
+    globalSetup: ['test/helpers/temp-root.ts'],
     include: ['test/hostile/*.test.ts'],
     fileParallelism: false,
     testTimeout: 120_000,

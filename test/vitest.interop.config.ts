@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     root: new URL('..', import.meta.url).pathname,
+    globalSetup: ['test/helpers/temp-root.ts'],
     include: ['test/interop/*.interop.test.ts'],
     fileParallelism: false,
     testTimeout: 90_000,
