@@ -1,7 +1,7 @@
 // A private Postfix instance for the interop suite: its own config, queue and log under a temp folder,
 // smtpd on a loopback port, never the system's Postfix. It is configured with deploy/postfix's snippets.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,8 @@ export interface Postfix {
   /** The maillog, where Postfix says what it did with each message. */
   log(): string;
   queue(): string;
+  /** Messages in the queue, counted from the spool's files (cheaper than a postqueue process). */
+  queued(): number;
   /** `postqueue -f`: deliver what is deferred now. */
   flush(): void;
   /** Submits a message on the relay itself (sendmail → postdrop → pickup), as a local program would. */
@@ -149,6 +151,7 @@ ${options.masterCf}
       }
     },
     queue: () => run('postqueue', ['-c', etc, '-p']),
+    queued: () => ['maildrop', 'incoming', 'active', 'deferred', 'hold'].reduce((sum, name) => sum + filesUnder(join(dir, 'spool', name)), 0),
     masterPid: () => Number(readFileSync(join(dir, 'spool/pid/master.pid'), 'utf8').trim()),
     flush: () => void run('postqueue', ['-c', etc, '-f']),
     sendmail: (from, to, message) => {
@@ -170,6 +173,14 @@ function run(command: string, args: string[]): string {
   } catch (error) {
     const e = error as { stderr?: string; stdout?: string };
     throw new Error(`${command} ${args.join(' ')} failed: ${e.stderr ?? ''}${e.stdout ?? ''}`);
+  }
+}
+
+function filesUnder(folder: string): number {
+  try {
+    return readdirSync(folder, { withFileTypes: true }).reduce((sum, entry) => sum + (entry.isDirectory() ? filesUnder(join(folder, entry.name)) : 1), 0);
+  } catch {
+    return 0;
   }
 }
 
