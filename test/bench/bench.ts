@@ -618,8 +618,9 @@ async function largeMessage(dir: string, postfixInstalled: boolean): Promise<Row
         await target.stop();
       }
     }
-    // The same message to the baselines, just started: the drain's peak, and Postfix's processes'
-    // proportional memory at the end against the same before it (no peak follows them all).
+    // The same message to the baselines (the drain just started, Postfix the run's instance): the
+    // drain's peak, and Postfix's processes' proportional memory at the end against the same before
+    // it (no peak follows them all).
     for (const start of [startBare, ...(postfixInstalled ? [startSharedPostfix] : [])]) {
       const target = await start();
       try {
