@@ -2,7 +2,7 @@
 // Pure data. Every SMTP code, enhanced status code and reason text is written here and nowhere else.
 //
 // If you add an outcome, you also need to:
-//   * make a test produce it (test/meta/rejections.test.ts checks that each code appears in a test);
+//   * make a test produce it (test/meta/readme.test.ts checks that a test names each code);
 //   * add its row to README.md's rejection table (the same meta-test compares them).
 
 /** GitLab's reason texts (lib/gitlab/email/failure_handler.rb), kept word for word. */

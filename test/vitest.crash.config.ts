@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     root: new URL('..', import.meta.url).pathname,
     globalSetup: ['test/helpers/temp-root.ts'],
+    // Polls wait on another process (a server's log, its database): on a loaded machine 1 s is short.
+    expect: { poll: { timeout: 10_000 } },
     include: ['test/crash/*.test.ts'],
     fileParallelism: false,
     testTimeout: 300_000,

@@ -43,7 +43,7 @@ describe('migrations', () => {
     const out = join(tempDir(), 'migrations');
     cpSync(MIGRATIONS_FOLDER, out, { recursive: true });
     // drizzle-kit prefixes --out with "./", so it has to be relative.
-    const run = spawnSync('npx', ['drizzle-kit', 'generate', '--dialect', 'sqlite', '--schema', 'src/db/schema.ts', '--out', relative(ROOT, out)], { cwd: ROOT, encoding: 'utf8' });
+    const run = spawnSync('npx', ['--no-install', 'drizzle-kit', 'generate', '--dialect', 'sqlite', '--schema', 'src/db/schema.ts', '--out', relative(ROOT, out)], { cwd: ROOT, encoding: 'utf8' });
     expect(`${run.stdout}${run.stderr}`).toContain('No schema changes, nothing to migrate');
     expect(readdirSync(out).sort()).toEqual(readdirSync(MIGRATIONS_FOLDER).sort());
   });

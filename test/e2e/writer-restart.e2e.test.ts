@@ -1,8 +1,9 @@
 // The writer thread of `intake serve` (the built dist/ingest/writer.js) dying: what it held gets a 451,
 // another thread starts, and mail handed over meanwhile is stored by it. The thread is ended from
 // outside, through the inspector protocol (process.exit evaluated in the worker): no test hook in the product.
+import { existsSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -56,13 +57,14 @@ describe('writer thread', () => {
       await until(() => workers.length === 1, 'the inspector to attach to the writer thread');
 
       // The thread is held busy for a second and then exits: a message handed over in that second is
-      // never answered by it.
-      const exit = 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000); process.exit(70)';
+      // never answered by it. It marks a file first, so that the message goes only once it is held.
+      const held = join(dirname(database), 'held');
+      const exit = `process.getBuiltinModule('node:fs').writeFileSync(${JSON.stringify(held)}, ''); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000); process.exit(70)`;
       void inspector.post('NodeWorker.sendMessageToWorker', {
         sessionId: workers[0] as string,
         message: JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression: exit } }),
       });
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await until(() => existsSync(held), 'the writer thread to be held');
       await expect(writer.ingest(reply(3))).rejects.toMatchObject({ code: 'data.store_failed', responseCode: 451 });
       await until(() => logs.some((line) => line.includes('writer thread stopped; starting another')), 'the writer thread to stop');
       expect(JSON.parse(logs.find((line) => line.includes('writer thread stopped')) as string)).toMatchObject({ level: 50, exitCode: 70 });
