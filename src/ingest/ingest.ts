@@ -146,8 +146,9 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
     });
   } catch (error) {
     if (error instanceof MailRejection) throw error;
-    deps.logger.error({ err: error, transient: isTransientDbError(error) }, 'could not store message');
-    throw new MailRejection(isDiskFullError(error) ? 'data.disk_full' : 'data.store_failed');
+    const rejection = new MailRejection(isDiskFullError(error) ? 'data.disk_full' : 'data.store_failed');
+    deps.logger.error({ err: error, transient: isTransientDbError(error), code: rejection.code }, 'could not store message');
+    throw rejection;
   }
 }
 

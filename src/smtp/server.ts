@@ -79,7 +79,7 @@ export async function startMailListener(
     if (!missing) return true;
     shortUnlogged++;
     if (performance.now() - shortLoggedAt >= SHORT_OF_ROOM_LOG_MS) {
-      deps.logger.warn({ session: session.id, remoteAddress: session.remoteAddress, mailFrom, freeBytes: missing.free, neededBytes: missing.needed, refused: shortUnlogged }, 'refused: too little free space for the database');
+      deps.logger.warn({ session: session.id, remoteAddress: session.remoteAddress, code: 'mail.disk_full', mailFrom, freeBytes: missing.free, neededBytes: missing.needed, refused: shortUnlogged }, 'refused: too little free space for the database');
       shortLoggedAt = performance.now();
       shortUnlogged = 0;
     }
@@ -195,16 +195,16 @@ export async function startMailListener(
     },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       if (kind === 'smtp' && config.require_tls && !session.secure) {
-        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address }, 'refused: no STARTTLS');
+        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, code: 'mail.tls_required', mailFrom: address.address }, 'refused: no STARTTLS');
         return callback(new MailRejection('mail.tls_required'));
       }
       const unsupported = unsupportedParameter(address.args, MAIL_PARAMETERS);
       if (unsupported !== null) {
-        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address, parameter: unsupported }, 'refused: unsupported MAIL FROM parameter');
+        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, code: 'mail.unsupported_parameter', mailFrom: address.address, parameter: unsupported }, 'refused: unsupported MAIL FROM parameter');
         return callback(new MailRejection('mail.unsupported_parameter', unsupported));
       }
       if (undeclaredUtf8(address.address, declaresUtf8(address.args))) {
-        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, mailFrom: address.address }, 'refused: unicode sender without SMTPUTF8');
+        deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, code: 'mail.utf8_undeclared', mailFrom: address.address }, 'refused: unicode sender without SMTPUTF8');
         return callback(new MailRejection('mail.utf8_undeclared'));
       }
       // smtp-server has refused a SIZE= above the limit already (mail.too_big).

@@ -311,6 +311,8 @@ describe('the disk is full', () => {
     const session = await Session.open(server.port);
     await session.hello();
     expect(await session.send({ ...envelope, data })).toEqual({ kind: 'temporary', reply: '452 4.3.1 Insufficient system storage, please try again later' });
+    // Refused at the end of DATA, by the write itself (MAIL found room enough): the log says which.
+    await expect.poll(() => server.logs.some((line) => line.includes('"code":"data.disk_full"'))).toBe(true);
     rmSync(join(mount, 'filler'));
     const again = await session.send({ ...envelope, data });
     session.close();

@@ -25,7 +25,7 @@ function freeBytes(): number {
 function refusalLogs(running: RunningServer) {
   return running.logs
     .filter((line) => line.includes('refused: too little free space for the database'))
-    .map((line) => JSON.parse(line) as { level: number; mailFrom: string; freeBytes: number; neededBytes: number; refused: number });
+    .map((line) => JSON.parse(line) as { level: number; code: string; mailFrom: string; freeBytes: number; neededBytes: number; refused: number });
 }
 
 describe('MAIL FROM on a disk short of room', () => {
@@ -48,7 +48,7 @@ describe('MAIL FROM on a disk short of room', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(refusalLogs(server)).toHaveLength(1);
     const [logged] = refusalLogs(server);
-    expect(logged).toMatchObject({ level: 40, mailFrom: world.user.email, neededBytes: 2 ** 52, refused: 1 });
+    expect(logged).toMatchObject({ level: 40, code: 'mail.disk_full', mailFrom: world.user.email, neededBytes: 2 ** 52, refused: 1 });
     expect(logged?.freeBytes).toBeLessThan(2 ** 52);
     expect(logged?.freeBytes).toBeGreaterThan(0);
     expect(server.store.sqlite.prepare('select count(*) as n from inbound_messages').get()).toEqual({ n: 0 });

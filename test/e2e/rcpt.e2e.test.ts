@@ -387,6 +387,9 @@ describe('RCPT TO', () => {
     }
     const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === 'utf8@exämple.com');
     expect(row).toMatchObject({ status: 'rejected', reasonCode: 'rcpt.utf8_undeclared' });
+    // A refused MAIL starts no transaction, so no row: the log names the outcome, once for each.
+    const running = server;
+    await expect.poll(() => running.logs.filter((line) => line.includes('"code":"mail.utf8_undeclared"') && line.includes('jörg@client.test')).length).toBe(2);
   });
 
   it('answers 451 4.3.0 while the database cannot be read, and accepts again afterwards', async () => {

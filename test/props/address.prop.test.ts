@@ -49,28 +49,56 @@ describe('address template properties', () => {
     );
   });
 
-  it('match never throws and only answers key for addresses of its own domain', () => {
+  it('match never throws, and answers key only for its own domain and prefix: near misses and random strings alike', () => {
     const t = compileTemplate('incoming+%{key}@example.com');
+    const domain = fc.constantFrom('example.com', 'example.com', 'EXAMPLE.COM', 'Example.Com', 'example.com.evil', 'evil.example.com', 'xexample.com', 'example.co', 'example.comm', 'example.com.', 'exa mple.com', '');
+    const prefix = fc.constantFrom('incoming+', 'incoming+', 'INCOMING+', 'incoming-', 'incoming', 'outgoing+', '+', '');
+    const nearMiss = fc.tuple(prefix, keyArb, domain, fc.constantFrom('plain', 'quoted', 'angle')).map(([before, key, dom, form]) => {
+      const local = `${before}${key}`;
+      const address = `${form === 'quoted' ? `"${local}"` : local}@${dom}`;
+      return { address: form === 'angle' ? `<${address}>` : address, before, key, dom };
+    });
+    const random = fc.string({ maxLength: 200 }).map((address) => ({ address, before: null, key: null, dom: null }));
+    const seen = { key: 0, otherwise: 0 };
     fc.assert(
-      fc.property(fc.string({ maxLength: 200 }), (address) => {
+      fc.property(fc.oneof({ weight: 3, arbitrary: nearMiss }, { weight: 1, arbitrary: random }), ({ address, before, key, dom }) => {
         const result = t.match(address);
+        seen[result.kind === 'key' ? 'key' : 'otherwise']++;
         if (result.kind === 'key') expect(address.toLowerCase().replace(/^<|>$/g, '').endsWith('@example.com')).toBe(true);
+        if (dom === null) return;
+        // The prefix and the key together make the local part ('incoming' and '+a' are incoming+a).
+        const local = `${before}${key}`;
+        const ours = dom.toLowerCase() === 'example.com' && local.toLowerCase().startsWith('incoming+') && local.length > 'incoming+'.length;
+        expect(result.kind === 'key', address).toBe(ours);
+        if (ours) expect(result).toEqual({ kind: 'key', key: local.slice('incoming+'.length) });
       }),
       params,
     );
+    expect(seen.key, 'addresses matched').toBeGreaterThan(20);
+    expect(seen.otherwise, 'addresses refused').toBeGreaterThan(20);
   });
 
-  it('compileTemplate either compiles or throws TemplateError, never anything else', () => {
+  it('compileTemplate either compiles or throws TemplateError, never anything else; what compiles formats keys it matches back', () => {
+    // Templates near the valid form (a %{key} in a local part, a domain), and random strings.
+    const nearTemplate = fc
+      .tuple(affix, fc.constantFrom('%{key}', '%{key}', '%{key}', '%{KEY}', '%{key}%{key}', '%{ key}', ''), affix, fc.constantFrom('@', '@', '@', '@@', ''), fc.oneof(domainArb, fc.constantFrom('', 'exa mple.com', '-bad.com', 'example.com.')))
+      .map((parts) => parts.join(''));
+    let compiled = 0;
     fc.assert(
-      fc.property(fc.string({ maxLength: 60 }), (template) => {
+      fc.property(fc.oneof({ weight: 3, arbitrary: nearTemplate }, { weight: 1, arbitrary: fc.string({ maxLength: 60 }) }), keyArb, (template, key) => {
+        let t;
         try {
-          compileTemplate(template);
+          t = compileTemplate(template);
         } catch (error) {
           expect(error).toBeInstanceOf(TemplateError);
+          return;
         }
+        compiled++;
+        if (t.hasKey) expect(t.match(t.format(key))).toEqual({ kind: 'key', key });
       }),
       params,
     );
+    expect(compiled, 'templates that compiled').toBeGreaterThan(50);
   });
 });
 

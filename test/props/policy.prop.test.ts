@@ -9,15 +9,33 @@ const params = { seed, numRuns: 400 };
 
 const attributeName = fc.constantFrom('request', 'protocol_state', 'recipient', 'sender', 'instance', 'client_address', 'x_unknown', 'Recipient', '');
 const attributeValue = fc.oneof(fc.constantFrom('RCPT', 'DATA', 'smtpd_access_policy', 'a@b.test', ''), fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }));
-const line = fc.oneof(
+const noise = fc.oneof(
   fc.tuple(attributeName, attributeValue).map(([n, v]) => `${n}=${v}`),
-  fc.string({ unit: 'binary', maxLength: 60 }),
-  fc.constant(''),
+  // No line breaks: a random line must not end the request it is in.
+  fc.string({ unit: 'binary', maxLength: 60 }).map((text) => text.replace(/[\r\n]/g, '')),
 );
-const stream = fc.array(line, { maxLength: 40 }).map((lines) => Buffer.from(lines.join('\n') + '\n\n', 'utf8'));
+const recipient = fc.oneof(fc.constantFrom('incoming+abc@example.com', 'someone@elsewhere.test', 'a@b.test'), fc.string({ minLength: 1, maxLength: 40 }).map((text) => text.replace(/[\r\n]/g, '') || 'x'));
+/**
+ * A request as Postfix sends it at RCPT (most of them), changed at random: a state other than RCPT, a
+ * missing or unknown request type, no recipient, and lines of noise anywhere among its attributes.
+ */
+const request = fc
+  .record({
+    state: fc.constantFrom('RCPT', 'RCPT', 'RCPT', 'rcpt', 'DATA', 'END-OF-MESSAGE', null),
+    kind: fc.constantFrom('smtpd_access_policy', 'smtpd_access_policy', 'smtpd_access_policy', 'other', null),
+    recipient: fc.option(recipient, { freq: 6 }),
+    noise: fc.array(fc.tuple(noise, fc.nat()), { maxLength: 6 }),
+  })
+  .map(({ state, kind, recipient, noise }) => {
+    const lines = [...(kind === null ? [] : [`request=${kind}`]), ...(state === null ? [] : [`protocol_state=${state}`]), ...(recipient === null ? [] : [`recipient=${recipient}`]), 'sender=a@b.test'];
+    for (const [text, at] of noise) lines.splice(at % (lines.length + 1), 0, text);
+    return `${lines.join('\n')}\n\n`;
+  });
+const stream = fc.array(fc.oneof({ weight: 4, arbitrary: request }, { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 80 }) }), { minLength: 1, maxLength: 8 }).map((parts) => Buffer.from(parts.join(''), 'utf8'));
 
 describe('policy protocol properties', () => {
-  it('every answer is DUNNO, REJECT, DEFER_IF_PERMIT or 421 on one line, never OK; DUNNO at RCPT only after a check said so', () => {
+  it("every answer is DUNNO, REJECT, DEFER_IF_PERMIT or 421 on one line, never OK; at RCPT, the check's verdict decides, and DUNNO only after a check said so", () => {
+    const reached = { checked: 0, rejected: 0, disconnected: 0, letThrough: 0, notAtRcpt: 0, cannotJudge: 0 };
     fc.assert(
       fc.property(stream, fc.integer({ min: 1, max: 64 }), fc.constantFrom<RecipientVerdict['kind']>('accept', 'not_ours', 'refuse', 'disconnect'), (bytes, chunk, verdictKind) => {
         const reader = new PolicyRequestReader();
@@ -34,11 +52,30 @@ describe('policy protocol properties', () => {
             const out = formatAction(action);
             expect(out).toMatch(/^action=(DUNNO|REJECT [^\n]*|DEFER_IF_PERMIT [^\n]*|421 [^\n]*)\n\n$/);
             const atRcpt = request.attributes.get('protocol_state')?.toUpperCase() === 'RCPT';
-            if (atRcpt && action.action === 'DUNNO') expect(checked).toEqual([request.attributes.get('recipient')]);
+            if (!atRcpt) {
+              reached.notAtRcpt++;
+              expect(checked).toEqual([]);
+              continue;
+            }
+            if (checked.length === 0) {
+              // Nothing checked: the request could not be judged, and Postfix is told to try later.
+              reached.cannotJudge++;
+              expect(action.action).toBe('DEFER_IF_PERMIT');
+              continue;
+            }
+            reached.checked++;
+            expect(checked).toEqual([request.attributes.get('recipient')]);
+            const expected = { accept: 'DUNNO', not_ours: 'DUNNO', refuse: 'REJECT', disconnect: '421' }[verdictKind];
+            expect(action.action).toBe(expected);
+            if (action.action === 'REJECT') reached.rejected++;
+            if (action.action === '421') reached.disconnected++;
+            if (action.action === 'DUNNO') reached.letThrough++;
           }
         }
       }),
       params,
     );
+    // The generator reaches every branch, not only the parser's.
+    for (const [branch, count] of Object.entries(reached)) expect(count, branch).toBeGreaterThanOrEqual(5);
   });
 });
