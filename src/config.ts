@@ -145,8 +145,8 @@ export const SETTINGS = {
   max_recipients: {
     env: 'INTAKE_MAX_RECIPIENTS',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1).max(10000),
-    default: 50,
-    doc: 'Accepted recipients per message, a repeated one counted again (as by Postfix `smtpd_recipient_limit`); the next one gets `452 4.5.3`.',
+    default: 100,
+    doc: 'Accepted recipients per message, a repeated one counted again (as by Postfix `smtpd_recipient_limit`); the next one gets `452 4.5.3`. RFC 5321 (4.5.3.1.8) asks a server to take at least 100.',
   },
   max_refused_recipients: {
     env: 'INTAKE_MAX_REFUSED_RECIPIENTS',
@@ -193,8 +193,8 @@ export const SETTINGS = {
   socket_timeout_ms: {
     env: 'INTAKE_SOCKET_TIMEOUT_MS',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
-    default: 60000,
-    doc: 'An SMTP session that sends no complete command for this long (idle, or one byte at a time) is closed with `421`; the time a message takes to arrive after DATA is not counted.',
+    default: 300000,
+    doc: 'An SMTP session that sends no complete command for this long (idle, or one byte at a time) is closed with `421`; the time a message takes to arrive after DATA is not counted. Five minutes, as RFC 5321 (4.5.3.2.7) asks and Postfix `smtpd_timeout` waits.',
   },
   data_timeout_ms: {
     env: 'INTAKE_DATA_TIMEOUT_MS',

@@ -13,7 +13,8 @@ describe('loadConfig', () => {
       address: 'incoming+%{key}@localhost',
       smtp_listen: '127.0.0.1:2525',
       max_message_bytes: 26214400,
-      max_recipients: 50,
+      max_recipients: 100,
+      socket_timeout_ms: 300000,
       log_level: 'info',
       reverse_lookup: false,
     });
