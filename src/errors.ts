@@ -231,7 +231,7 @@ export const OUTCOMES = {
     dsn: '5.1.3',
     text: 'Recipient address has no domain',
     status: 'rejected',
-    when: 'RCPT TO:<postmaster> (RFC 5321 lets it go without a domain; any other address without one fails smtp-server\'s syntax check first, 501 5.1.3 Bad recipient address syntax, and is not recorded)',
+    when: 'a recipient with no domain given to `intake deliver --to`; over SMTP and LMTP smtp-server refuses one itself (501 5.1.3 Bad recipient address syntax, not recorded), except `<Postmaster>`, which is kept (data.postmaster)',
   },
   'rcpt.relay_denied': {
     stage: 'rcpt',
@@ -376,6 +376,14 @@ export const OUTCOMES = {
     text: 'Auto-generated message accepted and ignored',
     status: 'ignored',
     when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, `X-Autorespond`, `Precedence: junk|auto_reply`, a `multipart/report` (bounce, read receipt) or `From: MAILER-DAEMON`; `Precedence: bulk|list` too, except to a Service Desk (a list in front of it adds one); list mail that leads nowhere, or that a Service Desk refuses, is ignored too rather than bounced (the reason says why)',
+  },
+  'data.postmaster': {
+    stage: 'data',
+    smtp: 250,
+    dsn: '2.6.0',
+    text: 'Message for the postmaster accepted and kept',
+    status: 'ignored',
+    when: 'sent to postmaster (`<Postmaster>`, or postmaster at the template\'s domain, in any case), which RFC 5321 (4.5.1) requires every mail server to accept; whatever it holds (a bounce, a complaint, garbage), it is stored for the operator (`intake show ID`, `intake messages --status ignored`) and creates nothing; the SMTP and LMTP listeners log it as a warning',
   },
   'data.duplicate': {
     stage: 'data',

@@ -11,6 +11,8 @@ export class TemplateError extends Error {
 export type TemplateMatch =
   | { kind: 'key'; key: string }
   | { kind: 'mailbox' }
+  /** The reserved mailbox every mail server takes (RFC 5321 §4.5.1): bare, or at the template's domain. */
+  | { kind: 'postmaster' }
   | { kind: 'foreign_domain'; domain: string }
   | { kind: 'no_match' }
   | { kind: 'no_domain' };
@@ -73,6 +75,7 @@ export function compileTemplate(template: string): AddressTemplate {
       hasKey: false,
       mailbox,
       match: (address) => {
+        if (isPostmaster(address, lowerDomain)) return { kind: 'postmaster' };
         const split = splitAddress(address);
         if (!split) return { kind: 'no_domain' };
         if (comparable(split.domain) !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
@@ -98,6 +101,8 @@ export function compileTemplate(template: string): AddressTemplate {
     hasKey: true,
     mailbox,
     match: (address) => {
+      // Before keys: with a catch-all template (`%{key}@domain`) postmaster would read as a key.
+      if (isPostmaster(address, lowerDomain)) return { kind: 'postmaster' };
       const split = splitAddress(address);
       if (!split) return { kind: 'no_domain' };
       if (comparable(split.domain) !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
@@ -114,6 +119,17 @@ export function compileTemplate(template: string): AddressTemplate {
     },
     format: (key) => `${prefix}${key}${suffix}@${domain}`,
   };
+}
+
+/**
+ * `Postmaster` with no domain (RFC 5321 §4.1.1.3 allows it), or postmaster at the template's domain,
+ * in any case: RFC 5321 §4.5.1 requires every SMTP server to take mail for it.
+ */
+function isPostmaster(address: string, lowerDomain: string): boolean {
+  const bare = address.startsWith('<') && address.endsWith('>') ? address.slice(1, -1) : address;
+  if (bare.toLowerCase() === 'postmaster') return true;
+  const split = splitAddress(bare);
+  return split !== null && split.local.toLowerCase() === 'postmaster' && comparable(split.domain) === lowerDomain;
 }
 
 /**

@@ -28,8 +28,11 @@ export interface Route {
   target: unknown;
 }
 
-/** What the envelope recipient says: a key to route, or the mailbox address (routed by headers). */
-export type RecipientRoute = { kind: 'key'; route: Route } | { kind: 'mailbox' };
+/**
+ * What the envelope recipient says: a key to route, the mailbox address (routed by headers), or
+ * postmaster (kept for the operator, never routed).
+ */
+export type RecipientRoute = { kind: 'key'; route: Route } | { kind: 'mailbox' } | { kind: 'postmaster' };
 
 /**
  * Resolves an envelope recipient, or throws the MailRejection that explains why it has none. Used at
@@ -46,6 +49,8 @@ export function routeAddress(address: string, template: AddressTemplate, repos: 
       throw new MailRejection('rcpt.no_such_address');
     case 'mailbox':
       return { kind: 'mailbox' };
+    case 'postmaster':
+      return { kind: 'postmaster' };
     case 'key':
       return { kind: 'key', route: routeKey(match.key, repos) };
   }

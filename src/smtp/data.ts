@@ -88,6 +88,10 @@ export async function onData(
     },
     'message',
   );
+  // Nobody reads the database for it: the log is where an operator learns that someone wrote to postmaster.
+  if (result.deliveries.some((d) => d.reasonCode === 'data.postmaster')) {
+    log.warn({ mailFrom: envelope.mailFrom, code: 'data.postmaster', inboundMessageId: result.inboundMessageId }, 'mail to postmaster kept: read it with intake show');
+  }
   if (options.ingress === 'lmtp') {
     return session.envelope.rcptTo.map(({ address }) => {
       const reply = replyForRecipient(result, address);

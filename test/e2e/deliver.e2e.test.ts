@@ -95,6 +95,18 @@ describe('intake deliver', () => {
     expect(row).toEqual({ mail_from: '', status: 'rejected', reason_code: 'rcpt.unknown_reply_key' });
   });
 
+  it('exits 67 for a recipient with no domain (smtp-server refuses one in RCPT itself), and records it; postmaster is kept', async () => {
+    const message = replyMessage({ from: 'x@y.test', to: 'someone', body: 'Hello?' });
+    const result = await deliver(['--to', 'someone', '--from', 'x@y.test'], message);
+    expect(result.status).toBe(67);
+    expect(result.stderr).toBe('intake: someone: 501 5.1.3 Recipient address has no domain\n');
+    const row = store.sqlite.prepare("select status, reason_code from inbound_messages where ingress = 'pipe' and rcpt_to = ?").get(JSON.stringify(['someone']));
+    expect(row).toEqual({ status: 'rejected', reason_code: 'rcpt.no_domain' });
+    const postmaster = await deliver(['--to', 'Postmaster', '--from', 'x@y.test'], message);
+    expect(postmaster.status).toBe(0);
+    expect(store.sqlite.prepare("select status, reason_code from inbound_messages where ingress = 'pipe' and rcpt_to = ?").get(JSON.stringify(['Postmaster']))).toEqual({ status: 'ignored', reason_code: 'data.postmaster' });
+  });
+
   it('exits 65 (EX_DATAERR) for content it refuses: a blank reply, a message over the size limit', async () => {
     const world = seedReplyWorld(repos);
     const to = template.format(world.key);

@@ -23,9 +23,22 @@ describe('compileTemplate', () => {
 
   it('tells a foreign domain from a local address that does not match', () => {
     expect(t.match('incoming+abc@example.com.evil.org')).toEqual({ kind: 'foreign_domain', domain: 'example.com.evil.org' });
-    expect(t.match('postmaster@example.com')).toEqual({ kind: 'no_match' });
+    expect(t.match('someone@example.com')).toEqual({ kind: 'no_match' });
     expect(t.match('incoming+@example.com')).toEqual({ kind: 'no_match' });
     expect(t.match('incoming')).toEqual({ kind: 'no_domain' });
+  });
+
+  it('takes postmaster, bare or at its domain, in any case, before any key (RFC 5321 §4.5.1): a catch-all template too', () => {
+    for (const address of ['postmaster@example.com', 'PostMaster@EXAMPLE.COM', '<postmaster@example.com>', '"postmaster"@example.com', 'Postmaster', '<Postmaster>']) {
+      expect(t.match(address), address).toEqual({ kind: 'postmaster' });
+      expect(compileTemplate('%{key}@example.com').match(address), address).toEqual({ kind: 'postmaster' });
+      expect(compileTemplate('intake@example.com').match(address), address).toEqual({ kind: 'postmaster' });
+    }
+    // Only its own: postmaster elsewhere is a foreign address, and near misses are no postmaster.
+    expect(t.match('postmaster@other.example')).toEqual({ kind: 'foreign_domain', domain: 'other.example' });
+    expect(t.match('postmasters@example.com')).toEqual({ kind: 'no_match' });
+    expect(t.match('incoming+postmaster@example.com')).toEqual({ kind: 'key', key: 'postmaster' });
+    expect(compileTemplate('%{key}@example.com').match('postmaster-x@example.com')).toEqual({ kind: 'key', key: 'postmaster-x' });
   });
 
   it('knows its mailbox address: the template without the key and its separator', () => {

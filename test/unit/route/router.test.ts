@@ -31,12 +31,15 @@ describe('routeAddress', () => {
     const routed = routeAddress(template.format(world.key), template, repos);
     expect(routed.kind === 'key' && [routed.route.handler.name, routed.route.key]).toEqual(['reply', world.key]);
     expect(routeAddress('incoming@example.com', template, repos)).toEqual({ kind: 'mailbox' });
+    expect(routeAddress('Postmaster@example.com', template, repos)).toEqual({ kind: 'postmaster' });
+    expect(routeAddress('Postmaster', template, repos)).toEqual({ kind: 'postmaster' });
   });
 
   it.each([
     ['incoming+abc', 'rcpt.no_domain'],
     ['a@other.example', 'rcpt.relay_denied'],
-    ['postmaster@example.com', 'rcpt.no_such_address'],
+    ['someone@example.com', 'rcpt.no_such_address'],
+    ['postmaster@other.example', 'rcpt.relay_denied'],
     ['incoming+nope@example.com', 'rcpt.unknown_key'],
     ['incoming+0123456789abcdef0123456789abcdef@example.com', 'rcpt.unknown_reply_key'],
     ['incoming+acme-widgets-99-glimt-x-issue@example.com', 'rcpt.project_not_found'],

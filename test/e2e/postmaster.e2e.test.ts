@@ -1,0 +1,78 @@
+// Mail to postmaster over real TCP: RFC 5321 §4.5.1 requires every mail server to take it. intake
+// keeps it for the operator (status ignored, reason data.postmaster), logs it, and routes nothing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OUTCOMES } from '../../src/errors.js';
+import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
+import { startServer, template, type RunningServer } from '../helpers/server.js';
+
+let server: RunningServer;
+beforeAll(async () => {
+  // A low guess limit: were postmaster counted as a guessed key, the client would be shut out at once.
+  server = await startServer({ INTAKE_UNKNOWN_RECIPIENT_LIMIT: '4' });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const kept = OUTCOMES['data.postmaster'];
+
+describe('postmaster', () => {
+  it('takes <Postmaster> and postmaster at its domain, in any case, from a null sender too, and keeps the message with the reason', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO mta.client.test');
+    expect((await client.command('MAIL FROM:<>')).line).toBe('250 2.1.0 Accepted');
+    expect((await client.command('RCPT TO:<Postmaster>')).line).toBe('250 2.1.5 Accepted');
+    expect((await client.command('RCPT TO:<PostMaster@EXAMPLE.com>')).line).toBe('250 2.1.5 Accepted');
+    const [, data] = await client.data('From: MAILER-DAEMON@mta.client.test\r\nTo: postmaster@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <bounce-1@mta.client.test>\r\n\r\nThis is the mail system at host mta.client.test.\r\n');
+    await client.quit();
+    const id = Number(/inbound message (\d+)\)$/.exec(data.line)?.[1]);
+    expect(data.line).toBe(`250 ${kept.dsn} ${kept.text} (inbound message ${id})`);
+    const row = server.store.sqlite.prepare('select status, reason_code, mail_from, smtp_reply from inbound_messages where id = ?').get(id);
+    expect(row).toEqual({ status: 'ignored', reason_code: 'data.postmaster', mail_from: '', smtp_reply: data.line });
+    const deliveries = server.store.sqlite.prepare('select recipient, status, reason_code from deliveries where inbound_message_id = ? order by id').all(id);
+    expect(deliveries).toEqual([
+      { recipient: 'Postmaster', status: 'ignored', reason_code: 'data.postmaster' },
+      { recipient: 'PostMaster@EXAMPLE.com', status: 'ignored', reason_code: 'data.postmaster' },
+    ]);
+    const running = server;
+    await expect.poll(() => running.logs.some((line) => line.includes('"code":"data.postmaster"') && line.includes(`"inboundMessageId":${id}`))).toBe(true);
+    expect(server.store.sqlite.prepare('select count(*) as n from notes').get()).toEqual({ n: 0 });
+  });
+
+  it('keeps what it cannot parse, and is never counted as a guessed key', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    // More than the guess limit (4): each would have counted towards being shut out.
+    for (let i = 0; i < 6; i++) {
+      expect((await client.command('MAIL FROM:<someone@client.test>')).code).toBe(250);
+      expect((await client.command('RCPT TO:<postmaster@example.com>')).line).toBe('250 2.1.5 Accepted');
+      expect((await client.command('RSET')).code).toBe(250);
+    }
+    await client.command('MAIL FROM:<someone@client.test>');
+    await client.command('RCPT TO:<postmaster@example.com>');
+    const [, data] = await client.data(Buffer.from('\u0000\u0001 not a message at all \u00ff\r\n', 'latin1'));
+    expect(data.line).toMatch(new RegExp(`^250 ${kept.dsn} ${kept.text} \\(inbound message \\d+\\)$`));
+    await client.quit();
+  });
+
+  it('beside a key, the key is processed as ever and postmaster keeps its copy', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command(`MAIL FROM:<${world.user.email}>`);
+    expect((await client.command(`RCPT TO:<${to}>`)).code).toBe(250);
+    expect((await client.command('RCPT TO:<postmaster@example.com>')).code).toBe(250);
+    const [, data] = await client.data(replyMessage({ from: world.user.email, to, body: 'For the issue, copied to postmaster.' }));
+    await client.quit();
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+    const id = Number(/(\d+)$/.exec(data.line)?.[1]);
+    const deliveries = server.store.sqlite.prepare('select recipient, status, reason_code from deliveries where inbound_message_id = ? order by id').all(id);
+    expect(deliveries).toEqual([
+      { recipient: to, status: 'processed', reason_code: null },
+      { recipient: 'postmaster@example.com', status: 'ignored', reason_code: 'data.postmaster' },
+    ]);
+    expect(server.store.sqlite.prepare('select body from notes where noteable_id = ?').all(world.issue.id)).toEqual([{ body: 'For the issue, copied to postmaster.' }]);
+  });
+});
