@@ -351,8 +351,9 @@ describe('key guessing', () => {
       }
       expect(lines.slice(0, 9).every((l) => l.startsWith("550 5.1.1 We couldn't figure out what the email is in reply to."))).toBe(true);
       expect(lines[9]).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
-      // The first five at once, the next ones a second later each.
-      expect(Math.max(...times.slice(0, 5))).toBeLessThan(500);
+      // The first five at once, the next ones a second later each (under 900 ms is at once: the
+      // slowing starts at a whole second, and the attack loads this machine meanwhile).
+      expect(Math.max(...times.slice(0, 5))).toBeLessThan(900);
       expect(times[8]).toBeGreaterThanOrEqual(3900);
       await expect.poll(() => client.isClosed).toBe(true);
       const again = await rawConnect('127.0.0.3');
@@ -374,7 +375,7 @@ describe('key guessing', () => {
       await typo.command('MAIL FROM:<honest@sender.test>');
       const started = Date.now();
       expect((await typo.command(`RCPT TO:<${template.format('b'.repeat(32))}>`)).code).toBe(550);
-      expect(Date.now() - started).toBeLessThan(500);
+      expect(Date.now() - started).toBeLessThan(900);
       await typo.quit();
     });
   });
