@@ -164,10 +164,6 @@ export async function startMailListener(
     hideREQUIRETLS: false,
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: !config.reverse_lookup,
-    // Senders as Postfix takes them (strict_rfc821_envelopes = no): real mail comes from addresses
-    // like `taro.@docomo.ne.jp` (Japanese carriers' older ones) and `ilo.@example.com` (HPE iLO).
-    // Recipients are checked against the template all the same.
-    lenientAddressParsing: true,
     // intake's own deadline (command-deadline.ts, checked every second) closes an idle session with its
     // own reply; smtp-server's idle timer stays as a backstop.
     socketTimeout: config.socket_timeout_ms + 2000,
