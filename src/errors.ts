@@ -143,7 +143,7 @@ export const OUTCOMES = {
     dsn: '4.7.0',
     text: 'Too many unknown recipients from your address, try again later',
     status: 'rejected',
-    when: 'the client (its address, or its IPv6 network) named INTAKE_UNKNOWN_RECIPIENT_LIMIT unknown recipients within INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS (the later ones answered ever more slowly); a message to the mailbox address refused as data.no_key counts as one, and is answered so after its DATA; the session is closed and the client shut out for a while; the message\'s row records this 421, each recipient\'s row the reason it was unknown; the log says the rest',
+    when: 'the client (its address, or its IPv6 network) named INTAKE_UNKNOWN_RECIPIENT_LIMIT unknown recipients within INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS (the later ones answered ever more slowly); a message with a recipient refused as data.no_key (mail to the mailbox address), or kept as data.postmaster, counts as one, whatever its other recipients came to, and is answered so after its DATA; the session is closed and the client shut out for a while; the message\'s row records this 421, each recipient\'s row the reason it was unknown; the log says the rest',
   },
   'rcpt.too_many_refused': {
     stage: 'rcpt',
@@ -383,7 +383,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: 'Message for the postmaster accepted and kept',
     status: 'ignored',
-    when: 'sent to postmaster (`<Postmaster>`, or postmaster at the template\'s domain, in any case), which RFC 5321 (4.5.1) requires every mail server to accept; whatever it holds (a bounce, a complaint, garbage), it is stored for the operator (`intake show ID`, `intake messages --status ignored`) and creates nothing; the SMTP and LMTP listeners log it as a warning',
+    when: 'sent to postmaster (`<Postmaster>`, or postmaster at the template\'s domain, in any case), which RFC 5321 (4.5.1) requires every mail server to accept; whatever it holds (a bounce, a complaint, garbage), it is stored for the operator (`intake show ID`, `intake messages --status ignored`) and creates nothing; the SMTP and LMTP listeners log it as a warning. Each such message (not the RCPT) counts as one unknown recipient towards INTAKE_UNKNOWN_RECIPIENT_LIMIT, since it is stored whole with no key to answer for it',
   },
   'data.duplicate': {
     stage: 'data',

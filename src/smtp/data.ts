@@ -98,7 +98,12 @@ export async function onData(
       return reply.code >= 400 ? smtpError(reply.code, reply.message) : reply.message;
     });
   }
-  if (options.onUnknownKey && result.status === 'rejected' && result.deliveries.some((d) => d.stage !== 'rcpt' && d.reasonCode === 'data.no_key')) {
+  // Key-less mail counts towards the client's limit on unknown recipients, whatever the rest of the
+  // message came to (a recipient processed or kept beside it would otherwise hide it): a key only the
+  // headers named, which led nowhere, or a message kept for postmaster, which anyone may send and
+  // which is stored whole with no key to answer for it.
+  const keyless = result.deliveries.some((d) => d.stage !== 'rcpt' && (d.reasonCode === 'data.no_key' || d.reasonCode === 'data.postmaster'));
+  if (options.onUnknownKey && keyless) {
     const shutOut = await options.onUnknownKey();
     if (shutOut) {
       // The row says what the client was told, as at RCPT; the recipient keeps why it was refused.

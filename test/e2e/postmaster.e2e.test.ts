@@ -19,7 +19,7 @@ const kept = OUTCOMES['data.postmaster'];
 
 describe('postmaster', () => {
   it('takes <Postmaster> and postmaster at its domain, in any case, from a null sender too, and keeps the message with the reason', async () => {
-    const { client } = await SmtpClient.connect(server.port);
+    const { client } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.30' });
     await client.command('EHLO mta.client.test');
     expect((await client.command('MAIL FROM:<>')).line).toBe('250 2.1.0 Accepted');
     expect((await client.command('RCPT TO:<Postmaster>')).line).toBe('250 2.1.5 Accepted');
@@ -40,8 +40,23 @@ describe('postmaster', () => {
     expect(server.store.sqlite.prepare('select count(*) as n from notes').get()).toEqual({ n: 0 });
   });
 
-  it('keeps what it cannot parse, and is never counted as a guessed key', async () => {
-    const { client } = await SmtpClient.connect(server.port);
+  it('keeps what it cannot use as sent: text longer than any item may hold, which a key would have refused', async () => {
+    const text = `${'Too long for any note. '.repeat(50_000)}\r\n`;
+    const raw = `From: someone@client.test\r\nTo: postmaster@example.com\r\nSubject: Long\r\nMessage-ID: <long-1@client.test>\r\n\r\n${text}`;
+    const { client } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.31' });
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<someone@client.test>');
+    expect((await client.command('RCPT TO:<postmaster@example.com>')).code).toBe(250);
+    const [, data] = await client.data(raw);
+    await client.quit();
+    expect(data.line).toMatch(new RegExp(`^250 ${kept.dsn} ${kept.text} \\(inbound message \\d+\\)$`));
+    const id = Number(/inbound message (\d+)\)$/.exec(data.line)?.[1]);
+    expect(server.store.sqlite.prepare('select status, reason_code from inbound_messages where id = ?').get(id)).toEqual({ status: 'ignored', reason_code: 'data.postmaster' });
+    expect(server.repos.inbound.rawOf(id)?.toString('utf8')).toBe(raw);
+  });
+
+  it('never counts the RCPT as a guessed key: more than the limit of them, and an unknown key is still refused at once', async () => {
+    const { client } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.32' });
     await client.command('EHLO client.test');
     // More than the guess limit (4): each would have counted towards being shut out.
     for (let i = 0; i < 6; i++) {
@@ -50,10 +65,47 @@ describe('postmaster', () => {
       expect((await client.command('RSET')).code).toBe(250);
     }
     await client.command('MAIL FROM:<someone@client.test>');
-    await client.command('RCPT TO:<postmaster@example.com>');
-    const [, data] = await client.data(Buffer.from('\u0000\u0001 not a message at all \u00ff\r\n', 'latin1'));
-    expect(data.line).toMatch(new RegExp(`^250 ${kept.dsn} ${kept.text} \\(inbound message \\d+\\)$`));
+    const started = Date.now();
+    expect((await client.command(`RCPT TO:<${template.format('e'.repeat(32))}>`)).line).toMatch(/^550 5\.1\.1 /);
+    expect(Date.now() - started).toBeLessThan(900);
     await client.quit();
+  });
+
+  it('counts each message kept for it as one unknown recipient, so a client cannot store without end; beside the mailbox address too', async () => {
+    const { client } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.33' });
+    await client.command('EHLO client.test');
+    const replies: string[] = [];
+    for (let i = 0; i < 4 && !client.isClosed; i++) {
+      await client.command('MAIL FROM:<someone@client.test>');
+      await client.command('RCPT TO:<postmaster@example.com>');
+      // The mailbox address with a key that leads nowhere: postmaster's copy must not hide the guess.
+      await client.command(`RCPT TO:<${template.mailbox}>`);
+      const [, data] = await client.data(replyMessage({ from: 'someone@client.test', to: template.format(i.toString(16).padStart(32, 'f')), body: `Message ${i}.` }));
+      replies.push(data.line);
+    }
+    expect(replies.slice(0, 3).every((line) => line.startsWith(`250 ${kept.dsn} ${kept.text}`))).toBe(true);
+    expect(replies[3]).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
+    await expect.poll(() => client.isClosed).toBe(true);
+    const again = await SmtpClient.connect(server.port, { localAddress: '127.0.0.33' });
+    expect(again.greeting.line).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
+  });
+
+  it('counts a guess through the mailbox address even when a live key beside it is processed', async () => {
+    const world = seedReplyWorld(server.repos);
+    const live = template.format(world.key);
+    const { client } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.34' });
+    await client.command('EHLO client.test');
+    const replies: string[] = [];
+    for (let i = 0; i < 4 && !client.isClosed; i++) {
+      await client.command(`MAIL FROM:<${world.user.email}>`);
+      await client.command(`RCPT TO:<${live}>`);
+      await client.command(`RCPT TO:<${template.mailbox}>`);
+      // Its headers name only a key that leads nowhere: the mailbox address's copy is refused data.no_key.
+      const [, data] = await client.data(replyMessage({ from: world.user.email, to: template.format(i.toString(16).padStart(32, 'c')), body: `Guess ${i}.` }));
+      replies.push(data.line);
+    }
+    expect(replies.slice(0, 3).every((line) => /^250 2\.6\.0 Message accepted as inbound message \d+$/.test(line))).toBe(true);
+    expect(replies[3]).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
   });
 
   it('beside a key, the key is processed as ever and postmaster keeps its copy', async () => {

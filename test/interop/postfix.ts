@@ -179,8 +179,10 @@ function run(command: string, args: string[]): string {
 function filesUnder(folder: string): number {
   try {
     return readdirSync(folder, { withFileTypes: true }).reduce((sum, entry) => sum + (entry.isDirectory() ? filesUnder(join(folder, entry.name)) : 1), 0);
-  } catch {
-    return 0;
+  } catch (error) {
+    // A queue folder Postfix has not made yet is empty; one that cannot be read is no answer.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
   }
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { decide, formatAction, PolicyRequestReader, type RecipientVerdict } from '../../src/policy/protocol.js';
 
 const seed = Number(process.env.FC_SEED ?? 20261126);
-const params = { seed, numRuns: 400 };
+const params = { seed, numRuns: 1000 };
 
 const attributeName = fc.constantFrom('request', 'protocol_state', 'recipient', 'sender', 'instance', 'client_address', 'x_unknown', 'Recipient', '');
 const attributeValue = fc.oneof(fc.constantFrom('RCPT', 'DATA', 'smtpd_access_policy', 'a@b.test', ''), fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }));
@@ -35,16 +35,16 @@ const stream = fc.array(fc.oneof({ weight: 4, arbitrary: request }, { weight: 1,
 
 describe('policy protocol properties', () => {
   it("every answer is DUNNO, REJECT, DEFER_IF_PERMIT or 421 on one line, never OK; at RCPT, the check's verdict decides, and DUNNO only after a check said so", () => {
-    const reached = { checked: 0, rejected: 0, disconnected: 0, letThrough: 0, notAtRcpt: 0, cannotJudge: 0 };
+    const reached = { checked: 0, rejected: 0, deferred: 0, disconnected: 0, letThrough: 0, notAtRcpt: 0, cannotJudge: 0 };
     fc.assert(
-      fc.property(stream, fc.integer({ min: 1, max: 64 }), fc.constantFrom<RecipientVerdict['kind']>('accept', 'not_ours', 'refuse', 'disconnect'), (bytes, chunk, verdictKind) => {
+      fc.property(stream, fc.integer({ min: 1, max: 64 }), fc.constantFrom<RecipientVerdict['kind']>('accept', 'not_ours', 'refuse', 'disconnect'), fc.boolean(), (bytes, chunk, verdictKind, temporary) => {
         const reader = new PolicyRequestReader();
         for (let i = 0; i < bytes.length; i += chunk) {
           for (const request of reader.push(bytes.subarray(i, i + chunk))) {
             const checked: string[] = [];
             const check = (recipient: string): RecipientVerdict => {
               checked.push(recipient);
-              if (verdictKind === 'refuse') return { kind: 'refuse', temporary: false, dsn: '5.1.1', text: 'no' };
+              if (verdictKind === 'refuse') return { kind: 'refuse', temporary, dsn: temporary ? '4.3.0' : '5.1.1', text: 'no' };
               if (verdictKind === 'disconnect') return { kind: 'disconnect', dsn: '4.7.0', text: 'go away' };
               return { kind: verdictKind };
             };
@@ -57,6 +57,10 @@ describe('policy protocol properties', () => {
               expect(checked).toEqual([]);
               continue;
             }
+            const kind = request.attributes.get('request');
+            // Only a whole request of the right type, naming a recipient, is judged by the check.
+            const judgeable = request.problems.length === 0 && (kind === undefined || kind === 'smtpd_access_policy') && Boolean(request.attributes.get('recipient'));
+            expect(checked.length > 0, JSON.stringify([...request.attributes])).toBe(judgeable);
             if (checked.length === 0) {
               // Nothing checked: the request could not be judged, and Postfix is told to try later.
               reached.cannotJudge++;
@@ -65,9 +69,10 @@ describe('policy protocol properties', () => {
             }
             reached.checked++;
             expect(checked).toEqual([request.attributes.get('recipient')]);
-            const expected = { accept: 'DUNNO', not_ours: 'DUNNO', refuse: 'REJECT', disconnect: '421' }[verdictKind];
+            const expected = { accept: 'DUNNO', not_ours: 'DUNNO', refuse: temporary ? 'DEFER_IF_PERMIT' : 'REJECT', disconnect: '421' }[verdictKind];
             expect(action.action).toBe(expected);
             if (action.action === 'REJECT') reached.rejected++;
+            if (action.action === 'DEFER_IF_PERMIT') reached.deferred++;
             if (action.action === '421') reached.disconnected++;
             if (action.action === 'DUNNO') reached.letThrough++;
           }
