@@ -71,7 +71,7 @@ export const OUTCOMES = {
     dsn: '4.5.3',
     text: 'Too many recipients for one message, send the rest in another message',
     status: 'rejected',
-    when: 'more recipients accepted than INTAKE_MAX_RECIPIENTS, a repeated one counted again',
+    when: 'more recipients accepted than INTAKE_MAX_RECIPIENTS, a repeated one counted again; the client sends the rest in another message, so only the first past the cap is recorded (in the row and as a delivery), the others only answered',
   },
   'connect.too_many_connections': {
     stage: 'connect',

@@ -20,7 +20,8 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
   const address = given.address;
   const same = (other: string) => sameMailbox(other, address);
   const repeated = tx.accepted.some(same);
-  if (!tx.recipients.some(same)) tx.recipients.push(address);
+  const listed = tx.recipients.some(same);
+  if (!listed) tx.recipients.push(address);
   try {
     const unsupported = unsupportedParameter(given.args, RCPT_PARAMETERS);
     if (unsupported !== null) throw new MailRejection('rcpt.unsupported_parameter', unsupported);
@@ -34,6 +35,13 @@ export function onRcptTo(given: Pick<SMTPServerAddress, 'address' | 'args'>, tx:
     // Accepted already (this RCPT repeats it with a parameter refused): it stays accepted, and its row
     // comes with the message.
     if (repeated) return rejection;
+    // Past the cap the client sends the rest again in another message (452): the first says so in the
+    // row, the others are only answered. Each listed would rewrite the row's whole recipient list, a
+    // thousand times over in one session (the cost grows with the square of the recipients).
+    if (rejection.code === 'rcpt.too_many' && [...tx.refusedWith.values()].some((earlier) => earlier.code === 'rcpt.too_many')) {
+      if (!listed) tx.recipients.pop();
+      return rejection;
+    }
     const mailbox = mailboxOf(address);
     // Asked again and refused the same way: answered again, recorded once (one row per recipient).
     if (tx.refusedWith.get(mailbox)?.code === rejection.code) return rejection;

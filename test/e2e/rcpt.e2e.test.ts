@@ -170,6 +170,26 @@ describe('RCPT TO', () => {
     expect(noop.code).toBe(250);
   });
 
+  it('past the cap, records the first recipient sent back (452) and only answers the rest, so a long pipeline costs the row nothing', async () => {
+    const world = seedReplyWorld(server.repos);
+    // Its own key first: the other two belong to other people, and are refused at DATA (sender not verified).
+    const keys = [world.key, seedReplyWorld(server.repos).key, seedReplyWorld(server.repos).key].map((key) => template.format(key));
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command(`MAIL FROM:<${world.user.email}>`);
+    for (const key of keys) expect((await client.command(`RCPT TO:<${key}>`)).code).toBe(250);
+    const overshoot = Array.from({ length: 5 }, (_, i) => template.format(`over${i}`));
+    for (const address of overshoot) expect((await client.command(`RCPT TO:<${address}>`)).line).toMatch(/^452 4\.5\.3 /);
+    const [, data] = await client.data(replyMessage({ from: world.user.email, to: keys[0] as string, body: 'Capped.', messageId: '<capped-1@client.test>' }));
+    await client.quit();
+    expect(data.code).toBe(250);
+    const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.messageId === 'capped-1@client.test')!;
+    expect(row.rcptTo).toEqual([...keys, overshoot[0]]);
+    const deliveries = server.repos.inbound.deliveriesOf(row.id).map((d) => [d.recipient, d.reasonCode]);
+    expect(deliveries.filter(([, code]) => code === 'rcpt.too_many')).toEqual([[overshoot[0], 'rcpt.too_many']]);
+    expect(deliveries).toHaveLength(4);
+  });
+
   it('records a transaction refused at RCPT as a rejected message, with one delivery row per recipient', async () => {
     const { client } = await SmtpClient.connect(server.port);
     await client.command('EHLO client.test');
