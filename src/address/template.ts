@@ -75,11 +75,12 @@ export function compileTemplate(template: string): AddressTemplate {
       hasKey: false,
       mailbox,
       match: (address) => {
-        if (isPostmaster(address, lowerDomain)) return { kind: 'postmaster' };
         const split = splitAddress(address);
-        if (!split) return { kind: 'no_domain' };
+        if (!split) return isBarePostmaster(address) ? { kind: 'postmaster' } : { kind: 'no_domain' };
         if (comparable(split.domain) !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
-        return split.local.toLowerCase() === local.toLowerCase() ? { kind: 'mailbox' } : { kind: 'no_match' };
+        const lowerLocal = split.local.toLowerCase();
+        if (lowerLocal === POSTMASTER) return { kind: 'postmaster' };
+        return lowerLocal === local.toLowerCase() ? { kind: 'mailbox' } : { kind: 'no_match' };
       },
       format: () => {
         throw new TemplateError(`the template ${template} has no ${KEY_PLACEHOLDER}`);
@@ -101,12 +102,12 @@ export function compileTemplate(template: string): AddressTemplate {
     hasKey: true,
     mailbox,
     match: (address) => {
-      // Before keys: with a catch-all template (`%{key}@domain`) postmaster would read as a key.
-      if (isPostmaster(address, lowerDomain)) return { kind: 'postmaster' };
       const split = splitAddress(address);
-      if (!split) return { kind: 'no_domain' };
+      if (!split) return isBarePostmaster(address) ? { kind: 'postmaster' } : { kind: 'no_domain' };
       if (comparable(split.domain) !== lowerDomain) return { kind: 'foreign_domain', domain: split.domain };
       const lowerLocal = split.local.toLowerCase();
+      // Before keys: with a catch-all template (`%{key}@domain`) postmaster would read as a key.
+      if (lowerLocal === POSTMASTER) return { kind: 'postmaster' };
       if (
         split.local.length > prefix.length + suffix.length &&
         lowerLocal.startsWith(lowerPrefix) &&
@@ -122,14 +123,14 @@ export function compileTemplate(template: string): AddressTemplate {
 }
 
 /**
- * `Postmaster` with no domain (RFC 5321 §4.1.1.3 allows it), or postmaster at the template's domain,
- * in any case: RFC 5321 §4.5.1 requires every SMTP server to take mail for it.
+ * RFC 5321 §4.5.1 requires every SMTP server to take mail for postmaster, in any case, at its domain
+ * or with none (§4.1.1.3).
  */
-function isPostmaster(address: string, lowerDomain: string): boolean {
+const POSTMASTER = 'postmaster';
+
+function isBarePostmaster(address: string): boolean {
   const bare = address.startsWith('<') && address.endsWith('>') ? address.slice(1, -1) : address;
-  if (bare.toLowerCase() === 'postmaster') return true;
-  const split = splitAddress(bare);
-  return split !== null && split.local.toLowerCase() === 'postmaster' && comparable(split.domain) === lowerDomain;
+  return bare.toLowerCase() === POSTMASTER;
 }
 
 /**

@@ -88,8 +88,9 @@ export async function onData(
     },
     'message',
   );
+  const forPostmaster = result.deliveries.some((d) => d.reasonCode === 'data.postmaster');
   // Nobody reads the database for it: the log is where an operator learns that someone wrote to postmaster.
-  if (result.deliveries.some((d) => d.reasonCode === 'data.postmaster')) {
+  if (forPostmaster) {
     log.warn({ mailFrom: envelope.mailFrom, code: 'data.postmaster', inboundMessageId: result.inboundMessageId }, 'mail to postmaster kept: read it with intake show');
   }
   if (options.ingress === 'lmtp') {
@@ -102,7 +103,7 @@ export async function onData(
   // message came to (a recipient processed or kept beside it would otherwise hide it): a key only the
   // headers named, which led nowhere, or a message kept for postmaster, which anyone may send and
   // which is stored whole with no key to answer for it.
-  const keyless = result.deliveries.some((d) => d.stage !== 'rcpt' && (d.reasonCode === 'data.no_key' || d.reasonCode === 'data.postmaster'));
+  const keyless = forPostmaster || result.deliveries.some((d) => d.stage !== 'rcpt' && d.reasonCode === 'data.no_key');
   if (options.onUnknownKey && keyless) {
     const shutOut = await options.onUnknownKey();
     if (shutOut) {
