@@ -12,6 +12,7 @@ import { installEnhancedCodePassthrough } from './reply.js';
 import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { installPipelinedDataFix } from './pipelined-data.js';
+import { installLenientSender } from './lenient-sender.js';
 import { onRcptTo, recordShutOut } from './rcpt-to.js';
 import { declaredSize, declaresUtf8, MAIL_PARAMETERS, undeclaredUtf8, unsupportedParameter } from './parameters.js';
 import { freeBytes, minFreeBytes, shortfall } from './free-space.js';
@@ -88,6 +89,7 @@ export async function startMailListener(
   installEnhancedCodePassthrough();
   installXforwardHeloFix();
   installPipelinedDataFix();
+  installLenientSender();
   installShutdownReply();
   const transactions = new Transactions();
   const stopWaiting = installTransactionEndWait((sessionId) => transactions.pendingWrite(sessionId));

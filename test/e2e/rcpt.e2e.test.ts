@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpClient } from '../helpers/smtp-client.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { startServer, template, type RunningServer } from '../helpers/server.js';
+import { MAX_SENDER_CHARS } from '../../src/smtp/lenient-sender.js';
 
 let server: RunningServer;
 beforeAll(async () => {
@@ -96,6 +97,40 @@ describe('RCPT TO', () => {
 
   it('refuses a recipient without a domain (postmaster aside, see postmaster.e2e) as a syntax error: smtp-server itself answers 501 5.1.3', async () => {
     expect(await rcpt('someone')).toBe('501 5.1.3 Error: Bad recipient address syntax');
+  });
+
+  it('takes senders Postfix takes that strict RFC 5321 syntax would not, stores them as sent, and still parses recipients strictly', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const longest = `${'a'.repeat(64)}.@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(56)}.jp`;
+    expect(longest).toHaveLength(MAX_SENDER_CHARS);
+    const { client } = await SmtpClient.connect(server.port);
+    try {
+      await client.command('EHLO client.test');
+      for (const sender of ['taro.@docomo.ne.jp', 'hanako..sato@ezweb.ne.jp', '.ilo@example.com', 'jake@adventuretime.ooo.', longest]) {
+        expect((await client.command(`MAIL FROM:<${sender}>`)).line, sender).toBe('250 2.1.0 Accepted');
+        expect((await client.command(`RCPT TO:<${to}>`)).code).toBe(250);
+        const [, data] = await client.data(replyMessage({ from: 'taro.@docomo.ne.jp', to, body: `From ${sender}.` }));
+        // Stored, and refused for what it is (the sender is not the notification's recipient), not for its syntax.
+        expect(data.line).toMatch(/^550 5\.7\.1 /);
+        const row = server.repos.inbound.list({ limit: 100 }).find((r) => r.mailFrom === sender);
+        expect(row, sender).toMatchObject({ status: 'rejected', reasonCode: 'data.sender_not_verified' });
+      }
+      // What is no address, or longer than a path may be, or hides characters, is still refused.
+      for (const sender of ['no-domain', `a${longest}`, 'two@at@example.com', '@example.com', 'taro@', 'ta\u200bro@docomo.ne.jp']) {
+        expect((await client.command(`MAIL FROM:<${sender}>`)).line, sender).toBe('501 5.1.7 Error: Bad sender address syntax');
+      }
+      // Recipients are not loosened: the same defects in RCPT TO are refused as before, and recorded nowhere.
+      const rows = server.repos.inbound.list({ limit: 1000 }).length;
+      expect((await client.command('MAIL FROM:<taro.@docomo.ne.jp>')).code).toBe(250);
+      for (const recipient of [`${to.replace('@', '.@')}`, `incoming..x@example.com`, `${to}.`]) {
+        expect((await client.command(`RCPT TO:<${recipient}>`)).line, recipient).toBe('501 5.1.3 Error: Bad recipient address syntax');
+      }
+      await client.command('RSET');
+      expect(server.repos.inbound.list({ limit: 1000 })).toHaveLength(rows);
+    } finally {
+      await client.quit();
+    }
   });
 
   it('refuses an address of our domain that does not match the template with 550 5.1.1', async () => {
