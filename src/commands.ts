@@ -18,6 +18,7 @@ import { mintReplyKey, parseReplyKey } from './address/reply-key.js';
 import { compileTemplate } from './address/template.js';
 import { ConfigError, loadConfig, parseHostPort, type Config } from './config.js';
 import { assertWritable, isUniqueConstraintError, openStore, type Store } from './db/client.js';
+import { pruneRaw } from './db/raw-retention.js';
 import { createRepositories, type Repositories } from './db/repositories.js';
 import { ACCESS } from './handlers/access.js';
 import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
@@ -590,6 +591,7 @@ program
     const { raw: _inline, ...row } = found.row;
     const { raw } = found;
     if (options.raw) {
+      if (!raw && row.rawPrunedAt) throw new CliError(`inbound message ${id} has no stored content: it was dropped at ${row.rawPrunedAt}, older than INTAKE_KEEP_RAW_DAYS (or by intake prune)`);
       if (!raw) throw new CliError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
       process.stdout.write(raw);
       return;
@@ -711,6 +713,26 @@ program
     const { reply, elided } = trimReply(readFileSync(0, 'utf8'));
     if (json()) print({ reply, elided });
     else process.stdout.write(`${options.elided ? elided : reply}\n`);
+  });
+
+program
+  .command('prune')
+  .description("drop the raw bytes of messages older than DAYS (default INTAKE_KEEP_RAW_DAYS); their rows and what they created stay")
+  .option('--older-than <days>', 'received more than this many days ago (1 or more)', positiveInt('--older-than'))
+  .option('--dry-run', 'count what would be dropped, drop nothing')
+  .action(async (options: { olderThan?: number; dryRun?: boolean }) => {
+    const cfg = config();
+    const days = options.olderThan ?? cfg.keep_raw_days;
+    if (days === 0) throw new CliError('nothing to prune by: give --older-than DAYS, or set INTAKE_KEEP_RAW_DAYS');
+    // A running server stores mail meanwhile: each step waits for its commit for at most this long.
+    const store = openStore(cfg.database, { busyTimeoutMs: 10_000 });
+    try {
+      const result = await pruneRaw(store, createRepositories(store), { days, dryRun: options.dryRun });
+      if (json()) print({ cutoff: result.cutoff, messages: result.messages, bytes: result.bytes, dry_run: options.dryRun === true });
+      else process.stdout.write(`${options.dryRun ? 'would drop' : 'dropped'} the raw bytes of ${result.messages} messages received before ${result.cutoff} (${result.bytes} bytes)\n`);
+    } finally {
+      store.close();
+    }
   });
 
 program

@@ -142,6 +142,12 @@ export const SETTINGS = {
     default: 10485760,
     doc: 'Largest attachment stored; a larger one is left out and a line in the body says so.',
   },
+  keep_raw_days: {
+    env: 'INTAKE_KEEP_RAW_DAYS',
+    schema: z.coerce.number({ error: 'expected a whole number of days (digits only), or 0 to keep raw messages for ever' }).int().min(0).max(36500),
+    default: 0,
+    doc: "Days a message's raw bytes are kept. `intake serve` drops older ones at start and every hour, as `intake prune` does; the row and its recipients stay (`raw_pruned_at` says when), and a copy sent again is still recognised. `intake show --raw` and `intake reprocess` need them: reprocess a `failed` message within this time. 0 keeps them for ever.",
+  },
   max_recipients: {
     env: 'INTAKE_MAX_RECIPIENTS',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1).max(10000),

@@ -150,9 +150,14 @@ export const inboundMessages = sqliteTable(
     targetId: integer('target_id'),
     smtpReply: text('smtp_reply'),
     processedAt: text('processed_at'),
+    /** When its raw message (raw, or its chunks) was dropped for INTAKE_KEEP_RAW_DAYS or `intake prune`; NULL while kept, or when none was received. */
+    rawPrunedAt: text('raw_pruned_at'),
   },
   (t) => [
     index('inbound_messages_message_id').on(t.messageId),
+    // Where the last pruning stopped, so the next one starts there rather than reading every row again.
+    // New rows have no entry (their raw_pruned_at is NULL): storing a message does not pay for it.
+    index('inbound_messages_raw_pruned').on(t.id).where(sql`${t.rawPrunedAt} is not null`),
     // Only mail without a Message-ID is recognised by its bytes: the rest need not pay for the index.
     index('inbound_messages_sha256').on(t.sha256).where(sql`${t.messageId} is null`),
     index('inbound_messages_status').on(t.status),

@@ -160,6 +160,7 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
   const row = deps.repos.inbound.findById(id);
   if (!row) throw new ReprocessError(`no inbound message with id ${id}`);
   const raw = deps.repos.inbound.rawOf(id);
+  if (!raw && row.rawPrunedAt) throw new ReprocessError(`inbound message ${id} has no stored content: it was dropped at ${row.rawPrunedAt}, older than INTAKE_KEEP_RAW_DAYS (or by intake prune)`);
   if (!raw) throw new ReprocessError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
   const { parsed, unparsable } = await readMessage(raw, deps);
   const envelope: Envelope = { mailFrom: row.mailFrom, rcptTo: row.rcptTo };

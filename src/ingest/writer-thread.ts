@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { assertWritable, checkpointWal, openStore, type Store } from '../db/client.js';
 import { MailRejection } from '../errors.js';
+import { pruneRaw } from '../db/raw-retention.js';
 import { createLoggerTo } from '../log.js';
 import { ingestDeps } from './deps.js';
 import { ingest, recordRefusals } from './ingest.js';
@@ -79,6 +80,28 @@ function handle(message: WriterCall): void {
     });
 }
 
+/** Raw messages past INTAKE_KEEP_RAW_DAYS are dropped at start and every hour, in steps between messages. */
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
+let pruning = false;
+function pruneOldRaw(): void {
+  if (pruning || closeRequested) return;
+  pruning = true;
+  inFlight++;
+  const started = performance.now();
+  pruneRaw(store, deps.repos, { days: config.keep_raw_days, stop: () => closeRequested })
+    .then(
+      (result) => {
+        if (result.messages > 0) logger.info({ messages: result.messages, bytes: result.bytes, receivedBefore: result.cutoff, ms: Math.round(performance.now() - started) }, 'raw messages older than INTAKE_KEEP_RAW_DAYS dropped');
+      },
+      (error: unknown) => logger.warn({ err: String((error as Error)?.message ?? error) }, 'could not drop raw messages older than INTAKE_KEEP_RAW_DAYS; tried again in an hour'),
+    )
+    .finally(() => {
+      pruning = false;
+      inFlight--;
+      closeWhenDone();
+    });
+}
+
 /** On close: everything handed over is finished and answered before the connection closes. */
 function closeWhenDone(): void {
   if (!closeRequested || inFlight > 0) return;
@@ -89,3 +112,7 @@ function closeWhenDone(): void {
 // Its log lines first: what the start did is logged before intake says it is ready.
 flushAnswers();
 port.postMessage([{ kind: 'ready' }]);
+if (config.keep_raw_days > 0) {
+  setImmediate(pruneOldRaw);
+  setInterval(pruneOldRaw, PRUNE_EVERY_MS).unref();
+}

@@ -29,7 +29,7 @@ describe('npx intake', () => {
   it('prints its help after npm ci (the package bin)', () => {
     const out = execFileSync('npx', ['--no-install', 'intake', '--help'], { cwd: ROOT, encoding: 'utf8', env: cliEnv({}) });
     expect(out).toContain('Usage: intake [options] [command]');
-    for (const command of ['serve', 'migrate', 'check', 'deliver', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'addresses', 'explain', 'trim', 'messages', 'show', 'reprocess']) {
+    for (const command of ['serve', 'migrate', 'check', 'deliver', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'addresses', 'explain', 'trim', 'messages', 'show', 'prune', 'reprocess']) {
       expect(out).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
   });

@@ -1,6 +1,6 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
-import { and, asc, desc, eq, getTableColumns, inArray, isNull, ne, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, inArray, isNotNull, isNull, max, ne, sql, type SQL } from 'drizzle-orm';
 import { fixedLimit, placeholders, prepared, preparedByColumns, type Db } from '../client.js';
 import { chunked } from '../chunks.js';
 import { deliveries, inboundMessageChunks, inboundMessages } from '../schema.js';
@@ -67,7 +67,57 @@ export function createInboundRepository({ db }: { db: Db }) {
       .values({ inboundMessageId: sql.placeholder('id') as never, seq: sql.placeholder('seq') as never, data: sql.placeholder('data') as never })
       .prepare(),
   );
+  // In id order from a cursor, not filtered by age: a filter would read every newer row to fill the
+  // batch. length() does not read a blob's content, nor the chunks' sum their data.
+  const rawAfter = prepared(() =>
+    db
+      .select({
+        id: inboundMessages.id,
+        receivedAt: inboundMessages.receivedAt,
+        inlineBytes: sql<number | null>`length(${inboundMessages.raw})`,
+        chunkBytes: sql<number | null>`(select sum(length(${inboundMessageChunks.data})) from ${inboundMessageChunks} where ${inboundMessageChunks.inboundMessageId} = ${inboundMessages.id})`,
+      })
+      .from(inboundMessages)
+      .where(gt(inboundMessages.id, sql.placeholder('after')))
+      .orderBy(asc(inboundMessages.id))
+      .limit(sql.placeholder('limit'))
+      .prepare(),
+  );
+  /** Drops the raw messages of these rows (not with dryRun); the count of them. */
+  const dropRaw = (ids: number[], dryRun = false): { messages: number } => {
+    if (ids.length > 0 && !dryRun) {
+      db.update(inboundMessages).set({ raw: null, rawPrunedAt: sql`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` }).where(inArray(inboundMessages.id, ids)).run();
+      db.delete(inboundMessageChunks).where(inArray(inboundMessageChunks.inboundMessageId, ids)).run();
+    }
+    return { messages: ids.length };
+  };
   return {
+    /**
+     * One step of dropping raw messages received before `cutoff` (an ISO time, as received_at), from
+     * the row after `after` in id order, at most `limit` rows read. Returns the last row it passed
+     * (the next step's `after`), what it dropped (or, with dryRun, would drop), and whether it reached
+     * a row as new as the cutoff or the end. Rows keep everything else; raw_pruned_at says when.
+     */
+    pruneRawStep(step: { after: number; cutoff: string; limit: number; dryRun?: boolean }): { last: number; messages: number; bytes: number; done: boolean } {
+      const rows = rawAfter().all({ after: step.after, limit: step.limit });
+      let last = step.after;
+      let bytes = 0;
+      const ids: number[] = [];
+      for (const row of rows) {
+        // Rows are stored in the order they arrive: the first one new enough ends the pruning.
+        if (row.receivedAt >= step.cutoff) return { ...dropRaw(ids, step.dryRun), last, bytes, done: true };
+        last = row.id;
+        // Refused before DATA, or dropped already.
+        if (row.inlineBytes === null && row.chunkBytes === null) continue;
+        ids.push(row.id);
+        bytes += (row.inlineBytes ?? 0) + (row.chunkBytes ?? 0);
+      }
+      return { ...dropRaw(ids, step.dryRun), last, bytes, done: rows.length < step.limit };
+    },
+    /** The newest row whose raw message was dropped, where the next pruning starts; 0 when none was. */
+    lastRawPruned(): number {
+      return db.select({ id: max(inboundMessages.id) }).from(inboundMessages).where(isNotNull(inboundMessages.rawPrunedAt)).get()?.id ?? 0;
+    },
     /** The raw message of a row whose `raw` is NULL because it is large, in 1 MiB rows. */
     addRawChunks(id: number, pieces: readonly Buffer[]): void {
       let seq = 0;

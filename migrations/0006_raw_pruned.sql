@@ -1,0 +1,2 @@
+ALTER TABLE `inbound_messages` ADD `raw_pruned_at` text;--> statement-breakpoint
+CREATE INDEX `inbound_messages_raw_pruned` ON `inbound_messages` (`id`) WHERE "inbound_messages"."raw_pruned_at" is not null;
