@@ -377,6 +377,14 @@ export const OUTCOMES = {
     status: 'ignored',
     when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, `X-Autorespond`, `Precedence: junk|auto_reply`, a `multipart/report` (bounce, read receipt) or `From: MAILER-DAEMON`; `Precedence: bulk|list` too, except to a Service Desk (a list in front of it adds one); list mail that leads nowhere, or that a Service Desk refuses, is ignored too rather than bounced (the reason says why)',
   },
+  'data.own_address': {
+    stage: 'data',
+    smtp: 250,
+    dsn: '2.6.0',
+    text: "Mail from one of this server's own addresses accepted and ignored",
+    status: 'ignored',
+    when: "From or Reply-To is one of intake's own addresses (a key address, the mailbox address or postmaster, at the template's domain): a tracker's notification (Reply-To carries its reply key) forwarded into a Service Desk, or two of them writing to each other. A Service Desk would make that address a participant and mail it, and each mail would come back as another note: a loop. Ignored rather than refused, as auto-generated mail is: a bounce sent into a loop only feeds it (the reason names the header)",
+  },
   'data.postmaster': {
     stage: 'data',
     smtp: 250,

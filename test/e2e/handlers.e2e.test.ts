@@ -253,6 +253,38 @@ describe('Service Desk', () => {
     expect(nowhere.data.line).toMatch(/^250 2\.6\.0 Auto-generated message accepted and ignored \(inbound message \d+\)$/);
   });
 
+  it("ignores mail whose From or Reply-To is one of intake's own addresses, which would loop through the participants", async () => {
+    const w = world({ serviceDesk: {}, level: 30 });
+    const to = template.format(serviceDeskKey(w.project.path, w.project.id));
+    const key = `${(n + 700).toString(16).padStart(32, 'c')}`;
+    server.repos.transaction(() => server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: w.user.id, noteableType: 'Issue', noteableId: w.issue.id }));
+    const notification = template.format(key);
+    const before = db().prepare('select (select count(*) from issues where project_id = ?) as issues, (select count(*) from notes) as notes').get(w.project.id);
+    // A notification (its Reply-To is a reply key of ours, no Auto-Submitted) forwarded into the Service Desk,
+    // another project's Service Desk writing to this one, and the mailbox address or postmaster as sender.
+    const cases: [Record<string, string>, string][] = [
+      [{ From: 'Tracker <tracker@example.net>', 'Reply-To': notification, Subject: 'Squeaks (#1)' }, 'Reply-To'],
+      [{ From: template.format(serviceDeskKey('other/project', w.project.id + 1)), Subject: 'Re: Broken' }, 'From'],
+      [{ From: 'INCOMING@EXAMPLE.COM', Subject: 'Hello' }, 'From'],
+      [{ From: 'Postmaster <postmaster@example.com>', Subject: 'Hello' }, 'From'],
+    ];
+    for (const [headers, header] of cases) {
+      const { data } = await sendMail(server.port, { from: 'forwarder@corp.example', to: [to], message: mail(headers, 'Forwarded.') });
+      expect(data.line, JSON.stringify(headers)).toMatch(/^250 2\.6\.0 Mail from one of this server's own addresses accepted and ignored \(inbound message \d+\)$/);
+      const id = Number(/(\d+)\)$/.exec(data.line)![1]);
+      expect(server.repos.inbound.findById(id)).toMatchObject({ status: 'ignored', reasonCode: 'data.own_address' });
+      expect(db().prepare('select reason from deliveries where inbound_message_id = ?').get(id)).toEqual({ reason: `Mail from one of this server's own addresses accepted and ignored (${header})` });
+    }
+    // A reply by key from such an address is ignored the same way.
+    const reply = await sendMail(server.port, { from: 'x@corp.example', to: [notification], message: mail({ From: to, Subject: 'Re: Squeaks' }, 'Me again.') });
+    expect(reply.data.line).toMatch(/^250 2\.6\.0 Mail from one of this server's own addresses accepted and ignored/);
+    expect(db().prepare('select (select count(*) from issues where project_id = ?) as issues, (select count(*) from notes) as notes').get(w.project.id)).toEqual(before);
+    // A customer whose address is merely at intake's domain, not of its template, is a customer.
+    const { data } = await sendMail(server.port, { from: 'colleague@example.com', to: [to], message: mail({ From: 'colleague@example.com', 'Reply-To': 'incoming-not@example.com', Subject: 'Real request' }, 'Help.') });
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    expect(db().prepare("select external_author from issues where project_id = ? and title = 'Real request'").get(w.project.id)).toEqual({ external_author: 'incoming-not@example.com' });
+  });
+
   it('takes the external author from Sender when there is neither Reply-To nor From, as GitLab does', async () => {
     const w = world({ serviceDesk: {} });
     const to = template.format(serviceDeskKey(w.project.path, w.project.id));
