@@ -196,6 +196,18 @@ export const SETTINGS = {
     default: 600000,
     doc: 'How long a client that reached `unknown_recipient_limit` is refused at connect (`421 4.7.0`).',
   },
+  sender_rate_limit: {
+    env: 'INTAKE_SENDER_RATE_LIMIT',
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit), or 0 for no limit' }).int().min(0),
+    default: 20,
+    doc: "Messages one sender (its From address) may have processed for one destination (an issue or merge request replied to, a project's Service Desk, new issue or new merge request address) in a row; after that one more each `sender_rate_window_ms` divided by this (a token bucket). A message over it gets `451 4.7.1`, and its sender tries again later. It slows a loop with an auto-responder or another tracker that gets past the auto-generated checks to a trickle, and a flood of Service Desk tickets from one address. Counted by `intake serve`, from its start (each `intake deliver` is a process of its own, and is not limited). 0: no limit.",
+  },
+  sender_rate_window_ms: {
+    env: 'INTAKE_SENDER_RATE_WINDOW_MS',
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
+    default: 3600000,
+    doc: 'The window `sender_rate_limit` counts over: with the defaults, 20 messages, then one every 3 minutes.',
+  },
   socket_timeout_ms: {
     env: 'INTAKE_SOCKET_TIMEOUT_MS',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),

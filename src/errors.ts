@@ -377,6 +377,14 @@ export const OUTCOMES = {
     status: 'ignored',
     when: 'null sender, `Auto-Submitted` other than `no`, `X-Autoreply: yes`, `X-Autorespond`, `Precedence: junk|auto_reply`, a `multipart/report` (bounce, read receipt) or `From: MAILER-DAEMON`; `Precedence: bulk|list` too, except to a Service Desk (a list in front of it adds one); list mail that leads nowhere, or that a Service Desk refuses, is ignored too rather than bounced (the reason says why)',
   },
+  'data.sender_rate': {
+    stage: 'data',
+    smtp: 451,
+    dsn: '4.7.1',
+    text: 'Too many messages from you to this address lately, please try again later',
+    status: 'rejected',
+    when: 'the From address has used up its allowance for the destination (an issue, a merge request, or a project address): INTAKE_SENDER_RATE_LIMIT messages processed in a row, then one more each INTAKE_SENDER_RATE_WINDOW_MS / INTAKE_SENDER_RATE_LIMIT; a loop, or a flood. The sender keeps the message and tries again later, and it goes through once the allowance has grown back. The message is stored too: beside a recipient that was processed the reply is 250, and `intake reprocess ID` runs this one later. Logged at the first of a run of such refusals',
+  },
   'data.own_address': {
     stage: 'data',
     smtp: 250,

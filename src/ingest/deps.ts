@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { Store } from '../db/client.js';
 import { createRepositories } from '../db/repositories.js';
 import type { IngestDeps } from './ingest.js';
+import { createSenderRate } from './sender-rate.js';
 
 export function ingestDeps(config: Config, store: Store, logger: Logger): IngestDeps {
   return {
@@ -14,5 +15,6 @@ export function ingestDeps(config: Config, store: Store, logger: Logger): Ingest
     logger,
     hostname: config.hostname,
     maxAttachmentBytes: config.max_attachment_bytes,
+    senderRate: createSenderRate({ limit: config.sender_rate_limit, windowMs: config.sender_rate_window_ms }),
   };
 }

@@ -25,9 +25,10 @@ const SLOW_DISK_ONLY = process.argv.includes('--slow-disk');
 const LARGE_DATABASE_ONLY = process.argv.includes('--large-database');
 const scale = (n: number) => (QUICK ? Math.max(50, Math.round(n / 10)) : n);
 const CLK_TCK = 100;
-// The load comes from one address: the per-address abuse limits (key guessing, connections) would
-// measure the tarpit, not the server. They are lifted here, and nowhere else.
-const BENCH_LIMITS = { INTAKE_MAX_CONNECTIONS_PER_IP: '100000', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '1000000000', INTAKE_MAX_REFUSED_RECIPIENTS: '100000' };
+// The load comes from one address and one sender: the per-address abuse limits (key guessing,
+// connections) and the per-sender rate would measure the tarpit, not the server. They are lifted here,
+// and nowhere else; the rate is set out of reach rather than off, so that its check is still paid.
+const BENCH_LIMITS = { INTAKE_SENDER_RATE_LIMIT: '1000000000', INTAKE_MAX_CONNECTIONS_PER_IP: '100000', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '1000000000', INTAKE_MAX_REFUSED_RECIPIENTS: '100000' };
 
 interface Target {
   name: string;

@@ -17,7 +17,7 @@ import { CLI, cliEnv, startServer, template, type RunningServer } from '../helpe
 
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 20);
 // The load comes from one address, unknown keys included: the key-guessing limit would shut it out.
-const LOAD_LIMITS = { INTAKE_UNKNOWN_RECIPIENT_LIMIT: '1000000', INTAKE_MAX_REFUSED_RECIPIENTS: '100000', INTAKE_MAX_CONNECTIONS_PER_IP: '1000' };
+const LOAD_LIMITS = { INTAKE_SENDER_RATE_LIMIT: '0', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '1000000', INTAKE_MAX_REFUSED_RECIPIENTS: '100000', INTAKE_MAX_CONNECTIONS_PER_IP: '1000' };
 const SEED = Number(process.env.CRASH_SEED ?? 20261126);
 
 /** A database with one issue and 50 reply keys, as a tracker would have it. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTCOMES, type OutcomeCode } from '../../src/errors.js';
 import { Session } from '../bench/load.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
-import { SmtpClient } from '../helpers/smtp-client.js';
+import { sendMail, SmtpClient } from '../helpers/smtp-client.js';
 import { startServer, template, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
@@ -22,6 +22,9 @@ beforeAll(async () => {
     INTAKE_DATA_TIMEOUT_MS: '8000',
     INTAKE_UNKNOWN_RECIPIENT_LIMIT: '10',
     INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS: '60000',
+    // The normal client replies to one issue throughout, which the sender rate would take for a loop
+    // ("mail loops" below has it on).
+    INTAKE_SENDER_RATE_LIMIT: '0',
   });
   world = seedReplyWorld(server.repos);
   to = template.format(world.key);
@@ -333,6 +336,47 @@ describe('malformed messages, each answered and none breaking the server', () =>
       expect(lastRow()).toEqual({ status, reasonCode });
       if (note) expect(lastNote()).toBe(note);
     });
+  });
+});
+
+describe('mail loops', () => {
+  it("an auto-responder without auto-reply headers answering every note gets 20 in, then 451 4.7.1; the issue's other writers are not held up", async () => {
+    // The defaults: 20 in a row, then one every 3 minutes.
+    const looped = await startServer({});
+    try {
+      const w = seedReplyWorld(looped.repos);
+      const key = `${'e'.repeat(31)}1`;
+      const colleague = looped.repos.transaction(() => {
+        const user = looped.repos.users.create({ username: 'colleague', name: 'Colleague', email: 'colleague@adventuretime.ooo', incomingEmailToken: 'glimt-colleague' });
+        looped.repos.projects.setMember({ projectId: w.project.id, userId: user.id, accessLevel: 30 });
+        looped.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: user.id, noteableType: 'Issue', noteableId: w.issue.id });
+        return user;
+      });
+      const to = template.format(w.key);
+      const { client } = await SmtpClient.connect(looped.port);
+      await client.command('EHLO responder.test');
+      const replies: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        await client.command(`MAIL FROM:<${w.user.email}>`);
+        await client.command(`RCPT TO:<${to}>`);
+        const [, reply] = await client.data(replyMessage({ from: w.user.email, to, body: `I am away until Monday. (${i})` }));
+        replies.push(reply.line);
+      }
+      await client.quit();
+      expect(replies.slice(0, 20).every((line) => line.startsWith('250 2.6.0 Message accepted'))).toBe(true);
+      expect(new Set(replies.slice(20))).toEqual(new Set(['451 4.7.1 Too many messages from you to this address lately, please try again later']));
+      const notes = () => (looped.store.sqlite.prepare("select count(*) as n from notes where noteable_type = 'Issue' and noteable_id = ?").get(w.issue.id) as { n: number }).n;
+      expect(notes()).toBe(20);
+      // One log line for the run of refusals, and every refusal in its row.
+      expect(looped.logs.filter((line) => line.includes('"code":"data.sender_rate"'))).toHaveLength(1);
+      expect(looped.store.sqlite.prepare("select count(*) as n from inbound_messages where reason_code = 'data.sender_rate'").get()).toEqual({ n: 80 });
+      // Somebody else answering on the same issue meanwhile is taken.
+      const other = await sendMail(looped.port, { from: colleague.email, to: [template.format(key)], message: replyMessage({ from: colleague.email, to: template.format(key), body: 'Back on topic.' }) });
+      expect(other.data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+      expect(notes()).toBe(21);
+    } finally {
+      await looped.stop();
+    }
   });
 });
 

@@ -1,0 +1,57 @@
+// The per-sender rate over real SMTP: past INTAKE_SENDER_RATE_LIMIT a sender's messages to one
+// destination are deferred with 451 4.7.1 (stored, and logged once), others go on, and the deferred
+// message goes through when its sender tries again later.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
+import { sendMail } from '../helpers/smtp-client.js';
+import { startServer, template, type RunningServer } from '../helpers/server.js';
+
+let server: RunningServer;
+beforeAll(async () => {
+  // Two in a row, then one each two seconds.
+  server = await startServer({ INTAKE_SENDER_RATE_LIMIT: '2', INTAKE_SENDER_RATE_WINDOW_MS: '4000' });
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+const notes = (issueId: number) => (server.store.sqlite.prepare("select count(*) as n from notes where noteable_type = 'Issue' and noteable_id = ?").get(issueId) as { n: number }).n;
+
+describe('the sender rate', () => {
+  it('defers a sender past the limit for one destination with 451 4.7.1, lets others through, and takes the message when it comes again', async () => {
+    const world = seedReplyWorld(server.repos);
+    const other = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const send = (body: string, messageId = `<rate-${body.replace(/\W/g, '')}-${Math.random()}@client.test>`) =>
+      sendMail(server.port, { from: world.user.email, to: [to], message: replyMessage({ from: world.user.email, to, body, messageId }) });
+    const started = Date.now();
+    expect((await send('one')).data.code).toBe(250);
+    expect((await send('two')).data.code).toBe(250);
+    const deferredId = '<rate-three@client.test>';
+    const third = await send('three', deferredId);
+    const fourth = await send('four');
+    // Both within the two seconds it takes one to accrue, or the test machine was too slow to tell.
+    expect(Date.now() - started).toBeLessThan(2000);
+    for (const deferred of [third, fourth]) {
+      expect(deferred.data.line).toBe('451 4.7.1 Too many messages from you to this address lately, please try again later');
+      const row = server.repos.inbound.list({ limit: 5 }).find((r) => r.smtpReply === deferred.data.line);
+      expect(row).toMatchObject({ status: 'rejected', reasonCode: 'data.sender_rate' });
+    }
+    expect(notes(world.issue.id)).toBe(2);
+    // Logged at the first refusal only.
+    const warnings = () => server.logs.filter((line) => line.includes('"code":"data.sender_rate"'));
+    await expect.poll(() => warnings().length).toBe(1);
+    expect(JSON.parse(warnings()[0] as string)).toMatchObject({ level: 40, sender: world.user.email, destination: `Issue:${world.issue.id}` });
+
+    // Another sender and destination is not held up.
+    const elsewhere = template.format(other.key);
+    expect((await sendMail(server.port, { from: other.user.email, to: [elsewhere], message: replyMessage({ from: other.user.email, to: elsewhere, body: 'Mine.' }) })).data.code).toBe(250);
+
+    // The sender tries the deferred message again a while later: it is taken, once.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    expect((await send('three', deferredId)).data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+    expect(notes(world.issue.id)).toBe(3);
+    expect((await send('three', deferredId)).data.line).toMatch(/^250 2\.6\.0 Already received/);
+    expect(notes(world.issue.id)).toBe(3);
+  });
+});
