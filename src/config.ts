@@ -200,7 +200,7 @@ export const SETTINGS = {
     env: 'INTAKE_SENDER_RATE_LIMIT',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit), or 0 for no limit' }).int().min(0),
     default: 20,
-    doc: "Messages one sender (its From address) may have processed for one destination (an issue or merge request replied to, a project's Service Desk, new issue or new merge request address) in a row; after that one more each `sender_rate_window_ms` divided by this (a token bucket). A message over it gets `451 4.7.1`, and its sender tries again later. It slows a loop with an auto-responder or another tracker that gets past the auto-generated checks to a trickle, and a flood of Service Desk tickets from one address. Counted by `intake serve`, from its start (each `intake deliver` is a process of its own, and is not limited). 0: no limit.",
+    doc: "Messages one sender (where answers go: its Reply-To, else From, else Sender) may have processed for one destination (an issue or merge request replied to, a project's Service Desk, new issue or new merge request address) in a row; after that one more each `sender_rate_window_ms` divided by this (a token bucket). A message over it gets `451 4.7.1`, and its sender tries again later. It slows a loop with an auto-responder or another tracker that gets past the auto-generated checks to a trickle, and a flood of Service Desk tickets from one address. Counted by `intake serve`, from its start (each `intake deliver` is a process of its own, and is not limited). 0: no limit.",
   },
   sender_rate_window_ms: {
     env: 'INTAKE_SENDER_RATE_WINDOW_MS',

@@ -383,7 +383,7 @@ export const OUTCOMES = {
     dsn: '4.7.1',
     text: 'Too many messages from you to this address lately, please try again later',
     status: 'rejected',
-    when: 'the From address has used up its allowance for the destination (an issue, a merge request, or a project address): INTAKE_SENDER_RATE_LIMIT messages processed in a row, then one more each INTAKE_SENDER_RATE_WINDOW_MS / INTAKE_SENDER_RATE_LIMIT; a loop, or a flood. The sender keeps the message and tries again later, and it goes through once the allowance has grown back. The message is stored too: beside a recipient that was processed the reply is 250, and `intake reprocess ID` runs this one later. Logged at the first of a run of such refusals',
+    when: 'the sender (Reply-To, else From, else Sender) has used up its allowance for the destination (an issue, a merge request, or a project address): INTAKE_SENDER_RATE_LIMIT messages processed in a row, then one more each INTAKE_SENDER_RATE_WINDOW_MS / INTAKE_SENDER_RATE_LIMIT; a loop, or a flood. The sender keeps the message and tries again later, and it goes through once the allowance has grown back. Beside recipients that were processed the whole message is answered so (a 250 would lose this one; sent again, theirs come back as duplicates). The row is kept without the bytes of the message (the sender has them). Logged at the first of a run of such refusals',
   },
   'data.own_address': {
     stage: 'data',
@@ -391,7 +391,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: "Mail from one of this server's own addresses accepted and ignored",
     status: 'ignored',
-    when: "From or Reply-To is one of intake's own addresses (a key address, the mailbox address or postmaster, at the template's domain): a tracker's notification (Reply-To carries its reply key) forwarded into a Service Desk, or two of them writing to each other. A Service Desk would make that address a participant and mail it, and each mail would come back as another note: a loop. Ignored rather than refused, as auto-generated mail is: a bounce sent into a loop only feeds it (the reason names the header)",
+    when: "From or Reply-To is one of intake's own addresses (a key address or the mailbox address, at the template's domain; not postmaster, whom a person reads): a tracker's notification (Reply-To carries its reply key) forwarded into a Service Desk, or two of them writing to each other. A Service Desk would make that address a participant and mail it, and each mail would come back as another note: a loop. Ignored rather than refused, as auto-generated mail is: a bounce sent into a loop only feeds it (the reason names the header)",
   },
   'data.postmaster': {
     stage: 'data',

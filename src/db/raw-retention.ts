@@ -5,6 +5,8 @@ import type { Repositories } from './repositories.js';
 
 /** Rows read in one step, in one transaction: a few milliseconds, which a message stored meanwhile may wait. */
 const STEP_ROWS = 200;
+/** Bytes freed in one step at most (one message more): freeing reads every page of a blob. */
+const STEP_BYTES = 32 * 1024 * 1024;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface PruneOptions {
@@ -13,6 +15,7 @@ export interface PruneOptions {
   /** Count what would be dropped, drop nothing. */
   dryRun?: boolean;
   stepRows?: number;
+  stepBytes?: number;
   /** Asked between steps: true ends the pruning there (the writer is closing). */
   stop?: () => boolean;
 }
@@ -40,7 +43,7 @@ export async function pruneRaw(store: Store, repos: Repositories, options: Prune
   // A dry run starts there too: what is before it was dropped already.
   let after = repos.inbound.lastRawPruned();
   for (;;) {
-    const step = await store.commit(() => repos.inbound.pruneRawStep({ after, cutoff, limit, dryRun: options.dryRun }), { durable: false });
+    const step = await store.commit(() => repos.inbound.pruneRawStep({ after, cutoff, limit, maxBytes: options.stepBytes ?? STEP_BYTES, dryRun: options.dryRun }), { durable: false });
     result.messages += step.messages;
     result.bytes += step.bytes;
     after = step.last;

@@ -63,6 +63,8 @@ export async function deliverFromPipe(
     return { exitCode: EXIT.tempFail, lines: [...lines, `${rejection.responseCode} ${rejection.message}`], inboundMessageId };
   }
   accepted.forEach((recipient, i) => lines.push(`${recipient}: ${replies[i]?.code} ${replies[i]?.message}`));
+  // One deferred after DATA: all retry together, as above.
+  if (replies.some((r) => r.code >= 400 && r.code < 500)) return { exitCode: EXIT.tempFail, lines, inboundMessageId };
   if (replies.some((r) => r.code < 400)) return { exitCode: EXIT.stored, lines, inboundMessageId };
   return { exitCode: exitFor(replies.map((r) => ({ code: r.code, stage: 'data' }))), lines, inboundMessageId };
 }

@@ -43,6 +43,23 @@ describe('the sender rate', () => {
     await expect.poll(() => warnings().length).toBe(1);
     expect(JSON.parse(warnings()[0] as string)).toMatchObject({ level: 40, sender: world.user.email, destination: `Issue:${world.issue.id}` });
 
+    // A message to this issue and another: the whole is deferred (a 250 would lose this issue's part),
+    // the other issue's note is made, and the bytes are not kept (the sender keeps them).
+    const second = seedReplyWorld(server.repos);
+    const secondKey = server.repos.transaction(() =>
+      server.repos.notifications.create({ replyKey: `${'f'.repeat(31)}2`, projectId: second.project.id, recipientId: world.user.id, noteableType: 'Issue', noteableId: second.issue.id }),
+    ).replyKey;
+    server.repos.transaction(() => server.repos.projects.setMember({ projectId: second.project.id, userId: world.user.id, accessLevel: 30 }));
+    const both = [to, template.format(secondKey)];
+    const bothId = '<rate-both@client.test>';
+    const sendBoth = () => sendMail(server.port, { from: world.user.email, to: both, message: replyMessage({ from: world.user.email, to: both.join(', '), body: 'To both.', messageId: bothId }) });
+    const deferredBoth = await sendBoth();
+    expect(deferredBoth.data.line).toBe('451 4.7.1 Too many messages from you to this address lately, please try again later');
+    const bothRow = server.repos.inbound.list({ limit: 3 }).find((r) => r.messageId === 'rate-both@client.test');
+    expect(bothRow).toMatchObject({ status: 'processed', reasonCode: 'data.sender_rate', smtpReply: deferredBoth.data.line });
+    expect(server.repos.inbound.rawOf(bothRow?.id as number)).toBeNull();
+    expect(notes(second.issue.id)).toBe(1);
+
     // Another sender and destination is not held up.
     const elsewhere = template.format(other.key);
     expect((await sendMail(server.port, { from: other.user.email, to: [elsewhere], message: replyMessage({ from: other.user.email, to: elsewhere, body: 'Mine.' }) })).data.code).toBe(250);
@@ -53,5 +70,12 @@ describe('the sender rate', () => {
     expect(notes(world.issue.id)).toBe(3);
     expect((await send('three', deferredId)).data.line).toMatch(/^250 2\.6\.0 Already received/);
     expect(notes(world.issue.id)).toBe(3);
+    // And the one to both issues, a while later still: this issue's part is taken, the other's is a duplicate.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    expect((await sendBoth()).data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
+    expect([notes(world.issue.id), notes(second.issue.id)]).toEqual([4, 1]);
+    const retried = server.repos.inbound.list({ limit: 1 })[0];
+    expect(server.repos.inbound.deliveriesOf(retried?.id as number).map((d) => d.status).sort()).toEqual(['duplicate', 'processed']);
+    expect(server.repos.inbound.rawOf(retried?.id as number)).not.toBeNull();
   });
 });

@@ -48,8 +48,9 @@ describe('README', () => {
   it('is matched by deploy/intake.env, which lists every setting with its default', () => {
     const env = readFileSync(join(ROOT, 'deploy/intake.env'), 'utf8');
     for (const setting of Object.values(SETTINGS)) {
-      expect(env).toContain(`# ${setting.doc}`);
-      expect(env).toContain(`\n#${setting.env}=${'defaultDoc' in setting ? '' : setting.default}\n`);
+      // The comment, whole, on the line just above its variable.
+      const shown = 'defaultDoc' in setting ? ` Default: ${setting.defaultDoc}.` : '';
+      expect(env).toContain(`\n# ${setting.doc}${shown}\n#${setting.env}=${'defaultDoc' in setting ? '' : setting.default}\n`);
     }
   });
 

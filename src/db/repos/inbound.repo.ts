@@ -98,7 +98,7 @@ export function createInboundRepository({ db }: { db: Db }) {
      * (the next step's `after`), what it dropped (or, with dryRun, would drop), and whether it reached
      * a row as new as the cutoff or the end. Rows keep everything else; raw_pruned_at says when.
      */
-    pruneRawStep(step: { after: number; cutoff: string; limit: number; dryRun?: boolean }): { last: number; messages: number; bytes: number; done: boolean } {
+    pruneRawStep(step: { after: number; cutoff: string; limit: number; maxBytes: number; dryRun?: boolean }): { last: number; messages: number; bytes: number; done: boolean } {
       const rows = rawAfter().all({ after: step.after, limit: step.limit });
       let last = step.after;
       let bytes = 0;
@@ -106,6 +106,8 @@ export function createInboundRepository({ db }: { db: Db }) {
       for (const row of rows) {
         // Rows are stored in the order they arrive: the first one new enough ends the pruning.
         if (row.receivedAt >= step.cutoff) return { ...dropRaw(ids, step.dryRun), last, bytes, done: true };
+        // Freeing a blob reads its every page: a step of large messages ends early (with one at least).
+        if (ids.length > 0 && bytes >= step.maxBytes) return { ...dropRaw(ids, step.dryRun), last, bytes, done: false };
         last = row.id;
         // Refused before DATA, or dropped already.
         if (row.inlineBytes === null && row.chunkBytes === null) continue;
@@ -113,6 +115,11 @@ export function createInboundRepository({ db }: { db: Db }) {
         bytes += (row.inlineBytes ?? 0) + (row.chunkBytes ?? 0);
       }
       return { ...dropRaw(ids, step.dryRun), last, bytes, done: rows.length < step.limit };
+    },
+    /** Drops a row's raw message that its sender was told to send again (a 4xx): it keeps it. */
+    discardRaw(id: number): void {
+      db.update(inboundMessages).set({ raw: null }).where(eq(inboundMessages.id, id)).run();
+      db.delete(inboundMessageChunks).where(eq(inboundMessageChunks.inboundMessageId, id)).run();
     },
     /** The newest row whose raw message was dropped, where the next pruning starts; 0 when none was. */
     lastRawPruned(): number {

@@ -97,6 +97,22 @@ describe('pruneRaw', () => {
     expect(reads).toEqual([0]);
   });
 
+  it('ends a step early once it holds enough bytes, one message at least', async () => {
+    const old = repos.transaction(() => [stored(400, 'chunked'), stored(300, 'inline'), stored(200, 'inline'), stored(150, 'chunked'), stored(100, 'inline')]);
+    const steps: number[] = [];
+    const step = repos.inbound.pruneRawStep;
+    repos.inbound.pruneRawStep = (options) => {
+      const result = step(options);
+      steps.push(result.messages);
+      return result;
+    };
+    // A step takes messages until it holds the step's bytes: a chunked one alone is over them; the two
+    // small ones are not, so the next chunked one joins them.
+    expect(await pruneRaw(store, repos, { days: 90, now: NOW, stepBytes: 1024 * 1024 })).toMatchObject({ messages: 5 });
+    expect(steps).toEqual([1, 3, 1]);
+    for (const m of old) expect(repos.inbound.rawOf(m.id)).toBeNull();
+  });
+
   it('ends between steps when asked to stop, and the next run goes on from there', async () => {
     repos.transaction(() => {
       for (let i = 0; i < 30; i++) stored(500 - i, 'inline');
