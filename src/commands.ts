@@ -97,6 +97,16 @@ function print(value: unknown): void {
   }
 }
 
+/** A token for a user's incoming-email addresses, as trackers mint them (GitLab's are base 36). */
+function newIncomingEmailToken(): string {
+  return `glimt-${BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36)}`;
+}
+
+function incomingEmailToken(value: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,255}$/.test(value)) throw new InvalidArgumentError('must be 1 to 255 of A-Z a-z 0-9 _ . -');
+  return value;
+}
+
 function positiveInt(name: string) {
   return (value: string): number => {
     if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be a positive whole number`);
@@ -267,10 +277,7 @@ users
   .requiredOption('--username <name>', 'unique user name')
   .requiredOption('--email <address>', 'primary e-mail address', email)
   .option('--name <name>', 'display name (default: the username)')
-  .option('--incoming-email-token <token>', 'the token a tracker minted for this user (default: a new glimt- token)', (value: string) => {
-    if (!/^[A-Za-z0-9_.-]{1,255}$/.test(value)) throw new InvalidArgumentError('must be 1 to 255 of A-Z a-z 0-9 _ . -');
-    return value;
-  })
+  .option('--incoming-email-token <token>', 'the token a tracker minted for this user (default: a new glimt- token)', incomingEmailToken)
   .action((options: { username: string; email: string; name?: string; incomingEmailToken?: string }) => {
     const row = withRepos((repos) =>
       unique(`a user with username "${options.username}" or that incoming e-mail token`, () =>
@@ -278,11 +285,23 @@ users
           username: options.username,
           name: options.name ?? options.username,
           email: options.email,
-          incomingEmailToken: options.incomingEmailToken ?? `glimt-${BigInt(`0x${randomBytes(16).toString('hex')}`).toString(36)}`,
+          incomingEmailToken: options.incomingEmailToken ?? newIncomingEmailToken(),
         }),
       ),
     );
     print(row);
+  });
+users
+  .command('reset-token')
+  .description("give a user a new incoming-email token: their new-issue, new-merge-request and comment addresses with the old one stop working at once (reply keys are not affected)")
+  .requiredOption('--user <username>', 'the user')
+  .option('--incoming-email-token <token>', 'the token a tracker minted (default: a new glimt- token)', incomingEmailToken)
+  .action((options: { user: string; incomingEmailToken?: string }) => {
+    print(
+      withRepos((repos) =>
+        unique('a user with that incoming e-mail token', () => repos.users.setIncomingEmailToken(user(repos, options.user).id, options.incomingEmailToken ?? newIncomingEmailToken())),
+      ),
+    );
   });
 for (const [name, state] of [
   ['block', 'blocked'],
@@ -335,27 +354,30 @@ emails
     );
   });
 
-program
-  .command('projects')
-  .description('projects')
+function serviceDeskAliasKeyOption(value: string): string {
+  if (!SERVICE_DESK_KEY_PATTERN.test(value) || value.length > SERVICE_DESK_KEY_MAX_LENGTH) {
+    throw new InvalidArgumentError(`must be 1 to ${SERVICE_DESK_KEY_MAX_LENGTH} of a-z 0-9 _`);
+  }
+  return value;
+}
+
+function branchName(value: string): string {
+  if (!isBranchName(value)) throw new InvalidArgumentError('must be a branch name git takes (no blank, `..`, `~^:?*[\\`, leading `-`...)');
+  return value;
+}
+
+const projectsCommand = program.command('projects').description('projects');
+projectsCommand
   .command('add')
   .description('add a project')
   .requiredOption('--path <path>', 'unique path like group/project')
   .option('--name <name>', 'display name (default: the last part of the path)')
   .addOption(new Option('--visibility <level>', 'who may see it').choices(['private', 'internal', 'public']).default('private'))
   .option('--service-desk', 'enable Service Desk')
-  .option('--service-desk-key <key>', 'Service Desk alias key: mail to <slug>-<key> opens tickets too', (value: string) => {
-    if (!SERVICE_DESK_KEY_PATTERN.test(value) || value.length > SERVICE_DESK_KEY_MAX_LENGTH) {
-      throw new InvalidArgumentError(`must be 1 to ${SERVICE_DESK_KEY_MAX_LENGTH} of a-z 0-9 _`);
-    }
-    return value;
-  })
+  .option('--service-desk-key <key>', 'Service Desk alias key: mail to <slug>-<key> opens tickets too', serviceDeskAliasKeyOption)
   .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
   .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail, and of replies in its thread, become participants')
-  .option('--default-branch <branch>', 'target branch of new merge requests', (value: string) => {
-    if (!isBranchName(value)) throw new InvalidArgumentError('must be a branch name git takes (no blank, `..`, `~^:?*[\\`, leading `-`...)');
-    return value;
-  }, 'main')
+  .option('--default-branch <branch>', 'target branch of new merge requests', branchName, 'main')
   .action(
     (options: {
       path: string;
@@ -386,6 +408,46 @@ program
           ),
         ),
       );
+    },
+  );
+
+projectsCommand
+  .command('set')
+  .description("change a project's settings; only those given change (--no-X turns X off)")
+  .requiredOption('--project <path>', 'the project')
+  .option('--name <name>', 'display name')
+  .addOption(new Option('--visibility <level>', 'who may see it').choices(['private', 'internal', 'public']))
+  .option('--service-desk', 'enable Service Desk')
+  .option('--no-service-desk', 'disable Service Desk: its addresses are refused from now on')
+  .option('--service-desk-key <key>', 'Service Desk alias key', serviceDeskAliasKeyOption)
+  .option('--no-service-desk-key', 'remove the alias key: mail to <slug>-<key> is refused from now on')
+  .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
+  .option('--no-service-desk-reopen', 'it does not')
+  .option('--service-desk-cc', 'Cc addresses of Service Desk mail become participants')
+  .option('--no-service-desk-cc', 'they do not')
+  .option('--default-branch <branch>', 'target branch of new merge requests', branchName)
+  .action(
+    (options: {
+      project: string;
+      name?: string;
+      visibility?: 'private' | 'internal' | 'public';
+      serviceDesk?: boolean;
+      serviceDeskKey?: string | false;
+      serviceDeskReopen?: boolean;
+      serviceDeskCc?: boolean;
+      defaultBranch?: string;
+    }) => {
+      const values = {
+        ...(options.name !== undefined ? { name: options.name } : {}),
+        ...(options.visibility !== undefined ? { visibility: options.visibility } : {}),
+        ...(options.serviceDesk !== undefined ? { serviceDeskEnabled: options.serviceDesk } : {}),
+        ...(options.serviceDeskKey !== undefined ? { serviceDeskKey: options.serviceDeskKey === false ? null : options.serviceDeskKey } : {}),
+        ...(options.serviceDeskReopen !== undefined ? { serviceDeskReopen: options.serviceDeskReopen } : {}),
+        ...(options.serviceDeskCc !== undefined ? { serviceDeskCcParticipants: options.serviceDeskCc } : {}),
+        ...(options.defaultBranch !== undefined ? { defaultBranch: options.defaultBranch } : {}),
+      };
+      if (Object.keys(values).length === 0) throw new CliError('nothing to change: give at least one setting (see intake projects set --help)');
+      print(withRepos((repos) => repos.projects.update(project(repos, options.project).id, values)));
     },
   );
 

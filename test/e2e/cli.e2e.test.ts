@@ -6,7 +6,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replyMessage } from '../helpers/seed.js';
-import { sendMail, SmtpClient } from '../helpers/smtp-client.js';
+import { rcptReply, sendMail, SmtpClient } from '../helpers/smtp-client.js';
 import { CLI, cliEnv, ROOT, startServer, tempDir, type RunningServer } from '../helpers/server.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv) {
@@ -266,6 +266,61 @@ describe('admin commands', () => {
     const result = run(args, env);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(message);
+  });
+});
+
+describe('projects set and users reset-token', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const rcpt = (address: string) => rcptReply(server.port, address, 'someone@example.net');
+  const NO_PROJECT = "550 5.7.1 We couldn't find the project. Please check if there's any typo.";
+  const NO_USER = "550 5.1.1 We couldn't figure out what user corresponds to the email. Please create your comment through the web interface.";
+
+  it("turn a project's Service Desk and alias key on and off, taking effect at the running server's next RCPT", async () => {
+    const env = server.env;
+    expect(run(['projects', 'add', '--path', 'acme/help'], env).status).toBe(0);
+    const desk = 'incoming+acme-help-1-issue-@example.com';
+    const alias = 'incoming+acme-help-support@example.com';
+    expect(await rcpt(desk)).toBe(NO_PROJECT);
+    const on = run(['--json', 'projects', 'set', '--project', 'acme/help', '--service-desk', '--service-desk-key', 'support', '--service-desk-cc'], env);
+    expect(on.status).toBe(0);
+    expect(JSON.parse(on.stdout)).toMatchObject({ service_desk_enabled: true, service_desk_key: 'support', service_desk_reopen: false, service_desk_cc_participants: true, visibility: 'private' });
+    expect(await rcpt(desk)).toBe('250 2.1.5 Accepted');
+    expect(await rcpt(alias)).toBe('250 2.1.5 Accepted');
+    // Only what is given changes.
+    expect(JSON.parse(run(['--json', 'projects', 'set', '--project', 'acme/help', '--no-service-desk-key'], env).stdout)).toMatchObject({ service_desk_enabled: true, service_desk_key: null, service_desk_cc_participants: true });
+    expect(await rcpt(alias)).toBe(NO_PROJECT);
+    expect(await rcpt(desk)).toBe('250 2.1.5 Accepted');
+    expect(run(['projects', 'set', '--project', 'acme/help', '--no-service-desk'], env).status).toBe(0);
+    expect(await rcpt(desk)).toBe(NO_PROJECT);
+    // Bad input is named.
+    expect(run(['projects', 'set', '--project', 'acme/help'], env)).toMatchObject({ status: 1, stderr: 'intake: nothing to change: give at least one setting (see intake projects set --help)\n' });
+    expect(run(['projects', 'set', '--project', 'acme/nope', '--service-desk'], env).stderr).toMatch(/^intake: no project/);
+    expect(run(['projects', 'set', '--project', 'acme/help', '--service-desk-key', 'Bad Key'], env).stderr).toMatch(/must be 1 to \d+ of a-z 0-9 _/);
+    expect(run(['projects', 'set', '--project', 'acme/help', '--default-branch', 'a..b'], env).stderr).toMatch(/must be a branch name git takes/);
+  });
+
+  it("give a user a new token: the old addresses are refused at once, the new ones taken, and a token in use is refused", async () => {
+    const env = server.env;
+    expect(run(['users', 'add', '--username', 'carol', '--email', 'carol@example.com', '--incoming-email-token', 'old_token'], env).status).toBe(0);
+    expect(run(['users', 'add', '--username', 'dave', '--email', 'dave@example.com', '--incoming-email-token', 'daves_token'], env).status).toBe(0);
+    expect(run(['projects', 'add', '--path', 'acme/tools'], env).status).toBe(0);
+    expect(run(['members', 'add', '--project', 'acme/tools', '--user', 'carol', '--access-level', '30'], env).status).toBe(0);
+    const oldAddress = run(['addresses', '--project', 'acme/tools', '--user', 'carol'], env).stdout.split('\n')[0]!.split(/\s+/).at(-1)!;
+    expect(oldAddress).toBe('incoming+acme-tools-2-old_token-issue@example.com');
+    expect(await rcpt(oldAddress)).toBe('250 2.1.5 Accepted');
+    const reset = JSON.parse(run(['--json', 'users', 'reset-token', '--user', 'carol'], env).stdout) as { incoming_email_token: string };
+    expect(reset.incoming_email_token).toMatch(/^glimt-[0-9a-z]+$/);
+    expect(await rcpt(oldAddress)).toBe(NO_USER);
+    expect(await rcpt(`incoming+acme-tools-2-${reset.incoming_email_token}-issue@example.com`)).toBe('250 2.1.5 Accepted');
+    expect(run(['users', 'reset-token', '--user', 'carol', '--incoming-email-token', 'daves_token'], env)).toMatchObject({ status: 1, stderr: expect.stringMatching(/^intake: .*a user with that incoming e-mail token/) });
+    expect(run(['users', 'reset-token', '--user', 'carol', '--incoming-email-token', 'tracker_minted_2'], env).stdout).toMatch(/^incoming_email_token\s+tracker_minted_2$/m);
   });
 });
 

@@ -1,6 +1,6 @@
 // RCPT TO over real TCP: every refusal comes in the dialogue, with its exact reply line, and leaves a row.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SmtpClient } from '../helpers/smtp-client.js';
+import { rcptReply, SmtpClient } from '../helpers/smtp-client.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { startServer, template, type RunningServer } from '../helpers/server.js';
 import { MAX_SENDER_CHARS } from '../../src/smtp/lenient-sender.js';
@@ -13,16 +13,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function rcpt(address: string): Promise<string> {
-  const { client } = await SmtpClient.connect(server.port);
-  try {
-    await client.command('EHLO client.test');
-    await client.command('MAIL FROM:<jake@adventuretime.ooo>');
-    return (await client.command(`RCPT TO:<${address}>`)).line;
-  } finally {
-    await client.quit();
-  }
-}
+const rcpt = (address: string) => rcptReply(server.port, address);
 
 const UNKNOWN_REPLY_KEY =
   "550 5.1.1 We couldn't figure out what the email is in reply to. Please create your comment through the web interface.";

@@ -176,3 +176,15 @@ export async function sendMail(
     await client.quit();
   }
 }
+
+/** The reply to one RCPT TO in a session of its own (EHLO, MAIL FROM, RCPT TO, QUIT). */
+export async function rcptReply(port: number, address: string, from = 'jake@adventuretime.ooo'): Promise<string> {
+  const { client } = await SmtpClient.connect(port);
+  try {
+    await client.command('EHLO client.test');
+    await client.command(`MAIL FROM:<${from}>`);
+    return (await client.command(`RCPT TO:<${address}>`)).line;
+  } finally {
+    await client.quit();
+  }
+}

@@ -17,6 +17,8 @@ export function createProjectsRepository({ db }: { db: Db }) {
   return {
     create: (input: typeof projects.$inferInsert): Project => db.insert(projects).values(input).returning().get(),
     findById: (id: number): Project | undefined => byId().get({ id }),
+    update: (id: number, values: Partial<Omit<typeof projects.$inferInsert, 'id'>>): Project =>
+      db.update(projects).set(values).where(eq(projects.id, id)).returning().get() as Project,
     /**
      * By path as written, else in any case, as GitLab's find_by_full_path: a relay may lower-case an
      * address. (Paths differing only in case are told apart by the exact match.)

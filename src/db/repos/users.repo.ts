@@ -46,6 +46,10 @@ export function createUsersRepository({ db }: { db: Db }) {
       db.select().from(users).where(eq(users.username, username)).get(),
     findByIncomingEmailToken: (token: string): User | undefined =>
       db.select().from(users).where(eq(users.incomingEmailToken, token)).get(),
+    /** A new incoming-email token: the addresses with the old one stop working at once. */
+    setIncomingEmailToken(id: number, token: string): User {
+      return db.update(users).set({ incomingEmailToken: token }).where(eq(users.id, id)).returning().get() as User;
+    },
     setState(id: number, state: User['state']): void {
       db.update(users).set({ state }).where(eq(users.id, id)).run();
     },
