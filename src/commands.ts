@@ -299,7 +299,11 @@ users
   .action((options: { user: string; incomingEmailToken?: string }) => {
     print(
       withRepos((repos) =>
-        unique('a user with that incoming e-mail token', () => repos.users.setIncomingEmailToken(user(repos, options.user).id, options.incomingEmailToken ?? newIncomingEmailToken())),
+        unique('a user with that incoming e-mail token', () => {
+          const found = user(repos, options.user);
+          if (found.userType !== 'human') throw new CliError(`${found.username} is GitLab's Support Bot: it has no addresses of its own`);
+          return repos.users.setIncomingEmailToken(found.id, options.incomingEmailToken ?? newIncomingEmailToken());
+        }),
       ),
     );
   });
@@ -366,6 +370,16 @@ function branchName(value: string): string {
   return value;
 }
 
+/**
+ * Two projects whose paths make the same slug (`acme/help-desk`, `acme-help/desk`) with the same alias
+ * key would share one address, which reaches the first of them: refused, as GitLab refuses a key in use.
+ */
+function assertAliasFree(repos: Repositories, path: string, key: string, projectId?: number): void {
+  const address = serviceDeskAliasKey(path, key);
+  const other = repos.projects.findByServiceDeskKey(key).find((p) => p.id !== projectId && serviceDeskAliasKey(p.path, key) === address);
+  if (other) throw new CliError(`Service Desk key "${key}" would give ${path} the alias address of ${other.path} (${address}); choose another key`);
+}
+
 const projectsCommand = program.command('projects').description('projects');
 projectsCommand
   .command('add')
@@ -394,8 +408,9 @@ projectsCommand
       }
       print(
         withRepos((repos) =>
-          unique(`a project with path "${options.path}"`, () =>
-            repos.projects.create({
+          unique(`a project with path "${options.path}"`, () => {
+            if (options.serviceDeskKey) assertAliasFree(repos, options.path, options.serviceDeskKey);
+            return repos.projects.create({
               path: options.path,
               name: options.name ?? (options.path.split('/').at(-1) as string),
               visibility: options.visibility,
@@ -404,8 +419,8 @@ projectsCommand
               serviceDeskReopen: options.serviceDeskReopen === true,
               serviceDeskCcParticipants: options.serviceDeskCc === true,
               defaultBranch: options.defaultBranch,
-            }),
-          ),
+            });
+          }),
         ),
       );
     },
@@ -447,7 +462,13 @@ projectsCommand
         ...(options.defaultBranch !== undefined ? { defaultBranch: options.defaultBranch } : {}),
       };
       if (Object.keys(values).length === 0) throw new CliError('nothing to change: give at least one setting (see intake projects set --help)');
-      print(withRepos((repos) => repos.projects.update(project(repos, options.project).id, values)));
+      print(
+        withRepos((repos) => {
+          const found = project(repos, options.project);
+          if (options.serviceDeskKey) assertAliasFree(repos, found.path, options.serviceDeskKey, found.id);
+          return repos.projects.update(found.id, values);
+        }),
+      );
     },
   );
 
@@ -654,7 +675,7 @@ program
     const { raw } = found;
     if (options.raw) {
       if (!raw && row.rawPrunedAt) throw new CliError(`inbound message ${id} has no stored content: it was dropped at ${row.rawPrunedAt}, older than INTAKE_KEEP_RAW_DAYS (or by intake prune)`);
-      if (!raw) throw new CliError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
+      if (!raw) throw new CliError(`inbound message ${id} has no stored content (it was refused before DATA, was too big, or was deferred with a 4xx and comes again as another message)`);
       process.stdout.write(raw);
       return;
     }

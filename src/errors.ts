@@ -383,7 +383,7 @@ export const OUTCOMES = {
     dsn: '4.7.1',
     text: 'Too many messages from you to this address lately, please try again later',
     status: 'rejected',
-    when: 'the sender (Reply-To, else From, else Sender) has used up its allowance for the destination (an issue, a merge request, or a project address): INTAKE_SENDER_RATE_LIMIT messages processed in a row, then one more each INTAKE_SENDER_RATE_WINDOW_MS / INTAKE_SENDER_RATE_LIMIT; a loop, or a flood. The sender keeps the message and tries again later, and it goes through once the allowance has grown back. Beside recipients that were processed the whole message is answered so (a 250 would lose this one; sent again, theirs come back as duplicates). The row is kept without the bytes of the message (the sender has them). Logged at the first of a run of such refusals',
+    when: 'the sender (Reply-To, else From, else Sender) has used up its allowance for the destination (an issue, a merge request, or a project address): INTAKE_SENDER_RATE_LIMIT messages processed in a row, then one more each INTAKE_SENDER_RATE_WINDOW_MS / INTAKE_SENDER_RATE_LIMIT; a loop, or a flood. The sender keeps the message and tries again later, and it goes through once the allowance has grown back. Beside recipients that were processed the whole message is answered so (a 250 would lose this one; sent again, theirs come back as duplicates). The row is kept, and the bytes of the message only when a recipient of it was taken or told it is kept (over LMTP, where each recipient has its own reply, the others may have been answered 250); otherwise the sender has them. Logged at the first of a run of such refusals',
   },
   'data.own_address': {
     stage: 'data',

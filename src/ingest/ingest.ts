@@ -147,9 +147,11 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
       for (const recipient of envelope.rcptTo) message.delivered.push(deps.repos.inbound.addDelivery(inboundMessageId, deliver(recipient, parsed, unparsable, envelope, message, deps)));
       // That row holds the refused recipients too: read them back.
       const result = summarize(inboundMessageId, deps.repos, { deliveries: request.inboundMessageId ? undefined : message.delivered, storedStatus: row.status });
-      // Deferred: its sender keeps it and sends it again, bytes and all. A loop or a flood retried for
-      // days would otherwise store every attempt whole.
-      if (result.reply.code < 500 && result.reply.code >= 400) deps.repos.inbound.discardRaw(inboundMessageId);
+      // Deferred, with nothing of it acknowledged or made (a retry's processed keys are duplicates): its
+      // sender keeps it and sends it again, bytes and all. A loop or a flood retried for days would
+      // otherwise store every attempt whole. Kept when any recipient has what it created, was told it
+      // is kept (postmaster, a failure for reprocess) or, over LMTP, got its own 250 for them.
+      if (result.reply.code < 500 && result.reply.code >= 400 && !result.deliveries.some(needsRaw)) deps.repos.inbound.discardRaw(inboundMessageId);
       return result;
     });
   } catch (error) {
@@ -169,7 +171,7 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
   if (!row) throw new ReprocessError(`no inbound message with id ${id}`);
   const raw = deps.repos.inbound.rawOf(id);
   if (!raw && row.rawPrunedAt) throw new ReprocessError(`inbound message ${id} has no stored content: it was dropped at ${row.rawPrunedAt}, older than INTAKE_KEEP_RAW_DAYS (or by intake prune)`);
-  if (!raw) throw new ReprocessError(`inbound message ${id} has no stored content (it was refused before DATA or was too big)`);
+  if (!raw) throw new ReprocessError(`inbound message ${id} has no stored content (it was refused before DATA, was too big, or was deferred with a 4xx and comes again as another message)`);
   const { parsed, unparsable } = await readMessage(raw, deps);
   const envelope: Envelope = { mailFrom: row.mailFrom, rcptTo: row.rcptTo };
   return deps.repos.transaction(() => {
@@ -408,6 +410,11 @@ function ownSender(parsed: ParsedMessage, template: AddressTemplate): string | n
   if (parsed.from && OWN_SENDER.has(template.match(parsed.from).kind)) return 'From';
   if (parsed.replyTo && OWN_SENDER.has(template.match(parsed.replyTo).kind)) return 'Reply-To';
   return null;
+}
+
+/** A delivery that made something from the message's bytes, or promised to keep them. */
+function needsRaw(delivery: Delivery): boolean {
+  return delivery.status === 'processed' || delivery.status === 'failed' || delivery.reasonCode === 'data.postmaster';
 }
 
 /** Precedence of a message's status over its deliveries' statuses: the best thing that happened to it. */

@@ -3,13 +3,13 @@
 // message goes through when its sender tries again later.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
-import { sendMail } from '../helpers/smtp-client.js';
+import { sendMail, SmtpClient } from '../helpers/smtp-client.js';
 import { startServer, template, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
 beforeAll(async () => {
   // Two in a row, then one each two seconds.
-  server = await startServer({ INTAKE_SENDER_RATE_LIMIT: '2', INTAKE_SENDER_RATE_WINDOW_MS: '4000' });
+  server = await startServer({ INTAKE_SENDER_RATE_LIMIT: '2', INTAKE_SENDER_RATE_WINDOW_MS: '4000', INTAKE_LMTP_LISTEN: '127.0.0.1:0' });
 });
 afterAll(async () => {
   await server?.stop();
@@ -36,6 +36,8 @@ describe('the sender rate', () => {
       expect(deferred.data.line).toBe('451 4.7.1 Too many messages from you to this address lately, please try again later');
       const row = server.repos.inbound.list({ limit: 5 }).find((r) => r.smtpReply === deferred.data.line);
       expect(row).toMatchObject({ status: 'rejected', reasonCode: 'data.sender_rate' });
+      // Nothing of it was taken: its bytes stay with the sender, which sends them again.
+      expect(server.repos.inbound.rawOf(row?.id as number)).toBeNull();
     }
     expect(notes(world.issue.id)).toBe(2);
     // Logged at the first refusal only.
@@ -44,7 +46,7 @@ describe('the sender rate', () => {
     expect(JSON.parse(warnings()[0] as string)).toMatchObject({ level: 40, sender: world.user.email, destination: `Issue:${world.issue.id}` });
 
     // A message to this issue and another: the whole is deferred (a 250 would lose this issue's part),
-    // the other issue's note is made, and the bytes are not kept (the sender keeps them).
+    // and the other issue's note is made, its message kept with it.
     const second = seedReplyWorld(server.repos);
     const secondKey = server.repos.transaction(() =>
       server.repos.notifications.create({ replyKey: `${'f'.repeat(31)}2`, projectId: second.project.id, recipientId: world.user.id, noteableType: 'Issue', noteableId: second.issue.id }),
@@ -57,7 +59,7 @@ describe('the sender rate', () => {
     expect(deferredBoth.data.line).toBe('451 4.7.1 Too many messages from you to this address lately, please try again later');
     const bothRow = server.repos.inbound.list({ limit: 3 }).find((r) => r.messageId === 'rate-both@client.test');
     expect(bothRow).toMatchObject({ status: 'processed', reasonCode: 'data.sender_rate', smtpReply: deferredBoth.data.line });
-    expect(server.repos.inbound.rawOf(bothRow?.id as number)).toBeNull();
+    expect(server.repos.inbound.rawOf(bothRow?.id as number)?.toString()).toContain('To both.');
     expect(notes(second.issue.id)).toBe(1);
 
     // Another sender and destination is not held up.
@@ -77,5 +79,37 @@ describe('the sender rate', () => {
     const retried = server.repos.inbound.list({ limit: 1 })[0];
     expect(server.repos.inbound.deliveriesOf(retried?.id as number).map((d) => d.status).sort()).toEqual(['duplicate', 'processed']);
     expect(server.repos.inbound.rawOf(retried?.id as number)).not.toBeNull();
+  });
+
+  it('over LMTP, answers the deferred recipient alone and keeps the bytes the others were answered 250 for', async () => {
+    const world = seedReplyWorld(server.repos);
+    const other = seedReplyWorld(server.repos);
+    // The same member of both projects replies to both issues; the first issue has had its two already.
+    const secondKey = server.repos.transaction(() => {
+      server.repos.projects.setMember({ projectId: other.project.id, userId: world.user.id, accessLevel: 30 });
+      return server.repos.notifications.create({ replyKey: `${'a'.repeat(31)}3`, projectId: other.project.id, recipientId: world.user.id, noteableType: 'Issue', noteableId: other.issue.id }).replyKey;
+    });
+    const to = template.format(world.key);
+    for (const body of ['one', 'two']) {
+      expect((await sendMail(server.port, { from: world.user.email, to: [to], message: replyMessage({ from: world.user.email, to, body }) })).data.code).toBe(250);
+    }
+    const { client } = await SmtpClient.connect(server.ports.lmtp as number);
+    try {
+      await client.command('LHLO relay.test');
+      await client.command(`MAIL FROM:<${world.user.email}>`);
+      for (const rcpt of [to, template.format(secondKey), 'postmaster@example.com']) expect((await client.command(`RCPT TO:<${rcpt}>`)).code).toBe(250);
+      const [, first] = await client.data(replyMessage({ from: world.user.email, to, body: 'Over LMTP.' }));
+      const rest = await client.readMany(2);
+      expect([first.line, ...rest.map((r) => r.line)]).toEqual([
+        '451 4.7.1 Too many messages from you to this address lately, please try again later',
+        expect.stringMatching(/^250 2\.6\.0 Message accepted as inbound message \d+$/),
+        expect.stringMatching(/^250 2\.6\.0 Message for the postmaster accepted and kept \(inbound message \d+\)$/),
+      ]);
+      // The two answered 250 have what they were promised: the note's message, postmaster's copy.
+      const id = Number(/(\d+)$/.exec(rest[0]!.line)![1]);
+      expect(server.repos.inbound.rawOf(id)?.toString()).toContain('Over LMTP.');
+    } finally {
+      await client.quit();
+    }
   });
 });
