@@ -83,13 +83,14 @@ export function createInboundRepository({ db }: { db: Db }) {
       .limit(sql.placeholder('limit'))
       .prepare(),
   );
-  /** Drops the raw messages of these rows (not with dryRun); the count of them. */
-  const dropRaw = (ids: number[], dryRun = false): { messages: number } => {
-    if (ids.length > 0 && !dryRun) {
-      db.update(inboundMessages).set({ raw: null, rawPrunedAt: sql`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` }).where(inArray(inboundMessages.id, ids)).run();
-      db.delete(inboundMessageChunks).where(inArray(inboundMessageChunks.inboundMessageId, ids)).run();
-    }
-    return { messages: ids.length };
+  /** Drops the raw messages of these rows; pruned ones (for their age) say when in raw_pruned_at. */
+  const clearRaw = (ids: number[], pruned: boolean): void => {
+    if (ids.length === 0) return;
+    db.update(inboundMessages)
+      .set(pruned ? { raw: null, rawPrunedAt: sql`strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` } : { raw: null })
+      .where(inArray(inboundMessages.id, ids))
+      .run();
+    db.delete(inboundMessageChunks).where(inArray(inboundMessageChunks.inboundMessageId, ids)).run();
   };
   return {
     /**
@@ -102,24 +103,31 @@ export function createInboundRepository({ db }: { db: Db }) {
       const rows = rawAfter().all({ after: step.after, limit: step.limit });
       let last = step.after;
       let bytes = 0;
+      let done = rows.length < step.limit;
       const ids: number[] = [];
       for (const row of rows) {
         // Rows are stored in the order they arrive: the first one new enough ends the pruning.
-        if (row.receivedAt >= step.cutoff) return { ...dropRaw(ids, step.dryRun), last, bytes, done: true };
+        if (row.receivedAt >= step.cutoff) {
+          done = true;
+          break;
+        }
         // Freeing a blob reads its every page: a step of large messages ends early (with one at least).
-        if (ids.length > 0 && bytes >= step.maxBytes) return { ...dropRaw(ids, step.dryRun), last, bytes, done: false };
+        if (ids.length > 0 && bytes >= step.maxBytes) {
+          done = false;
+          break;
+        }
         last = row.id;
         // Refused before DATA, or dropped already.
         if (row.inlineBytes === null && row.chunkBytes === null) continue;
         ids.push(row.id);
         bytes += (row.inlineBytes ?? 0) + (row.chunkBytes ?? 0);
       }
-      return { ...dropRaw(ids, step.dryRun), last, bytes, done: rows.length < step.limit };
+      if (!step.dryRun) clearRaw(ids, true);
+      return { last, messages: ids.length, bytes, done };
     },
     /** Drops a row's raw message that its sender was told to send again (a 4xx): it keeps it. */
     discardRaw(id: number): void {
-      db.update(inboundMessages).set({ raw: null }).where(eq(inboundMessages.id, id)).run();
-      db.delete(inboundMessageChunks).where(eq(inboundMessageChunks.inboundMessageId, id)).run();
+      clearRaw([id], false);
     },
     /** The newest row whose raw message was dropped, where the next pruning starts; 0 when none was. */
     lastRawPruned(): number {
