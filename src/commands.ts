@@ -20,6 +20,8 @@ import { ConfigError, loadConfig, parseHostPort, type Config } from './config.js
 import { assertWritable, isUniqueConstraintError, openStore, type Store } from './db/client.js';
 import { pruneRaw } from './db/raw-retention.js';
 import { createRepositories, type Repositories } from './db/repositories.js';
+import type { MessageFilter } from './db/repos/inbound.repo.js';
+import { OUTCOMES } from './errors.js';
 import { ACCESS } from './handlers/access.js';
 import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
 import { isBranchName } from './text/branch.js';
@@ -30,6 +32,7 @@ import { ingestDeps } from './ingest/deps.js';
 import { EX_CONFIG, serve, StartupError } from './serve.js';
 import { freeBytes, minFreeBytes, shortfall } from './smtp/free-space.js';
 import { expiryProblem, loadTlsMaterial } from './smtp/tls.js';
+import { parseMoment } from './time-argument.js';
 
 class CliError extends Error {}
 
@@ -642,15 +645,47 @@ program
     if (rows.length === 0) process.stderr.write(`${options.project} has no Service Desk; give --user for a user's new issue and new merge request addresses\n`);
   });
 
+const INGRESSES = ['smtp', 'lmtp', 'pipe', 'policy', 'imap', 'graph'] as const;
+
+function reasonCode(value: string): string {
+  const code = value.replace(/\.$/, '');
+  if (!Object.keys(OUTCOMES).some((known) => known === code || known.startsWith(`${code}.`))) {
+    const families = [...new Set(Object.keys(OUTCOMES).map((known) => known.split('.')[0]))].join(', ');
+    throw new InvalidArgumentError(`--reason ${value} is no reason code nor the start of one (a family: ${families}; the codes are in the README's rejection table)`);
+  }
+  return code;
+}
+
+function moment(name: string) {
+  return (value: string): string => {
+    const found = parseMoment(value, new Date());
+    if (!found) throw new InvalidArgumentError(`${name} ${value} is no time: give a date or time in UTC (2026-11-27, 2026-11-27T14:30, with an offset such as +01:00 if not UTC) or an age (90m, 36h, 7d, 2w)`);
+    return found.toISOString();
+  };
+}
+
 program
   .command('messages')
-  .description('inbound messages, newest first, with what became of each')
+  .description('inbound messages, newest first, with what became of each; the filters given must all match')
   .addOption(new Option('--status <status>', 'only this status').choices(['processed', 'rejected', 'ignored', 'duplicate', 'failed']))
+  .option('--from <text>', 'a sender (MAIL FROM or the From: header) that contains TEXT, in any case')
+  .option('--to <text>', 'a recipient (RCPT TO) that contains TEXT, in any case')
+  .option('--reason <code>', 'this reason code on the message or one of its recipients; a family (rcpt, data.invalid) matches every code in it', reasonCode)
+  .option('--since <when>', 'received at or after WHEN: a UTC date or time (2026-11-27, 2026-11-27T14:30) or an age (90m, 36h, 7d)', moment('--since'))
+  .option('--until <when>', 'received before WHEN, as --since', moment('--until'))
+  .addOption(new Option('--ingress <ingress>', 'received this way').choices(INGRESSES))
+  .option('--message-id <id>', 'this Message-ID (with or without its angle brackets)')
   .option('--limit <n>', 'at most this many', positiveInt('--limit'), 20)
-  .action((options: { status?: 'processed' | 'rejected' | 'ignored' | 'duplicate' | 'failed'; limit: number }) => {
-    const rows = withRepos((repos) => repos.inbound.list({ status: options.status, limit: options.limit }));
+  .action((options: Omit<MessageFilter, 'status' | 'ingress'> & { status?: MessageFilter['status']; ingress?: MessageFilter['ingress'] }) => {
+    if (options.since && options.until && options.since >= options.until) {
+      throw new CliError(`--since (${options.since}) must be before --until (${options.until})`);
+    }
+    const messageId = options.messageId?.trim().replace(/^<(.*)>$/, '$1');
+    if (options.messageId !== undefined && !messageId) throw new CliError('--message-id is empty');
+    const rows = withRepos((repos) => repos.inbound.list({ ...options, messageId }));
+    const filtered = Object.keys(options).some((option) => option !== 'limit');
     if (json()) print(rows);
-    else if (rows.length === 0) process.stdout.write('no messages\n');
+    else if (rows.length === 0) process.stdout.write(filtered ? 'no messages match\n' : 'no messages\n');
     else
       for (const r of rows) {
         const target = r.targetType ? ` → ${r.targetType} ${r.targetId}` : '';

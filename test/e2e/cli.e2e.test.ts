@@ -475,3 +475,91 @@ describe('reprocess', () => {
     expect(run(['show', '99999'], server.env).stderr).toBe('intake: no inbound message with id 99999\n');
   });
 });
+
+describe('messages, searched', () => {
+  let server: RunningServer;
+  const ids: Record<string, number> = {};
+  beforeAll(async () => {
+    server = await startServer();
+    const env = server.env;
+    run(['users', 'add', '--username', 'finder', '--email', 'finder@example.com'], env);
+    run(['projects', 'add', '--path', 'search/here'], env);
+    run(['members', 'add', '--project', 'search/here', '--user', 'finder', '--access-level', '30'], env);
+    run(['issues', 'add', '--project', 'search/here', '--author', 'finder', '--title', 'T'], env);
+    const to = (JSON.parse(run(['--json', 'notifications', 'add', '--project', 'search/here', '--recipient', 'finder', '--issue', '1'], env).stdout) as { reply_address: string }).reply_address;
+    const lastId = () => server.repos.inbound.list({ limit: 1 })[0]!.id;
+
+    await sendMail(server.port, { from: 'finder@example.com', to: [to], message: replyMessage({ from: 'finder@example.com', to, body: 'Found it.', messageId: '<first@client.test>' }) });
+    ids.reply = lastId();
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<stranger@elsewhere.test>');
+    await client.command('RCPT TO:<incoming+nope@example.com>');
+    await client.quit();
+    // QUIT is answered once the refusal's row is committed.
+    ids.unknown = lastId();
+    await sendMail(server.port, { from: 'alias@example.net', to: [to], message: replyMessage({ from: 'alias@example.net', to, body: 'From my other address.' }) });
+    ids.unverified = lastId();
+    await sendMail(server.port, { from: 'finder@example.com', to: [to, 'incoming+nope2@example.com'], message: replyMessage({ from: 'finder@example.com', to, body: 'To one good and one bad.' }) });
+    ids.mixed = lastId();
+    const piped = spawnSync(process.execPath, [CLI, 'deliver', '--to', to, '--from', 'finder@example.com'], { env, input: replyMessage({ from: 'finder@example.com', to, body: 'Piped.' }) });
+    expect(piped.status).toBe(0);
+    ids.piped = lastId();
+    expect(new Set(Object.values(ids)).size).toBe(5);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  const found = (...args: string[]) => {
+    const result = run(['--json', 'messages', ...args], server.env);
+    expect(result.stderr).toBe('');
+    return (JSON.parse(result.stdout) as { id: number }[]).map((r) => r.id);
+  };
+
+  it('finds by sender and recipient, any case, in the envelope or the From header', () => {
+    expect(found()).toEqual([ids.piped, ids.mixed, ids.unverified, ids.unknown, ids.reply]);
+    expect(found('--from', 'FINDER@Example')).toEqual([ids.piped, ids.mixed, ids.reply]);
+    expect(found('--from', 'elsewhere.test')).toEqual([ids.unknown]);
+    expect(found('--to', 'incoming+NOPE')).toEqual([ids.mixed, ids.unknown]);
+    expect(found('--to', 'nowhere')).toEqual([]);
+  });
+
+  it('finds by reason code on the message or any recipient, a family matching all its codes', () => {
+    expect(found('--reason', 'rcpt.unknown_key')).toEqual([ids.mixed, ids.unknown]);
+    expect(found('--reason', 'rcpt')).toEqual([ids.mixed, ids.unknown]);
+    expect(found('--reason', 'data.sender_not_verified')).toEqual([ids.unverified]);
+    expect(found('--reason', 'data.')).toEqual([ids.unverified]);
+    expect(found('--reason', 'rcpt', '--status', 'processed')).toEqual([ids.mixed]);
+    expect(found('--reason', 'rcpt', '--from', 'stranger')).toEqual([ids.unknown]);
+  });
+
+  it('finds by Message-ID, ingress and time', () => {
+    expect(found('--message-id', '<first@client.test>')).toEqual([ids.reply]);
+    expect(found('--message-id', 'first@client.test')).toEqual([ids.reply]);
+    expect(found('--ingress', 'pipe')).toEqual([ids.piped]);
+    expect(found('--since', '1h', '--limit', '2')).toEqual([ids.piped, ids.mixed]);
+    const at = server.repos.inbound.findById(ids.unverified!)!.receivedAt;
+    expect(found('--since', at)).toEqual([ids.piped, ids.mixed, ids.unverified]);
+    expect(found('--until', at)).toEqual([ids.unknown, ids.reply]);
+    expect(found('--until', '2026-01-01')).toEqual([]);
+    expect(run(['messages', '--from', 'nobody-at-all'], server.env).stdout).toBe('no messages match\n');
+  });
+
+  it('names what it cannot search for', () => {
+    const cases: [string[], string][] = [
+      [['--reason', 'rcpt.unknown'], "error: option '--reason <code>' argument 'rcpt.unknown' is invalid. --reason rcpt.unknown is no reason code nor the start of one (a family: data, rcpt, connect, policy, session, mail, process; the codes are in the README's rejection table)"],
+      [['--since', 'yesterday'], "error: option '--since <when>' argument 'yesterday' is invalid. --since yesterday is no time: give a date or time in UTC"],
+      [['--until', '2026-02-30'], "error: option '--until <when>' argument '2026-02-30' is invalid. --until 2026-02-30 is no time"],
+      [['--since', '2026-11-27', '--until', '2026-11-26'], 'intake: --since (2026-11-27T00:00:00.000Z) must be before --until (2026-11-26T00:00:00.000Z)'],
+      [['--ingress', 'fax'], "error: option '--ingress <ingress>' argument 'fax' is invalid. Allowed choices are smtp, lmtp, pipe, policy, imap, graph."],
+      [['--message-id', '<>'], 'intake: --message-id is empty'],
+    ];
+    for (const [args, message] of cases) {
+      const result = run(['messages', ...args], server.env);
+      expect(result.status, args.join(' ')).not.toBe(0);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toContain(message);
+    }
+  });
+});

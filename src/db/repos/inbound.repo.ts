@@ -10,6 +10,17 @@ export type NewInboundMessage = typeof inboundMessages.$inferInsert;
 export type Delivery = typeof deliveries.$inferSelect;
 export type NewDelivery = Omit<typeof deliveries.$inferInsert, 'id' | 'createdAt' | 'inboundMessageId'>;
 export type Status = InboundMessage['status'];
+export interface MessageFilter {
+  status?: Status;
+  ingress?: InboundMessage['ingress'];
+  messageId?: string;
+  from?: string;
+  to?: string;
+  reason?: string;
+  since?: string;
+  until?: string;
+  limit: number;
+}
 
 export function createInboundRepository({ db }: { db: Db }) {
   const deliveriesOfMessage = prepared(() => db
@@ -152,15 +163,29 @@ export function createInboundRepository({ db }: { db: Db }) {
     },
     findById: (id: number): InboundMessage | undefined =>
       db.select().from(inboundMessages).where(eq(inboundMessages.id, id)).get(),
-    list(filter: { status?: Status; limit: number }): Omit<InboundMessage, 'raw'>[] {
+    /**
+     * Messages newest first that match every filter given: `from` and `to` are pieces of an address
+     * (any case), `reason` a reason code or the start of one up to a dot (`rcpt` is every `rcpt.*`) on
+     * the message or any of its recipients, `since` and `until` ISO times (until excluded).
+     */
+    list(filter: MessageFilter): Omit<InboundMessage, 'raw'>[] {
       const { raw: _raw, ...columns } = getTableColumns(inboundMessages);
-      return db
-        .select(columns)
-        .from(inboundMessages)
-        .where(filter.status ? eq(inboundMessages.status, filter.status) : undefined)
-        .orderBy(desc(inboundMessages.id))
-        .limit(filter.limit)
-        .all();
+      const m = inboundMessages;
+      const contains = (column: SQL, piece: string) => sql`instr(lower(coalesce(${column}, '')), lower(${piece})) > 0`;
+      const codeIs = (column: SQL, code: string) => sql`(${column} = ${code} or substr(${column}, 1, ${code.length + 1}) = ${`${code}.`})`;
+      const conditions: (SQL | undefined)[] = [
+        filter.status ? eq(m.status, filter.status) : undefined,
+        filter.ingress ? eq(m.ingress, filter.ingress) : undefined,
+        filter.messageId ? eq(m.messageId, filter.messageId) : undefined,
+        filter.since ? sql`${m.receivedAt} >= ${filter.since}` : undefined,
+        filter.until ? sql`${m.receivedAt} < ${filter.until}` : undefined,
+        filter.from ? sql`(${contains(sql`${m.mailFrom}`, filter.from)} or ${contains(sql`${m.fromAddress}`, filter.from)})` : undefined,
+        filter.to ? sql`exists (select 1 from json_each(${m.rcptTo}) where ${contains(sql`value`, filter.to)})` : undefined,
+        filter.reason
+          ? sql`(${codeIs(sql`${m.reasonCode}`, filter.reason)} or exists (select 1 from ${deliveries} where ${deliveries.inboundMessageId} = ${m.id} and ${codeIs(sql`${deliveries.reasonCode}`, filter.reason)}))`
+          : undefined,
+      ];
+      return db.select(columns).from(m).where(and(...conditions)).orderBy(desc(m.id)).limit(filter.limit).all();
     },
     /** A recipient refused at RCPT and accepted later in the same transaction keeps one row: its final one. */
     removeRcptRefusal(inboundMessageId: number, recipient: string): void {
