@@ -35,7 +35,7 @@ export default tseslint.config(
       'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'read settings through src/config.ts' }],
     },
   },
-  layer(['src/smtp/**/*.ts', 'src/policy/**/*.ts', 'src/pipe/**/*.ts'], ['route', 'handlers', 'db']),
+  layer(['src/smtp/**/*.ts', 'src/policy/**/*.ts', 'src/pipe/**/*.ts', 'src/monitor/**/*.ts'], ['route', 'handlers', 'db']),
   layer(['src/ingest/**/*.ts'], ['smtp']),
   layer(['src/route/**/*.ts'], ['smtp', 'ingest']),
   layer(['src/handlers/**/*.ts'], ['smtp', 'ingest', 'route']),

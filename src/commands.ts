@@ -201,7 +201,7 @@ program
     } catch (error) {
       results.push({ check: 'database', ok: false, detail: `${cfg.database}: ${(error as Error).message}` });
     }
-    for (const key of ['smtp_listen', 'smtps_listen', 'lmtp_listen', 'policy_listen'] as const) {
+    for (const key of ['smtp_listen', 'smtps_listen', 'lmtp_listen', 'policy_listen', 'http_listen'] as const) {
       if (cfg[key]) results.push(await checkListener(key, cfg[key]));
     }
     finishCheck(results);
@@ -233,6 +233,11 @@ async function checkListener(key: string, listen: string): Promise<CheckResult> 
   });
   if (!bindError) return { check: key, ok: true, detail: `${listen} is free` };
   if (bindError.code === 'EADDRINUSE') {
+    if (key === 'http_listen') {
+      const health = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => null);
+      if (health?.headers.get('server') === 'intake') return { check: key, ok: true, detail: `${listen} is in use, answered: ${health.status} ${((await health.json()) as { status: string }).status}` };
+      return { check: key, ok: false, detail: `${listen} is in use by another program${health ? `, which answers GET /health: ${health.status}` : ''}` };
+    }
     // A policy service speaks only when asked: ask it about a stage it leaves alone.
     const probe = key === 'policy_listen' ? 'request=smtpd_access_policy\nprotocol_state=CONNECT\n\n' : null;
     const banner = await greeting(host, port, probe, key === 'smtps_listen');

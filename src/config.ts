@@ -81,6 +81,13 @@ export const SETTINGS = {
     defaultDoc: 'none',
     doc: 'HOST:PORT of the Postfix policy service (`check_policy_service inet:HOST:PORT`), which refuses unknown keys at Postfix\'s RCPT. It answers whoever connects: keep it on loopback. Empty for none.',
   },
+  http_listen: {
+    env: 'INTAKE_HTTP_LISTEN',
+    schema: optionalHostPort,
+    default: '',
+    defaultDoc: 'none',
+    doc: 'HOST:PORT of the monitoring listener: `GET /health` (200, or 503 naming what is wrong) and `GET /metrics` (Prometheus). It answers whoever connects and tells counts, never content: keep it on loopback or behind your proxy. Empty for none.',
+  },
   tls_cert_file: {
     env: 'INTAKE_TLS_CERT_FILE',
     schema: z.string(),

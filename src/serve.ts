@@ -5,10 +5,17 @@ import type { Config } from './config.js';
 import { openStore, type Store } from './db/client.js';
 import { ingestDeps } from './ingest/deps.js';
 import { startWriter, type WriterThread } from './ingest/writer.js';
+import { checkHealth } from './monitor/health.js';
+import { startMonitorListener, type MonitorListener } from './monitor/http.js';
+import { createMetrics } from './monitor/metrics.js';
 import { startPolicyListener, type PolicyListener } from './policy/server.js';
 import { ClientLimits } from './smtp/client-limits.js';
+import { freeBytes, minFreeBytes } from './smtp/free-space.js';
 import { startMailListener, type ListenerKind, type MailListener } from './smtp/server.js';
 import { expiryProblem, loadTlsMaterial, TlsFileError, type TlsMaterial } from './smtp/tls.js';
+
+/** How long the writer may take to answer /health before it counts as stuck. */
+const WRITER_HEALTH_TIMEOUT_MS = 5000;
 
 /** A reason the service cannot start, said in one line (no stack trace: it is not a bug). */
 export class StartupError extends Error {
@@ -37,6 +44,10 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   // SIGHUP's default is to end the process: from the start it means "reload", even before the
   // database is open (a certificate renewal's reload right after a restart must not stop intake).
   const mail: MailListener[] = [];
+  // Counted only when someone can read them.
+  const metrics = config.http_listen
+    ? createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])) })
+    : null;
   const reload = () => {
     if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
     try {
@@ -60,13 +71,16 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     throw new StartupError(`cannot open the database ${config.database}: ${(error as Error).message}`);
   }
   try {
-    writer = await startWriter(config, logger);
+    writer = await startWriter(config, logger, metrics?.observer);
   } catch (error) {
     store.close();
     throw new StartupError(`cannot open the database ${config.database} for writing: ${(error as Error).message}`);
   }
   const deps = { ...ingestDeps(config, store, logger), writer };
   let policy: PolicyListener | null = null;
+  let monitor: MonitorListener | null = null;
+  let stopping = false;
+  let flushFailure: Error | null = null;
   // One set of limits for the whole process: a client is the same client on every listener.
   const limits = new ClientLimits({
     maxConnectionsPerIp: config.max_connections_per_ip,
@@ -96,18 +110,34 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
       });
       logger.info({ protocol: 'policy', host: policy.host, port: policy.port }, 'listening');
     }
+    if (metrics) {
+      const keepFree = minFreeBytes(config);
+      const health = () =>
+        checkHealth({
+          ping: () => writer.ping(),
+          flushFailure: () => flushFailure,
+          stopping: () => stopping,
+          freeBytes: () => freeBytes(config.database),
+          minFreeBytes: keepFree,
+          writerTimeoutMs: WRITER_HEALTH_TIMEOUT_MS,
+        });
+      monitor = await startMonitorListener(config.http_listen, { registry: metrics.registry, health }).catch((error: Error) => {
+        throw new StartupError(`cannot listen for HTTP (monitoring) on ${config.http_listen}: ${error.message}`);
+      });
+      logger.info({ protocol: 'http', host: monitor.host, port: monitor.port }, 'listening');
+    }
   } catch (error) {
     process.off('SIGHUP', reload);
     await Promise.all(mail.map((l) => l.close(0)));
     await policy?.close();
+    await monitor?.close();
     store.close();
     await writer.close();
     throw error;
   }
-  const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : [])]);
+  const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : []), ...(monitor ? [['http', monitor.port]] : [])]);
   logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');
 
-  let flushFailure: Error | null = null;
   const signal = await new Promise<NodeJS.Signals | null>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
@@ -117,6 +147,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     });
   });
   process.off('SIGHUP', reload);
+  stopping = true;
   if (signal === null) {
     logger.fatal({ err: (flushFailure as Error | null)?.message, exitCode: EX_IOERR }, 'the disk failed to flush the database: refusing mail (451) and exiting, so that a restart recovers the database from the disk');
     // A signal now only hastens the same exit.
@@ -133,6 +164,8 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
   await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close()]);
+  // Open while sessions finish, answering /health 503 `stopping`.
+  await monitor?.close();
   // A flush that failed while messages in progress finished: closing now would checkpoint its pages.
   if (flushFailure) {
     logger.fatal({ err: (flushFailure as Error).message, exitCode: EX_IOERR }, 'the disk failed to flush the database while stopping: exiting without closing it, so that the next start recovers it from the disk');

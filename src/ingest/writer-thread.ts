@@ -62,6 +62,8 @@ function handle(message: WriterCall): void {
     closeWhenDone();
     return;
   }
+  // Answered in this turn: only that the thread is alive and its event loop turns (/health).
+  if (message.kind === 'ping') return answer({ id: message.id, ok: true, value: null });
   inFlight++;
   const done =
     message.kind === 'ingest'

@@ -5,14 +5,19 @@ import { Worker } from 'node:worker_threads';
 import { symbols, type Logger } from 'pino';
 import type { Config } from '../config.js';
 import { MailRejection, type WireRejection } from '../errors.js';
-import type { IngestRequest, IngestResult, IngestWriter, RefusalRequest } from './ingest.js';
+import type { IngestRequest, IngestResult, IngestWriter, Ingress, RefusalRequest } from './ingest.js';
 import { rawPieces } from './parse.js';
 
 /** main → writer, in arrays: what was asked for in one turn of the event loop goes in one message. */
 export type WriterCall =
   | { id: number; kind: 'ingest'; request: IngestRequest }
   | { id: number; kind: 'refusals'; request: Omit<RefusalRequest, 'refused'> & { refused: WireRefusal[] } }
+  | { id: number; kind: 'ping' }
   | { id: number; kind: 'close' };
+
+type Asked = 'ingest' | 'refusals' | 'ping';
+/** A call as asked for, before it has its id. */
+type CallBody = { [K in Asked]: Omit<Extract<WriterCall, { kind: K }>, 'id'> }[Asked];
 
 /** writer → main; answers, like calls, travel in arrays, with the writer's log lines among them. */
 export type WriterAnswer =
@@ -37,8 +42,20 @@ export interface WriterThread extends IngestWriter {
    * disk again: only a new process does (see serve.ts).
    */
   readonly flushFailed: Promise<Error>;
+  /** Resolves when the writer thread's event loop answers (waiting for a thread being started again); for /health. */
+  ping(): Promise<void>;
   /** Waits for what was handed over, closes the writer's connection (checkpointing the WAL) and ends the thread. */
   close(): Promise<void>;
+}
+
+/** What the writer's answers told, as they arrive: what `/metrics` counts (monitor/metrics.ts). */
+export interface WriterObserver {
+  /** A message handed over at the end of DATA was answered after `seconds`: stored (result), or not (code). */
+  ingested(ingress: Ingress, seconds: number, outcome: { result: IngestResult } | { code: string }): void;
+  /** Refused recipients were recorded. */
+  refused(refused: readonly WireRefusal[]): void;
+  /** The writer thread stopped and another is being started. */
+  restarted(): void;
 }
 
 const THREAD = new URL('./writer-thread.js', import.meta.url);
@@ -53,7 +70,7 @@ const RESTART_MS = 1000;
 const WRITER_YOUNG_GENERATION_MB = 64;
 
 /** Starts the writer thread; rejects with the reason when it cannot open the database. */
-export async function startWriter(config: Config, logger: Logger): Promise<WriterThread> {
+export async function startWriter(config: Config, logger: Logger, observer?: WriterObserver): Promise<WriterThread> {
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: unknown): void }>();
   // The writer's log lines are written by this thread's destination: two threads writing batches to
   // one pipe could interleave their lines.
@@ -102,6 +119,7 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
         // pages into the database file; serve is exiting, and the next process recovers instead.
         if (!ready || closing || flushFailedAlready) return reject(new Error(`the writer thread exited with ${code}`));
         logger.error({ exitCode: code }, 'writer thread stopped; starting another');
+        observer?.restarted();
         restart();
       });
     });
@@ -133,7 +151,7 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
     outbox.transfer.push(...transfer);
   };
 
-  const call = async <T>(message: Omit<Extract<WriterCall, { kind: 'ingest' | 'refusals' }>, 'id'>, transfer: ArrayBuffer[] = []): Promise<T> => {
+  const call = async <T>(message: CallBody, transfer: ArrayBuffer[] = []): Promise<T> => {
     const worker = await current.catch(() => {
       throw new MailRejection('data.store_failed');
     });
@@ -153,13 +171,24 @@ export async function startWriter(config: Config, logger: Logger): Promise<Write
       // else is small and is joined once into memory of its own.
       const given = rawPieces(request.raw);
       const pieces = given.every(owns) ? given : [ownCopy(given)];
-      return call<IngestResult>({ kind: 'ingest', request: { ...request, raw: pieces } }, pieces.map((p) => p.buffer as ArrayBuffer));
+      const started = observer ? performance.now() : 0;
+      const answered = call<IngestResult>({ kind: 'ingest', request: { ...request, raw: pieces } }, pieces.map((p) => p.buffer as ArrayBuffer));
+      if (observer) {
+        const seconds = () => (performance.now() - started) / 1000;
+        answered.then(
+          (result) => observer.ingested(request.ingress, seconds(), { result }),
+          (error: unknown) => observer.ingested(request.ingress, seconds(), { code: error instanceof MailRejection ? error.code : 'session.internal_error' }),
+        );
+      }
+      return answered;
     },
-    recordRefusals: (request) =>
-      call<number | null>({
-        kind: 'refusals',
-        request: { ...request, refused: request.refused.map((r) => ({ recipient: r.recipient, stage: r.stage, rejection: r.rejection.toWire() })) },
-      }),
+    recordRefusals: (request) => {
+      const refused = request.refused.map((r) => ({ recipient: r.recipient, stage: r.stage, rejection: r.rejection.toWire() }));
+      const answered = call<number | null>({ kind: 'refusals', request: { ...request, refused } });
+      if (observer) answered.then(() => observer.refused(refused), () => undefined);
+      return answered;
+    },
+    ping: () => call<void>({ kind: 'ping' }),
     async close() {
       closing = true;
       const worker = await current.catch(() => null);

@@ -1,8 +1,8 @@
 // server: the Postfix policy service listener. At Postfix's RCPT stage it runs the recipient check
 // the SMTP listener runs, so unknown keys are refused before Postfix queues anything. Input: the network.
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { redactedAddress } from '../address/template.js';
-import { parseHostPort } from '../config.js';
+import { listenOn } from '../listen.js';
 import { MailRejection, OUTCOMES, type OutcomeCode } from '../errors.js';
 import { recordRefusals, type IngestDeps } from '../ingest/ingest.js';
 import { checkRecipient } from '../ingest/recipient.js';
@@ -78,17 +78,9 @@ export async function startPolicyListener(listen: string, deps: IngestDeps, limi
     socket.on('close', () => sockets.delete(socket));
   });
 
-  const { host, port } = parseHostPort(listen) as { host: string; port: number };
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const bound = server.address() as AddressInfo;
+  const bound = await listenOn(server, listen);
   return {
-    host: bound.address,
+    host: bound.host,
     port: bound.port,
     close: () =>
       new Promise<void>((resolve) => {

@@ -40,6 +40,8 @@ export interface MailListener {
   readonly kind: ListenerKind;
   readonly host: string;
   readonly port: number;
+  /** Sessions open now (those refused at connect included until they close). */
+  readonly sessions: number;
   /** New sessions get this certificate; sessions already encrypted keep theirs. */
   updateTls(material: TlsMaterial): void;
   /**
@@ -273,6 +275,9 @@ export async function startMailListener(
     kind,
     host: bound.address,
     port: bound.port,
+    get sessions() {
+      return connections().size;
+    },
     updateTls(material) {
       server.updateSecureContext({ key: material.key, cert: material.cert });
     },

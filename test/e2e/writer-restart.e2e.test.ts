@@ -46,7 +46,13 @@ describe('writer thread', () => {
     inspector.on('NodeWorker.attachedToWorker', (message) => workers.push(message.params.sessionId));
     await inspector.post('NodeWorker.enable', { waitForDebuggerOnStart: false });
 
-    const writer = await startWriter(config, logger);
+    // What /metrics is told (monitor/metrics.ts), as it happened.
+    const observed: string[] = [];
+    const writer = await startWriter(config, logger, {
+      ingested: (_ingress, _seconds, outcome) => observed.push('result' in outcome ? `stored ${outcome.result.status}` : `not stored ${outcome.code}`),
+      refused: () => observed.push('refused'),
+      restarted: () => observed.push('restarted'),
+    });
     const reply = (n: number) => ({
       raw: Buffer.from(replyMessage({ from: world.user.email, to, body: `Reply ${n}.`, messageId: `<restart-${n}@client.test>` }).replace(/\r?\n/g, '\r\n')),
       ingress: 'smtp' as const,
@@ -68,6 +74,8 @@ describe('writer thread', () => {
       await expect(writer.ingest(reply(3))).rejects.toMatchObject({ code: 'data.store_failed', responseCode: 451 });
       await until(() => logs.some((line) => line.includes('writer thread stopped; starting another')), 'the writer thread to stop');
       expect(JSON.parse(logs.find((line) => line.includes('writer thread stopped')) as string)).toMatchObject({ level: 50, exitCode: 70 });
+      // /health's question waits for the next thread, like mail.
+      const pinged = writer.ping();
 
       // Handed over while no thread runs: it waits for the next one (started after a second).
       const started = Date.now();
@@ -75,7 +83,9 @@ describe('writer thread', () => {
       expect(second.status).toBe('processed');
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(workers).toHaveLength(2);
+      await pinged;
       expect((await writer.ingest(reply(3))).status).toBe('processed');
+      expect(observed).toEqual(['stored processed', 'restarted', 'not stored data.store_failed', 'stored processed', 'stored processed']);
       expect(repos.notes.findById(second.deliveries[0]?.targetId as number)?.body).toBe('Reply 2.');
     } finally {
       await writer.close();

@@ -1,0 +1,167 @@
+// The monitoring listener of `intake serve` (INTAKE_HTTP_LISTEN) over real HTTP: /metrics counts what
+// the SMTP dialogue did, recipient by recipient and only once committed; /health answers 200 while
+// mail can be taken and 503 naming why not (a disk under INTAKE_MIN_FREE_BYTES, a server stopping).
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
+import { sendMail, SmtpClient } from '../helpers/smtp-client.js';
+import { CLI, startServer, template, type RunningServer } from '../helpers/server.js';
+
+type Sample = { name: string; labels: Record<string, string>; value: number };
+
+function samples(text: string): Sample[] {
+  const found: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) throw new Error(`not a Prometheus sample: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1]!] = pair[2]!;
+    found.push({ name: match[1]!, labels, value: Number(match[3]) });
+  }
+  return found;
+}
+
+/** The value of the one sample named so whose labels include these, or undefined. */
+function value(all: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const matching = all.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  if (matching.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} matches ${matching.length} samples`);
+  return matching[0]?.value;
+}
+
+async function get(server: RunningServer, path: string, init?: RequestInit) {
+  const response = await fetch(`http://127.0.0.1:${server.ports.http}${path}`, init);
+  return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
+}
+
+describe('monitoring listener', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0' });
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('counts what the SMTP dialogue did, by outcome, once the writer committed it', async () => {
+    const before = samples((await get(server, '/metrics')).text);
+    expect(value(before, 'intake_last_message_timestamp_seconds')).toBe(0);
+    expect(value(before, 'intake_store_seconds_count')).toBe(0);
+
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const email = world.user.email;
+    const processed = await sendMail(server.port, { from: email, to: [to], message: replyMessage({ from: email, to, body: 'Counted.' }) });
+    expect(processed.data.code).toBe(250);
+    // One message, one recipient processed and one refused at RCPT.
+    const mixed = await sendMail(server.port, { from: email, to: [to, 'incoming+nope@example.com'], message: replyMessage({ from: email, to, body: 'Counted too.' }) });
+    expect(mixed.data.code).toBe(250);
+    const blank = await sendMail(server.port, { from: email, to: [to], message: replyMessage({ from: email, to, body: '' }) });
+    expect(blank.data.code).toBe(550);
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<stranger@elsewhere.test>');
+    expect((await client.command('RCPT TO:<incoming+unknown@example.com>')).code).toBe(550);
+
+    const scraped = await get(server, '/metrics');
+    expect(scraped.status).toBe(200);
+    expect(scraped.type).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const after = samples(scraped.text);
+    expect(value(after, 'intake_messages_total', { ingress: 'smtp', status: 'processed' })).toBe(2);
+    expect(value(after, 'intake_messages_total', { ingress: 'smtp', status: 'rejected' })).toBe(1);
+    expect(value(after, 'intake_recipients_total', { stage: 'data', status: 'processed', reason: '' })).toBe(2);
+    expect(value(after, 'intake_recipients_total', { stage: 'data', status: 'rejected', reason: 'data.blank' })).toBe(1);
+    expect(value(after, 'intake_store_seconds_count')).toBe(3);
+    expect(value(after, 'intake_store_seconds_bucket', { le: '+Inf' })).toBe(3);
+    expect(value(after, 'intake_messages_not_stored_total')).toBeUndefined();
+    expect(Date.now() / 1000 - value(after, 'intake_last_message_timestamp_seconds')!).toBeLessThan(60);
+    // The session still open, whose refusal is written at the end of its transaction.
+    expect(value(after, 'intake_sessions', { listener: 'smtp' })).toBe(1);
+    await client.quit();
+    const closed = samples((await get(server, '/metrics')).text);
+    expect(value(closed, 'intake_recipients_total', { stage: 'rcpt', status: 'rejected', reason: 'rcpt.unknown_key' })).toBe(2);
+    expect(value(closed, 'intake_sessions', { listener: 'smtp' })).toBe(0);
+    expect(value(closed, 'intake_database_free_bytes')).toBeGreaterThan(0);
+    expect(value(closed, 'intake_database_bytes', { file: 'database' })).toBeGreaterThan(0);
+    expect(value(closed, 'intake_writer_restarts_total')).toBe(0);
+    expect(value(closed, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(value(closed, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+  });
+
+  it('answers /health 200 with what each check found', async () => {
+    const health = await get(server, '/health');
+    expect(health.status).toBe(200);
+    expect(health.type).toBe('application/json');
+    const report = JSON.parse(health.text) as { status: string; checks: Record<string, { ok: boolean; detail: string }> };
+    expect(report.status).toBe('ok');
+    expect(report.checks.writer).toMatchObject({ ok: true, detail: expect.stringMatching(/^answered in \d+ ms$/) });
+    expect(report.checks.disk).toMatchObject({ ok: true, detail: expect.stringMatching(/^[\d.]+ [KMGTP]?B free$/) });
+    const head = await get(server, '/health', { method: 'HEAD' });
+    expect(head).toMatchObject({ status: 200, text: '' });
+  });
+
+  it('is found by `intake check`, which tells it from another program', () => {
+    const check = (listen: string) => spawnSync(process.execPath, [CLI, 'check'], { env: { ...server.env, INTAKE_HTTP_LISTEN: listen }, encoding: 'utf8' });
+    const ours = check(`127.0.0.1:${server.ports.http}`);
+    expect(ours.stdout).toContain(`ok    http_listen: 127.0.0.1:${server.ports.http} is in use, answered: 200 ok\n`);
+    expect(ours.status).toBe(0);
+    const smtp = check(`127.0.0.1:${server.port}`);
+    expect(smtp.stdout).toContain(`FAIL  http_listen: 127.0.0.1:${server.port} is in use by another program\n`);
+    expect(smtp.status).toBe(1);
+  });
+
+  it('answers only GET and HEAD of its two paths', async () => {
+    expect(await get(server, '/')).toMatchObject({ status: 404, text: 'not found: this listener answers GET /health and GET /metrics\n' });
+    expect(await get(server, '/metrics/../admin')).toMatchObject({ status: 404 });
+    expect(await get(server, '/metrics', { method: 'POST', body: 'x' })).toMatchObject({ status: 405, text: 'POST not allowed: GET /metrics\n' });
+  });
+});
+
+describe('/health when mail cannot be taken', () => {
+  it('is 503 naming a disk under INTAKE_MIN_FREE_BYTES, which MAIL FROM refuses', async () => {
+    const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0', INTAKE_MIN_FREE_BYTES: String(10 ** 15) });
+    try {
+      const health = await get(server, '/health');
+      expect(health.status).toBe(503);
+      const report = JSON.parse(health.text) as { status: string; checks: Record<string, { ok: boolean; detail: string }> };
+      expect(report.status).toBe('failing');
+      expect(report.checks.writer!.ok).toBe(true);
+      expect(report.checks.disk).toMatchObject({ ok: false, detail: expect.stringMatching(/^[\d.]+ [KMGTP]?B free, under the 1.0 PB INTAKE_MIN_FREE_BYTES keeps: MAIL FROM is refused 452 4\.3\.1$/) });
+      const { client } = await SmtpClient.connect(server.port);
+      await client.command('EHLO client.test');
+      expect((await client.command('MAIL FROM:<a@example.net>')).line).toMatch(/^452 4\.3\.1 /);
+      await client.quit();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('is 503 `stopping` while messages in progress finish after SIGTERM', async () => {
+    const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0', INTAKE_SHUTDOWN_TIMEOUT_MS: '5000' });
+    try {
+      const world = seedReplyWorld(server.repos);
+      const to = template.format(world.key);
+      const { client } = await SmtpClient.connect(server.port);
+      await client.command('EHLO client.test');
+      await client.command(`MAIL FROM:<${world.user.email}>`);
+      await client.command(`RCPT TO:<${to}>`);
+      expect((await client.command('DATA')).code).toBe(354);
+      process.kill(server.pid, 'SIGTERM');
+      const deadline = Date.now() + 5000;
+      let health = await get(server, '/health');
+      while (health.status === 200 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        health = await get(server, '/health');
+      }
+      expect(health.status).toBe(503);
+      expect((JSON.parse(health.text) as { status: string }).status).toBe('stopping');
+      // The message in progress is still taken.
+      const done = await client.command(`${replyMessage({ from: world.user.email, to, body: 'Just in time.' }).replace(/\n/g, '\r\n')}\r\n.`);
+      expect(done.code).toBe(250);
+      await client.quit().catch(() => undefined);
+      expect(await server.exited).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  });
+});
