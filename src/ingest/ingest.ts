@@ -117,6 +117,7 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
   const { parsed, unparsable, headers } = await readMessage(raw, deps);
   const sha256 = pieces.reduce((hash, piece) => hash.update(piece), createHash('sha256')).digest('hex');
   const small = inline(pieces, size);
+  let message: MessageCopy | null = null;
   try {
     return await deps.repos.commit(() => {
       const row = {
@@ -143,7 +144,7 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
       for (const recipient of envelope.withdrawn ?? []) deps.repos.inbound.removeRcptRefusal(inboundMessageId, recipient);
       if (small === null) deps.repos.inbound.addRawChunks(inboundMessageId, pieces);
       // A row recordRefusals() made holds only recipients refused at RCPT, none of them processed.
-      const message: MessageCopy = { id: inboundMessageId, messageId: headers?.messageId ?? null, from: headers?.from ?? null, sha256, delivered: [] };
+      message = { id: inboundMessageId, messageId: headers?.messageId ?? null, from: headers?.from ?? null, sha256, delivered: [], spent: [] };
       for (const recipient of envelope.rcptTo) message.delivered.push(deps.repos.inbound.addDelivery(inboundMessageId, deliver(recipient, parsed, unparsable, envelope, message, deps)));
       // That row holds the refused recipients too: read them back.
       const result = summarize(inboundMessageId, deps.repos, { deliveries: request.inboundMessageId ? undefined : message.delivered, storedStatus: row.status });
@@ -155,6 +156,7 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
       return result;
     });
   } catch (error) {
+    giveBack(message, deps);
     if (error instanceof MailRejection) throw error;
     const rejection = new MailRejection(isDiskFullError(error) ? 'data.disk_full' : 'data.store_failed');
     deps.logger.error({ err: error, transient: isTransientDbError(error), code: rejection.code }, 'could not store message');
@@ -174,12 +176,13 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
   if (!raw) throw new ReprocessError(`inbound message ${id} has no stored content (it was refused before DATA, was too big, or was deferred with a 4xx and comes again as another message)`);
   const { parsed, unparsable } = await readMessage(raw, deps);
   const envelope: Envelope = { mailFrom: row.mailFrom, rcptTo: row.rcptTo };
+  // In the process of `intake reprocess`, whose sender rate is its own: nothing to give back on failure.
   return deps.repos.transaction(() => {
     const all = deps.repos.inbound.deliveriesOf(id);
     const again = all.filter((d) => d.stage !== 'rcpt' && (d.status === 'failed' || d.status === 'rejected'));
     if (again.length === 0) throw new ReprocessError(`inbound message ${id} has nothing to reprocess (status ${row.status})`);
     deps.repos.inbound.deleteDeliveries(again.map((d) => d.id));
-    const message: MessageCopy = { id, messageId: row.messageId, from: row.fromAddress, sha256: row.sha256 ?? '', delivered: all.filter((d) => !again.includes(d)) };
+    const message: MessageCopy = { id, messageId: row.messageId, from: row.fromAddress, sha256: row.sha256 ?? '', delivered: all.filter((d) => !again.includes(d)), spent: [] };
     for (const { recipient } of again) message.delivered.push(deps.repos.inbound.addDelivery(id, deliver(recipient, parsed, unparsable, envelope, message, deps)));
     // smtp_reply stays what the sender was told when the message arrived.
     return summarize(id, deps.repos, { keepReply: true });
@@ -225,7 +228,7 @@ export async function explain(raw: Buffer, envelope: Envelope, deps: IngestDeps)
   try {
     deps.repos.transaction(() => {
       const id = deps.repos.inbound.insert({ ingress: 'pipe', mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, size: raw.length, raw, status: 'failed' });
-      const message: MessageCopy = { id, messageId: parsed?.messageId ?? null, from: parsed?.from ?? null, sha256: createHash('sha256').update(raw).digest('hex'), delivered: [] };
+      const message: MessageCopy = { id, messageId: parsed?.messageId ?? null, from: parsed?.from ?? null, sha256: createHash('sha256').update(raw).digest('hex'), delivered: [], spent: [] };
       for (const recipient of envelope.rcptTo) {
         const entry: RecipientExplanation = { recipient, rcpt: '250 2.1.5 Accepted', attempts: [], candidates: [], delivery: null, stored: null };
         explanation.recipients.push(entry);
@@ -293,6 +296,13 @@ interface MessageCopy {
   from: string | null;
   sha256: string;
   delivered: Delivery[];
+  /** Sender-rate allowances spent on it (sender, destination): given back if its transaction does not commit. */
+  spent: [string, string][];
+}
+
+/** A transaction that did not commit processed nothing: what it spent of the sender rate is given back. */
+function giveBack(message: MessageCopy | null, deps: IngestDeps): void {
+  for (const [sender, destination] of message?.spent ?? []) deps.senderRate?.refund(sender, destination);
 }
 
 function deliver(
@@ -352,7 +362,10 @@ function deliver(
         // (behind Postfix on a company's domain), as GitLab leaves out only its Service Desk addresses.
         isOwnAddress: (address) => OWN_ADDRESS.has(deps.template.match(address).kind),
       });
-      deps.senderRate?.record(sender, destination);
+      if (deps.senderRate) {
+        deps.senderRate.record(sender, destination);
+        message.spent.push([sender, destination]);
+      }
       return {
         recipient,
         key: route.key,

@@ -10,6 +10,8 @@ export interface SenderRate {
   check(sender: string, destination: string, now?: number): { allowed: boolean; first: boolean };
   /** Counts a message processed for them. */
   record(sender: string, destination: string, now?: number): void;
+  /** Takes back a record() whose message was not stored after all (its transaction did not commit). */
+  refund(sender: string, destination: string, now?: number): void;
 }
 
 /** Past this many pairs (then twice as many as were left), those with a full allowance are forgotten. */
@@ -71,6 +73,10 @@ export function createSenderRate(options: { limit: number; windowMs: number }): 
       for (const [other, kept] of pairs) if (kept.left + (now - kept.at) * perMs >= limit) pairs.delete(other);
       // Not again until it has doubled: a sweep per message would cost as much as the pairs.
       sweepAt = Math.max(SWEEP_FROM, pairs.size * 2);
+    },
+    refund(sender, destination, now = Date.now()) {
+      const allowance = current(pair(sender, destination), now);
+      if (allowance) allowance.left = Math.min(limit, allowance.left + 1);
     },
   };
 }

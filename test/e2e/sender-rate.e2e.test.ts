@@ -81,6 +81,26 @@ describe('the sender rate', () => {
     expect(server.repos.inbound.rawOf(retried?.id as number)).not.toBeNull();
   });
 
+  it('gives back what a message spent when it was not stored after all (451 4.3.0), so its retry is taken', async () => {
+    const world = seedReplyWorld(server.repos);
+    const to = template.format(world.key);
+    const send = (body: string) => sendMail(server.port, { from: world.user.email, to: [to], message: replyMessage({ from: world.user.email, to, body }) });
+    const started = Date.now();
+    expect((await send('one')).data.code).toBe(250);
+    // The note is made and counted, and then the transaction fails: nothing of the message is stored.
+    server.store.sqlite.exec("CREATE TRIGGER fail_delivery BEFORE INSERT ON deliveries WHEN NEW.status = 'processed' BEGIN SELECT RAISE(ABORT, 'simulated failure'); END");
+    try {
+      expect((await send('two')).data.line).toBe('451 4.3.0 Temporary failure storing the message, please try again later');
+    } finally {
+      server.store.sqlite.exec('DROP TRIGGER fail_delivery');
+    }
+    expect((await send('two, again')).data.code).toBe(250);
+    expect((await send('three')).data.line).toMatch(/^451 4\.7\.1 /);
+    // Within the two seconds it takes one to accrue, or the test machine was too slow to tell.
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(notes(world.issue.id)).toBe(2);
+  });
+
   it('over LMTP, answers the deferred recipient alone and keeps the bytes the others were answered 250 for', async () => {
     const world = seedReplyWorld(server.repos);
     const other = seedReplyWorld(server.repos);

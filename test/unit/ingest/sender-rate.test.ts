@@ -27,6 +27,25 @@ describe('the sender rate', () => {
     expect(rate.check('a@example.com', 'Issue:1', 100_000).allowed).toBe(false);
   });
 
+  it('takes back a record whose message was not stored, never past a full allowance', () => {
+    const rate = createSenderRate({ limit: 2, windowMs: 2000 });
+    rate.record('a@example.com', 'Issue:1', 0);
+    rate.record('a@example.com', 'Issue:1', 0);
+    expect(rate.check('a@example.com', 'Issue:1', 0).allowed).toBe(false);
+    rate.refund('A@example.com', 'Issue:1', 0);
+    expect(rate.check('a@example.com', 'Issue:1', 0).allowed).toBe(true);
+    rate.record('a@example.com', 'Issue:1', 0);
+    expect(rate.check('a@example.com', 'Issue:1', 0).allowed).toBe(false);
+    // Refunds beyond what was spent give no more than the limit.
+    for (let i = 0; i < 5; i++) rate.refund('a@example.com', 'Issue:1', 0);
+    rate.record('a@example.com', 'Issue:1', 0);
+    rate.record('a@example.com', 'Issue:1', 0);
+    expect(rate.check('a@example.com', 'Issue:1', 0).allowed).toBe(false);
+    // A pair never recorded has nothing to take back.
+    rate.refund('b@example.com', 'Issue:1', 0);
+    expect(rate.check('b@example.com', 'Issue:1', 0).allowed).toBe(true);
+  });
+
   it('allows everything with a limit of 0', () => {
     const rate = createSenderRate({ limit: 0, windowMs: 1000 });
     for (let i = 0; i < 100; i++) rate.record('a@example.com', 'Issue:1', 0);
