@@ -234,8 +234,13 @@ async function checkListener(key: string, listen: string): Promise<CheckResult> 
   if (!bindError) return { check: key, ok: true, detail: `${listen} is free` };
   if (bindError.code === 'EADDRINUSE') {
     if (key === 'http_listen') {
-      const health = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => null);
-      if (health?.headers.get('server') === 'intake') return { check: key, ok: true, detail: `${listen} is in use, answered: ${health.status} ${((await health.json()) as { status: string }).status}` };
+      // Longer than /health may take (its writer check waits up to 5 s).
+      const health = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}/health`, { signal: AbortSignal.timeout(8000) }).catch(() => null);
+      if (health?.headers.get('server') === 'intake') {
+        const body = await health.text().catch(() => '');
+        const status = /"status":"(\w+)"/.exec(body)?.[1] ?? body.trim().slice(0, 200);
+        return { check: key, ok: true, detail: `${listen} is in use, answered: ${health.status} ${status}` };
+      }
       return { check: key, ok: false, detail: `${listen} is in use by another program${health ? `, which answers GET /health: ${health.status}` : ''}` };
     }
     // A policy service speaks only when asked: ask it about a stage it leaves alone.
@@ -675,7 +680,7 @@ program
   .addOption(new Option('--status <status>', 'only this status').choices(['processed', 'rejected', 'ignored', 'duplicate', 'failed']))
   .option('--from <text>', 'a sender (MAIL FROM or the From: header) that contains TEXT, in any case')
   .option('--to <text>', 'a recipient (RCPT TO) that contains TEXT, in any case')
-  .option('--reason <code>', 'this reason code on the message or one of its recipients; a family (rcpt, data.invalid) matches every code in it', reasonCode)
+  .option('--reason <code>', 'this reason code on the message or one of its recipients; a family (rcpt, data) matches every code in it', reasonCode)
   .option('--since <when>', 'received at or after WHEN: a UTC date or time (2026-11-27, 2026-11-27T14:30) or an age (90m, 36h, 7d)', moment('--since'))
   .option('--until <when>', 'received before WHEN, as --since', moment('--until'))
   .addOption(new Option('--ingress <ingress>', 'received this way').choices(INGRESSES))

@@ -7,8 +7,18 @@ const AGE = /^(\d{1,9})([smhdw])$/;
 // YYYY-MM-DD, optionally a time (T or a space, as sqlite3 prints them) and an offset.
 const MOMENT = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
 
-/** The moment `value` names, `now` being the moment ages count back from; null when it names none. */
+/**
+ * The moment `value` names, `now` being the moment ages count back from; null when it names none, or
+ * one outside the years 0000 to 9999 (received_at is compared as text: +010000-… would sort first).
+ */
 export function parseMoment(value: string, now: Date): Date | null {
+  const found = moment(value, now);
+  if (!found || Number.isNaN(found.getTime())) return null;
+  const year = found.getUTCFullYear();
+  return year >= 0 && year <= 9999 ? found : null;
+}
+
+function moment(value: string, now: Date): Date | null {
   const age = AGE.exec(value);
   if (age) return new Date(now.getTime() - Number(age[1]) * UNIT_MS[age[2] as keyof typeof UNIT_MS]);
   const m = MOMENT.exec(value);

@@ -87,6 +87,8 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     sqlite.pragma('foreign_keys = ON');
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
+    // SQLite's lower() folds ASCII only: `messages --from JÖRG` must find jörg@ too.
+    sqlite.function('casefold', { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value) as string | null);
     const db = drizzle(sqlite, { schema });
     if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
     if (options.queryOnly) sqlite.pragma('query_only = ON');

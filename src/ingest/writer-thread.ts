@@ -62,8 +62,17 @@ function handle(message: WriterCall): void {
     closeWhenDone();
     return;
   }
-  // Answered in this turn: only that the thread is alive and its event loop turns (/health).
-  if (message.kind === 'ping') return answer({ id: message.id, ok: true, value: null });
+  if (message.kind === 'ping') {
+    // /health: the thread is alive, and the database takes writes (another program's lock would make
+    // every message a 451). No transaction of ours is open between turns: commits are synchronous.
+    try {
+      assertWritable(store.sqlite);
+      answer({ id: message.id, ok: true, value: null });
+    } catch (error) {
+      answer({ id: message.id, ok: false, rejection: null, message: `the database does not take writes (${String((error as Error)?.message ?? error)})` });
+    }
+    return;
+  }
   inFlight++;
   const done =
     message.kind === 'ingest'

@@ -42,7 +42,10 @@ export interface WriterThread extends IngestWriter {
    * disk again: only a new process does (see serve.ts).
    */
   readonly flushFailed: Promise<Error>;
-  /** Resolves when the writer thread's event loop answers (waiting for a thread being started again); for /health. */
+  /**
+   * Resolves when the writer thread answers and the database takes writes (a write lock taken and
+   * let go); rejects naming what is wrong. Waits for a thread being started again. For /health.
+   */
   ping(): Promise<void>;
   /** Waits for what was handed over, closes the writer's connection (checkpointing the WAL) and ends the thread. */
   close(): Promise<void>;
@@ -52,7 +55,7 @@ export interface WriterThread extends IngestWriter {
 export interface WriterObserver {
   /** A message handed over at the end of DATA was answered after `seconds`: stored (result), or not (code). */
   ingested(ingress: Ingress, seconds: number, outcome: { result: IngestResult } | { code: string }): void;
-  /** Refused recipients were recorded. */
+  /** Recipients were refused (handed over to be recorded). */
   refused(refused: readonly WireRefusal[]): void;
   /** The writer thread stopped and another is being started. */
   restarted(): void;
@@ -184,11 +187,15 @@ export async function startWriter(config: Config, logger: Logger, observer?: Wri
     },
     recordRefusals: (request) => {
       const refused = request.refused.map((r) => ({ recipient: r.recipient, stage: r.stage, rejection: r.rejection.toWire() }));
-      const answered = call<number | null>({ kind: 'refusals', request: { ...request, refused } });
-      if (observer) answered.then(() => observer.refused(refused), () => undefined);
-      return answered;
+      // Counted as answered: the sender was told, whether or not the row could be written.
+      observer?.refused(refused);
+      return call<number | null>({ kind: 'refusals', request: { ...request, refused } });
     },
-    ping: () => call<void>({ kind: 'ping' }),
+    ping: () =>
+      call<void>({ kind: 'ping' }).catch((error: unknown) => {
+        // What a message would be told (451) is not what a person checking needs to read.
+        throw error instanceof MailRejection ? new Error('the writer thread is not running (stopped, or failing to start again)') : error;
+      }),
     async close() {
       closing = true;
       const worker = await current.catch(() => null);

@@ -4,7 +4,7 @@
 import type { HealthCheck, HealthReport } from './http.js';
 
 export interface HealthProbes {
-  /** Resolves when the writer thread answers. */
+  /** Resolves when the writer thread answers and the database takes writes; rejects saying why not. */
   ping(): Promise<void>;
   /** The disk's failed flush, once there was one (serve exits 74 then). */
   flushFailure(): Error | null;
@@ -35,9 +35,9 @@ async function writerCheck(probes: HealthProbes): Promise<HealthCheck> {
   try {
     const answered = await Promise.race([probes.ping().then(() => 'answered' as const), late]);
     if (answered === 'late') return { ok: false, detail: `the writer thread has not answered in ${probes.writerTimeoutMs} ms: messages wait, and get 451 if it does not recover` };
-    return { ok: true, detail: `answered in ${Math.round(performance.now() - started)} ms` };
+    return { ok: true, detail: `answered in ${Math.round(performance.now() - started)} ms, the database takes writes` };
   } catch (error) {
-    return { ok: false, detail: `the writer thread is not running (${String((error as Error)?.message ?? error)}): messages get 451 until it is started again` };
+    return { ok: false, detail: `${String((error as Error)?.message ?? error)}: messages get 451 4.3.0 meanwhile` };
   } finally {
     clearTimeout(timer);
   }

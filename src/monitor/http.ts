@@ -25,18 +25,23 @@ export interface MonitorListener {
 
 /** A scrape or a health check that takes longer is cut: the client is told, the server goes on. */
 const ANSWER_TIMEOUT_MS = 10_000;
+/** Connections at once: a scraper and a health checker or two, with room to spare. */
+const MAX_CONNECTIONS = 32;
 
 export async function startMonitorListener(listen: string, options: { registry: Registry; health(): Promise<HealthReport> }): Promise<MonitorListener> {
-  const server = createServer((request, response) => {
+  const server = createServer({ connectionsCheckingInterval: 1000 }, (request, response) => {
     response.setTimeout(ANSWER_TIMEOUT_MS, () => response.destroy());
     answer(request, response, options).catch((error: unknown) => {
       if (!response.headersSent) send(response, 500, 'text/plain; charset=utf-8', `internal error: ${String((error as Error)?.message ?? error)}\n`);
     });
   });
-  // No keep-alive session outlives shutdown, and a client cannot hold a socket by sending slowly.
+  // A client cannot hold sockets (file descriptors the mail listeners need): a socket idle for 10 s is
+  // closed, a request must be whole within 10 s (checked each second), and a few at once are served.
+  server.timeout = ANSWER_TIMEOUT_MS;
   server.keepAliveTimeout = 5_000;
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
+  server.headersTimeout = ANSWER_TIMEOUT_MS;
+  server.requestTimeout = ANSWER_TIMEOUT_MS;
+  server.maxConnections = MAX_CONNECTIONS;
   const bound = await listenOn(server, listen);
   return {
     host: bound.host,

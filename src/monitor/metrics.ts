@@ -1,6 +1,6 @@
-// metrics: what `GET /metrics` tells Prometheus: messages and recipients by outcome, as the writer
-// answered them (so only what was committed), the time to store, the last message's time, open
-// sessions, the database's disk, and the process's own (prom-client's defaults).
+// metrics: what `GET /metrics` tells Prometheus: messages stored and their recipients by outcome (as
+// the writer answered them: committed), refusals as answered, the time to store, the last message's
+// time, open sessions, the database's disk, and the process's own (prom-client's defaults).
 import { statSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WriterObserver } from '../ingest/writer.js';
@@ -24,10 +24,16 @@ export function createMetrics(options: { database: string; sessions: () => Recor
     labelNames: ['ingress', 'status'],
     registers,
   });
-  const recipients = new Counter({
-    name: 'intake_recipients_total',
-    help: 'Recipients answered, one per deliveries row, by stage (rcpt, data, process), status and reason_code (empty when none).',
+  const deliveries = new Counter({
+    name: 'intake_deliveries_total',
+    help: 'Recipients of the messages stored at the end of DATA, one per deliveries row of stage data or process, by status and reason_code (empty when none).',
     labelNames: ['stage', 'status', 'reason'],
+    registers,
+  });
+  const refusals = new Counter({
+    name: 'intake_refusals_total',
+    help: 'Recipients refused as answered: at RCPT, or at the end of DATA of a message not stored (too big, a key guesser shut out), by reason_code. A refusal the client then made good (RCPT again without the parameter) still counts.',
+    labelNames: ['stage', 'reason'],
     registers,
   });
   const notStored = new Counter({
@@ -42,9 +48,9 @@ export function createMetrics(options: { database: string; sessions: () => Recor
     buckets: STORE_BUCKETS,
     registers,
   });
-  const lastStored = new Gauge({
+  const lastMessage = new Gauge({
     name: 'intake_last_message_timestamp_seconds',
-    help: 'When the last message was stored (Unix time); 0 until one is. Alert when it is older than your quietest hour.',
+    help: 'When a message last reached the end of DATA and the writer answered it, whatever the answer (Unix time); 0 until one has. Alert when it is older than your quietest hour.',
     registers,
   });
   const restarts = new Counter({
@@ -91,17 +97,17 @@ export function createMetrics(options: { database: string; sessions: () => Recor
   const observer: WriterObserver = {
     ingested(ingress, seconds, outcome) {
       storeSeconds.observe(seconds);
+      lastMessage.set(Date.now() / 1000);
       if ('code' in outcome) {
         notStored.inc({ ingress, reason: outcome.code });
         return;
       }
       messages.inc({ ingress, status: outcome.result.status });
-      lastStored.set(Date.now() / 1000);
-      // The RCPT refusals among them were counted when they were recorded (refused, below).
-      for (const d of outcome.result.deliveries) if (d.stage !== 'rcpt') recipients.inc({ stage: d.stage, status: d.status, reason: d.reasonCode ?? '' });
+      // Its RCPT refusals are among them, counted as they were answered (refused, below).
+      for (const d of outcome.result.deliveries) if (d.stage !== 'rcpt') deliveries.inc({ stage: d.stage, status: d.status, reason: d.reasonCode ?? '' });
     },
     refused(refused) {
-      for (const r of refused) recipients.inc({ stage: r.stage ?? 'rcpt', status: 'rejected', reason: r.rejection.code });
+      for (const r of refused) refusals.inc({ stage: r.stage ?? 'rcpt', reason: r.rejection.code });
     },
     restarted() {
       restarts.inc();

@@ -542,8 +542,20 @@ describe('messages, searched', () => {
     const at = server.repos.inbound.findById(ids.unverified!)!.receivedAt;
     expect(found('--since', at)).toEqual([ids.piped, ids.mixed, ids.unverified]);
     expect(found('--until', at)).toEqual([ids.unknown, ids.reply]);
-    expect(found('--until', '2026-01-01')).toEqual([]);
+    expect(found('--until', '2000-01-01')).toEqual([]);
+    expect(found('--message-id', 'never-sent@client.test')).toEqual([]);
     expect(run(['messages', '--from', 'nobody-at-all'], server.env).stdout).toBe('no messages match\n');
+  });
+
+  it('folds case beyond ASCII (sent last: the lists above are of five)', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    expect((await client.command('MAIL FROM:<JÖRG@Bücher.example> SMTPUTF8')).code).toBe(250);
+    expect((await client.command('RCPT TO:<incoming+nope@example.com>')).code).toBe(550);
+    await client.quit();
+    const id = server.repos.inbound.list({ limit: 1 })[0]!.id;
+    expect(found('--from', 'jörg@bücher')).toEqual([id]);
+    expect(found('--from', 'JÖRG@BÜCHER.EXAMPLE')).toEqual([id]);
   });
 
   it('names what it cannot search for', () => {

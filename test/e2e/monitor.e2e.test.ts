@@ -2,6 +2,7 @@
 // the SMTP dialogue did, recipient by recipient and only once committed; /health answers 200 while
 // mail can be taken and 503 naming why not (a disk under INTAKE_MIN_FREE_BYTES, a server stopping).
 import { spawnSync } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { sendMail, SmtpClient } from '../helpers/smtp-client.js';
@@ -43,7 +44,7 @@ describe('monitoring listener', () => {
     await server?.stop();
   });
 
-  it('counts what the SMTP dialogue did, by outcome, once the writer committed it', async () => {
+  it('counts what the SMTP dialogue did: messages and their recipients as committed, refusals as answered', async () => {
     const before = samples((await get(server, '/metrics')).text);
     expect(value(before, 'intake_last_message_timestamp_seconds')).toBe(0);
     expect(value(before, 'intake_store_seconds_count')).toBe(0);
@@ -58,6 +59,15 @@ describe('monitoring listener', () => {
     expect(mixed.data.code).toBe(250);
     const blank = await sendMail(server.port, { from: email, to: [to], message: replyMessage({ from: email, to, body: '' }) });
     expect(blank.data.code).toBe(550);
+    // Refused for a parameter, then made good: the refusal was answered, and counts; the row goes.
+    const { client: fixer } = await SmtpClient.connect(server.port);
+    await fixer.command('EHLO client.test');
+    await fixer.command(`MAIL FROM:<${email}>`);
+    expect((await fixer.command(`RCPT TO:<${to}> FOO=BAR`)).code).toBe(555);
+    expect((await fixer.command(`RCPT TO:<${to}>`)).code).toBe(250);
+    expect((await fixer.command('DATA')).code).toBe(354);
+    expect((await fixer.command(`${replyMessage({ from: email, to, body: 'Fixed.' }).replace(/\n/g, '\r\n')}\r\n.`)).code).toBe(250);
+    await fixer.quit();
     const { client } = await SmtpClient.connect(server.port);
     await client.command('EHLO client.test');
     await client.command('MAIL FROM:<stranger@elsewhere.test>');
@@ -67,19 +77,27 @@ describe('monitoring listener', () => {
     expect(scraped.status).toBe(200);
     expect(scraped.type).toBe('text/plain; version=0.0.4; charset=utf-8');
     const after = samples(scraped.text);
-    expect(value(after, 'intake_messages_total', { ingress: 'smtp', status: 'processed' })).toBe(2);
+    expect(value(after, 'intake_messages_total', { ingress: 'smtp', status: 'processed' })).toBe(3);
     expect(value(after, 'intake_messages_total', { ingress: 'smtp', status: 'rejected' })).toBe(1);
-    expect(value(after, 'intake_recipients_total', { stage: 'data', status: 'processed', reason: '' })).toBe(2);
-    expect(value(after, 'intake_recipients_total', { stage: 'data', status: 'rejected', reason: 'data.blank' })).toBe(1);
-    expect(value(after, 'intake_store_seconds_count')).toBe(3);
-    expect(value(after, 'intake_store_seconds_bucket', { le: '+Inf' })).toBe(3);
+    expect(value(after, 'intake_deliveries_total', { stage: 'data', status: 'processed', reason: '' })).toBe(3);
+    expect(value(after, 'intake_deliveries_total', { stage: 'data', status: 'rejected', reason: 'data.blank' })).toBe(1);
+    expect(value(after, 'intake_refusals_total', { stage: 'rcpt', reason: 'rcpt.unknown_key' })).toBe(2);
+    expect(value(after, 'intake_refusals_total', { stage: 'rcpt', reason: 'rcpt.unsupported_parameter' })).toBe(1);
+    expect(value(after, 'intake_store_seconds_count')).toBe(4);
+    expect(value(after, 'intake_store_seconds_bucket', { le: '+Inf' })).toBe(4);
     expect(value(after, 'intake_messages_not_stored_total')).toBeUndefined();
     expect(Date.now() / 1000 - value(after, 'intake_last_message_timestamp_seconds')!).toBeLessThan(60);
-    // The session still open, whose refusal is written at the end of its transaction.
+    // The rows say the same: three processed and one refused (blank); the 555 left none.
+    const rows = server.store.sqlite.prepare("select stage, status, coalesce(reason_code, '') as reason, count(*) as n from deliveries group by 1, 2, 3 order by 1, 2, 3").all();
+    expect(rows).toEqual([
+      { stage: 'data', status: 'processed', reason: '', n: 3 },
+      { stage: 'data', status: 'rejected', reason: 'data.blank', n: 1 },
+      { stage: 'rcpt', status: 'rejected', reason: 'rcpt.unknown_key', n: 2 },
+    ]);
+    // The session still open.
     expect(value(after, 'intake_sessions', { listener: 'smtp' })).toBe(1);
     await client.quit();
     const closed = samples((await get(server, '/metrics')).text);
-    expect(value(closed, 'intake_recipients_total', { stage: 'rcpt', status: 'rejected', reason: 'rcpt.unknown_key' })).toBe(2);
     expect(value(closed, 'intake_sessions', { listener: 'smtp' })).toBe(0);
     expect(value(closed, 'intake_database_free_bytes')).toBeGreaterThan(0);
     expect(value(closed, 'intake_database_bytes', { file: 'database' })).toBeGreaterThan(0);
@@ -94,10 +112,12 @@ describe('monitoring listener', () => {
     expect(health.type).toBe('application/json');
     const report = JSON.parse(health.text) as { status: string; checks: Record<string, { ok: boolean; detail: string }> };
     expect(report.status).toBe('ok');
-    expect(report.checks.writer).toMatchObject({ ok: true, detail: expect.stringMatching(/^answered in \d+ ms$/) });
+    expect(report.checks.writer).toMatchObject({ ok: true, detail: expect.stringMatching(/^answered in \d+ ms, the database takes writes$/) });
     expect(report.checks.disk).toMatchObject({ ok: true, detail: expect.stringMatching(/^[\d.]+ [KMGTP]?B free$/) });
-    const head = await get(server, '/health', { method: 'HEAD' });
-    expect(head).toMatchObject({ status: 200, text: '' });
+    const head = await fetch(`http://127.0.0.1:${server.ports.http}/health`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get('content-length'))).toBeGreaterThan(20);
+    expect(head.headers.get('server')).toBe('intake');
   });
 
   it('is found by `intake check`, which tells it from another program', () => {
@@ -112,7 +132,7 @@ describe('monitoring listener', () => {
 
   it('answers only GET and HEAD of its two paths', async () => {
     expect(await get(server, '/')).toMatchObject({ status: 404, text: 'not found: this listener answers GET /health and GET /metrics\n' });
-    expect(await get(server, '/metrics/../admin')).toMatchObject({ status: 404 });
+    expect(await get(server, '/healthz')).toMatchObject({ status: 404 });
     expect(await get(server, '/metrics', { method: 'POST', body: 'x' })).toMatchObject({ status: 405, text: 'POST not allowed: GET /metrics\n' });
   });
 });
@@ -131,6 +151,29 @@ describe('/health when mail cannot be taken', () => {
       await client.command('EHLO client.test');
       expect((await client.command('MAIL FROM:<a@example.net>')).line).toMatch(/^452 4\.3\.1 /);
       await client.quit();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('is 503 naming a database another program holds locked, as DATA then gets 451', async () => {
+    const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0' });
+    try {
+      const world = seedReplyWorld(server.repos);
+      const to = template.format(world.key);
+      server.store.sqlite.exec('BEGIN IMMEDIATE');
+      try {
+        const health = await get(server, '/health');
+        expect(health.status).toBe(503);
+        const report = JSON.parse(health.text) as { status: string; checks: Record<string, { ok: boolean; detail: string }> };
+        expect(report.status).toBe('failing');
+        expect(report.checks.writer).toEqual({ ok: false, detail: 'the database does not take writes (database is locked): messages get 451 4.3.0 meanwhile' });
+        const sent = await sendMail(server.port, { from: world.user.email, to: [to], message: replyMessage({ from: world.user.email, to, body: 'Locked out.' }) });
+        expect(sent.data.line).toMatch(/^451 4\.3\.0 /);
+      } finally {
+        server.store.sqlite.exec('ROLLBACK');
+      }
+      expect((await get(server, '/health')).status).toBe(200);
     } finally {
       await server.stop();
     }
@@ -164,4 +207,31 @@ describe('/health when mail cannot be taken', () => {
       await server.stop();
     }
   });
+});
+
+describe('the monitoring listener under idle connections', () => {
+  it('serves a few at once and closes those that say nothing, so they cannot hold the descriptors mail needs', async () => {
+    const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0' });
+    const sockets: Socket[] = [];
+    try {
+      const closedAt: number[] = [];
+      const started = Date.now();
+      for (let i = 0; i < 40; i++) {
+        const socket = connect({ port: server.ports.http!, host: '127.0.0.1' });
+        socket.on('error', () => undefined);
+        socket.on('close', () => closedAt.push(Date.now() - started));
+        sockets.push(socket);
+      }
+      // Past 32 at once, refused at once.
+      await expect.poll(() => closedAt.length, { timeout: 2000 }).toBeGreaterThanOrEqual(8);
+      expect(closedAt.length).toBe(8);
+      // The rest are closed after 10 s of silence.
+      await expect.poll(() => closedAt.length, { timeout: 15_000, interval: 200 }).toBe(40);
+      expect(Math.max(...closedAt)).toBeLessThan(13_000);
+      expect((await get(server, '/health')).status).toBe(200);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await server.stop();
+    }
+  }, 30_000);
 });

@@ -75,7 +75,10 @@ describe('writer thread', () => {
       await until(() => logs.some((line) => line.includes('writer thread stopped; starting another')), 'the writer thread to stop');
       expect(JSON.parse(logs.find((line) => line.includes('writer thread stopped')) as string)).toMatchObject({ level: 50, exitCode: 70 });
       // /health's question waits for the next thread, like mail.
-      const pinged = writer.ping();
+      let pingAnswered = false;
+      const pinged = writer.ping().then(() => (pingAnswered = true));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(pingAnswered).toBe(false);
 
       // Handed over while no thread runs: it waits for the next one (started after a second).
       const started = Date.now();
@@ -83,7 +86,7 @@ describe('writer thread', () => {
       expect(second.status).toBe('processed');
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(workers).toHaveLength(2);
-      await pinged;
+      expect(await pinged).toBe(true);
       expect((await writer.ingest(reply(3))).status).toBe('processed');
       expect(observed).toEqual(['stored processed', 'restarted', 'not stored data.store_failed', 'stored processed', 'stored processed']);
       expect(repos.notes.findById(second.deliveries[0]?.targetId as number)?.body).toBe('Reply 2.');

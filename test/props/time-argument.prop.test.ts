@@ -31,7 +31,7 @@ describe('parseMoment', () => {
   });
 
   it('names no moment for what is not one', () => {
-    for (const value of ['', 'yesterday', '7', 'd', '7 d', '-7d', '7y', '2026-02-30', '2025-02-29', '2026-13-01', '2026-11-27T24:00', '2026-11-27T10:60', '2026-11-27T10:15:61', '2026-11-27T10:15+24:00', '2026-11-27Z', '27/11/2026', '2026-11-27T10']) {
+    for (const value of ['', 'yesterday', '7', 'd', '7 d', '-7d', '7y', '2026-02-30', '2025-02-29', '2026-13-01', '2026-11-27T24:00', '2026-11-27T10:60', '2026-11-27T10:15:61', '2026-11-27T10:15+24:00', '2026-11-27Z', '27/11/2026', '2026-11-27T10', '999999999w', '9999-12-31T23:59-00:01', '0000-01-01T00:00+00:01']) {
       expect(at(value), value).toBeNull();
     }
   });
@@ -62,12 +62,20 @@ describe('parseMoment', () => {
     );
   });
 
-  it('never throws, and whatever it returns is a real moment', () => {
+  it('never throws, and whatever it returns is a real moment in the years 0000 to 9999', () => {
     const near = fc.stringMatching(/^[0-9]{1,4}[-: T.Zsmhdw+]?[0-9]{0,2}[-: T.Z+]?[0-9]{0,2}[-: T.Z+]?[0-9]{0,4}$/);
+    const age = fc.tuple(fc.integer({ min: 0, max: 999_999_999 }), fc.constantFrom('s', 'm', 'h', 'd', 'w')).map(([n, unit]) => `${n}${unit}`);
+    const edge = fc.tuple(fc.constantFrom('0000-01-01T00:00', '9999-12-31T23:59'), fc.integer({ min: -23 * 60 - 59, max: 23 * 60 + 59 })).map(([at, minutes]) => {
+      const abs = Math.abs(minutes);
+      return `${at}${minutes < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+    });
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 40 }), near), (value) => {
+      fc.property(fc.oneof(fc.string({ maxLength: 40 }), near, age, edge), (value) => {
         const moment = parseMoment(value, NOW);
-        if (moment !== null) expect(Number.isNaN(moment.getTime())).toBe(false);
+        if (moment === null) return;
+        expect(Number.isNaN(moment.getTime())).toBe(false);
+        // As received_at is written, so that text comparison is time order.
+        expect(moment.toISOString()).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       }),
       params,
     );

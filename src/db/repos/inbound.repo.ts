@@ -171,7 +171,7 @@ export function createInboundRepository({ db }: { db: Db }) {
     list(filter: MessageFilter): Omit<InboundMessage, 'raw'>[] {
       const { raw: _raw, ...columns } = getTableColumns(inboundMessages);
       const m = inboundMessages;
-      const contains = (column: SQL, piece: string) => sql`instr(lower(coalesce(${column}, '')), lower(${piece})) > 0`;
+      const contains = (column: SQL, piece: string) => sql`instr(casefold(coalesce(${column}, '')), ${piece.toLowerCase()}) > 0`;
       const codeIs = (column: SQL, code: string) => sql`(${column} = ${code} or substr(${column}, 1, ${code.length + 1}) = ${`${code}.`})`;
       const conditions: (SQL | undefined)[] = [
         filter.status ? eq(m.status, filter.status) : undefined,

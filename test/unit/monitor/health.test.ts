@@ -17,7 +17,7 @@ describe('checkHealth', () => {
   it('is ok when the writer answers and the disk has room', async () => {
     const report = await checkHealth(probes());
     expect(report.status).toBe('ok');
-    expect(report.checks.writer).toMatchObject({ ok: true, detail: expect.stringMatching(/^answered in \d+ ms$/) });
+    expect(report.checks.writer).toMatchObject({ ok: true, detail: expect.stringMatching(/^answered in \d+ ms, the database takes writes$/) });
     expect(report.checks.disk).toEqual({ ok: true, detail: '12.3 GB free' });
   });
 
@@ -30,9 +30,9 @@ describe('checkHealth', () => {
     expect(report.checks.disk!.ok).toBe(true);
   });
 
-  it('fails on a writer that is gone, or a disk that failed a flush', async () => {
-    const gone = await checkHealth(probes({ ping: () => Promise.reject(new Error('Temporary failure storing the message, please try again later')) }));
-    expect(gone.checks.writer).toEqual({ ok: false, detail: 'the writer thread is not running (Temporary failure storing the message, please try again later): messages get 451 until it is started again' });
+  it('fails on a writer that is gone or refuses writes, or a disk that failed a flush', async () => {
+    const gone = await checkHealth(probes({ ping: () => Promise.reject(new Error('the writer thread is not running (stopped, or failing to start again)')) }));
+    expect(gone.checks.writer).toEqual({ ok: false, detail: 'the writer thread is not running (stopped, or failing to start again): messages get 451 4.3.0 meanwhile' });
     const flushed = await checkHealth(probes({ flushFailure: () => new Error('EIO') }));
     expect(flushed.status).toBe('failing');
     expect(flushed.checks.writer).toEqual({ ok: false, detail: 'the disk failed to flush the database (EIO): mail is refused 451 until intake has restarted' });
