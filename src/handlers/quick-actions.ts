@@ -67,6 +67,10 @@ function mayRun(name: string, noteable: Noteable, { user, project, repos, creati
     case 'confidential':
       // set_confidentiality: set_issue_metadata, or creating the issue.
       return creating || canSetMetadata(user, project, creating, repos);
+    case 'subscribe':
+    case 'unsubscribe':
+      // Whoever can see it; the author of a new issue is subscribed by writing it.
+      return !creating && canSee(user, project, noteable, repos);
     default:
       return false;
   }
@@ -129,6 +133,11 @@ function apply(action: QuickAction, noteable: Noteable, context: QuickActionCont
         : usersNamed(action.argument, context).filter((u) => repos.issuables.removeAssignee(row.id, u.id));
       return unassigned.length ? `unassigned ${unassigned.map((u) => `@${u.username}`).join(' ')}` : null;
     }
+    case 'subscribe':
+    case 'unsubscribe':
+      // The user's own setting: GitLab writes no system note for it.
+      repos.issuables.setSubscription({ userId: context.user.id, noteableType: noteable.type, noteableId: row.id, subscribed: action.name === 'subscribe' });
+      return null;
     case 'confidential':
       if (noteable.type !== 'Issue' || noteable.row.confidential) return null;
       repos.issuables.updateIssue(row.id, { confidential: true });

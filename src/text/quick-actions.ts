@@ -15,9 +15,9 @@ export interface ExtractedActions {
 }
 
 /** The commands intake carries out on an issue. Others stay in the text as written. */
-export const ISSUE_ACTIONS = new Set(['close', 'reopen', 'title', 'label', 'unlabel', 'assign', 'unassign', 'confidential']);
+export const ISSUE_ACTIONS = new Set(['close', 'reopen', 'title', 'label', 'unlabel', 'assign', 'unassign', 'confidential', 'subscribe', 'unsubscribe']);
 /** On a merge request (intake keeps no labels or assignees for them): the rest stay in the text. */
-export const MERGE_REQUEST_ACTIONS = new Set(['close', 'reopen', 'title']);
+export const MERGE_REQUEST_ACTIONS = new Set(['close', 'reopen', 'title', 'subscribe', 'unsubscribe']);
 const SUPPORTED = new Set([...ISSUE_ACTIONS, 'target_branch']);
 
 /** GitLab's other names for the same commands. */
@@ -32,7 +32,7 @@ const KNOWN = new Set([
   ...Object.keys(ALIASES),
   'todo', 'done', 'reassign', 'milestone', 'remilestone', 'due', 'remove_due_date', 'estimate',
   'spend', 'weight', 'clear_weight', 'relate', 'duplicate', 'move', 'copy_metadata', 'lock', 'unlock',
-  'subscribe', 'unsubscribe', 'award', 'react', 'shrug', 'tableflip', 'cc', 'draft', 'ready', 'merge',
+  'award', 'react', 'shrug', 'tableflip', 'cc', 'draft', 'ready', 'merge',
   'approve', 'unapprove', 'assign_reviewer', 'request_review', 'unassign_reviewer', 'epic', 'iteration',
   'health_status', 'severity', 'promote', 'relabel', 'create_merge_request', 'zoom', 'remove_zoom',
   'invite_email', 'remove_email', 'add_contacts', 'remove_contacts', 'status', 'type', 'parent', 'rebase',

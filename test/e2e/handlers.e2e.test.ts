@@ -368,6 +368,19 @@ describe('reply quick actions and unsubscribe', () => {
     expect(db().prepare('select title, state, confidential from issues where id = ?').get(w.issue.id)).toEqual({ title: 'Squeaky widgets', state: 'closed', confidential: 1 });
   });
 
+  it('subscribes and unsubscribes the recipient with /subscribe and /unsubscribe, with no note of it', async () => {
+    const w = world({ level: 30 });
+    const key = notification(w);
+    const subscription = () => db().prepare("select subscribed from subscriptions where user_id = ? and noteable_type = 'Issue' and noteable_id = ?").all(w.user.id, w.issue.id);
+    await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email }, 'Not for me any more.\n/Unsubscribe') });
+    expect(subscription()).toEqual([{ subscribed: 0 }]);
+    expect(db().prepare('select body, system from notes where noteable_id = ? order by id').all(w.issue.id)).toEqual([{ body: 'Not for me any more.', system: 0 }]);
+    const { data } = await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email }, '/subscribe') });
+    expect(data.code).toBe(250);
+    expect(subscription()).toEqual([{ subscribed: 1 }]);
+    expect(db().prepare('select count(*) as n from notes where noteable_id = ?').get(w.issue.id)).toEqual({ n: 1 });
+  });
+
   it('does not assign a guest to an issue the same mail makes confidential, whatever the order', async () => {
     const w = world({ level: 30 });
     const guest = server.repos.transaction(() => {
