@@ -66,6 +66,10 @@ export function compileTemplate(template: string): AddressTemplate {
   const first = local.indexOf(KEY_PLACEHOLDER);
   if (first !== local.lastIndexOf(KEY_PLACEHOLDER)) throw new TemplateError(`${KEY_PLACEHOLDER} may appear only once`);
   const lowerDomain = domain.toLowerCase();
+  const mailboxPart = first === -1 ? local : withoutSeparator(local.slice(0, first)) + local.slice(first + KEY_PLACEHOLDER.length);
+  if (mailboxPart.toLowerCase() === POSTMASTER) {
+    throw new TemplateError(`its mailbox address ${mailboxPart}@${domain} is postmaster's (RFC 5321 §4.5.1), which is kept for a person to read and never routed; choose another local part`);
+  }
 
   if (first === -1) {
     const mailbox = `${local}@${domain}`;
@@ -92,8 +96,7 @@ export function compileTemplate(template: string): AddressTemplate {
   const suffix = local.slice(first + KEY_PLACEHOLDER.length);
   const lowerPrefix = prefix.toLowerCase();
   const lowerSuffix = suffix.toLowerCase();
-  const prefixBeforeSeparator = prefix.length > 0 && SEPARATORS.includes(prefix.at(-1) as string) ? prefix.slice(0, -1) : prefix;
-  const mailboxLocal = prefixBeforeSeparator + suffix;
+  const mailboxLocal = withoutSeparator(prefix) + suffix;
   const mailbox = mailboxLocal.length > 0 ? `${mailboxLocal}@${domain}` : null;
 
   return {
@@ -120,6 +123,11 @@ export function compileTemplate(template: string): AddressTemplate {
     },
     format: (key) => `${prefix}${key}${suffix}@${domain}`,
   };
+}
+
+/** The prefix before `%{key}` without the sub-address separator it ends with, as the mailbox has it. */
+function withoutSeparator(prefix: string): string {
+  return prefix.length > 0 && SEPARATORS.includes(prefix.at(-1) as string) ? prefix.slice(0, -1) : prefix;
 }
 
 /**

@@ -89,8 +89,20 @@ describe('compileTemplate', () => {
     ['in coming+%{key}@example.com', 'must not contain spaces'],
     ['incoming+%{key}@exa_mple.com', 'is not a valid domain name'],
     ['incoming+%{key}@exä_mple.com', '"exä_mple.com" is not a valid domain name'],
+    // Its mailbox would be postmaster's: kept for a person, never routed.
+    ['postmaster+%{key}@example.com', "its mailbox address postmaster@example.com is postmaster's (RFC 5321 §4.5.1)"],
+    ['PostMaster-%{key}@example.com', "its mailbox address PostMaster@example.com is postmaster's"],
+    ['postmaster@example.com', "its mailbox address postmaster@example.com is postmaster's"],
+    ['post%{key}master@example.com', "its mailbox address postmaster@example.com is postmaster's"],
   ])('refuses the invalid template %s', (template, message) => {
     expect(() => compileTemplate(template)).toThrow(message);
+  });
+
+  it('takes a template whose keyed addresses start with postmaster but whose mailbox is another', () => {
+    const t = compileTemplate('postmaster-in+%{key}@example.com');
+    expect(t.mailbox).toBe('postmaster-in@example.com');
+    expect(t.match('postmaster-in+abc@example.com')).toEqual({ kind: 'key', key: 'abc' });
+    expect(t.match('postmaster@example.com')).toEqual({ kind: 'postmaster' });
   });
 });
 
