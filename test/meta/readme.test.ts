@@ -8,6 +8,8 @@ import { SETTINGS } from '../../src/config.js';
 import { EX_CONFIG } from '../../src/serve.js';
 import { openStore } from '../../src/db/client.js';
 import { OUTCOMES } from '../../src/errors.js';
+import { createMetrics } from '../../src/monitor/metrics.js';
+import { parse as parseYaml } from 'yaml';
 import { ROOT } from '../helpers/server.js';
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -132,5 +134,41 @@ describe('deploy/', () => {
     expect(deployReadme).toContain('**The trade-off when intake is down.**');
     expect(deployReadme).toMatch(/incoming\.example\.com\. +MX +10 mx\.example\.com\./);
     expect(readFileSync(join(ROOT, 'deploy/postfix/main.cf.lmtp'), 'utf8')).toContain('\nsmtpd_policy_service_default_action = DUNNO\n');
+  });
+});
+
+describe('monitoring', () => {
+  // The metrics createMetrics registers, by base name (a histogram's _bucket, _sum and _count too).
+  const registered = async () => {
+    const { registry } = createMetrics({ database: join(ROOT, 'package.json'), sessions: () => ({}) });
+    const names = new Set<string>();
+    for (const metric of await registry.getMetricsAsJSON()) {
+      names.add(metric.name);
+      if (metric.type === ('histogram' as typeof metric.type)) for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${suffix}`);
+    }
+    return names;
+  };
+
+  it('README lists every intake_ metric /metrics has, and no other', async () => {
+    const names = await registered();
+    const table = section('Monitoring');
+    const documented = new Set([...table.matchAll(/^\| (.+?) \|/gm)].flatMap((row) => [...row[1]!.matchAll(/`(intake_[a-z_]+)/g)].map((m) => m[1]!)));
+    expect([...documented].sort()).toEqual([...names].filter((n) => n.startsWith('intake_') && !/_(bucket|sum|count)$/.test(n)).sort());
+  });
+
+  it('deploy/prometheus/intake-alerts.yml has the shape of Prometheus alerting rules, over metrics /metrics has (the PromQL itself is not parsed here)', async () => {
+    const names = await registered();
+    const rules = parseYaml(readFileSync(join(ROOT, 'deploy/prometheus/intake-alerts.yml'), 'utf8')) as { groups: { name: string; rules: Record<string, unknown>[] }[] };
+    const all = rules.groups.flatMap((g) => g.rules);
+    expect(all.length).toBeGreaterThanOrEqual(6);
+    for (const rule of all) {
+      expect(Object.keys(rule).every((k) => ['alert', 'expr', 'for', 'labels', 'annotations'].includes(k)), String(rule.alert)).toBe(true);
+      expect(rule.alert).toMatch(/^Intake[A-Za-z]+$/);
+      expect(typeof rule.expr).toBe('string');
+      if (rule.for !== undefined) expect(rule.for).toMatch(/^\d+[smh]$/);
+      expect((rule.labels as { severity: string }).severity).toMatch(/^(critical|warning|info)$/);
+      expect(typeof (rule.annotations as { summary: unknown }).summary).toBe('string');
+      for (const [metric] of (rule.expr as string).matchAll(/\b(intake|process|nodejs)_[a-z_]+/g)) expect(names, `${String(rule.alert)}: ${metric}`).toContain(metric);
+    }
   });
 });
