@@ -30,9 +30,12 @@ function moment(value: string, now: Date): Date | null {
   const minute = Number(m[5] ?? 0);
   const second = Number(m[6] ?? 0);
   const millis = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
-  const utc = Date.UTC(year, month - 1, day, hour, minute, second, millis);
-  // Date.UTC rolls 2026-02-30 over into March and 24:00 into the next day: those name no moment.
-  const check = new Date(utc);
+  // Not Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
+  const check = new Date(0);
+  check.setUTCFullYear(year, month - 1, day);
+  check.setUTCHours(hour, minute, second, millis);
+  const utc = check.getTime();
+  // 2026-02-30 rolls over into March and 24:00 into the next day: those name no moment.
   if (
     check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day ||
     check.getUTCHours() !== hour || check.getUTCMinutes() !== minute || check.getUTCSeconds() !== second

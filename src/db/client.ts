@@ -88,7 +88,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     sqlite.pragma(`busy_timeout = ${busyTimeoutMs}`);
     // SQLite's lower() folds ASCII only: `messages --from JÖRG` must find jörg@ too.
-    sqlite.function('casefold', { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value) as string | null);
+    sqlite.function('casefold', { deterministic: true }, (value: unknown) => (typeof value === 'string' ? casefold(value) : value) as string | null);
     const db = drizzle(sqlite, { schema });
     if (options.migrate !== false) migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
     if (options.queryOnly) sqlite.pragma('query_only = ON');
@@ -162,7 +162,13 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
       }
       const settle = () => batch.forEach((job, i) => (outcomes[i]?.ok ? job.resolve(outcomes[i]?.value) : job.reject(outcomes[i]?.value)));
       if (!durable || !walFlush || closing) return settle();
-      const fail = (error: unknown) => batch.forEach((job) => job.reject(error));
+      // Committed, not flushed: nothing is promised, but the work is in the WAL (see committedAnyway).
+      const fail = (error: unknown) => {
+        // Its own object: the flush's error is also what later commits are refused with, uncommitted.
+        const committed = Object.assign(new Error((error as Error)?.message ?? String(error), { cause: error }), { code: (error as { code?: unknown })?.code });
+        COMMITTED_UNFLUSHED.add(committed);
+        batch.forEach((job) => job.reject(committed));
+      };
       let flushed: Promise<void> | null;
       try {
         flushed = walFlush.flush();
@@ -202,6 +208,25 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     sqlite.close();
     throw error;
   }
+}
+
+const COMMITTED_UNFLUSHED = new WeakSet<Error>();
+
+/**
+ * Whether commit() rejected with this error after its transaction had committed (the flush of the WAL,
+ * or opening the WAL for it, failed): the sender is told 451, but what it did is in the database and
+ * a copy sent again is recognised. Whatever was counted for it must not be given back.
+ */
+/**
+ * Text in one case for searching, beyond ASCII: lower case, with Greek final sigma as any other sigma
+ * (toLowerCase writes ς at the end of a word, so a piece ending in Σ would miss σ inside an address).
+ */
+export function casefold(text: string): string {
+  return text.toLowerCase().replace(/ς/g, 'σ');
+}
+
+export function committedAnyway(error: unknown): boolean {
+  return error instanceof Error && COMMITTED_UNFLUSHED.has(error);
 }
 
 /**

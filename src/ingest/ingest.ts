@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { redactedAddress, type AddressTemplate } from '../address/template.js';
-import { isDiskFullError, isTransientDbError } from '../db/client.js';
+import { committedAnyway, isDiskFullError, isTransientDbError } from '../db/client.js';
 import type { Repositories } from '../db/repositories.js';
 import type { Delivery, InboundMessage, NewDelivery, Status } from '../db/repos/inbound.repo.js';
 import { MailRejection, OUTCOMES, type Outcome, type OutcomeCode, type WireRejection } from '../errors.js';
@@ -156,7 +156,7 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
       return result;
     });
   } catch (error) {
-    giveBack(message, deps);
+    if (!committedAnyway(error)) giveBack(message, deps);
     if (error instanceof MailRejection) throw error;
     const rejection = new MailRejection(isDiskFullError(error) ? 'data.disk_full' : 'data.store_failed');
     deps.logger.error({ err: error, transient: isTransientDbError(error), code: rejection.code }, 'could not store message');

@@ -65,11 +65,12 @@ function handle(message: WriterCall): void {
   if (message.kind === 'ping') {
     // /health: the thread is alive, and the database takes writes (another program's lock would make
     // every message a 451). No transaction of ours is open between turns: commits are synchronous.
+    // Answered at once, not with this turn's batch: calls after it may hold the thread a while.
     try {
       assertWritable(store.sqlite);
-      answer({ id: message.id, ok: true, value: null });
+      port.postMessage([{ id: message.id, ok: true, value: null }] satisfies WriterAnswer[]);
     } catch (error) {
-      answer({ id: message.id, ok: false, rejection: null, message: `the database does not take writes (${String((error as Error)?.message ?? error)})` });
+      port.postMessage([{ id: message.id, ok: false, rejection: null, message: `the database does not take writes (${String((error as Error)?.message ?? error)})` }] satisfies WriterAnswer[]);
     }
     return;
   }

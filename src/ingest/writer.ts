@@ -140,6 +140,7 @@ export async function startWriter(config: Config, logger: Logger, observer?: Wri
   let current = spawn();
   await current;
 
+  let pinging: Promise<void> | null = null;
   // A postMessage costs both threads more than recording a refusal: one per turn carries them all.
   let outbox: { calls: WriterCall[]; transfer: ArrayBuffer[] } | null = null;
   const send = (worker: Worker, message: WriterCall, transfer: ArrayBuffer[]) => {
@@ -191,11 +192,15 @@ export async function startWriter(config: Config, logger: Logger, observer?: Wri
       observer?.refused(refused);
       return call<number | null>({ kind: 'refusals', request: { ...request, refused } });
     },
+    // One at a time: each takes the write lock, which another program's lock makes wait up to 1 s in
+    // the writer; checks that come meanwhile share the answer instead of queueing more waits.
     ping: () =>
-      call<void>({ kind: 'ping' }).catch((error: unknown) => {
-        // What a message would be told (451) is not what a person checking needs to read.
-        throw error instanceof MailRejection ? new Error('the writer thread is not running (stopped, or failing to start again)') : error;
-      }),
+      (pinging ??= call<void>({ kind: 'ping' })
+        .catch((error: unknown) => {
+          // What a message would be told (451) is not what a person checking needs to read.
+          throw error instanceof MailRejection ? new Error('the writer thread is not running (stopped, or failing to start again)') : error;
+        })
+        .finally(() => (pinging = null))),
     async close() {
       closing = true;
       const worker = await current.catch(() => null);

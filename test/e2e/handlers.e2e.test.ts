@@ -413,11 +413,12 @@ describe('reply quick actions and unsubscribe', () => {
     const mr = server.repos.transaction(() => server.repos.issuables.createMergeRequest({ projectId: w.project.id, authorId: w.user.id, title: 'Fix', description: '', sourceBranch: 'fix', targetBranch: 'trunk' }));
     const key = `${n.toString(16).padStart(32, 'b')}`;
     server.repos.transaction(() => server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: w.user.id, noteableType: 'MergeRequest', noteableId: mr.id }));
-    await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email }, 'Looks good.\n/label ~ready\n/assign @me\n/title Fix the squeak') });
+    await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email }, 'Looks good.\n/label ~ready\n/assign @me\n/title Fix the squeak\n/unsubscribe') });
     expect(db().prepare("select body, system from notes where noteable_type = 'MergeRequest' and noteable_id = ? order by id").all(mr.id)).toEqual([
       { body: 'changed title from **Fix** to **Fix the squeak**', system: 1 },
       { body: 'Looks good.\n/label ~ready\n/assign @me', system: 0 },
     ]);
+    expect(db().prepare("select noteable_type, subscribed from subscriptions where user_id = ? and noteable_id = ?").all(w.user.id, mr.id)).toEqual([{ noteable_type: 'MergeRequest', subscribed: 0 }]);
   });
 
   it('places inline images referred to with a title or a percent-encoded Content-ID where they were', async () => {

@@ -28,6 +28,10 @@ describe('parseMoment', () => {
     expect(at('2026-11-27T10:15+01:00')).toBe('2026-11-27T09:15:00.000Z');
     expect(at('2026-11-27T10:15-0530')).toBe('2026-11-27T15:45:00.000Z');
     expect(at('2024-02-29')).toBe('2024-02-29T00:00:00.000Z');
+    // The years 0 to 99 are those years, not 1900 to 1999.
+    expect(at('0050-06-01')).toBe('0050-06-01T00:00:00.000Z');
+    expect(at('0000-01-01T00:00')).toBe('0000-01-01T00:00:00.000Z');
+    expect(at('0000-01-01T00:00-00:01')).toBe('0000-01-01T00:01:00.000Z');
   });
 
   it('names no moment for what is not one', () => {
@@ -38,7 +42,7 @@ describe('parseMoment', () => {
 
   it('reads back any moment written as toISOString or as sqlite3 prints received_at', () => {
     fc.assert(
-      fc.property(fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), (date) => {
+      fc.property(fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), (date) => {
         expect(parseMoment(date.toISOString(), NOW)?.getTime()).toBe(date.getTime());
         expect(parseMoment(date.toISOString().replace('T', ' ').replace('Z', ''), NOW)?.getTime()).toBe(date.getTime());
       }),

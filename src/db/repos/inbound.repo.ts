@@ -1,7 +1,7 @@
 // inbound.repo: inbound_messages (one row per message, whatever became of it) and deliveries (one row
 // per recipient of it). Side effects: SQL reads and writes.
 import { and, asc, desc, eq, getTableColumns, gt, inArray, isNotNull, isNull, max, ne, sql, type SQL } from 'drizzle-orm';
-import { fixedLimit, placeholders, prepared, preparedByColumns, type Db } from '../client.js';
+import { casefold, fixedLimit, placeholders, prepared, preparedByColumns, type Db } from '../client.js';
 import { chunked } from '../chunks.js';
 import { deliveries, inboundMessageChunks, inboundMessages } from '../schema.js';
 
@@ -171,7 +171,7 @@ export function createInboundRepository({ db }: { db: Db }) {
     list(filter: MessageFilter): Omit<InboundMessage, 'raw'>[] {
       const { raw: _raw, ...columns } = getTableColumns(inboundMessages);
       const m = inboundMessages;
-      const contains = (column: SQL, piece: string) => sql`instr(casefold(coalesce(${column}, '')), ${piece.toLowerCase()}) > 0`;
+      const contains = (column: SQL, piece: string) => sql`instr(casefold(coalesce(${column}, '')), ${casefold(piece)}) > 0`;
       const codeIs = (column: SQL, code: string) => sql`(${column} = ${code} or substr(${column}, 1, ${code.length + 1}) = ${`${code}.`})`;
       const conditions: (SQL | undefined)[] = [
         filter.status ? eq(m.status, filter.status) : undefined,

@@ -33,6 +33,9 @@ describe('checkHealth', () => {
   it('fails on a writer that is gone or refuses writes, or a disk that failed a flush', async () => {
     const gone = await checkHealth(probes({ ping: () => Promise.reject(new Error('the writer thread is not running (stopped, or failing to start again)')) }));
     expect(gone.checks.writer).toEqual({ ok: false, detail: 'the writer thread is not running (stopped, or failing to start again): messages get 451 4.3.0 meanwhile' });
+    const locked = await checkHealth(probes({ ping: () => Promise.reject(new Error('the database does not take writes (database is locked)')) }));
+    expect(locked.status).toBe('failing');
+    expect(locked.checks.writer).toEqual({ ok: false, detail: 'the database does not take writes (database is locked): messages get 451 4.3.0 meanwhile' });
     const flushed = await checkHealth(probes({ flushFailure: () => new Error('EIO') }));
     expect(flushed.status).toBe('failing');
     expect(flushed.checks.writer).toEqual({ ok: false, detail: 'the disk failed to flush the database (EIO): mail is refused 451 until intake has restarted' });
