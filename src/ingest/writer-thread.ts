@@ -71,6 +71,9 @@ function handle(message: WriterCall): void {
       port.postMessage([{ id: message.id, ok: true, value: null }] satisfies WriterAnswer[]);
     } catch (error) {
       port.postMessage([{ id: message.id, ok: false, rejection: null, message: `the database does not take writes (${String((error as Error)?.message ?? error)})` }] satisfies WriterAnswer[]);
+      // Should its ROLLBACK ever fail, every later commit would be a savepoint of a transaction that
+      // never ends, answered 250 and never durable: this thread ends instead, and another starts.
+      if (store.sqlite.inTransaction) process.exit(70);
     }
     return;
   }
