@@ -98,7 +98,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   try {
     for (const [kind, listen] of wanted) {
       if (!listen) continue;
-      const listener = await startMailListener(kind, listen, config, deps, tls, limits).catch((error: Error) => {
+      const listener = await startMailListener(kind, listen, config, deps, tls, limits, metrics?.sessions).catch((error: Error) => {
         throw new StartupError(`cannot listen for ${kind.toUpperCase()} on ${listen}: ${error.message}`);
       });
       mail.push(listener);

@@ -4,11 +4,14 @@
 import { statSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WriterObserver } from '../ingest/writer.js';
+import type { SessionObserver } from '../smtp/server.js';
 import { freeBytes } from '../smtp/free-space.js';
 
 export interface Metrics {
   registry: Registry;
   observer: WriterObserver;
+  /** For the mail listeners: refusals at connect, MAIL FROM and session timeouts. */
+  sessions: SessionObserver;
 }
 
 /** Up to the 10 s a sender might wait; most answers take 1 to 20 ms (README, Performance). */
@@ -32,7 +35,7 @@ export function createMetrics(options: { database: string; sessions: () => Recor
   });
   const refusals = new Counter({
     name: 'intake_refusals_total',
-    help: 'Recipients refused as answered: at RCPT, or at the end of DATA of a message not stored (too big, a key guesser shut out), by reason_code. A refusal the client then made good (RCPT again without the parameter) still counts.',
+    help: 'Refusals as answered, by stage and reason code: connections (connect), senders (mail), recipients (rcpt, or data for a message refused whole at the end of DATA: too big), sessions cut (session: timeouts). A refusal the client then made good (RCPT again without the parameter) still counts.',
     labelNames: ['stage', 'reason'],
     registers,
   });
@@ -113,5 +116,5 @@ export function createMetrics(options: { database: string; sessions: () => Recor
       restarts.inc();
     },
   };
-  return { registry, observer };
+  return { registry, observer, sessions: { refused: (stage, reason) => refusals.inc({ stage, reason }) } };
 }

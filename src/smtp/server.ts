@@ -54,6 +54,11 @@ export interface MailListener {
 /** At most one `too little free space` line in this long (each carries the count of refusals since the last). */
 const SHORT_OF_ROOM_LOG_MS = 10_000;
 
+/** Told of the refusals that leave no row (recipients' are counted as they are recorded): for /metrics. */
+export interface SessionObserver {
+  refused(stage: 'connect' | 'mail' | 'session', code: OutcomeCode): void;
+}
+
 /** Starts one listener on `listen` and resolves once it accepts connections. */
 export async function startMailListener(
   kind: ListenerKind,
@@ -62,6 +67,7 @@ export async function startMailListener(
   deps: IngestDeps,
   tls: TlsMaterial | null,
   limits: ClientLimits,
+  observer?: SessionObserver,
 ): Promise<MailListener> {
   const keepFree = minFreeBytes(config);
   // While the disk is short, one log line per interval says so, with the count since the last one.
@@ -185,6 +191,7 @@ export async function startMailListener(
       // This session is one of the connections already.
       if (connections().size > config.max_clients) {
         deps.logger.warn({ listener: kind, remoteAddress: session.remoteAddress, code: 'connect.too_many_clients', clients: connections().size - 1 }, 'connection refused');
+        observer?.refused('connect', 'connect.too_many_clients');
         return callback(new MailRejection('connect.too_many_clients'));
       }
       if (!limited) return callback();
@@ -195,9 +202,14 @@ export async function startMailListener(
       }
       const code = admission.reason === 'blocked' ? 'connect.blocked' : 'connect.too_many_connections';
       deps.logger.warn({ listener: kind, remoteAddress: session.remoteAddress, client: limits.clientOf(session.remoteAddress), code, retryAfterMs: admission.retryAfterMs }, 'connection refused');
+      observer?.refused('connect', code);
       callback(new MailRejection(code));
     },
-    onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+    onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, given: (err?: Error | null) => void) {
+      const callback = (error?: MailRejection) => {
+        if (error) observer?.refused('mail', error.code);
+        given(error);
+      };
       if (kind === 'smtp' && config.require_tls && !session.secure) {
         deps.logger.info({ session: session.id, remoteAddress: session.remoteAddress, code: 'mail.tls_required', mailFrom: address.address }, 'refused: no STARTTLS');
         return callback(new MailRejection('mail.tls_required'));
@@ -247,6 +259,7 @@ export async function startMailListener(
   };
   const server = new SMTPServer(options);
   const stopDeadline = enforceCommandDeadline(connections(), { commandMs: config.socket_timeout_ms, dataMs: config.data_timeout_ms }, (item, code) => {
+    observer?.refused('session', code);
     if (code !== 'session.data_timeout') return;
     const connection = item as { session?: SMTPServerSession; remoteAddress?: string };
     deps.logger.warn({ listener: kind, session: connection.session?.id, remoteAddress: connection.remoteAddress, code }, 'message took too long to arrive; connection closed');

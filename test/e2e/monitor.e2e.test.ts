@@ -137,6 +137,34 @@ describe('monitoring listener', () => {
   });
 });
 
+describe('refusals that leave no row', () => {
+  it('are counted by stage and code: a connection over the limit, a MAIL FROM refused, a session timed out', async () => {
+    const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0', INTAKE_MAX_CONNECTIONS_PER_IP: '1', INTAKE_SOCKET_TIMEOUT_MS: '1000' });
+    try {
+      const { client } = await SmtpClient.connect(server.port);
+      await client.command('EHLO client.test');
+      expect((await client.command('MAIL FROM:<a@example.net> FOO=BAR')).code).toBe(555);
+      const { greeting } = await SmtpClient.connect(server.port);
+      expect(greeting.line).toMatch(/^421 4\.7\.0 /);
+      // Then left idle: cut after a second of silence (checked each second).
+      const deadline = Date.now() + 5000;
+      let refusals: Sample[] = [];
+      while (Date.now() < deadline) {
+        refusals = samples((await get(server, '/metrics')).text).filter((s) => s.name === 'intake_refusals_total');
+        if (refusals.some((s) => s.labels.stage === 'session')) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(refusals.map((s) => [s.labels.stage, s.labels.reason, s.value]).sort()).toEqual([
+        ['connect', 'connect.too_many_connections', 1],
+        ['mail', 'mail.unsupported_parameter', 1],
+        ['session', 'session.command_timeout', 1],
+      ]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('/health when mail cannot be taken', () => {
   it('is 503 naming a disk under INTAKE_MIN_FREE_BYTES, which MAIL FROM refuses', async () => {
     const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0', INTAKE_MIN_FREE_BYTES: String(10 ** 15) });
