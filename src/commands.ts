@@ -706,6 +706,27 @@ program
   });
 
 program
+  .command('stats')
+  .description('what became of the messages of a time window (the last 24 hours unless given): messages by status, recipients by stage, status and reason, most first')
+  .option('--since <when>', 'received at or after WHEN (default: 24 hours ago), as for messages', moment('--since'))
+  .option('--until <when>', 'received before WHEN (default: now)', moment('--until'))
+  .action((options: { since?: string; until?: string }) => {
+    const since = options.since ?? new Date(Date.now() - 24 * 3_600_000).toISOString();
+    if (options.until && since >= options.until) throw new CliError(`--since (${since}) must be before --until (${options.until})`);
+    const found = withRepos((repos) => repos.inbound.outcomes({ since, until: options.until }));
+    if (json()) return print({ since, until: options.until ?? null, ...found });
+    const total = found.messages.reduce((sum, m) => sum + m.count, 0);
+    process.stdout.write(`${total} messages received from ${since} to ${options.until ?? 'now'}\n`);
+    for (const m of found.messages) process.stdout.write(`  ${m.status.padEnd(10)} ${String(m.count).padStart(8)}\n`);
+    if (found.deliveries.length > 0) process.stdout.write('recipients:\n');
+    for (const d of found.deliveries) {
+      const outcome = d.reasonCode ? OUTCOMES[d.reasonCode as keyof typeof OUTCOMES] : undefined;
+      const reason = d.reasonCode ? `  ${d.reasonCode}${outcome ? ` (${outcome.smtp} ${outcome.dsn} ${outcome.text})` : ''}` : '';
+      process.stdout.write(`  ${d.stage.padEnd(8)} ${d.status.padEnd(10)} ${String(d.count).padStart(8)}${reason}\n`);
+    }
+  });
+
+program
   .command('show')
   .description('one inbound message: its envelope, status and reason, and what became of each recipient')
   .argument('<id>', 'inbound message id', positiveInt('id'))

@@ -29,7 +29,7 @@ describe('npx intake', () => {
   it('prints its help after npm ci (the package bin)', () => {
     const out = execFileSync('npx', ['--no-install', 'intake', '--help'], { cwd: ROOT, encoding: 'utf8', env: cliEnv({}) });
     expect(out).toContain('Usage: intake [options] [command]');
-    for (const command of ['serve', 'migrate', 'check', 'deliver', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'addresses', 'explain', 'trim', 'messages', 'show', 'prune', 'reprocess']) {
+    for (const command of ['serve', 'migrate', 'check', 'deliver', 'users', 'emails', 'projects', 'members', 'issues', 'notifications', 'addresses', 'explain', 'trim', 'messages', 'stats', 'show', 'prune', 'reprocess']) {
       expect(out).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
   });
@@ -545,6 +545,24 @@ describe('messages, searched', () => {
     expect(found('--until', '2000-01-01')).toEqual([]);
     expect(found('--message-id', 'never-sent@client.test')).toEqual([]);
     expect(run(['messages', '--from', 'nobody-at-all'], server.env).stdout).toBe('no messages match\n');
+  });
+
+  it('sums up a window with stats: messages by status, recipients by stage, status and reason', () => {
+    const stats = JSON.parse(run(['--json', 'stats', '--since', '1h'], server.env).stdout) as { messages: unknown[]; deliveries: unknown[] };
+    expect(stats.messages).toEqual([
+      { status: 'processed', count: 3 },
+      { status: 'rejected', count: 2 },
+    ]);
+    expect(stats.deliveries).toEqual([
+      { stage: 'data', status: 'processed', reason_code: null, count: 3 },
+      { stage: 'rcpt', status: 'rejected', reason_code: 'rcpt.unknown_key', count: 2 },
+      { stage: 'data', status: 'rejected', reason_code: 'data.sender_not_verified', count: 1 },
+    ]);
+    const text = run(['stats'], server.env).stdout;
+    expect(text).toMatch(/^5 messages received from \S+ to now\n {2}processed +3\n {2}rejected +2\nrecipients:\n/);
+    expect(text).toContain("  rcpt     rejected          2  rcpt.unknown_key (550 5.1.1 We couldn't figure out what the email is for.");
+    expect(JSON.parse(run(['--json', 'stats', '--since', '2000-01-01', '--until', '2000-01-02'], server.env).stdout)).toEqual({ since: '2000-01-01T00:00:00.000Z', until: '2000-01-02T00:00:00.000Z', messages: [], deliveries: [] });
+    expect(run(['stats', '--since', '2000-01-02', '--until', '2000-01-01'], server.env).stderr).toBe('intake: --since (2000-01-02T00:00:00.000Z) must be before --until (2000-01-01T00:00:00.000Z)\n');
   });
 
   it('folds case beyond ASCII (sent last: the lists above are of five)', async () => {

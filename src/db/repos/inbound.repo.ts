@@ -187,6 +187,26 @@ export function createInboundRepository({ db }: { db: Db }) {
       ];
       return db.select(columns).from(m).where(and(...conditions)).orderBy(desc(m.id)).limit(filter.limit).all();
     },
+    /**
+     * What became of the messages received from `since` to before `until` (ISO times; none: up to now): how many of
+     * each status, and of their recipients how many of each stage, status and reason code, most first.
+     */
+    outcomes(window: { since: string; until?: string }): { messages: { status: Status; count: number }[]; deliveries: { stage: string; status: Status; reasonCode: string | null; count: number }[] } {
+      const m = inboundMessages;
+      const inWindow = window.until ? sql`${m.receivedAt} >= ${window.since} and ${m.receivedAt} < ${window.until}` : sql`${m.receivedAt} >= ${window.since}`;
+      const count = sql<number>`count(*)`;
+      return {
+        messages: db.select({ status: m.status, count }).from(m).where(inWindow).groupBy(m.status).orderBy(desc(count)).all(),
+        deliveries: db
+          .select({ stage: deliveries.stage, status: deliveries.status, reasonCode: deliveries.reasonCode, count })
+          .from(deliveries)
+          .innerJoin(m, eq(m.id, deliveries.inboundMessageId))
+          .where(inWindow)
+          .groupBy(deliveries.stage, deliveries.status, deliveries.reasonCode)
+          .orderBy(desc(count), deliveries.stage, deliveries.status, deliveries.reasonCode)
+          .all(),
+      };
+    },
     /** A recipient refused at RCPT and accepted later in the same transaction keeps one row: its final one. */
     removeRcptRefusal(inboundMessageId: number, recipient: string): void {
       db.delete(deliveries)
