@@ -708,10 +708,10 @@ program
 program
   .command('stats')
   .description('what became of the messages of a time window (the last 24 hours unless given): messages by status, recipients by stage, status and reason, most first')
-  .option('--since <when>', 'received at or after WHEN (default: 24 hours ago), as for messages', moment('--since'))
+  .option('--since <when>', 'received at or after WHEN (default: 24 hours before --until), as for messages', moment('--since'))
   .option('--until <when>', 'received before WHEN (default: now)', moment('--until'))
   .action((options: { since?: string; until?: string }) => {
-    const since = options.since ?? new Date(Date.now() - 24 * 3_600_000).toISOString();
+    const since = options.since ?? new Date((options.until ? Date.parse(options.until) : Date.now()) - 24 * 3_600_000).toISOString();
     if (options.until && since >= options.until) throw new CliError(`--since (${since}) must be before --until (${options.until})`);
     const found = withRepos((repos) => repos.inbound.outcomes({ since, until: options.until }));
     if (json()) return print({ since, until: options.until ?? null, ...found });

@@ -72,8 +72,13 @@ function handle(message: WriterCall): void {
     } catch (error) {
       port.postMessage([{ id: message.id, ok: false, rejection: null, message: `the database does not take writes (${String((error as Error)?.message ?? error)})` }] satisfies WriterAnswer[]);
       // Should its ROLLBACK ever fail, every later commit would be a savepoint of a transaction that
-      // never ends, answered 250 and never durable: this thread ends instead, and another starts.
-      if (store.sqlite.inTransaction) process.exit(70);
+      // never ends, answered 250 and never durable: this thread ends instead, and another starts. What
+      // it has answered (committed) goes out first.
+      if (store.sqlite.inTransaction) {
+        logger.error({ err: String((error as Error)?.message ?? error) }, 'a health check left a transaction open: ending the writer thread');
+        flushAnswers();
+        process.exit(70);
+      }
     }
     return;
   }

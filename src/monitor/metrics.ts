@@ -14,6 +14,9 @@ export interface Metrics {
   sessions: SessionObserver;
 }
 
+/** The refusals of a recipient that names nothing (what a key guesser gets): the alerting rules' own. */
+const UNKNOWN_RECIPIENT_CODES = ['rcpt.unknown_key', 'rcpt.unknown_reply_key', 'rcpt.user_not_found', 'rcpt.no_such_address', 'rcpt.project_not_found'];
+
 /** Up to the 10 s a sender might wait; most answers take 1 to 20 ms (README, Performance). */
 const STORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -96,6 +99,13 @@ export function createMetrics(options: { database: string; sessions: () => Recor
       }
     },
   });
+
+  // A labelled series appears only once counted, and Prometheus's increase() reads a series' first
+  // value as its start: the first failure after a start would never alert. Those alerted on start at 0.
+  for (const ingress of ['smtp', 'lmtp']) for (const reason of ['data.store_failed', 'data.disk_full', 'session.internal_error']) notStored.inc({ ingress, reason }, 0);
+  deliveries.inc({ stage: 'process', status: 'failed', reason: 'process.internal' }, 0);
+  for (const reason of UNKNOWN_RECIPIENT_CODES) refusals.inc({ stage: 'rcpt', reason }, 0);
+  refusals.inc({ stage: 'connect', reason: 'connect.blocked' }, 0);
 
   const observer: WriterObserver = {
     ingested(ingress, seconds, outcome) {

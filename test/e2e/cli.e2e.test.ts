@@ -561,7 +561,16 @@ describe('messages, searched', () => {
     const text = run(['stats'], server.env).stdout;
     expect(text).toMatch(/^5 messages received from \S+ to now\n {2}processed +3\n {2}rejected +2\nrecipients:\n/);
     expect(text).toContain("  rcpt     rejected          2  rcpt.unknown_key (550 5.1.1 We couldn't figure out what the email is for.");
+    // From the third message on.
+    const at = server.repos.inbound.findById(ids.unverified!)!.receivedAt;
+    const later = JSON.parse(run(['--json', 'stats', '--since', at], server.env).stdout) as { messages: unknown[] };
+    expect(later.messages).toEqual([
+      { status: 'processed', count: 2 },
+      { status: 'rejected', count: 1 },
+    ]);
     expect(JSON.parse(run(['--json', 'stats', '--since', '2000-01-01', '--until', '2000-01-02'], server.env).stdout)).toEqual({ since: '2000-01-01T00:00:00.000Z', until: '2000-01-02T00:00:00.000Z', messages: [], deliveries: [] });
+    // --until alone: the 24 hours before it.
+    expect(JSON.parse(run(['--json', 'stats', '--until', '2000-01-02'], server.env).stdout)).toMatchObject({ since: '2000-01-01T00:00:00.000Z', messages: [] });
     expect(run(['stats', '--since', '2000-01-02', '--until', '2000-01-01'], server.env).stderr).toBe('intake: --since (2000-01-02T00:00:00.000Z) must be before --until (2000-01-01T00:00:00.000Z)\n');
   });
 

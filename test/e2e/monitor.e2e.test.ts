@@ -85,7 +85,7 @@ describe('monitoring listener', () => {
     expect(value(after, 'intake_refusals_total', { stage: 'rcpt', reason: 'rcpt.unsupported_parameter' })).toBe(1);
     expect(value(after, 'intake_store_seconds_count')).toBe(4);
     expect(value(after, 'intake_store_seconds_bucket', { le: '+Inf' })).toBe(4);
-    expect(value(after, 'intake_messages_not_stored_total')).toBeUndefined();
+    expect(samples(scraped.text).filter((x) => x.name === 'intake_messages_not_stored_total').every((x) => x.value === 0)).toBe(true);
     expect(Date.now() / 1000 - value(after, 'intake_last_message_timestamp_seconds')!).toBeLessThan(60);
     // The rows say the same: three processed and one refused (blank); the 555 left none.
     const rows = server.store.sqlite.prepare("select stage, status, coalesce(reason_code, '') as reason, count(*) as n from deliveries group by 1, 2, 3 order by 1, 2, 3").all();
@@ -138,27 +138,55 @@ describe('monitoring listener', () => {
 });
 
 describe('refusals that leave no row', () => {
-  it('are counted by stage and code: a connection over the limit, a MAIL FROM refused, a session timed out', async () => {
-    const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0', INTAKE_MAX_CONNECTIONS_PER_IP: '1', INTAKE_SOCKET_TIMEOUT_MS: '1000' });
+  it('are counted by stage and code: a connection over the limit, a MAIL FROM refused, a guesser shut out and back, a session timed out', async () => {
+    const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0', INTAKE_MAX_CONNECTIONS_PER_IP: '1', INTAKE_SOCKET_TIMEOUT_MS: '1000', INTAKE_UNKNOWN_RECIPIENT_LIMIT: '1' });
     try {
+      const counted = async () =>
+        samples((await get(server, '/metrics')).text)
+          .filter((s) => s.name === 'intake_refusals_total' && s.value > 0)
+          .map((s) => [s.labels.stage, s.labels.reason, s.value])
+          .sort();
       const { client } = await SmtpClient.connect(server.port);
       await client.command('EHLO client.test');
-      expect((await client.command('MAIL FROM:<a@example.net> FOO=BAR')).code).toBe(555);
       const { greeting } = await SmtpClient.connect(server.port);
       expect(greeting.line).toMatch(/^421 4\.7\.0 /);
-      // Then left idle: cut after a second of silence (checked each second).
-      const deadline = Date.now() + 5000;
-      let refusals: Sample[] = [];
-      while (Date.now() < deadline) {
-        refusals = samples((await get(server, '/metrics')).text).filter((s) => s.name === 'intake_refusals_total');
-        if (refusals.some((s) => s.labels.stage === 'session')) break;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-      expect(refusals.map((s) => [s.labels.stage, s.labels.reason, s.value]).sort()).toEqual([
+      expect((await client.command('MAIL FROM:<a@example.net> FOO=BAR')).code).toBe(555);
+      // Accepted: not counted.
+      expect((await client.command('MAIL FROM:<a@example.net>')).code).toBe(250);
+      expect(await counted()).toEqual([
         ['connect', 'connect.too_many_connections', 1],
         ['mail', 'mail.unsupported_parameter', 1],
+      ]);
+      // An unknown key reaches the limit of one: the client is shut out, and refused when it comes back.
+      expect((await client.command('RCPT TO:<incoming+nope@example.com>')).code).toBe(421);
+      const { greeting: back } = await SmtpClient.connect(server.port);
+      expect(back.line).toMatch(/^421 /);
+      // Another client, left idle: cut after a second of silence (checked each second).
+      const { client: idle } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.2' });
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && !(await counted()).some(([stage]) => stage === 'session')) await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await counted()).toEqual([
+        ['connect', 'connect.blocked', 1],
+        ['connect', 'connect.too_many_connections', 1],
+        ['mail', 'mail.unsupported_parameter', 1],
+        ['rcpt', 'rcpt.unknown_key', 1],
         ['session', 'session.command_timeout', 1],
       ]);
+      await idle.quit().catch(() => undefined);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('start at 0 for the series the alerting rules watch, so that the first one after a start alerts', async () => {
+    const server = await startServer({ INTAKE_HTTP_LISTEN: '127.0.0.1:0' });
+    try {
+      const all = samples((await get(server, '/metrics')).text);
+      expect(value(all, 'intake_messages_not_stored_total', { ingress: 'smtp', reason: 'data.store_failed' })).toBe(0);
+      expect(value(all, 'intake_messages_not_stored_total', { ingress: 'lmtp', reason: 'data.disk_full' })).toBe(0);
+      expect(value(all, 'intake_deliveries_total', { stage: 'process', status: 'failed', reason: 'process.internal' })).toBe(0);
+      expect(value(all, 'intake_refusals_total', { stage: 'connect', reason: 'connect.blocked' })).toBe(0);
+      expect(value(all, 'intake_refusals_total', { stage: 'rcpt', reason: 'rcpt.unknown_reply_key' })).toBe(0);
     } finally {
       await server.stop();
     }
