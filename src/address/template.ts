@@ -66,9 +66,10 @@ export function compileTemplate(template: string): AddressTemplate {
   const first = local.indexOf(KEY_PLACEHOLDER);
   if (first !== local.lastIndexOf(KEY_PLACEHOLDER)) throw new TemplateError(`${KEY_PLACEHOLDER} may appear only once`);
   const lowerDomain = domain.toLowerCase();
-  const mailboxPart = first === -1 ? local : withoutSeparator(local.slice(0, first)) + local.slice(first + KEY_PLACEHOLDER.length);
-  if (mailboxPart.toLowerCase() === POSTMASTER) {
-    throw new TemplateError(`its mailbox address ${mailboxPart}@${domain} is postmaster's (RFC 5321 §4.5.1), which is kept for a person to read and never routed; choose another local part`);
+  // The mailbox address: the template without its key (and the separator before it).
+  const mailboxLocal = first === -1 ? local : withoutSeparator(local.slice(0, first)) + local.slice(first + KEY_PLACEHOLDER.length);
+  if (mailboxLocal.toLowerCase() === POSTMASTER) {
+    throw new TemplateError(`its mailbox address ${mailboxLocal}@${domain} is postmaster's (RFC 5321 §4.5.1), which is kept for a person to read and never routed; choose another local part`);
   }
 
   if (first === -1) {
@@ -96,7 +97,6 @@ export function compileTemplate(template: string): AddressTemplate {
   const suffix = local.slice(first + KEY_PLACEHOLDER.length);
   const lowerPrefix = prefix.toLowerCase();
   const lowerSuffix = suffix.toLowerCase();
-  const mailboxLocal = withoutSeparator(prefix) + suffix;
   const mailbox = mailboxLocal.length > 0 ? `${mailboxLocal}@${domain}` : null;
 
   return {

@@ -210,13 +210,6 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
   }
 }
 
-const COMMITTED_UNFLUSHED = new WeakSet<Error>();
-
-/**
- * Whether commit() rejected with this error after its transaction had committed (the flush of the WAL,
- * or opening the WAL for it, failed): the sender is told 451, but what it did is in the database and
- * a copy sent again is recognised. Whatever was counted for it must not be given back.
- */
 /**
  * Text in one case for searching, beyond ASCII: lower case, with Greek final sigma as any other sigma
  * (toLowerCase writes ς at the end of a word, so a piece ending in Σ would miss σ inside an address).
@@ -225,6 +218,13 @@ export function casefold(text: string): string {
   return text.toLowerCase().replace(/ς/g, 'σ');
 }
 
+const COMMITTED_UNFLUSHED = new WeakSet<Error>();
+
+/**
+ * Whether commit() rejected with this error after its transaction had committed (the flush of the WAL,
+ * or opening the WAL for it, failed): the sender is told 451, but what it did is in the database and
+ * a copy sent again is recognised. Whatever was counted for it must not be given back.
+ */
 export function committedAnyway(error: unknown): boolean {
   return error instanceof Error && COMMITTED_UNFLUSHED.has(error);
 }
