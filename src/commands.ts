@@ -1,7 +1,7 @@
 // commands: the `intake` command's commands, loaded by cli.ts: serve, migrate, check, the admin commands that create the rows mail is
 // checked against, and the inspection commands. Input: operator arguments.
 import { readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, isIP } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -759,7 +759,9 @@ program
   .description('store one message read on stdin, for Postfix pipe(8), procmail or scripts; exit 0 stored, 67 unknown recipient, 65 refused, 75 try again')
   .option('--to <address>', 'an envelope recipient (repeatable; default: the mailbox address, routed by the headers)', (v: string, all: string[]) => [...all, v], [])
   .option('--from <address>', 'the envelope sender (empty for the null sender <>)')
-  .action(async (options: { to: string[]; from?: string }) => {
+  .option('--client-address <ip>', "the SMTP client's IP address, for SPF and the record (Postfix pipe(8): ${client_address})")
+  .option('--client-helo <name>', "the SMTP client's HELO name (Postfix pipe(8): ${client_helo})")
+  .action(async (options: { to: string[]; from?: string; clientAddress?: string; clientHelo?: string }) => {
     let cfg: Config;
     try {
       cfg = config();
@@ -767,6 +769,11 @@ program
       // A configuration to fix: the MTA keeps the mail (75) rather than bouncing it (78 would).
       if (!(error instanceof ConfigError)) throw error;
       process.stderr.write(`intake: invalid configuration:\n${error.problems.map((p) => `  ${p}\n`).join('')}`);
+      process.exit(EXIT.tempFail);
+    }
+    if (options.clientAddress && isIP(options.clientAddress) === 0) {
+      // A pipe(8) line to fix: the MTA keeps the mail meanwhile.
+      process.stderr.write(`intake: --client-address: ${JSON.stringify(options.clientAddress)} is not an IP address\n`);
       process.exit(EXIT.tempFail);
     }
     const raw = await readStdin(cfg.max_message_bytes);
@@ -780,7 +787,8 @@ program
     }
     try {
       const logger = createLogger(cfg.log_level === 'info' ? 'warn' : cfg.log_level, 2);
-      const result = await deliverFromPipe({ raw, to: options.to, from: options.from ?? null, maxBytes: cfg.max_message_bytes }, ingestDeps(cfg, store, logger));
+      const client = { remoteAddress: options.clientAddress || null, helo: options.clientHelo || null };
+      const result = await deliverFromPipe({ raw, to: options.to, from: options.from ?? null, client, maxBytes: cfg.max_message_bytes }, ingestDeps(cfg, store, logger));
       for (const line of result.lines) process.stderr.write(`intake: ${line}\n`);
       if (json()) print({ exitCode: result.exitCode, inboundMessageId: result.inboundMessageId, replies: result.lines });
       process.exitCode = result.exitCode;

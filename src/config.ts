@@ -233,6 +233,31 @@ export const SETTINGS = {
     default: false,
     doc: 'Look up the client\'s reverse DNS name for every connection (off: it costs a DNS query per session).',
   },
+  authentication: {
+    env: 'INTAKE_AUTHENTICATION',
+    schema: z.enum(['off', 'record', 'enforce'], { error: 'expected off, record or enforce' }),
+    default: 'off',
+    doc: 'Sender authentication of every message received (mailauth): SPF of the client, DKIM signatures, DMARC of the From domain. `record` stores the results (`inbound_messages.spf`, `dkim`, `dmarc`, `authentication_results`); `enforce` also refuses with `550 5.7.26` mail that fails DMARC where the From domain publishes `p=reject`. For a listener the internet reaches directly (an MX); off behind a relay that checks already. SPF needs the client: a relay\'s own address is not judged (LMTP, or a trusted relay without XCLIENT/XFORWARD).',
+  },
+  dns_servers: {
+    env: 'INTAKE_DNS_SERVERS',
+    schema: z
+      .union([z.array(z.string()), z.string().transform((v) => v.split(/[\s,]+/).filter((a) => a !== ''))])
+      .superRefine((list, ctx) => {
+        for (const entry of list) {
+          if (isIP(entry) === 0 && !isIP(parseHostPort(entry)?.host ?? '')) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is not an IP address or IP:PORT` });
+        }
+      }),
+    default: '',
+    defaultDoc: "the system's (/etc/resolv.conf)",
+    doc: 'DNS resolvers for `authentication`, as IP or IP:PORT (`[IPv6]:PORT`), comma-separated. A caching resolver near intake (unbound, systemd-resolved) saves each message several queries.',
+  },
+  dns_timeout_ms: {
+    env: 'INTAKE_DNS_TIMEOUT_MS',
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(100).max(60000),
+    default: 5000,
+    doc: "How long `authentication` may take for one message in all (a query waits a quarter of it, twice). Past it the results are `temperror` and the message is taken: a DNS outage must not hold up mail.",
+  },
   group_commit: {
     env: 'INTAKE_GROUP_COMMIT',
     schema: booleanFlag,

@@ -337,6 +337,14 @@ export const OUTCOMES = {
     status: 'rejected',
     when: 'a new merge request mail whose subject, or `/target_branch`, is no git branch name (a blank, `..`, `~^:?*[\\`, a leading `-`...); the row\'s reason names it',
   },
+  'data.dmarc_reject': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.7.26',
+    text: "Unauthenticated mail from this domain is not accepted due to its DMARC policy",
+    status: 'rejected',
+    when: "INTAKE_AUTHENTICATION=enforce, and the From domain (named in the reason) publishes DMARC `p=reject` (for all of its mail: `pct` 100) while neither SPF nor a DKIM signature of that domain passed: someone else's mail in its name, which its owner asked receivers to refuse. The message is stored with the SPF, DKIM and DMARC results; mail to postmaster is still kept",
+  },
   'data.unparsable': {
     stage: 'data',
     smtp: 550,

@@ -152,6 +152,14 @@ export const inboundMessages = sqliteTable(
     processedAt: text('processed_at'),
     /** When its raw message (raw, or its chunks) was dropped for INTAKE_KEEP_RAW_DAYS or `intake prune`; NULL while kept, or when none was received. */
     rawPrunedAt: text('raw_pruned_at'),
+    /**
+     * INTAKE_AUTHENTICATION's findings (NULL when off, or refused before DATA): SPF of the client (NULL
+     * when it was a relay), DKIM, DMARC of the From domain, and the Authentication-Results that says them.
+     */
+    spf: text('spf'),
+    dkim: text('dkim'),
+    dmarc: text('dmarc'),
+    authenticationResults: text('authentication_results'),
   },
   (t) => [
     index('inbound_messages_message_id').on(t.messageId),

@@ -5,6 +5,7 @@ import { compileTemplate } from '../address/template.js';
 import type { Config } from '../config.js';
 import type { Store } from '../db/client.js';
 import { createRepositories } from '../db/repositories.js';
+import { createAuthenticator } from './authenticate.js';
 import type { IngestDeps } from './ingest.js';
 import { createSenderRate } from './sender-rate.js';
 
@@ -16,5 +17,9 @@ export function ingestDeps(config: Config, store: Store, logger: Logger): Ingest
     hostname: config.hostname,
     maxAttachmentBytes: config.max_attachment_bytes,
     senderRate: createSenderRate({ limit: config.sender_rate_limit, windowMs: config.sender_rate_window_ms }),
+    authenticator:
+      config.authentication === 'off'
+        ? null
+        : createAuthenticator({ mode: config.authentication, dnsServers: config.dns_servers, timeoutMs: config.dns_timeout_ms, hostname: config.hostname }),
   };
 }

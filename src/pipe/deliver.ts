@@ -20,7 +20,7 @@ export interface PipeResult {
  * to the mailbox address and routed by its headers, as the SMTP listener does for that address.
  */
 export async function deliverFromPipe(
-  request: { raw: Buffer; to: string[]; from: string | null; maxBytes: number },
+  request: { raw: Buffer; to: string[]; from: string | null; client?: { remoteAddress: string | null; helo: string | null }; maxBytes: number },
   deps: IngestDeps,
 ): Promise<PipeResult> {
   const recipients = request.to.length > 0 ? request.to : deps.template.mailbox ? [deps.template.mailbox] : [];
@@ -45,7 +45,7 @@ export async function deliverFromPipe(
     for (const recipient of accepted) refused.push({ recipient, rejection, stage: 'data' });
     accepted.length = 0;
   }
-  const envelope: Envelope = { mailFrom: request.from, rcptTo: accepted, recipients };
+  const envelope: Envelope = { mailFrom: request.from, rcptTo: accepted, recipients, remoteAddress: request.client?.remoteAddress ?? null, helo: request.client?.helo ?? null };
   const lines = refused.map(({ recipient, rejection }) => `${recipient}: ${rejection.responseCode} ${rejection.message}`);
   let inboundMessageId = await recordRefusals({ ingress: 'pipe', envelope, refused, size: raw.length, inboundMessageId: null }, deps);
   // A recipient that may work later would be lost if the others were stored now: all retry together

@@ -99,7 +99,8 @@ export async function startMailListener(
   installPipelinedDataFix();
   installLenientSender();
   installShutdownReply();
-  const transactions = new Transactions();
+  // LMTP clients are relays; so is a trusted relay, unless it names the client (XCLIENT, XFORWARD).
+  const transactions = new Transactions((address) => kind === 'lmtp' || limits.isExempt(address));
   const stopWaiting = installTransactionEndWait((sessionId) => transactions.pendingWrite(sessionId));
   // Sessions whose message is being received or stored: on shutdown they are let finish.
   const receiving = new Set<string>();

@@ -30,6 +30,8 @@ export interface Transaction {
   helo: string | null;
   /** The trusted relay that named the client with XCLIENT or XFORWARD. */
   relayAddress: string | null;
+  /** remoteAddress is a relay's own (an LMTP client, a trusted relay that named no client), not the sender's. */
+  relayed: boolean;
   /** TLS protocol and cipher, when the session is encrypted. */
   tls: string | null;
 }
@@ -42,6 +44,7 @@ export function envelopeOf(tx: Transaction): Envelope {
     remoteAddress: tx.remoteAddress,
     helo: tx.helo,
     relayAddress: tx.relayAddress,
+    relayed: tx.relayed,
     tls: tx.tls,
     withdrawn: tx.withdrawn,
   };
@@ -72,8 +75,12 @@ function clientHelo(session: SMTPServerSession): string | null {
 export class Transactions {
   private readonly open = new Map<string, Transaction>();
 
+  /** relay: whether a connection from this address, naming no client, is a relay's (see Transaction.relayed). */
+  constructor(private readonly relay: (remoteAddress: string) => boolean) {}
+
   /** MAIL FROM starts a transaction (RSET or a new MAIL FROM abandons the previous one). */
   begin(session: SMTPServerSession, mailFrom: string, smtpUtf8: boolean): Transaction {
+    const relayAddress = forwardedBy(session);
     const tx: Transaction = {
       mailFrom,
       smtpUtf8,
@@ -86,7 +93,8 @@ export class Transactions {
       withdrawn: [],
       remoteAddress: forwardedUnknown(session) ? null : session.remoteAddress,
       helo: clientHelo(session),
-      relayAddress: forwardedBy(session),
+      relayAddress,
+      relayed: relayAddress === null && this.relay(session.remoteAddress),
       tls: session.secure && session.tlsOptions ? `${session.tlsOptions.version} ${session.tlsOptions.standardName}` : null,
     };
     this.open.set(session.id, tx);

@@ -1,0 +1,132 @@
+// The authenticator against a DNS server on 127.0.0.1: which client SPF judges, what is recorded for
+// unsigned, signed and From-less mail and the null sender, when enforce refuses, and that any bytes at
+// all (fast-check, seeded) come back as results, never as an exception.
+import { generateKeyPairSync } from 'node:crypto';
+import fc from 'fast-check';
+import { dkimSign, type DKIMSignOptions } from 'mailauth';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientForSpf, createAuthenticator, refusesFor, type Authenticator } from '../../../src/ingest/authenticate.js';
+import { startDnsServer, type TestDnsServer } from '../../helpers/dns-server.js';
+
+const seed = Number(process.env.FC_SEED ?? 20261128);
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+
+let dns: TestDnsServer;
+let enforce: Authenticator;
+let record: Authenticator;
+beforeAll(async () => {
+  dns = await startDnsServer({
+    'example.org': { TXT: ['v=spf1 ip4:192.0.2.0/24 -all'] },
+    'mx.example.org': { TXT: ['v=spf1 ip4:192.0.2.25 -all'] },
+    'sel._domainkey.example.org': { TXT: [`v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`] },
+    '_dmarc.example.org': { TXT: ['v=DMARC1; p=reject'] },
+  });
+  const options = { dnsServers: [dns.address], timeoutMs: 2000, hostname: 'mx.test' };
+  enforce = createAuthenticator({ ...options, mode: 'enforce' });
+  record = createAuthenticator({ ...options, mode: 'record' });
+});
+afterAll(() => dns?.close());
+
+const message = (from = 'From: Ann <ann@example.org>\r\n') => `${from}To: incoming@example.com\r\nSubject: Hello\r\nMessage-ID: <1@example.org>\r\n\r\nHello.\r\n`;
+const envelope = (remoteAddress: string | null, mailFrom: string | null = 'ann@example.org') => ({ mailFrom, remoteAddress, helo: 'mx.example.org' });
+
+describe('clientForSpf', () => {
+  it('is the client itself, or none when the address is a relay\'s own or unknown', () => {
+    expect(clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1', helo: 'mx.example.org' })).toEqual({ ip: '192.0.2.1', helo: 'mx.example.org' });
+    expect(clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1' })).toEqual({ ip: '192.0.2.1', helo: null });
+    expect(clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1', relayed: true })).toBeNull();
+    expect(clientForSpf({ mailFrom: '', remoteAddress: null })).toBeNull();
+    expect(clientForSpf({ mailFrom: '' })).toBeNull();
+  });
+});
+
+describe('refusesFor', () => {
+  it('refuses only in enforce mode, a DMARC failure under p=reject for all of the mail', () => {
+    const fail = (policy: string, pct?: number) => ({ status: { result: 'fail' as const }, policy, pct });
+    expect(refusesFor('enforce', fail('reject'))).toBe(true);
+    expect(refusesFor('enforce', fail('reject', 100))).toBe(true);
+    expect(refusesFor('enforce', fail('reject', 99))).toBe(false);
+    expect(refusesFor('enforce', fail('quarantine'))).toBe(false);
+    expect(refusesFor('enforce', fail('none'))).toBe(false);
+    expect(refusesFor('record', fail('reject'))).toBe(false);
+    expect(refusesFor('off', fail('reject'))).toBe(false);
+    for (const result of ['pass', 'none', 'temperror', 'permerror'] as const) expect(refusesFor('enforce', { status: { result }, policy: 'reject', pct: 100 })).toBe(false);
+  });
+});
+
+describe('createAuthenticator', () => {
+  it('passes SPF for an allowed client, and DMARC through it', async () => {
+    const found = await enforce({ raw: Buffer.from(message()), envelope: envelope('192.0.2.7') });
+    expect(found).toMatchObject({ spf: 'pass', dkim: 'none', dmarc: 'pass', refusedFor: null });
+    expect(found.results).toBe(
+      'mx.test; dkim=none (message not signed); spf=pass (mx.test: domain of ann@example.org designates 192.0.2.7 as permitted sender) smtp.mailfrom=ann@example.org smtp.helo=mx.example.org; dmarc=pass (p=REJECT) header.from=example.org header.d=example.org',
+    );
+  });
+
+  it('refuses a forgery in enforce mode and only records it otherwise', async () => {
+    const request = { raw: Buffer.from(message()), envelope: envelope('198.51.100.9') };
+    expect(await enforce(request)).toMatchObject({ spf: 'fail', dkim: 'none', dmarc: 'fail', refusedFor: 'example.org' });
+    expect(await record(request)).toMatchObject({ spf: 'fail', dmarc: 'fail', refusedFor: null });
+  });
+
+  it('verifies a signature over a message that arrived in pieces', async () => {
+    const text = message() + 'x'.repeat(3000) + '\r\n';
+    const options = { signatureData: [{ signingDomain: 'example.org', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }) }] } as unknown as DKIMSignOptions;
+    const whole = Buffer.from((await dkimSign(text, options)).signatures + text);
+    const pieces = [whole.subarray(0, 100), whole.subarray(100, 1500), whole.subarray(1500)];
+    expect(await enforce({ raw: pieces, envelope: envelope('198.51.100.9') })).toMatchObject({ spf: 'fail', dkim: 'pass', dmarc: 'pass', refusedFor: null });
+  });
+
+  it('judges the HELO name for the null sender, and records no DMARC without a From domain', async () => {
+    const bounce = await enforce({ raw: Buffer.from(message()), envelope: envelope('192.0.2.25', '') });
+    expect(bounce.spf).toBe('pass');
+    expect(bounce.results).toContain('smtp.mailfrom=postmaster@mx.example.org');
+    const noFrom = await enforce({ raw: Buffer.from(message('')), envelope: envelope('198.51.100.9') });
+    expect(noFrom).toMatchObject({ spf: 'fail', dkim: 'none', dmarc: null, refusedFor: null });
+  });
+
+  it('records none for a domain that publishes nothing, and leaves SPF out for a relay', async () => {
+    const found = await enforce({ raw: Buffer.from(message('From: bo@nothing.example\r\n')), envelope: { mailFrom: 'bo@nothing.example', remoteAddress: '127.0.0.1', relayed: true } });
+    expect(found).toMatchObject({ spf: null, dkim: 'none', dmarc: 'none', refusedFor: null });
+    expect(found.results).toBe('mx.test; dkim=none (message not signed); dmarc=none header.from=nothing.example');
+  });
+
+  it('turns any bytes and envelope into results, never an exception, and refuses only a DMARC failure', async () => {
+    const header = fc.constantFrom('From', 'DKIM-Signature', 'Return-Path', 'Sender', 'To', 'X-Junk');
+    const value = fc.oneof(fc.string({ maxLength: 80 }), fc.constantFrom('ann@example.org', 'v=1; a=rsa-sha256; d=example.org; s=sel; b=; bh=', '<>', '@', 'a@b@c'));
+    const raw = fc.oneof(
+      fc.uint8Array({ maxLength: 400 }).map((bytes) => Buffer.from(bytes)),
+      fc.tuple(fc.array(fc.tuple(header, value), { maxLength: 6 }), fc.string({ maxLength: 200 })).map(([lines, body]) => Buffer.from(`${lines.map(([h, v]) => `${h}: ${v}`).join('\r\n')}\r\n\r\n${body}`)),
+    );
+    const ip = fc.oneof(fc.constantFrom('192.0.2.7', '198.51.100.9', '::1', '::ffff:192.0.2.7'), fc.ipV4(), fc.ipV6());
+    const results = new Set(['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror', 'policy']);
+    await fc.assert(
+      fc.asyncProperty(raw, fc.option(ip), fc.option(fc.oneof(fc.constant(''), fc.emailAddress(), fc.string({ maxLength: 30 }))), async (bytes, remoteAddress, mailFrom) => {
+        const found = await enforce({ raw: bytes, envelope: { mailFrom, remoteAddress, helo: 'client.example' } });
+        expect(found.results.startsWith('mx.test; ')).toBe(true);
+        for (const result of [found.spf, found.dkim, found.dmarc]) if (result !== null) expect(results).toContain(result);
+        if (!remoteAddress) expect(found.spf).toBeNull();
+        if (found.refusedFor !== null) expect(found.dmarc).toBe('fail');
+      }),
+      { seed, numRuns: 300 },
+    );
+  }, 60_000);
+
+  it('gives up at the deadline with temperror when DNS does not answer', async () => {
+    const quick = createAuthenticator({ mode: 'enforce', dnsServers: [dns.address], timeoutMs: 300, hostname: 'mx.test' });
+    dns.silent = true;
+    try {
+      const started = Date.now();
+      expect(await quick({ raw: Buffer.from(message()), envelope: envelope('192.0.2.7') })).toEqual({
+        spf: 'temperror',
+        dkim: 'temperror',
+        dmarc: 'temperror',
+        results: 'mx.test; none (DNS did not answer within 300 ms)',
+        refusedFor: null,
+      });
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      dns.silent = false;
+    }
+  });
+});
