@@ -45,24 +45,39 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   if (options.dnsServers.length > 0) dns.setServers(options.dnsServers);
   const resolver = (name: string, type: string) => dns.resolve(name, type) as Promise<string[] | string[][]>;
   return async (request) => {
+    const input = Readable.from(rawPieces(request.raw));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<Authentication>((resolve) => {
-      timer = setTimeout(() => resolve(timedOut(options.hostname, options.timeoutMs)), options.timeoutMs);
+      timer = setTimeout(() => {
+        // The message goes on to the writer, which takes its memory: nothing may read it after this.
+        input.destroy();
+        resolve(unfinished(options.hostname, `DNS did not answer within ${options.timeoutMs} ms`));
+      }, options.timeoutMs);
     });
+    // A check that throws (a library's bug on some input) must not cost the message: it is taken, and
+    // the record says why nothing was found.
+    const checked = check(input, request.envelope, resolver, options).catch((error: unknown) => unfinished(options.hostname, `not checked: ${(error as Error)?.message ?? String(error)}`));
     try {
-      return await Promise.race([check(request, resolver, options), deadline]);
+      return await Promise.race([checked, deadline]);
     } finally {
       clearTimeout(timer);
     }
   };
 }
 
-async function check(request: AuthenticationRequest, resolver: (name: string, type: string) => Promise<string[] | string[][]>, options: AuthenticatorOptions): Promise<Authentication> {
-  const { envelope } = request;
+async function check(
+  input: Readable,
+  envelope: AuthenticationRequest['envelope'],
+  resolver: (name: string, type: string) => Promise<string[] | string[][]>,
+  options: AuthenticatorOptions,
+): Promise<Authentication> {
   const sender = envelope.mailFrom || undefined;
-  const dkim = await dkimVerify(Readable.from(rawPieces(request.raw)), { resolver, sender });
   const client = clientForSpf(envelope);
-  const spfResult = client ? await spf({ sender, ip: client.ip, helo: client.helo ?? undefined, mta: options.hostname, resolver }) : null;
+  // Independent of each other: their queries go out together.
+  const [dkim, spfResult] = await Promise.all([
+    dkimVerify(input, { resolver, sender }),
+    client ? spf({ sender, ip: client.ip, helo: client.helo ?? undefined, mta: options.hostname, resolver }) : null,
+  ]);
   const passed = (dkim.results ?? []).filter((r) => r.status.result === 'pass');
   const dmarcResult =
     dkim.headerFrom && dkim.headerFrom.length > 0
@@ -108,12 +123,6 @@ function dkimSummary(results: DKIMResult[]): string {
   return results[0]?.status.result ?? 'none';
 }
 
-function timedOut(hostname: string, timeoutMs: number): Authentication {
-  return {
-    spf: 'temperror',
-    dkim: 'temperror',
-    dmarc: 'temperror',
-    results: `${hostname}; none (DNS did not answer within ${timeoutMs} ms)`,
-    refusedFor: null,
-  };
+function unfinished(hostname: string, why: string): Authentication {
+  return { spf: 'temperror', dkim: 'temperror', dmarc: 'temperror', results: `${hostname}; none (${why})`, refusedFor: null };
 }
