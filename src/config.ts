@@ -237,7 +237,7 @@ export const SETTINGS = {
     env: 'INTAKE_AUTHENTICATION',
     schema: z.enum(['off', 'record', 'enforce'], { error: 'expected off, record or enforce' }),
     default: 'off',
-    doc: 'Sender authentication of every message received (mailauth): SPF of the client, DKIM signatures, DMARC of the From domain. `record` stores the results (`inbound_messages.spf`, `dkim`, `dmarc`, `authentication_results`); `enforce` also refuses with `550 5.7.26` mail that fails DMARC where the From domain publishes `p=reject`. For a listener the internet reaches directly (an MX); off behind a relay that checks already. SPF needs the client: a relay\'s own address is not judged (LMTP, or a trusted relay without XCLIENT/XFORWARD).',
+    doc: 'Sender authentication of every message received (mailauth): SPF of the client, DKIM signatures, DMARC of the From domains. `record` stores the results (`inbound_messages.spf`, `dkim`, `dmarc`, `authentication_results`); `enforce` also refuses with `550 5.7.26` mail that fails DMARC where the From domain publishes `p=reject`, and with `552 5.3.4` a header too long to check, or ignores such mail (`250`) when a relay passed it on, which would bounce it. For a listener the internet reaches directly (an MX); off behind a relay that checks already. SPF needs the client: a relay\'s own address is not judged (LMTP, or a trusted relay without XCLIENT/XFORWARD).',
   },
   dns_servers: {
     env: 'INTAKE_DNS_SERVERS',
@@ -256,7 +256,7 @@ export const SETTINGS = {
     env: 'INTAKE_DNS_TIMEOUT_MS',
     schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(100).max(60000),
     default: 5000,
-    doc: "How long `authentication` may take for one message in all (a query waits a quarter of it, twice). Past it the results are `temperror` and the message is taken: a DNS outage must not hold up mail.",
+    doc: "How long `authentication` may take for one message in all (a query's first try waits a quarter of it). Past it the results are `temperror` and the message is taken: a DNS outage must not hold up mail.",
   },
   group_commit: {
     env: 'INTAKE_GROUP_COMMIT',

@@ -1,12 +1,26 @@
-// authenticate: who really sent a message: SPF for the client, DKIM signatures and DMARC for the From
+// authenticate: who really sent a message: SPF for the client, DKIM signatures and DMARC for each From
 // domain (mailauth), and whether INTAKE_AUTHENTICATION=enforce refuses it. Input: untrusted message and
 // envelope. Side effects: DNS queries.
 import { Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
-import { dkimVerify, dmarc, spf, type DKIMResult, type DMARCResult } from 'mailauth';
+import { dkimVerify, dmarc, spf, type DKIMResult, type DMARCResult, type SPFResult } from 'mailauth';
+import { headerBlock, type HeaderLimits } from './header-block.js';
 import { rawPieces, type RawMessage } from './parse.js';
 
 export type AuthenticationMode = 'off' | 'record' | 'enforce';
+
+/**
+ * A header longer than this is not handed to mailauth, whose header parser takes time that grows with
+ * the square of the lines of a folded header (16,000 lines: about 0.3 s, all of it without a pause for
+ * the other sessions). Real mail has tens to a few hundred lines (Postfix keeps 100 KB of a header).
+ */
+export const AUTHENTICATED_HEADER: HeaderLimits = { maxLines: 4000, maxBytes: 256 * 1024 };
+
+/** Why enforce mode refuses a message. */
+export type AuthenticationRefusal =
+  | { reason: 'dmarc'; domain: string }
+  | { reason: 'header'; lines: number; bytes: number };
 
 /** What was found, as stored in inbound_messages (a structured clone crosses to the writer thread). */
 export interface Authentication {
@@ -14,12 +28,12 @@ export interface Authentication {
   spf: string | null;
   /** 'pass' if any signature verified, 'none' when there is none, else the first signature's result. */
   dkim: string;
-  /** DMARC of the From domain; null without a From domain. */
+  /** DMARC of the From domains (the worst of them); null without a From domain. */
   dmarc: string | null;
   /** The Authentication-Results header's value (RFC 8601) that says all of it, with this host as authserv-id. */
   results: string;
-  /** Set when enforce mode refuses the message: the From domain, whose DMARC policy is reject. */
-  refusedFor: string | null;
+  /** Set when enforce mode refuses the message. */
+  refusal: AuthenticationRefusal | null;
 }
 
 export interface AuthenticationRequest {
@@ -39,13 +53,20 @@ export interface AuthenticatorOptions {
   hostname: string;
 }
 
+type DnsLookup = (name: string, type: string) => Promise<string[] | string[][]>;
+
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
-  // A quarter of the budget per try and two tries, so that one slow server leaves time for the rest.
+  // A quarter of the budget for a query's first try (c-ares doubles it for the second).
   const dns = new Resolver({ timeout: Math.max(50, Math.floor(options.timeoutMs / 4)), tries: 2 });
   if (options.dnsServers.length > 0) dns.setServers(options.dnsServers);
-  const resolver = (name: string, type: string) => dns.resolve(name, type) as Promise<string[] | string[][]>;
   return async (request) => {
-    const input = Readable.from(rawPieces(request.raw));
+    const pieces = rawPieces(request.raw);
+    const header = headerBlock(pieces, AUTHENTICATED_HEADER);
+    const input = Readable.from(pieces);
+    let finished = false;
+    // Once the message has been answered, what is still being worked out asks DNS nothing more.
+    const lookup: DnsLookup = (name, type) =>
+      finished ? Promise.reject(Object.assign(new Error('the message was answered already'), { code: 'ECANCELLED' })) : (dns.resolve(name, type) as Promise<string[] | string[][]>);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<Authentication>((resolve) => {
       timer = setTimeout(() => {
@@ -56,66 +77,109 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     });
     // A check that throws (a library's bug on some input) must not cost the message: it is taken, and
     // the record says why nothing was found.
-    const checked = check(input, request.envelope, resolver, options).catch((error: unknown) => unfinished(options.hostname, `not checked: ${(error as Error)?.message ?? String(error)}`));
+    const checked = (header.over ? checkClientOnly(header, request.envelope, lookup, options) : check(input, request.envelope, lookup, options)).catch((error: unknown) =>
+      unfinished(options.hostname, `not checked: ${(error as Error)?.message ?? String(error)}`),
+    );
     try {
       return await Promise.race([checked, deadline]);
     } finally {
+      finished = true;
       clearTimeout(timer);
+      input.destroy();
     }
   };
 }
 
-async function check(
-  input: Readable,
-  envelope: AuthenticationRequest['envelope'],
-  resolver: (name: string, type: string) => Promise<string[] | string[][]>,
-  options: AuthenticatorOptions,
-): Promise<Authentication> {
+async function check(input: Readable, envelope: AuthenticationRequest['envelope'], lookup: DnsLookup, options: AuthenticatorOptions): Promise<Authentication> {
   const sender = envelope.mailFrom || undefined;
-  const client = clientForSpf(envelope);
   // Independent of each other: their queries go out together.
-  const [dkim, spfResult] = await Promise.all([
-    dkimVerify(input, { resolver, sender }),
-    client ? spf({ sender, ip: client.ip, helo: client.helo ?? undefined, mta: options.hostname, resolver }) : null,
-  ]);
-  const passed = (dkim.results ?? []).filter((r) => r.status.result === 'pass');
-  const dmarcResult =
-    dkim.headerFrom && dkim.headerFrom.length > 0
-      ? await dmarc({
-          headerFrom: dkim.headerFrom,
-          spfDomains: spfResult?.status.result === 'pass' ? [spfResult.domain] : [],
-          dkimDomains: passed.map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized })),
-          resolver,
-        })
-      : false;
-  const parts = [...(dkim.results ?? []).map((r) => r.info), ...(spfResult ? [spfResult.info] : []), ...(dmarcResult ? [dmarcResult.info] : [])];
+  const [dkim, spfResult] = await Promise.all([dkimVerify(input, { resolver: lookup, sender }), checkSpf(envelope, lookup, options)]);
+  const signatures = dkim.results ?? [];
+  const dkimDomains = signatures
+    .filter((r) => r.status.result === 'pass')
+    .map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
+  const spfDomains = spfResult?.status.result === 'pass' ? [spfResult.domain] : [];
+  // One result per From domain: mailauth gives none for a From of several addresses (RFC 7489 6.6.1
+  // leaves that to the receiver), which would let a forger add a second address to get by.
+  const fromDomains = [...new Map((dkim.headerFrom ?? []).map((address) => [domainOf(address), address])).values()];
+  const dmarcResults = (await Promise.all(fromDomains.map((address) => dmarc({ headerFrom: [address], spfDomains, dkimDomains, resolver: lookup })))).filter(
+    (r): r is DMARCResult => Boolean(r),
+  );
+  const found = { spf: spfResult?.status.result ?? null, dkim: signatures.map((r) => r.status.result as string) };
+  const refused = dmarcResults.find((r) => refusesFor(options.mode, r, found));
+  const parts = [...signatures.map((r) => r.info), ...(spfResult ? [spfResult.info] : []), ...dmarcResults.map((r) => r.info)];
+  return {
+    spf: found.spf,
+    dkim: dkimSummary(signatures),
+    dmarc: worst(dmarcResults.map((r) => r.status.result)),
+    results: `${options.hostname}; ${parts.length > 0 ? parts.join('; ') : 'none'}`,
+    refusal: refused ? { reason: 'dmarc', domain: refused.domain } : null,
+  };
+}
+
+/** A header too long to read: SPF, which needs none of it, and nothing else. */
+async function checkClientOnly(header: { lines: number; bytes: number }, envelope: AuthenticationRequest['envelope'], lookup: DnsLookup, options: AuthenticatorOptions): Promise<Authentication> {
+  const spfResult = await checkSpf(envelope, lookup, options);
+  const why = `header of over ${AUTHENTICATED_HEADER.maxLines} lines or ${AUTHENTICATED_HEADER.maxBytes} bytes not read`;
   return {
     spf: spfResult?.status.result ?? null,
-    dkim: dkimSummary(dkim.results ?? []),
-    dmarc: dmarcResult ? dmarcResult.status.result : null,
-    results: `${options.hostname}; ${parts.length > 0 ? parts.join('; ') : 'none'}`,
-    refusedFor: dmarcResult && refusesFor(options.mode, dmarcResult) ? dmarcResult.domain : null,
+    dkim: 'permerror',
+    dmarc: 'permerror',
+    results: `${options.hostname}; dkim=permerror (${why})${spfResult ? `; ${spfResult.info}` : ''}; dmarc=permerror (${why})`,
+    // Else a forger could get by enforce with a long enough header.
+    refusal: options.mode === 'enforce' ? { reason: 'header', lines: header.lines, bytes: header.bytes } : null,
   };
+}
+
+function checkSpf(envelope: AuthenticationRequest['envelope'], lookup: DnsLookup, options: AuthenticatorOptions): Promise<SPFResult> | null {
+  const client = clientForSpf(envelope);
+  if (!client) return null;
+  return spf({ sender: envelope.mailFrom || undefined, ip: client.ip, helo: client.helo, mta: options.hostname, resolver: lookup });
 }
 
 /**
  * The client whose address SPF judges, or null when it is not known: the SMTP client, the client a
  * trusted relay named with XCLIENT or XFORWARD, the one `intake deliver --client-address` names; never
- * a relay's own address (an LMTP client, a trusted relay that named no client).
- * @example clientForSpf({ remoteAddress: '192.0.2.1', helo: 'mx.example.org' }) // { ip: '192.0.2.1', helo: 'mx.example.org' }
+ * a relay's own address (an LMTP client, a trusted relay that named no client). Without a HELO name,
+ * or with an address for one, the address literal (`[192.0.2.1]`), as mailauth's authenticate() does.
+ * @example clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1', helo: 'mx.example.org' }) // { ip: '192.0.2.1', helo: 'mx.example.org' }
  */
-export function clientForSpf(envelope: AuthenticationRequest['envelope']): { ip: string; helo: string | null } | null {
-  if (!envelope.remoteAddress || envelope.relayed) return null;
-  return { ip: envelope.remoteAddress, helo: envelope.helo ?? null };
+export function clientForSpf(envelope: AuthenticationRequest['envelope']): { ip: string; helo: string } | null {
+  const ip = envelope.remoteAddress;
+  if (!ip || envelope.relayed) return null;
+  const helo = envelope.helo || ip;
+  return { ip, helo: isIP(helo) ? `[${helo}]` : helo };
 }
 
 /**
  * Whether a DMARC result refuses the message: in enforce mode, a failure under a policy of reject
- * applied to all of the domain's mail (pct=100, the default). A smaller pct asks receivers to apply
- * it to a sample only; intake does not sample, so such mail is taken, as under quarantine.
+ * applied to all of the domain's mail (pct=100, the default; a smaller pct asks for a sample, and
+ * intake does not sample, so such mail is taken, as under quarantine). Not when the failure may be
+ * ours rather than the sender's: SPF or a signature could not be looked up (temperror), or SPF could
+ * not be asked because the client is not known (behind a relay that did not name it), since a domain
+ * may send with SPF alone.
  */
-export function refusesFor(mode: AuthenticationMode, result: Pick<DMARCResult, 'status' | 'policy' | 'pct'>): boolean {
-  return mode === 'enforce' && result.status.result === 'fail' && result.policy === 'reject' && (result.pct === undefined || result.pct >= 100);
+export function refusesFor(mode: AuthenticationMode, result: Pick<DMARCResult, 'status' | 'policy' | 'pct'>, found: { spf: string | null; dkim: string[] }): boolean {
+  if (mode !== 'enforce' || result.status.result !== 'fail') return false;
+  if (String(result.policy ?? '').trim().toLowerCase() !== 'reject' || (result.pct !== undefined && result.pct < 100)) return false;
+  return found.spf !== null && found.spf !== 'temperror' && !found.dkim.includes('temperror');
+}
+
+const SEVERITY = ['fail', 'temperror', 'permerror', 'neutral', 'none', 'pass'];
+
+/** The one DMARC result stored for several From domains: a failure of any, else the least good. */
+function worst(results: string[]): string | null {
+  if (results.length === 0) return null;
+  return [...results].sort((a, b) => rank(a) - rank(b))[0] as string;
+}
+
+function rank(result: string): number {
+  const at = SEVERITY.indexOf(result);
+  return at === -1 ? SEVERITY.length - 2 : at;
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
 function dkimSummary(results: DKIMResult[]): string {
@@ -124,5 +188,5 @@ function dkimSummary(results: DKIMResult[]): string {
 }
 
 function unfinished(hostname: string, why: string): Authentication {
-  return { spf: 'temperror', dkim: 'temperror', dmarc: 'temperror', results: `${hostname}; none (${why})`, refusedFor: null };
+  return { spf: 'temperror', dkim: 'temperror', dmarc: 'temperror', results: `${hostname}; none (${why})`, refusal: null };
 }

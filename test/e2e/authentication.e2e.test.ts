@@ -1,7 +1,7 @@
 // Sender authentication over real SMTP, LMTP and pipe, against a DNS server on 127.0.0.1: SPF, DKIM
 // and DMARC are stored with the message, and INTAKE_AUTHENTICATION=enforce refuses mail that fails
 // DMARC where the From domain publishes p=reject (550 5.7.26), never mail to postmaster.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { dkimSign, type DKIMSignOptions } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,37 +157,85 @@ describe('INTAKE_AUTHENTICATION=enforce', () => {
     expect(row(enforcing, sent.id)).toMatchObject({ status: 'processed', spf: 'temperror', dkim: 'temperror', dmarc: 'temperror', results: 'intake.test; none (DNS did not answer within 1000 ms)' });
   });
 
-  it('does not judge a relay by SPF: over LMTP without XFORWARD only DKIM and DMARC count', async () => {
+  it('does not judge a relay by SPF, nor refuse for want of it: over LMTP without XFORWARD, only DKIM counts', async () => {
     const { world, to, message } = reply(enforcing, 'Through a relay.');
     const sent = await send(enforcing, { from: world.user.email, to, message: await signed(message), lmtp: true });
     expect(sent.line).toMatch(/^250 2\.6\.0 /);
     expect(row(enforcing, sent.id)).toMatchObject({ status: 'processed', spf: null, dkim: 'pass', dmarc: 'pass' });
+    // Unsigned, DMARC fails; but the domain may send with SPF alone, which could not be asked.
     const unsigned = reply(enforcing, 'Through a relay, unsigned.');
-    expect((await send(enforcing, { from: unsigned.world.user.email, to: unsigned.to, message: unsigned.message, lmtp: true })).line).toMatch(/^550 5\.7\.26 /);
+    const taken = await send(enforcing, { from: unsigned.world.user.email, to: unsigned.to, message: unsigned.message, lmtp: true });
+    expect(taken.line).toMatch(/^250 2\.6\.0 /);
+    expect(row(enforcing, taken.id)).toMatchObject({ status: 'processed', spf: null, dkim: 'none', dmarc: 'fail' });
   });
+
+  /** One message through a trusted relay (127.0.0.3), which names the client with XFORWARD when given. */
+  async function relayed(lmtp: boolean, body: string, client?: string): Promise<{ line: string; issueId: number }> {
+    const { world, to, message } = reply(enforcing, body);
+    const { client: relay } = await SmtpClient.connect(lmtp ? (enforcing.ports.lmtp as number) : enforcing.port, { localAddress: '127.0.0.3' });
+    try {
+      await relay.command(lmtp ? 'LHLO relay.test' : 'EHLO relay.test');
+      if (client) expect((await relay.command(`XFORWARD ADDR=${client} HELO=mail.adventuretime.ooo`)).code).toBe(250);
+      await relay.command(`MAIL FROM:<${world.user.email}>`);
+      await relay.command(`RCPT TO:<${to}>`);
+      const [, data] = await relay.data(message.replace(/\r?\n/g, '\r\n'));
+      return { line: data.line, issueId: world.issue.id };
+    } finally {
+      await relay.quit();
+    }
+  }
 
   it('judges the client a trusted relay names with XFORWARD, and not the relay itself when it names none', async () => {
     for (const lmtp of [true, false]) {
-      const { world, to, message } = reply(enforcing, `Relayed for 127.0.0.2 (${lmtp ? 'LMTP' : 'SMTP'}).`);
-      const { client } = await SmtpClient.connect(lmtp ? (enforcing.ports.lmtp as number) : enforcing.port, { localAddress: '127.0.0.3' });
-      try {
-        await client.command(lmtp ? 'LHLO relay.test' : 'EHLO relay.test');
-        expect((await client.command('XFORWARD ADDR=127.0.0.2 HELO=mail.adventuretime.ooo')).code).toBe(250);
-        await client.command(`MAIL FROM:<${world.user.email}>`);
-        await client.command(`RCPT TO:<${to}>`);
-        const [, data] = await client.data(message.replace(/\r?\n/g, '\r\n'));
-        expect(data.line).toMatch(/^250 2\.6\.0 /);
-      } finally {
-        await client.quit();
-      }
+      expect((await relayed(lmtp, `Relayed for 127.0.0.2 (${lmtp ? 'LMTP' : 'SMTP'}).`, '127.0.0.2')).line).toMatch(/^250 2\.6\.0 /);
       expect(row(enforcing, latestId(enforcing))).toMatchObject({ status: 'processed', spf: 'pass', dmarc: 'pass', remote_address: '127.0.0.2' });
     }
-    // The trusted relay over SMTP, naming no client: its own address is not the sender's, so no SPF, and
-    // an unsigned message has nothing that passes DMARC.
-    const unsigned = reply(enforcing, 'Relayed, no client named.');
-    const sent = await send(enforcing, { from: unsigned.world.user.email, to: unsigned.to, message: unsigned.message, localAddress: '127.0.0.3' });
-    expect(sent.line).toMatch(/^550 5\.7\.26 /);
-    expect(row(enforcing, latestId(enforcing))).toMatchObject({ status: 'rejected', spf: null, dkim: 'none', dmarc: 'fail', remote_address: '127.0.0.3' });
+    // The trusted relay over SMTP, naming no client: its own address is not the sender's, so no SPF.
+    expect((await relayed(false, 'Relayed, no client named.')).line).toMatch(/^250 2\.6\.0 /);
+    expect(row(enforcing, latestId(enforcing))).toMatchObject({ status: 'processed', spf: null, dkim: 'none', dmarc: 'fail', remote_address: '127.0.0.3' });
+  });
+
+  it('ignores, rather than refuses, a forgery a relay passed on: a refusal would make the relay bounce it to the forged sender', async () => {
+    for (const lmtp of [true, false]) {
+      const sent = await relayed(lmtp, `Forged, relayed (${lmtp ? 'LMTP' : 'SMTP'}).`, '127.0.0.1');
+      expect(sent.line).toMatch(/^250 2\.6\.0 Unauthenticated mail accepted and ignored/);
+      expect(row(enforcing, latestId(enforcing))).toMatchObject({
+        status: 'ignored',
+        reason_code: 'data.unauthenticated',
+        reason: `Unauthenticated mail accepted and ignored (DMARC p=reject: ${DOMAIN})`,
+        spf: 'fail',
+        dmarc: 'fail',
+        remote_address: '127.0.0.1',
+      });
+      expect(notes(enforcing, sent.issueId)).toBe(0);
+    }
+  });
+
+  it('refuses with 552 5.3.4 a header too long to check (over 4,000 lines), which record takes as permerror', async () => {
+    const long = Array.from({ length: 4_100 }, (_, i) => `X-Trace-${i}: hop`);
+    for (const [server, expected] of [
+      [enforcing, { line: /^552 5\.3\.4 Message header too long to check who sent it$/, status: 'rejected', reason_code: 'data.header_too_long' }],
+      [recording, { line: /^250 2\.6\.0 /, status: 'processed', reason_code: null }],
+    ] as const) {
+      const world = seedReplyWorld(server.repos);
+      const to = template.format(world.key);
+      const message = replyMessage({ from: world.user.email, to, body: 'A long header.', headers: long });
+      const sent = await send(server, { from: world.user.email, to, message });
+      expect(sent.line).toMatch(expected.line);
+      expect(row(server, latestId(server))).toMatchObject({ status: expected.status, reason_code: expected.reason_code, spf: 'pass', dkim: 'permerror', dmarc: 'permerror' });
+    }
+    expect(row(enforcing, latestId(enforcing)).reason).toMatch(/^Message header too long to check who sent it \(4001 lines, \d+ bytes read\)$/);
+  });
+
+  it('leaves a refused message alone on reprocess: running it again would make the forgery', async () => {
+    const { world, to, message } = reply(enforcing, 'Forged, then reprocessed.');
+    expect((await send(enforcing, { from: world.user.email, to, message, localAddress: '127.0.0.1' })).line).toMatch(/^550 5\.7\.26 /);
+    const id = latestId(enforcing);
+    const result = spawnSync(process.execPath, [CLI, 'reprocess', String(id)], { env: enforcing.env, encoding: 'utf8' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(`inbound message ${id} has nothing to reprocess`);
+    expect(row(enforcing, id)).toMatchObject({ status: 'rejected', reason_code: 'data.dmarc_reject' });
+    expect(notes(enforcing, world.issue.id)).toBe(0);
   });
 });
 
@@ -222,15 +270,18 @@ describe('intake deliver', () => {
     });
   }
 
-  it('judges the client named by --client-address and --client-helo, and refuses a forgery (65)', async () => {
+  it('judges the client named by --client-address and --client-helo, and ignores a forgery (0: no bounce)', async () => {
     const good = reply(enforcing, 'Piped from an allowed client.');
     const passed = await deliver(enforcing, ['--to', good.to, '--from', good.world.user.email, '--client-address', '127.0.0.2', '--client-helo', 'mail.adventuretime.ooo'], good.message);
     expect(passed.status).toBe(0);
     expect(row(enforcing, latestId(enforcing))).toMatchObject({ status: 'processed', spf: 'pass', dmarc: 'pass', remote_address: '127.0.0.2' });
+    // Postfix has taken it: a refusal (65) would make it bounce the forgery to the forged sender.
     const forged = reply(enforcing, 'Piped from elsewhere.');
-    const refused = await deliver(enforcing, ['--to', forged.to, '--from', forged.world.user.email, '--client-address', '127.0.0.1'], forged.message);
-    expect(refused).toMatchObject({ status: 65 });
-    expect(refused.stderr).toBe(`intake: ${forged.to}: 550 5.7.26 Unauthenticated mail from this domain is not accepted due to its DMARC policy\n`);
+    const ignored = await deliver(enforcing, ['--to', forged.to, '--from', forged.world.user.email, '--client-address', '127.0.0.1'], forged.message);
+    expect(ignored.status).toBe(0);
+    expect(ignored.stderr).toMatch(new RegExp(`^intake: ${forged.to.replace(/[+.]/g, '\\$&')}: 250 2\\.6\\.0 Unauthenticated mail accepted and ignored`));
+    expect(row(enforcing, latestId(enforcing))).toMatchObject({ status: 'ignored', reason_code: 'data.unauthenticated', spf: 'fail', dmarc: 'fail' });
+    expect(notes(enforcing, forged.world.issue.id)).toBe(0);
   });
 
   it('says which argument is wrong, and keeps the mail queued (75), for a --client-address that is no IP address', async () => {

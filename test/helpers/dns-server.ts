@@ -17,9 +17,12 @@ export interface TestDnsServer {
   set(name: string, records: DnsRecords): void;
   /** While true, no query is answered (a resolver that times out). */
   silent: boolean;
+  /** Names answered SERVFAIL (a zone whose servers are broken: a temporary error). */
+  failing: Set<string>;
   close(): Promise<void>;
 }
 
+const SERVFAIL = 2;
 const NXDOMAIN = 3;
 
 export async function startDnsServer(zone: Record<string, DnsRecords> = {}): Promise<TestDnsServer> {
@@ -29,6 +32,7 @@ export async function startDnsServer(zone: Record<string, DnsRecords> = {}): Pro
     address: '',
     queries: [],
     silent: false,
+    failing: new Set(),
     set: (name, set) => void records.set(name.toLowerCase(), set),
     close: () => new Promise((resolve) => socket.close(() => resolve())),
   };
@@ -39,11 +43,12 @@ export async function startDnsServer(zone: Record<string, DnsRecords> = {}): Pro
     server.queries.push(`${question.name} ${question.type}`);
     if (server.silent) return;
     const name = question.name.toLowerCase();
-    const known = records.get(name);
+    const known = server.failing.has(name) ? undefined : records.get(name);
+    const rcode = server.failing.has(name) ? SERVFAIL : known ? 0 : NXDOMAIN;
     const response = dnsPacket.encode({
       type: 'response',
       id: query.id,
-      flags: dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (known ? 0 : NXDOMAIN),
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | rcode,
       questions: [question],
       answers: known ? answersFor(question, known) : [],
     });

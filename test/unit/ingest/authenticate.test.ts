@@ -31,33 +31,48 @@ const message = (from = 'From: Ann <ann@example.org>\r\n') => `${from}To: incomi
 const envelope = (remoteAddress: string | null, mailFrom: string | null = 'ann@example.org') => ({ mailFrom, remoteAddress, helo: 'mx.example.org' });
 
 describe('clientForSpf', () => {
-  it('is the client itself, or none when the address is a relay\'s own or unknown', () => {
+  it("is the client itself, or none when the address is a relay's own or unknown", () => {
     expect(clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1', helo: 'mx.example.org' })).toEqual({ ip: '192.0.2.1', helo: 'mx.example.org' });
-    expect(clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1' })).toEqual({ ip: '192.0.2.1', helo: null });
     expect(clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1', relayed: true })).toBeNull();
     expect(clientForSpf({ mailFrom: '', remoteAddress: null })).toBeNull();
     expect(clientForSpf({ mailFrom: '' })).toBeNull();
   });
+
+  it('names a client without a HELO name, or with an address for one, by its address literal', () => {
+    expect(clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1' })).toEqual({ ip: '192.0.2.1', helo: '[192.0.2.1]' });
+    expect(clientForSpf({ mailFrom: '', remoteAddress: '192.0.2.1', helo: '192.0.2.1' })).toEqual({ ip: '192.0.2.1', helo: '[192.0.2.1]' });
+    expect(clientForSpf({ mailFrom: '', remoteAddress: '2001:db8::1', helo: '[IPv6:2001:db8::1]' })).toEqual({ ip: '2001:db8::1', helo: '[IPv6:2001:db8::1]' });
+  });
 });
 
 describe('refusesFor', () => {
-  it('refuses only in enforce mode, a DMARC failure under p=reject for all of the mail', () => {
-    const fail = (policy: string, pct?: number) => ({ status: { result: 'fail' as const }, policy, pct });
-    expect(refusesFor('enforce', fail('reject'))).toBe(true);
-    expect(refusesFor('enforce', fail('reject', 100))).toBe(true);
-    expect(refusesFor('enforce', fail('reject', 99))).toBe(false);
-    expect(refusesFor('enforce', fail('quarantine'))).toBe(false);
-    expect(refusesFor('enforce', fail('none'))).toBe(false);
-    expect(refusesFor('record', fail('reject'))).toBe(false);
-    expect(refusesFor('off', fail('reject'))).toBe(false);
-    for (const result of ['pass', 'none', 'temperror', 'permerror'] as const) expect(refusesFor('enforce', { status: { result }, policy: 'reject', pct: 100 })).toBe(false);
+  const fail = (policy: string, pct?: number) => ({ status: { result: 'fail' as const }, policy, pct });
+  const judged = { spf: 'fail', dkim: ['none'] };
+
+  it('refuses only in enforce mode, a DMARC failure under p=reject (in any case) for all of the mail', () => {
+    expect(refusesFor('enforce', fail('reject'), judged)).toBe(true);
+    expect(refusesFor('enforce', fail('Reject'), judged)).toBe(true);
+    expect(refusesFor('enforce', fail('reject', 100), judged)).toBe(true);
+    expect(refusesFor('enforce', fail('reject', 99), judged)).toBe(false);
+    expect(refusesFor('enforce', fail('quarantine'), judged)).toBe(false);
+    expect(refusesFor('enforce', fail('none'), judged)).toBe(false);
+    expect(refusesFor('record', fail('reject'), judged)).toBe(false);
+    expect(refusesFor('off', fail('reject'), judged)).toBe(false);
+    for (const result of ['pass', 'none', 'temperror', 'permerror'] as const) expect(refusesFor('enforce', { status: { result }, policy: 'reject', pct: 100 }, judged)).toBe(false);
+  });
+
+  it('does not refuse when the failure may be ours: a lookup that failed, or SPF not asked', () => {
+    expect(refusesFor('enforce', fail('reject'), { spf: 'temperror', dkim: [] })).toBe(false);
+    expect(refusesFor('enforce', fail('reject'), { spf: 'fail', dkim: ['fail', 'temperror'] })).toBe(false);
+    expect(refusesFor('enforce', fail('reject'), { spf: null, dkim: ['none'] })).toBe(false);
+    expect(refusesFor('enforce', fail('reject'), { spf: 'softfail', dkim: ['fail', 'neutral'] })).toBe(true);
   });
 });
 
 describe('createAuthenticator', () => {
   it('passes SPF for an allowed client, and DMARC through it', async () => {
     const found = await enforce({ raw: Buffer.from(message()), envelope: envelope('192.0.2.7') });
-    expect(found).toMatchObject({ spf: 'pass', dkim: 'none', dmarc: 'pass', refusedFor: null });
+    expect(found).toMatchObject({ spf: 'pass', dkim: 'none', dmarc: 'pass', refusal: null });
     expect(found.results).toBe(
       'mx.test; dkim=none (message not signed); spf=pass (mx.test: domain of ann@example.org designates 192.0.2.7 as permitted sender) smtp.mailfrom=ann@example.org smtp.helo=mx.example.org; dmarc=pass (p=REJECT) header.from=example.org header.d=example.org',
     );
@@ -65,8 +80,8 @@ describe('createAuthenticator', () => {
 
   it('refuses a forgery in enforce mode and only records it otherwise', async () => {
     const request = { raw: Buffer.from(message()), envelope: envelope('198.51.100.9') };
-    expect(await enforce(request)).toMatchObject({ spf: 'fail', dkim: 'none', dmarc: 'fail', refusedFor: 'example.org' });
-    expect(await record(request)).toMatchObject({ spf: 'fail', dmarc: 'fail', refusedFor: null });
+    expect(await enforce(request)).toMatchObject({ spf: 'fail', dkim: 'none', dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+    expect(await record(request)).toMatchObject({ spf: 'fail', dmarc: 'fail', refusal: null });
   });
 
   it('verifies a signature over a message that arrived in pieces', async () => {
@@ -74,21 +89,58 @@ describe('createAuthenticator', () => {
     const options = { signatureData: [{ signingDomain: 'example.org', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }) }] } as unknown as DKIMSignOptions;
     const whole = Buffer.from((await dkimSign(text, options)).signatures + text);
     const pieces = [whole.subarray(0, 100), whole.subarray(100, 1500), whole.subarray(1500)];
-    expect(await enforce({ raw: pieces, envelope: envelope('198.51.100.9') })).toMatchObject({ spf: 'fail', dkim: 'pass', dmarc: 'pass', refusedFor: null });
+    expect(await enforce({ raw: pieces, envelope: envelope('198.51.100.9') })).toMatchObject({ spf: 'fail', dkim: 'pass', dmarc: 'pass', refusal: null });
   });
 
   it('judges the HELO name for the null sender, and records no DMARC without a From domain', async () => {
     const bounce = await enforce({ raw: Buffer.from(message()), envelope: envelope('192.0.2.25', '') });
     expect(bounce.spf).toBe('pass');
     expect(bounce.results).toContain('smtp.mailfrom=postmaster@mx.example.org');
+    const noHelo = await enforce({ raw: Buffer.from(message()), envelope: { mailFrom: '', remoteAddress: '198.51.100.9' } });
+    expect(noHelo.results).toContain('smtp.mailfrom="postmaster@[198.51.100.9]" smtp.helo="[198.51.100.9]"');
     const noFrom = await enforce({ raw: Buffer.from(message('')), envelope: envelope('198.51.100.9') });
-    expect(noFrom).toMatchObject({ spf: 'fail', dkim: 'none', dmarc: null, refusedFor: null });
+    expect(noFrom).toMatchObject({ spf: 'fail', dkim: 'none', dmarc: null, refusal: null });
   });
 
   it('records none for a domain that publishes nothing, and leaves SPF out for a relay', async () => {
     const found = await enforce({ raw: Buffer.from(message('From: bo@nothing.example\r\n')), envelope: { mailFrom: 'bo@nothing.example', remoteAddress: '127.0.0.1', relayed: true } });
-    expect(found).toMatchObject({ spf: null, dkim: 'none', dmarc: 'none', refusedFor: null });
+    expect(found).toMatchObject({ spf: null, dkim: 'none', dmarc: 'none', refusal: null });
     expect(found.results).toBe('mx.test; dkim=none (message not signed); dmarc=none header.from=nothing.example');
+  });
+
+  it('does not refuse when a signature could not be looked up (SERVFAIL), though DMARC then fails', async () => {
+    const text = message();
+    const options = { signatureData: [{ signingDomain: 'example.org', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }) }] } as unknown as DKIMSignOptions;
+    const signed = Buffer.from((await dkimSign(text, options)).signatures + text);
+    dns.failing.add('sel._domainkey.example.org');
+    try {
+      expect(await enforce({ raw: signed, envelope: envelope('198.51.100.9') })).toMatchObject({ spf: 'fail', dkim: 'temperror', dmarc: 'fail', refusal: null });
+    } finally {
+      dns.failing.clear();
+    }
+  });
+
+  it('checks every From domain: a forged one beside another is refused, and both are recorded', async () => {
+    for (const from of ['From: ann@example.org, eve@nothing.example\r\n', 'From: eve@nothing.example\r\nFrom: ann@example.org\r\n']) {
+      const found = await enforce({ raw: Buffer.from(message(from)), envelope: envelope('198.51.100.9', 'eve@nothing.example') });
+      expect(found).toMatchObject({ dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+      expect(found.results).toContain('dmarc=none header.from=nothing.example');
+      expect(found.results).toContain('dmarc=fail (p=REJECT) header.from=example.org');
+    }
+  });
+
+  it('reads no header of over 4,000 lines: SPF only, permerror for the rest, refused by enforce alone; and quickly', async () => {
+    const long = `X-Folded: a\r\n${' b\r\n'.repeat(16_000)}`;
+    const request = { raw: Buffer.from(message(`From: ann@example.org\r\n${long}`)), envelope: envelope('192.0.2.7') };
+    const started = performance.now();
+    const found = await enforce(request);
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(found).toMatchObject({ spf: 'pass', dkim: 'permerror', dmarc: 'permerror', refusal: { reason: 'header', lines: 4001 } });
+    expect(found.results).toMatch(/^mx\.test; dkim=permerror \(header of over 4000 lines or 262144 bytes not read\); spf=pass .*; dmarc=permerror/);
+    expect(await record(request)).toMatchObject({ dkim: 'permerror', refusal: null });
+    // 4,000 lines are read: From, X-Folded and its 3,995 continuations, To, Subject and Message-ID.
+    const most = `X-Folded: a\r\n${' b\r\n'.repeat(3_995)}`;
+    expect(await enforce({ raw: Buffer.from(message(`From: ann@example.org\r\n${most}`)), envelope: envelope('192.0.2.7') })).toMatchObject({ dmarc: 'pass', refusal: null });
   });
 
   it('turns any bytes and envelope into results, never an exception, and refuses only a DMARC failure', async () => {
@@ -106,7 +158,7 @@ describe('createAuthenticator', () => {
         expect(found.results.startsWith('mx.test; ')).toBe(true);
         for (const result of [found.spf, found.dkim, found.dmarc]) if (result !== null) expect(results).toContain(result);
         if (!remoteAddress) expect(found.spf).toBeNull();
-        if (found.refusedFor !== null) expect(found.dmarc).toBe('fail');
+        if (found.refusal?.reason === 'dmarc') expect(found.dmarc).toBe('fail');
       }),
       { seed, numRuns: 300 },
     );
@@ -122,7 +174,7 @@ describe('createAuthenticator', () => {
         dkim: 'temperror',
         dmarc: 'temperror',
         results: 'mx.test; none (DNS did not answer within 300 ms)',
-        refusedFor: null,
+        refusal: null,
       });
       expect(Date.now() - started).toBeLessThan(2000);
     } finally {

@@ -1,0 +1,94 @@
+// headerBlock, the count of a header's lines and bytes before mailauth reads it: examples, and
+// properties over generated messages cut into generated pieces, against a plain reading of the whole.
+// The seed is fixed and printed on failure; set FC_SEED to explore.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { headerBlock, type HeaderLimits } from '../../src/ingest/header-block.js';
+
+const seed = Number(process.env.FC_SEED ?? 20261128);
+const roomy: HeaderLimits = { maxLines: 1000, maxBytes: 1 << 20 };
+const of = (text: string, limits = roomy) => headerBlock([Buffer.from(text, 'latin1')], limits);
+
+/** The same count, read the plain way: the whole message as one string, split at LF. */
+function reference(bytes: Buffer, limits: HeaderLimits) {
+  const text = bytes.toString('latin1');
+  let lines = 0;
+  let offset = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', offset);
+    if (nl === -1) {
+      const rest = text.length - offset;
+      if (rest > 0) lines++;
+      return { lines, bytes: text.length, over: lines > limits.maxLines || text.length > limits.maxBytes };
+    }
+    const line = text.slice(offset, nl);
+    offset = nl + 1;
+    if (line === '' || line === '\r') return { lines, bytes: offset, over: offset > limits.maxBytes };
+    lines++;
+    if (lines > limits.maxLines || offset > limits.maxBytes) return { lines, bytes: offset, over: true };
+  }
+}
+
+describe('headerBlock', () => {
+  it('counts up to the empty line that ends the header, CRLF or bare LF', () => {
+    expect(of('A: 1\r\nB: 2\r\n\r\nbody\r\n')).toEqual({ lines: 2, bytes: 14, over: false });
+    expect(of('A: 1\nB: 2\n\nbody')).toEqual({ lines: 2, bytes: 11, over: false });
+    expect(of('A: 1\r\n folded\r\n\r\n')).toEqual({ lines: 2, bytes: 17, over: false });
+    expect(of('\r\nbody')).toEqual({ lines: 0, bytes: 2, over: false });
+    expect(of('')).toEqual({ lines: 0, bytes: 0, over: false });
+  });
+
+  it('takes a message with no empty line as all header', () => {
+    expect(of('A: 1\r\nB: 2')).toEqual({ lines: 2, bytes: 10, over: false });
+    expect(of('A: 1\r\n')).toEqual({ lines: 1, bytes: 6, over: false });
+  });
+
+  it('stops at the first line past either limit', () => {
+    expect(of('A\nB\nC\nD\n\n', { maxLines: 2, maxBytes: 100 })).toEqual({ lines: 3, bytes: 6, over: true });
+    expect(of('AAAA\nBBBB\n\n', { maxLines: 10, maxBytes: 7 })).toEqual({ lines: 2, bytes: 10, over: true });
+    expect(of('A'.repeat(50), { maxLines: 10, maxBytes: 7 })).toEqual({ lines: 0, bytes: 50, over: true });
+    expect(of('A\nB\n\n', { maxLines: 2, maxBytes: 5 })).toEqual({ lines: 2, bytes: 5, over: false });
+  });
+
+  it('finds a CRLF and an empty line split over two pieces', () => {
+    const pieces = ['A: 1\r', '\n', '\r', '\nbody'].map((p) => Buffer.from(p));
+    expect(headerBlock(pieces, roomy)).toEqual({ lines: 1, bytes: 8, over: false });
+    // A byte that is not CR before an LF at the start of the next piece ends a line, not the header.
+    expect(headerBlock([Buffer.from('A: 1\r\nX'), Buffer.from('\n\r\n')], roomy)).toEqual({ lines: 2, bytes: 10, over: false });
+  });
+
+  // Past a limit the counts say only where it stopped, which may be inside a line cut over pieces.
+  it('counts what a plain reading of the whole counts, however the message is cut', () => {
+    const line = fc.oneof(
+      fc.stringMatching(/^[ -~]{0,12}$/),
+      fc.constantFrom('', '\r', ' folded', 'X: y', '\r\r'),
+    );
+    const message = fc
+      .tuple(fc.array(fc.tuple(line, fc.constantFrom('\r\n', '\n')), { maxLength: 30 }), fc.string({ maxLength: 20 }))
+      .map(([lines, tail]) => Buffer.from(lines.map(([l, end]) => l + end).join('') + tail, 'latin1'));
+    const limits = fc.record({ maxLines: fc.integer({ min: 0, max: 40 }), maxBytes: fc.integer({ min: 0, max: 400 }) });
+    fc.assert(
+      fc.property(message, fc.array(fc.nat(), { maxLength: 6 }), limits, (bytes, cuts, lim) => {
+        const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const pieces = [0, ...at].map((start, i) => bytes.subarray(start, [...at, bytes.length][i]));
+        const expected = reference(bytes, lim);
+        const found = headerBlock(pieces, lim);
+        expect(found.over).toBe(expected.over);
+        if (!expected.over) expect(found).toEqual(expected);
+      }),
+      { seed, numRuns: 5_000 },
+    );
+  });
+
+  it('never counts past a limit by more than the line that crossed it', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 500 }), (bytes, maxLines, maxBytes) => {
+        const found = headerBlock([Buffer.from(bytes)], { maxLines, maxBytes });
+        expect(found.lines).toBeLessThanOrEqual(maxLines + 1);
+        if (!found.over) expect(found.bytes).toBeLessThanOrEqual(maxBytes);
+        expect(found.bytes).toBeLessThanOrEqual(bytes.length);
+      }),
+      { seed, numRuns: 2_000 },
+    );
+  });
+});
