@@ -343,7 +343,7 @@ export const OUTCOMES = {
     dsn: '5.7.26',
     text: 'Unauthenticated mail from this domain is not accepted due to its DMARC policy',
     status: 'rejected',
-    when: "INTAKE_AUTHENTICATION=enforce, and a From domain (named in the reason) publishes DMARC `p=reject` (for all of its mail: `pct` 100) while neither SPF nor a DKIM signature of that domain passed: someone else's mail in its name, which its owner asked receivers to refuse. Not when SPF or a signature could not be looked up (`temperror`), nor when SPF could not be asked (the client behind a relay is not known). The message is stored with the SPF, DKIM and DMARC results; mail to postmaster is still kept. Behind a relay it is `data.unauthenticated` instead",
+    when: "INTAKE_AUTHENTICATION=enforce, and a From domain (named in the reason) publishes DMARC `p=reject` (for all of its mail: `pct` 100) while neither SPF nor a DKIM signature of that domain passed: someone else's mail in its name, which its owner asked receivers to refuse. Not when SPF or a signature of the From domain's own organization could not be looked up (`temperror`; failed lookups of other domains, which their owners control, do not count), nor when SPF could not be asked (the client behind a relay is not known). The message is stored with the SPF, DKIM and DMARC results; mail to postmaster is still kept. Behind a relay it is `data.unauthenticated` instead",
   },
   'data.header_too_long': {
     stage: 'data',

@@ -5,6 +5,7 @@ import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { dkimVerify, dmarc, spf, type DKIMResult, type DMARCResult, type SPFResult } from 'mailauth';
+import { getDomain } from 'tldts';
 import { headerBlock, type HeaderLimits } from './header-block.js';
 import { rawPieces, type RawMessage } from './parse.js';
 
@@ -105,11 +106,14 @@ async function check(input: Readable, envelope: AuthenticationRequest['envelope'
   const dmarcResults = (await Promise.all(fromDomains.map((address) => dmarc({ headerFrom: [address], spfDomains, dkimDomains, resolver: lookup })))).filter(
     (r): r is DMARCResult => Boolean(r),
   );
-  const found = { spf: spfResult?.status.result ?? null, dkim: signatures.map((r) => r.status.result as string) };
+  const found: Checked = {
+    spf: spfResult ? { result: spfResult.status.result, domain: spfResult.domain } : null,
+    dkim: signatures.map((r) => ({ result: r.status.result, domain: r.signingDomain ?? '' })),
+  };
   const refused = dmarcResults.find((r) => refusesFor(options.mode, r, found));
   const parts = [...signatures.map((r) => r.info), ...(spfResult ? [spfResult.info] : []), ...dmarcResults.map((r) => r.info)];
   return {
-    spf: found.spf,
+    spf: found.spf?.result ?? null,
     dkim: dkimSummary(signatures),
     dmarc: worst(dmarcResults.map((r) => r.status.result)),
     results: `${options.hostname}; ${parts.length > 0 ? parts.join('; ') : 'none'}`,
@@ -151,18 +155,36 @@ export function clientForSpf(envelope: AuthenticationRequest['envelope']): { ip:
   return { ip, helo: isIP(helo) ? `[${helo}]` : helo };
 }
 
+/** What SPF (null: not asked) and each DKIM signature found, and for which domain. */
+export interface Checked {
+  spf: { result: string; domain: string } | null;
+  dkim: { result: string; domain: string }[];
+}
+
 /**
  * Whether a DMARC result refuses the message: in enforce mode, a failure under a policy of reject
  * applied to all of the domain's mail (pct=100, the default; a smaller pct asks for a sample, and
  * intake does not sample, so such mail is taken, as under quarantine). Not when the failure may be
- * ours rather than the sender's: SPF or a signature could not be looked up (temperror), or SPF could
- * not be asked because the client is not known (behind a relay that did not name it), since a domain
- * may send with SPF alone.
+ * ours rather than the sender's: SPF could not be asked (the client behind a relay is not known, and a
+ * domain may send with SPF alone), or SPF or a signature that could have passed for the From domain (of
+ * the same organizational domain) could not be looked up (temperror). Lookups of other domains'
+ * records do not count: whoever runs a domain can make them fail at will.
  */
-export function refusesFor(mode: AuthenticationMode, result: Pick<DMARCResult, 'status' | 'policy' | 'pct'>, found: { spf: string | null; dkim: string[] }): boolean {
+export function refusesFor(mode: AuthenticationMode, result: Pick<DMARCResult, 'status' | 'policy' | 'pct' | 'domain'>, found: Checked): boolean {
   if (mode !== 'enforce' || result.status.result !== 'fail') return false;
   if (String(result.policy ?? '').trim().toLowerCase() !== 'reject' || (result.pct !== undefined && result.pct < 100)) return false;
-  return found.spf !== null && found.spf !== 'temperror' && !found.dkim.includes('temperror');
+  if (!found.spf) return false;
+  const couldHavePassed = (check: { result: string; domain: string }) => check.result === 'temperror' && sameOrganization(check.domain, result.domain);
+  return !couldHavePassed(found.spf) && !found.dkim.some(couldHavePassed);
+}
+
+/** Relaxed DMARC alignment (RFC 7489 3.1): the same organizational domain, by the public suffix list. */
+export function sameOrganization(a: string, b: string): boolean {
+  const organization = (domain: string) => {
+    const bare = domain.trim().toLowerCase().replace(/\.$/, '');
+    return getDomain(bare, { allowPrivateDomains: true }) ?? bare;
+  };
+  return a !== '' && b !== '' && organization(a) === organization(b);
 }
 
 const SEVERITY = ['fail', 'temperror', 'permerror', 'neutral', 'none', 'pass'];

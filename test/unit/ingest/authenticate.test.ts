@@ -5,7 +5,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { dkimSign, type DKIMSignOptions } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientForSpf, createAuthenticator, refusesFor, type Authenticator } from '../../../src/ingest/authenticate.js';
+import { clientForSpf, createAuthenticator, refusesFor, sameOrganization, type Authenticator } from '../../../src/ingest/authenticate.js';
 import { startDnsServer, type TestDnsServer } from '../../helpers/dns-server.js';
 
 const seed = Number(process.env.FC_SEED ?? 20261128);
@@ -46,8 +46,8 @@ describe('clientForSpf', () => {
 });
 
 describe('refusesFor', () => {
-  const fail = (policy: string, pct?: number) => ({ status: { result: 'fail' as const }, policy, pct });
-  const judged = { spf: 'fail', dkim: ['none'] };
+  const fail = (policy: string, pct?: number) => ({ status: { result: 'fail' as const }, policy, pct, domain: 'example.org' });
+  const judged = { spf: { result: 'fail', domain: 'example.org' }, dkim: [{ result: 'none', domain: '' }] };
 
   it('refuses only in enforce mode, a DMARC failure under p=reject (in any case) for all of the mail', () => {
     expect(refusesFor('enforce', fail('reject'), judged)).toBe(true);
@@ -58,14 +58,31 @@ describe('refusesFor', () => {
     expect(refusesFor('enforce', fail('none'), judged)).toBe(false);
     expect(refusesFor('record', fail('reject'), judged)).toBe(false);
     expect(refusesFor('off', fail('reject'), judged)).toBe(false);
-    for (const result of ['pass', 'none', 'temperror', 'permerror'] as const) expect(refusesFor('enforce', { status: { result }, policy: 'reject', pct: 100 }, judged)).toBe(false);
+    for (const result of ['pass', 'none', 'temperror', 'permerror'] as const) expect(refusesFor('enforce', { ...fail('reject'), status: { result } }, judged)).toBe(false);
   });
 
-  it('does not refuse when the failure may be ours: a lookup that failed, or SPF not asked', () => {
-    expect(refusesFor('enforce', fail('reject'), { spf: 'temperror', dkim: [] })).toBe(false);
-    expect(refusesFor('enforce', fail('reject'), { spf: 'fail', dkim: ['fail', 'temperror'] })).toBe(false);
-    expect(refusesFor('enforce', fail('reject'), { spf: null, dkim: ['none'] })).toBe(false);
-    expect(refusesFor('enforce', fail('reject'), { spf: 'softfail', dkim: ['fail', 'neutral'] })).toBe(true);
+  it('does not refuse when the failure may be ours: SPF not asked, or a lookup for the From domain that failed', () => {
+    expect(refusesFor('enforce', fail('reject'), { spf: null, dkim: [] })).toBe(false);
+    expect(refusesFor('enforce', fail('reject'), { spf: { result: 'temperror', domain: 'example.org' }, dkim: [] })).toBe(false);
+    expect(refusesFor('enforce', fail('reject'), { spf: { result: 'temperror', domain: 'bounces.example.org' }, dkim: [] })).toBe(false);
+    expect(refusesFor('enforce', fail('reject'), { spf: { result: 'fail', domain: 'example.org' }, dkim: [{ result: 'fail', domain: 'example.org' }, { result: 'temperror', domain: 'mail.example.org' }] })).toBe(false);
+    expect(refusesFor('enforce', fail('reject'), { spf: { result: 'softfail', domain: 'example.org' }, dkim: [{ result: 'fail', domain: 'example.org' }, { result: 'neutral', domain: 'example.org' }] })).toBe(true);
+  });
+
+  it("still refuses when the lookups that failed were of other domains' records, which their owner can make fail", () => {
+    expect(refusesFor('enforce', fail('reject'), { spf: { result: 'temperror', domain: 'evil.test' }, dkim: [] })).toBe(true);
+    expect(refusesFor('enforce', fail('reject'), { spf: { result: 'fail', domain: 'example.org' }, dkim: [{ result: 'temperror', domain: 'evil.test' }] })).toBe(true);
+    expect(refusesFor('enforce', fail('reject'), { spf: { result: 'fail', domain: 'example.org' }, dkim: [{ result: 'temperror', domain: 'example.org.evil.test' }] })).toBe(true);
+  });
+});
+
+describe('sameOrganization', () => {
+  it('compares organizational domains by the public suffix list', () => {
+    expect(sameOrganization('mail.example.org', 'EXAMPLE.org.')).toBe(true);
+    expect(sameOrganization('a.example.co.uk', 'b.example.co.uk')).toBe(true);
+    expect(sameOrganization('example.co.uk', 'other.co.uk')).toBe(false);
+    expect(sameOrganization('alice.github.io', 'bob.github.io')).toBe(false);
+    expect(sameOrganization('example.org', '')).toBe(false);
   });
 });
 
@@ -115,6 +132,21 @@ describe('createAuthenticator', () => {
     dns.failing.add('sel._domainkey.example.org');
     try {
       expect(await enforce({ raw: signed, envelope: envelope('198.51.100.9') })).toMatchObject({ spf: 'fail', dkim: 'temperror', dmarc: 'fail', refusal: null });
+    } finally {
+      dns.failing.clear();
+    }
+  });
+
+  it("refuses a forgery carrying a signature of the forger's domain whose key lookup fails", async () => {
+    const text = message();
+    const options = { signatureData: [{ signingDomain: 'evil.example', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }) }] } as unknown as DKIMSignOptions;
+    const signed = Buffer.from((await dkimSign(text, options)).signatures + text);
+    dns.failing.add('sel._domainkey.evil.example');
+    dns.failing.add('evil.example');
+    try {
+      for (const mailFrom of ['ann@example.org', 'bounce@evil.example']) {
+        expect(await enforce({ raw: signed, envelope: envelope('198.51.100.9', mailFrom) })).toMatchObject({ dkim: 'temperror', dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+      }
     } finally {
       dns.failing.clear();
     }
