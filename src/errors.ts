@@ -351,7 +351,7 @@ export const OUTCOMES = {
     dsn: '5.3.4',
     text: 'Message header too long to check who sent it',
     status: 'rejected',
-    when: 'INTAKE_AUTHENTICATION=enforce, and the header has over 4,000 lines or 256 KiB (the reason says how much), which is not read to check DKIM and DMARC (the parser mailauth uses slows with the square of a folded header\'s lines); without this a forger could get by the DMARC check with a long enough header. Real mail has tens to a few hundred lines. With `record` such a header is recorded as `permerror` and the message goes on. Behind a relay it is `data.unauthenticated` instead',
+    when: 'INTAKE_AUTHENTICATION=enforce, and the header has over 4,000 lines, 256 KiB or 10 DKIM or ARC signatures (the reason says how much was read), which is not read to check DKIM and DMARC (the parser mailauth uses slows with the square of a folded header\'s lines, and each signature may hash the whole body again); without this a forger could get by the DMARC check with a long enough header. Real mail has tens to a few hundred lines and a few signatures. With `record` such a header is recorded as `permerror` and the message goes on. Behind a relay it is `data.unauthenticated` instead',
   },
   'data.unauthenticated': {
     stage: 'data',
@@ -359,7 +359,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: 'Unauthenticated mail accepted and ignored',
     status: 'ignored',
-    when: 'what `data.dmarc_reject` and `data.header_too_long` become for mail that came through a relay (LMTP, `intake deliver`, a trusted relay over SMTP): the relay has accepted it already, and a refusal would make it send a bounce to the sender, whose address is most likely forged. Stored, nothing created; the reason says which check it failed',
+    when: 'what `data.dmarc_reject` and `data.header_too_long` become for mail a relay has queued already (LMTP, `intake deliver`, XFORWARD, a trusted relay that named no client; not a proxy naming the client with XCLIENT, which passes the refusal on): a refusal would make the relay send a bounce to the sender, whose address is most likely forged. Stored, nothing created; the reason says which check it failed',
   },
   'data.unparsable': {
     stage: 'data',

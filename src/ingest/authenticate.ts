@@ -4,24 +4,33 @@
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
-import { dkimVerify, dmarc, spf, type DKIMResult, type DMARCResult, type SPFResult } from 'mailauth';
+import { dkimVerify, dmarc, spf, type DKIMResult, type DMARCResult } from 'mailauth';
 import { getDomain } from 'tldts';
 import { headerBlock, type HeaderLimits } from './header-block.js';
-import { rawPieces, type RawMessage } from './parse.js';
+import { rawPieces, readAuthors, UnparsableMessageError, withoutLeadingEmptyLines, type RawMessage } from './parse.js';
 
 export type AuthenticationMode = 'off' | 'record' | 'enforce';
 
 /**
  * A header longer than this is not handed to mailauth, whose header parser takes time that grows with
  * the square of the lines of a folded header (16,000 lines: about 0.3 s, all of it without a pause for
- * the other sessions). Real mail has tens to a few hundred lines (Postfix keeps 100 KB of a header).
+ * the other sessions), and which verifies every signature, each perhaps over a hash of the whole body
+ * of its own (`l=`): 3,640 of them took 43 s over 5 MB. Real mail has tens to a few hundred lines and a
+ * few signatures (Postfix keeps 100 KB of a header).
  */
-export const AUTHENTICATED_HEADER: HeaderLimits = { maxLines: 4000, maxBytes: 256 * 1024 };
+export const AUTHENTICATED_HEADER: HeaderLimits = { maxLines: 4000, maxBytes: 256 * 1024, maxSignatures: 10 };
+
+/**
+ * The share of the time allowed that lookups which cannot make DMARC pass may take, all together: the
+ * keys of other domains' signatures, and SPF of a MAIL FROM of another domain. Whoever runs those
+ * domains can make them slow, and would otherwise run the check out of time, which takes the message.
+ */
+const FOREIGN_SHARE = 0.25;
 
 /** Why enforce mode refuses a message. */
 export type AuthenticationRefusal =
   | { reason: 'dmarc'; domain: string }
-  | { reason: 'header'; lines: number; bytes: number };
+  | { reason: 'header'; lines: number; bytes: number; signatures: number };
 
 /** What was found, as stored in inbound_messages (a structured clone crosses to the writer thread). */
 export interface Authentication {
@@ -56,18 +65,22 @@ export interface AuthenticatorOptions {
 
 type DnsLookup = (name: string, type: string) => Promise<string[] | string[][]>;
 
+/**
+ * Errors passed on as they are: no such name or record, and those that say a lookup may work later
+ * (temperror). Any other says the name cannot be one (EBADNAME: a selector with a space in it) and is
+ * passed on as no such name, or a forger's signature naming the From domain would count as temporary.
+ */
+const PASSED_ON_DNS = new Set(['ENOTFOUND', 'ENODATA', 'ETIMEOUT', 'ESERVFAIL', 'ECONNREFUSED', 'EREFUSED', 'ECANCELLED', 'EDESTRUCTION']);
+
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
   // A quarter of the budget for a query's first try (c-ares doubles it for the second).
   const dns = new Resolver({ timeout: Math.max(50, Math.floor(options.timeoutMs / 4)), tries: 2 });
   if (options.dnsServers.length > 0) dns.setServers(options.dnsServers);
   return async (request) => {
-    const pieces = rawPieces(request.raw);
+    const pieces = withoutLeadingEmptyLines(rawPieces(request.raw));
     const header = headerBlock(pieces, AUTHENTICATED_HEADER);
     const input = Readable.from(pieces);
-    let finished = false;
-    // Once the message has been answered, what is still being worked out asks DNS nothing more.
-    const lookup: DnsLookup = (name, type) =>
-      finished ? Promise.reject(Object.assign(new Error('the message was answered already'), { code: 'ECANCELLED' })) : (dns.resolve(name, type) as Promise<string[] | string[][]>);
+    const lookups = new Lookups(dns, options.timeoutMs * FOREIGN_SHARE);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<Authentication>((resolve) => {
       timer = setTimeout(() => {
@@ -78,67 +91,126 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     });
     // A check that throws (a library's bug on some input) must not cost the message: it is taken, and
     // the record says why nothing was found.
-    const checked = (header.over ? checkClientOnly(header, request.envelope, lookup, options) : check(input, request.envelope, lookup, options)).catch((error: unknown) =>
+    const checked = (header.over ? checkClientOnly(header, request.envelope, lookups, options) : check(pieces, input, request.envelope, lookups, options)).catch((error: unknown) =>
       unfinished(options.hostname, `not checked: ${(error as Error)?.message ?? String(error)}`),
     );
     try {
       return await Promise.race([checked, deadline]);
     } finally {
-      finished = true;
+      lookups.finished = true;
       clearTimeout(timer);
       input.destroy();
     }
   };
 }
 
-async function check(input: Readable, envelope: AuthenticationRequest['envelope'], lookup: DnsLookup, options: AuthenticatorOptions): Promise<Authentication> {
+/** One message's DNS lookups: those that can decide DMARC, and the others, which share a budget. */
+class Lookups {
+  /** Once the message has been answered, what is still being worked out asks DNS nothing more. */
+  finished = false;
+  private readonly foreignUntil: number;
+
+  constructor(
+    private readonly dns: Resolver,
+    foreignBudgetMs: number,
+  ) {
+    this.foreignUntil = Date.now() + foreignBudgetMs;
+  }
+
+  readonly own: DnsLookup = async (name, type) => {
+    if (this.finished) throw dnsError('ECANCELLED', 'the message was answered already');
+    try {
+      return (await this.dns.resolve(name, type)) as string[] | string[][];
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      throw PASSED_ON_DNS.has(code) ? error : dnsError('ENOTFOUND', `${name}: ${code || (error as Error).message}`);
+    }
+  };
+
+  readonly foreign: DnsLookup = (name, type) => {
+    const left = this.foreignUntil - Date.now();
+    if (left <= 0) return Promise.reject(dnsError('ETIMEOUT', `${name}: not asked, out of time for other domains`));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(dnsError('ETIMEOUT', `${name}: out of time for other domains`)), left);
+    });
+    return Promise.race([this.own(name, type), late]).finally(() => clearTimeout(timer));
+  };
+}
+
+function dnsError(code: string, message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), { code });
+}
+
+async function check(pieces: readonly Buffer[], input: Readable, envelope: AuthenticationRequest['envelope'], lookups: Lookups, options: AuthenticatorOptions): Promise<Authentication> {
+  let authors: { from: string[]; sender: string | null };
+  try {
+    authors = await readAuthors(pieces);
+  } catch (error) {
+    if (!(error instanceof UnparsableMessageError)) throw error;
+    // Refused as unparsable whatever is found here.
+    return { ...(await checkClientOnly(null, envelope, lookups, options)), refusal: null };
+  }
+  // DMARC is asked for the domains intake takes the author from, read as intake reads them (a
+  // reading of its own could differ: a group, an encoded address, a quoted @): From's, else Sender's.
+  const claimed = authors.from.length > 0 ? authors.from : authors.sender ? [authors.sender] : [];
+  const fromDomains = [...new Set(claimed.map(domainOf).filter((domain) => domain !== ''))];
+  const ours = (domain: string) => fromDomains.some((from) => sameOrganization(from, domain));
+  const keyLookup: DnsLookup = (name, type) => {
+    const at = name.toLowerCase().lastIndexOf('._domainkey.');
+    return at !== -1 && ours(name.slice(at + '._domainkey.'.length)) ? lookups.own(name, type) : lookups.foreign(name, type);
+  };
+  const client = clientForSpf(envelope);
+  const spfIdentity = envelope.mailFrom ? domainOf(envelope.mailFrom) : (client?.helo ?? '');
   const sender = envelope.mailFrom || undefined;
   // Independent of each other: their queries go out together.
-  const [dkim, spfResult] = await Promise.all([dkimVerify(input, { resolver: lookup, sender }), checkSpf(envelope, lookup, options)]);
-  const signatures = dkim.results ?? [];
+  const [dkim, spfResult] = await Promise.all([
+    dkimVerify(input, { resolver: keyLookup, sender }).catch((error: unknown) => ({ failed: (error as Error)?.message ?? String(error) })),
+    client ? spf({ sender, ip: client.ip, helo: client.helo, mta: options.hostname, resolver: ours(spfIdentity) ? lookups.own : lookups.foreign }) : null,
+  ]);
+  // mailauth threw on a signature (a time past year 275760): none of them counts as passed.
+  const signatures = 'failed' in dkim ? [] : (dkim.results ?? []);
   const dkimDomains = signatures
     .filter((r) => r.status.result === 'pass')
     .map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
   const spfDomains = spfResult?.status.result === 'pass' ? [spfResult.domain] : [];
-  // One result per From domain: mailauth gives none for a From of several addresses (RFC 7489 6.6.1
-  // leaves that to the receiver), which would let a forger add a second address to get by.
-  const fromDomains = [...new Map((dkim.headerFrom ?? []).map((address) => [domainOf(address), address])).values()];
-  const dmarcResults = (await Promise.all(fromDomains.map((address) => dmarc({ headerFrom: [address], spfDomains, dkimDomains, resolver: lookup })))).filter(
-    (r): r is DMARCResult => Boolean(r),
-  );
+  // And those of any other From field, which intake does not read (mailparser takes the first) but a
+  // reader of the stored message might: RFC 5322 allows one.
+  const domains = [...new Set([...fromDomains, ...('failed' in dkim ? [] : (dkim.headerFrom ?? [])).map(domainOf).filter((domain) => domain !== '')])];
+  const dmarcResults = (
+    await Promise.all(domains.map((domain) => dmarc({ headerFrom: [`postmaster@${domain}`], spfDomains, dkimDomains, resolver: lookups.own })))
+  ).filter((r): r is DMARCResult => Boolean(r));
   const found: Checked = {
     spf: spfResult ? { result: spfResult.status.result, domain: spfResult.domain } : null,
     dkim: signatures.map((r) => ({ result: r.status.result, domain: r.signingDomain ?? '' })),
   };
   const refused = dmarcResults.find((r) => refusesFor(options.mode, r, found));
-  const parts = [...signatures.map((r) => r.info), ...(spfResult ? [spfResult.info] : []), ...dmarcResults.map((r) => r.info)];
+  const dkimInfo = 'failed' in dkim ? [`dkim=permerror (not verified: ${dkim.failed.replace(/[()\\]/g, '')})`] : signatures.map((r) => r.info);
+  const parts = [...dkimInfo, ...(spfResult ? [spfResult.info] : []), ...dmarcResults.map((r) => r.info)];
   return {
     spf: found.spf?.result ?? null,
-    dkim: dkimSummary(signatures),
+    dkim: 'failed' in dkim ? 'permerror' : dkimSummary(signatures),
     dmarc: worst(dmarcResults.map((r) => r.status.result)),
     results: `${options.hostname}; ${parts.length > 0 ? parts.join('; ') : 'none'}`,
     refusal: refused ? { reason: 'dmarc', domain: refused.domain } : null,
   };
 }
 
-/** A header too long to read: SPF, which needs none of it, and nothing else. */
-async function checkClientOnly(header: { lines: number; bytes: number }, envelope: AuthenticationRequest['envelope'], lookup: DnsLookup, options: AuthenticatorOptions): Promise<Authentication> {
-  const spfResult = await checkSpf(envelope, lookup, options);
-  const why = `header of over ${AUTHENTICATED_HEADER.maxLines} lines or ${AUTHENTICATED_HEADER.maxBytes} bytes not read`;
+/** A header not read (too long, or unparsable: header null): SPF, which needs none of it, and nothing else. */
+async function checkClientOnly(header: { lines: number; bytes: number; signatures: number } | null, envelope: AuthenticationRequest['envelope'], lookups: Lookups, options: AuthenticatorOptions): Promise<Authentication> {
+  const client = clientForSpf(envelope);
+  // Only for the record, so on the budget of lookups that decide nothing: the refusal below needs none.
+  const spfResult = client ? await spf({ sender: envelope.mailFrom || undefined, ip: client.ip, helo: client.helo, mta: options.hostname, resolver: lookups.foreign }) : null;
+  const limits = AUTHENTICATED_HEADER;
+  const why = header ? `header of over ${limits.maxLines} lines, ${limits.maxBytes} bytes or ${limits.maxSignatures} signatures not read` : 'header unparsable';
   return {
     spf: spfResult?.status.result ?? null,
     dkim: 'permerror',
     dmarc: 'permerror',
     results: `${options.hostname}; dkim=permerror (${why})${spfResult ? `; ${spfResult.info}` : ''}; dmarc=permerror (${why})`,
     // Else a forger could get by enforce with a long enough header.
-    refusal: options.mode === 'enforce' ? { reason: 'header', lines: header.lines, bytes: header.bytes } : null,
+    refusal: header && options.mode === 'enforce' ? { reason: 'header', lines: header.lines, bytes: header.bytes, signatures: header.signatures } : null,
   };
-}
-
-function checkSpf(envelope: AuthenticationRequest['envelope'], lookup: DnsLookup, options: AuthenticatorOptions): Promise<SPFResult> | null {
-  const client = clientForSpf(envelope);
-  if (!client) return null;
-  return spf({ sender: envelope.mailFrom || undefined, ip: client.ip, helo: client.helo, mta: options.hostname, resolver: lookup });
 }
 
 /**
@@ -170,12 +242,22 @@ export interface Checked {
  * the same organizational domain) could not be looked up (temperror). Lookups of other domains'
  * records do not count: whoever runs a domain can make them fail at will.
  */
-export function refusesFor(mode: AuthenticationMode, result: Pick<DMARCResult, 'status' | 'policy' | 'pct' | 'domain'>, found: Checked): boolean {
+export function refusesFor(mode: AuthenticationMode, result: Pick<DMARCResult, 'status' | 'policy' | 'pct' | 'domain' | 'rr'>, found: Checked): boolean {
   if (mode !== 'enforce' || result.status.result !== 'fail') return false;
-  if (String(result.policy ?? '').trim().toLowerCase() !== 'reject' || (result.pct !== undefined && result.pct < 100)) return false;
+  if (String(result.policy ?? '').trim().toLowerCase() !== 'reject' || percentage(result) < 100) return false;
   if (!found.spf) return false;
   const couldHavePassed = (check: { result: string; domain: string }) => check.result === 'temperror' && sameOrganization(check.domain, result.domain);
   return !couldHavePassed(found.spf) && !found.dkim.some(couldHavePassed);
+}
+
+/**
+ * The share of mail a DMARC policy applies to: its pct, 100 when absent or not a number from 0 to 100
+ * (mailauth reads `pct=abc` as 0, which would leave the policy unapplied).
+ */
+function percentage(result: Pick<DMARCResult, 'pct' | 'rr'>): number {
+  if (result.rr === undefined) return result.pct ?? 100;
+  const tag = /(?:^|;)\s*pct\s*=\s*([^;]*)/i.exec(result.rr)?.[1]?.trim();
+  return tag !== undefined && /^\d{1,3}$/.test(tag) && Number(tag) <= 100 ? Number(tag) : 100;
 }
 
 /** Relaxed DMARC alignment (RFC 7489 3.1): the same organizational domain, by the public suffix list. */

@@ -33,6 +33,8 @@ export interface Envelope {
   relayAddress?: string | null;
   /** remoteAddress is a relay's own (an LMTP client, a trusted relay that named no client), not the sender's. */
   relayed?: boolean;
+  /** A relay has the message in its queue (XFORWARD, a relay that named no client): a refusal becomes its bounce. */
+  queued?: boolean;
   /** TLS protocol and cipher of the session, when encrypted. */
   tls?: string | null;
   /**
@@ -127,9 +129,9 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
   const sha256 = pieces.reduce((hash, piece) => hash.update(piece), createHash('sha256')).digest('hex');
   const small = inline(pieces, size);
   let message: MessageCopy | null = null;
-  // A relay (LMTP, a pipe, a trusted relay over SMTP) has taken the message already: refusing it there
-  // makes the relay bounce it.
-  const viaRelay = request.ingress !== 'smtp' || Boolean(envelope.relayed || envelope.relayAddress);
+  // A relay (LMTP, a pipe, one that passed the message on over SMTP) has queued it already: refusing it
+  // there makes the relay bounce it. A proxy's client (XCLIENT) gets the refusal as it comes.
+  const viaRelay = request.ingress !== 'smtp' || Boolean(envelope.queued);
   const checked = authentication ? { found: authentication, viaRelay } : null;
   try {
     return await deps.repos.commit(() => {
@@ -421,7 +423,7 @@ function deliver(
  * came through a relay, which would turn a refusal into a bounce to a (most likely forged) sender.
  */
 function authenticationRefusal(recipient: string, refusal: AuthenticationRefusal, viaRelay: boolean): NewDelivery {
-  const detail = refusal.reason === 'dmarc' ? refusal.domain : `${refusal.lines} lines, ${refusal.bytes} bytes read`;
+  const detail = refusal.reason === 'dmarc' ? refusal.domain : `${refusal.lines} lines, ${refusal.bytes} bytes, ${refusal.signatures} signatures read`;
   if (viaRelay) return outcomeDelivery(recipient, 'data.unauthenticated', null, `${refusal.reason === 'dmarc' ? 'DMARC p=reject' : 'header too long to check'}: ${detail}`);
   return rejectedDelivery(recipient, 'data', new MailRejection(refusal.reason === 'dmarc' ? 'data.dmarc_reject' : 'data.header_too_long', `(${detail})`));
 }

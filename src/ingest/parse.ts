@@ -65,14 +65,8 @@ const PRESCAN_BYTES = 1024 * 1024;
  * keep their size and lose their content (they will not be stored).
  */
 export async function parseMessage(raw: RawMessage, options: { maxAttachmentBytes?: number } = {}): Promise<ParsedMessage> {
-  let pieces = rawPieces(raw);
+  const pieces = withoutLeadingEmptyLines(rawPieces(raw));
   const size = rawSize(raw);
-  // Some clients (and some fixtures) put empty lines before the first header; without this the whole
-  // message would be read as body.
-  const first = pieces[0] ?? Buffer.alloc(0);
-  let start = 0;
-  while (first[start] === 0x0a || (first[start] === 0x0d && first[start + 1] === 0x0a)) start += first[start] === 0x0d ? 2 : 1;
-  if (start > 0) pieces = [first.subarray(start), ...pieces.slice(1)];
   const oversized = size > PRESCAN_BYTES ? await oversizedTextPart(pieces) : null;
   let mail: StreamedMail;
   try {
@@ -116,6 +110,32 @@ export async function parseMessage(raw: RawMessage, options: { maxAttachmentByte
     throw new TextTooLongError(`${decoded.length} characters of text; items hold at most ${TEXT_LIMITS.characters} characters`, parsed('', []));
   }
   return parsed(decoded, mail.attachments.filter((a) => !SIGNATURE_TYPES.has(a.contentType.toLowerCase())));
+}
+
+/**
+ * Some clients (and some fixtures) put empty lines before the first header; read as they come, the
+ * whole message would be body (mailparser), or header (mailauth).
+ */
+export function withoutLeadingEmptyLines(pieces: readonly Buffer[]): readonly Buffer[] {
+  const first = pieces[0] ?? Buffer.alloc(0);
+  let start = 0;
+  while (first[start] === 0x0a || (first[start] === 0x0d && first[start + 1] === 0x0a)) start += first[start] === 0x0d ? 2 : 1;
+  return start > 0 ? [first.subarray(start), ...pieces.slice(1)] : pieces;
+}
+
+/**
+ * Who the message says wrote it, read from its header as parseMessage reads it: every address of
+ * From (a group's members too), and Sender's. Throws UnparsableMessageError as parseMessage does.
+ */
+export async function readAuthors(raw: RawMessage): Promise<{ from: string[]; sender: string | null }> {
+  let mail: StreamedMail;
+  try {
+    mail = await readStream(withoutLeadingEmptyLines(rawPieces(raw)), 0, { headersOnly: true });
+  } catch (error) {
+    throw new UnparsableMessageError((error as Error).message);
+  }
+  const field = (name: string) => mail.headers.get(name) as AddressObject | AddressObject[] | undefined;
+  return { from: addresses(field('from')), sender: addresses(field('sender'))[0] ?? null };
 }
 
 interface StreamedMail {

@@ -32,6 +32,11 @@ export interface Transaction {
   relayAddress: string | null;
   /** remoteAddress is a relay's own (an LMTP client, a trusted relay that named no client), not the sender's. */
   relayed: boolean;
+  /**
+   * A relay has the message in its queue (XFORWARD, or a relay that named no client), so a refusal
+   * becomes its bounce; a proxy in front (XCLIENT) passes the reply on to the client as it comes.
+   */
+  queued: boolean;
   /** TLS protocol and cipher, when the session is encrypted. */
   tls: string | null;
 }
@@ -45,6 +50,7 @@ export function envelopeOf(tx: Transaction): Envelope {
     helo: tx.helo,
     relayAddress: tx.relayAddress,
     relayed: tx.relayed,
+    queued: tx.queued,
     tls: tx.tls,
     withdrawn: tx.withdrawn,
   };
@@ -81,6 +87,7 @@ export class Transactions {
   /** MAIL FROM starts a transaction (RSET or a new MAIL FROM abandons the previous one). */
   begin(session: SMTPServerSession, mailFrom: string, smtpUtf8: boolean): Transaction {
     const relayAddress = forwardedBy(session);
+    const relayed = relayAddress === null && this.relay(session.remoteAddress);
     const tx: Transaction = {
       mailFrom,
       smtpUtf8,
@@ -94,7 +101,8 @@ export class Transactions {
       remoteAddress: forwardedUnknown(session) ? null : session.remoteAddress,
       helo: clientHelo(session),
       relayAddress,
-      relayed: relayAddress === null && this.relay(session.remoteAddress),
+      relayed,
+      queued: relayed || (session.xForward?.size ?? 0) > 0,
       tls: session.secure && session.tlsOptions ? `${session.tlsOptions.version} ${session.tlsOptions.standardName}` : null,
     };
     this.open.set(session.id, tx);

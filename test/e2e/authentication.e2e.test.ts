@@ -211,6 +211,23 @@ describe('INTAKE_AUTHENTICATION=enforce', () => {
     }
   });
 
+  it('refuses a forgery a proxy in front passed on with XCLIENT: the proxy hands the refusal to the client itself', async () => {
+    const { world, to, message } = reply(enforcing, 'Forged, through a proxy.');
+    const { client } = await SmtpClient.connect(enforcing.port, { localAddress: '127.0.0.3' });
+    try {
+      await client.command('EHLO proxy.test');
+      expect((await client.command('XCLIENT ADDR=127.0.0.1 HELO=mail.adventuretime.ooo')).code).toBe(220);
+      await client.command('EHLO proxy.test');
+      await client.command(`MAIL FROM:<${world.user.email}>`);
+      await client.command(`RCPT TO:<${to}>`);
+      const [, data] = await client.data(message.replace(/\r?\n/g, '\r\n'));
+      expect(data.line).toBe('550 5.7.26 Unauthenticated mail from this domain is not accepted due to its DMARC policy');
+    } finally {
+      await client.quit();
+    }
+    expect(row(enforcing, latestId(enforcing))).toMatchObject({ status: 'rejected', reason_code: 'data.dmarc_reject', spf: 'fail', remote_address: '127.0.0.1' });
+  });
+
   it('refuses with 552 5.3.4 a header too long to check (over 4,000 lines), which record takes as permerror', async () => {
     const long = Array.from({ length: 4_100 }, (_, i) => `X-Trace-${i}: hop`);
     for (const [server, expected] of [
@@ -224,7 +241,7 @@ describe('INTAKE_AUTHENTICATION=enforce', () => {
       expect(sent.line).toMatch(expected.line);
       expect(row(server, latestId(server))).toMatchObject({ status: expected.status, reason_code: expected.reason_code, spf: 'pass', dkim: 'permerror', dmarc: 'permerror' });
     }
-    expect(row(enforcing, latestId(enforcing)).reason).toMatch(/^Message header too long to check who sent it \(4001 lines, \d+ bytes read\)$/);
+    expect(row(enforcing, latestId(enforcing)).reason).toMatch(/^Message header too long to check who sent it \(4001 lines, \d+ bytes, 0 signatures read\)$/);
   });
 
   it('leaves a refused message alone on reprocess: running it again would make the forgery', async () => {

@@ -19,6 +19,8 @@ export interface TestDnsServer {
   silent: boolean;
   /** Names answered SERVFAIL (a zone whose servers are broken: a temporary error). */
   failing: Set<string>;
+  /** Names never answered (a zone whose servers do not answer, or answer slowly on purpose). */
+  unanswered: Set<string>;
   close(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ export async function startDnsServer(zone: Record<string, DnsRecords> = {}): Pro
     queries: [],
     silent: false,
     failing: new Set(),
+    unanswered: new Set(),
     set: (name, set) => void records.set(name.toLowerCase(), set),
     close: () => new Promise((resolve) => socket.close(() => resolve())),
   };
@@ -41,8 +44,8 @@ export async function startDnsServer(zone: Record<string, DnsRecords> = {}): Pro
     const question = query.questions?.[0];
     if (!question) return;
     server.queries.push(`${question.name} ${question.type}`);
-    if (server.silent) return;
     const name = question.name.toLowerCase();
+    if (server.silent || server.unanswered.has(name)) return;
     const known = server.failing.has(name) ? undefined : records.get(name);
     const rcode = server.failing.has(name) ? SERVFAIL : known ? 0 : NXDOMAIN;
     const response = dnsPacket.encode({

@@ -61,6 +61,14 @@ describe('refusesFor', () => {
     for (const result of ['pass', 'none', 'temperror', 'permerror'] as const) expect(refusesFor('enforce', { ...fail('reject'), status: { result } }, judged)).toBe(false);
   });
 
+  it('applies a pct that is no number from 0 to 100 to all of the mail, as if it were absent', () => {
+    const withRecord = (rr: string, pct: number) => ({ ...fail('reject', pct), rr });
+    expect(refusesFor('enforce', withRecord('v=DMARC1; p=reject; pct=abc', 0), judged)).toBe(true);
+    expect(refusesFor('enforce', withRecord('v=DMARC1; p=reject; pct=250', 250), judged)).toBe(true);
+    expect(refusesFor('enforce', withRecord('v=DMARC1; p=reject; pct=0', 0), judged)).toBe(false);
+    expect(refusesFor('enforce', withRecord('v=DMARC1; p=reject; PCT = 40 ', 40), judged)).toBe(false);
+  });
+
   it('does not refuse when the failure may be ours: SPF not asked, or a lookup for the From domain that failed', () => {
     expect(refusesFor('enforce', fail('reject'), { spf: null, dkim: [] })).toBe(false);
     expect(refusesFor('enforce', fail('reject'), { spf: { result: 'temperror', domain: 'example.org' }, dkim: [] })).toBe(false);
@@ -152,6 +160,72 @@ describe('createAuthenticator', () => {
     }
   });
 
+  const sign = async (text: string, domain = 'example.org', selector = 'sel') => {
+    const options = { signatureData: [{ signingDomain: domain, selector, privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }) }] } as unknown as DKIMSignOptions;
+    return (await dkimSign(text, options)).signatures + text;
+  };
+
+  it('refuses a forgery whose signature mailauth cannot read (a time past year 275760 makes it throw)', async () => {
+    const forged = `DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=sel; t=99999999999999999; h=from; bh=AAAA; b=BBBB\r\n${message()}`;
+    const found = await enforce({ raw: Buffer.from(forged), envelope: envelope('198.51.100.9') });
+    expect(found).toMatchObject({ dkim: 'permerror', dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+    expect(found.results).toMatch(/^mx\.test; dkim=permerror \(not verified: [^)]+\); spf=fail /);
+  });
+
+  it("refuses a forgery whose other signatures' keys never come, within the time allowed", async () => {
+    let forged = message();
+    for (const selector of ['s1', 's2', 's3']) forged = await sign(forged, 'slow.example', selector);
+    for (const selector of ['s1', 's2', 's3']) dns.unanswered.add(`${selector}._domainkey.slow.example`);
+    dns.unanswered.add('slow.example');
+    try {
+      const started = performance.now();
+      for (const mailFrom of ['ann@example.org', 'bounce@slow.example']) {
+        expect(await enforce({ raw: Buffer.from(forged), envelope: envelope('198.51.100.9', mailFrom) })).toMatchObject({ dkim: 'temperror', dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+      }
+      // Two messages, each within a quarter of the 2 s allowed and a little more.
+      expect(performance.now() - started).toBeLessThan(2 * 1000);
+    } finally {
+      dns.unanswered.clear();
+    }
+  });
+
+  it("refuses a forgery carrying a signature of the From domain with a selector that cannot be a name", async () => {
+    for (const selector of ['x y', 'a'.repeat(64)]) {
+      const forged = `DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=${selector}; h=from; bh=AAAA; b=BBBB\r\n${message()}`;
+      expect(await enforce({ raw: Buffer.from(forged), envelope: envelope('198.51.100.9') })).toMatchObject({ dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+    }
+  });
+
+  it('asks DMARC for the From addresses intake reads, however they are written', async () => {
+    const froms = [
+      'From: staff: ann@example.org;\r\n',
+      'From: Ann <=?UTF-8?B?YW5uQGV4YW1wbGUub3Jn?=>\r\n',
+      'From: "eve@nothing.example"@example.org\r\n',
+      'From: <@nothing.example:ann@example.org>\r\n',
+      'From: undisclosed-recipients:;\r\nSender: ann@example.org\r\n',
+    ];
+    for (const from of froms) {
+      const found = await enforce({ raw: Buffer.from(message(from)), envelope: envelope('198.51.100.9', 'eve@nothing.example') });
+      expect(found, from).toMatchObject({ dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+    }
+  });
+
+  it('reads past empty lines before the header, as the parser does, rather than taking the message for all header', async () => {
+    const found = await enforce({ raw: Buffer.from(`\r\n\r\n${message()}`), envelope: envelope('198.51.100.9') });
+    expect(found).toMatchObject({ dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+    // Read as all header, 30,000 folded lines of body took mailauth over 2 s, with no pause for other sessions.
+    const started = performance.now();
+    const long = await enforce({ raw: Buffer.from(`\r\n${message()}X-Folded: a\r\n${' b\r\n'.repeat(30_000)}`), envelope: envelope('192.0.2.7') });
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(long).toMatchObject({ dkim: 'none', dmarc: 'pass', refusal: null });
+  });
+
+  it('reads no header with over 10 signatures, each of which could hash the whole body again', async () => {
+    const signatures = Array.from({ length: 11 }, (_, i) => `DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s${i}; l=${i}; h=from; bh=AAAA; b=BBBB\r\n`).join('');
+    const found = await enforce({ raw: Buffer.from(signatures + message()), envelope: envelope('192.0.2.7') });
+    expect(found).toMatchObject({ spf: 'pass', dkim: 'permerror', dmarc: 'permerror', refusal: { reason: 'header', signatures: 11 } });
+  });
+
   it('checks every From domain: a forged one beside another is refused, and both are recorded', async () => {
     for (const from of ['From: ann@example.org, eve@nothing.example\r\n', 'From: eve@nothing.example\r\nFrom: ann@example.org\r\n']) {
       const found = await enforce({ raw: Buffer.from(message(from)), envelope: envelope('198.51.100.9', 'eve@nothing.example') });
@@ -168,7 +242,7 @@ describe('createAuthenticator', () => {
     const found = await enforce(request);
     expect(performance.now() - started).toBeLessThan(200);
     expect(found).toMatchObject({ spf: 'pass', dkim: 'permerror', dmarc: 'permerror', refusal: { reason: 'header', lines: 4001 } });
-    expect(found.results).toMatch(/^mx\.test; dkim=permerror \(header of over 4000 lines or 262144 bytes not read\); spf=pass .*; dmarc=permerror/);
+    expect(found.results).toMatch(/^mx\.test; dkim=permerror \(header of over 4000 lines, 262144 bytes or 10 signatures not read\); spf=pass .*; dmarc=permerror/);
     expect(await record(request)).toMatchObject({ dkim: 'permerror', refusal: null });
     // 4,000 lines are read: From, X-Folded and its 3,995 continuations, To, Subject and Message-ID.
     const most = `X-Folded: a\r\n${' b\r\n'.repeat(3_995)}`;
