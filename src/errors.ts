@@ -351,7 +351,15 @@ export const OUTCOMES = {
     dsn: '5.3.4',
     text: 'Message header too long to check who sent it',
     status: 'rejected',
-    when: 'INTAKE_AUTHENTICATION=enforce, and the header has over 4,000 lines, 256 KiB or 10 DKIM or ARC signatures (the reason says how much was read), which is not read to check DKIM and DMARC (the parser mailauth uses slows with the square of a folded header\'s lines, and each signature may hash the whole body again); without this a forger could get by the DMARC check with a long enough header. Real mail has tens to a few hundred lines and a few signatures. With `record` such a header is recorded as `permerror` and the message goes on. Behind a relay it is `data.unauthenticated` instead',
+    when: 'INTAKE_AUTHENTICATION=enforce, and the header is past a limit of what is read to check DKIM and DMARC (the reason says which): 4,000 lines, 256 KiB, 10 DKIM or ARC signatures, 32 KiB of such fields, a From or Sender field of 8 KiB, 10 author domains. mailauth\'s parser slows with the square of a folded header\'s lines, each signature may hash the whole body again and has its `h=` list matched against every field, and addresses are parsed in more than linear time. Without this a forger could get by the DMARC check with a large enough header; real mail has tens to a few hundred lines, a few signatures and one author. With `record` such a header is recorded as `permerror` and the message goes on. Behind a relay it is `data.unauthenticated` instead',
+  },
+  'data.authentication_unfinished': {
+    stage: 'data',
+    smtp: 451,
+    dsn: '4.7.0',
+    text: 'Could not check who sent the message in time, please try again later',
+    status: 'rejected',
+    when: "INTAKE_AUTHENTICATION=enforce, the check of SPF, DKIM and DMARC did not finish within INTAKE_DNS_TIMEOUT_MS (or failed), and an author's domain (named in the reason) is known to publish `p=reject`: taken, the message could be a forgery that slowed the check down on purpose (through its own domains' DNS); refused, it could be real mail. So the sender (or the relay) tries again later. When no such policy is known by then (DNS down), the message is taken, its results `temperror`",
   },
   'data.unauthenticated': {
     stage: 'data',

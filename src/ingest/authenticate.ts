@@ -3,10 +3,11 @@
 // envelope. Side effects: DNS queries.
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 import { Readable } from 'node:stream';
 import { dkimVerify, dmarc, spf, type DKIMResult, type DMARCResult } from 'mailauth';
 import { getDomain } from 'tldts';
-import { headerBlock, type HeaderLimits } from './header-block.js';
+import { headerBlock, type HeaderBlock, type HeaderLimits } from './header-block.js';
 import { rawPieces, readAuthors, UnparsableMessageError, withoutLeadingEmptyLines, type RawMessage } from './parse.js';
 
 export type AuthenticationMode = 'off' | 'record' | 'enforce';
@@ -18,7 +19,10 @@ export type AuthenticationMode = 'off' | 'record' | 'enforce';
  * of its own (`l=`): 3,640 of them took 43 s over 5 MB. Real mail has tens to a few hundred lines and a
  * few signatures (Postfix keeps 100 KB of a header).
  */
-export const AUTHENTICATED_HEADER: HeaderLimits = { maxLines: 4000, maxBytes: 256 * 1024, maxSignatures: 10 };
+export const AUTHENTICATED_HEADER: HeaderLimits = { maxLines: 4000, maxBytes: 256 * 1024, maxSignatures: 10, maxAuthorFieldBytes: 8 * 1024, maxSignatureBytes: 32 * 1024 };
+
+/** Distinct domains among the author's addresses past which none is checked: each costs a DMARC lookup or two. */
+const MAX_AUTHOR_DOMAINS = 10;
 
 /**
  * The share of the time allowed that lookups which cannot make DMARC pass may take, all together: the
@@ -30,7 +34,10 @@ const FOREIGN_SHARE = 0.25;
 /** Why enforce mode refuses a message. */
 export type AuthenticationRefusal =
   | { reason: 'dmarc'; domain: string }
-  | { reason: 'header'; lines: number; bytes: number; signatures: number };
+  /** What of the header was past a limit, and is not read. */
+  | { reason: 'header'; detail: string }
+  /** The check did not finish, and this author's domain publishes p=reject: the sender tries again later. */
+  | { reason: 'unfinished'; domain: string };
 
 /** What was found, as stored in inbound_messages (a structured clone crosses to the writer thread). */
 export interface Authentication {
@@ -81,18 +88,18 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     const header = headerBlock(pieces, AUTHENTICATED_HEADER);
     const input = Readable.from(pieces);
     const lookups = new Lookups(dns, options.timeoutMs * FOREIGN_SHARE);
+    const progress: Progress = { rejecting: null };
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<Authentication>((resolve) => {
       timer = setTimeout(() => {
         // The message goes on to the writer, which takes its memory: nothing may read it after this.
         input.destroy();
-        resolve(unfinished(options.hostname, `DNS did not answer within ${options.timeoutMs} ms`));
+        resolve(unfinished(options, progress, `DNS did not answer within ${options.timeoutMs} ms`));
       }, options.timeoutMs);
     });
-    // A check that throws (a library's bug on some input) must not cost the message: it is taken, and
-    // the record says why nothing was found.
-    const checked = (header.over ? checkClientOnly(header, request.envelope, lookups, options) : check(pieces, input, request.envelope, lookups, options)).catch((error: unknown) =>
-      unfinished(options.hostname, `not checked: ${(error as Error)?.message ?? String(error)}`),
+    // A check that throws (a library's bug on some input) is one that did not finish.
+    const checked = (header.over ? checkClientOnly(overLimit(header), request.envelope, lookups, options) : check(pieces, input, request.envelope, lookups, options, progress)).catch(
+      (error: unknown) => unfinished(options, progress, `not checked: ${(error as Error)?.message ?? String(error)}`),
     );
     try {
       return await Promise.race([checked, deadline]);
@@ -102,6 +109,25 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       input.destroy();
     }
   };
+}
+
+/**
+ * What is known before the check ends: an author's domain that publishes p=reject for all its mail.
+ * A check that does not finish then defers the message rather than take it: a forger could slow it
+ * down on purpose (its own domains' DNS), and a real sender tries again.
+ */
+interface Progress {
+  rejecting: string | null;
+}
+
+/** What a header past the limits is refused for, as the reason will say. */
+function overLimit(block: HeaderBlock): string {
+  const limits = AUTHENTICATED_HEADER;
+  if (block.signatures > limits.maxSignatures) return `${block.signatures} signatures, over ${limits.maxSignatures}`;
+  if (block.authorFieldBytes > limits.maxAuthorFieldBytes) return `a From or Sender field of ${block.authorFieldBytes} bytes, over ${limits.maxAuthorFieldBytes}`;
+  if (block.signatureBytes > limits.maxSignatureBytes) return `${block.signatureBytes} bytes of signature fields, over ${limits.maxSignatureBytes}`;
+  if (block.lines > limits.maxLines) return `${block.lines} lines, over ${limits.maxLines}`;
+  return `${block.bytes} bytes, over ${limits.maxBytes}`;
 }
 
 /** One message's DNS lookups: those that can decide DMARC, and the others, which share a budget. */
@@ -142,23 +168,40 @@ function dnsError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });
 }
 
-async function check(pieces: readonly Buffer[], input: Readable, envelope: AuthenticationRequest['envelope'], lookups: Lookups, options: AuthenticatorOptions): Promise<Authentication> {
+async function check(
+  pieces: readonly Buffer[],
+  input: Readable,
+  envelope: AuthenticationRequest['envelope'],
+  lookups: Lookups,
+  options: AuthenticatorOptions,
+  progress: Progress,
+): Promise<Authentication> {
   let authors: { from: string[]; sender: string | null };
   try {
     authors = await readAuthors(pieces);
   } catch (error) {
     if (!(error instanceof UnparsableMessageError)) throw error;
     // Refused as unparsable whatever is found here.
-    return { ...(await checkClientOnly(null, envelope, lookups, options)), refusal: null };
+    return checkClientOnly(null, envelope, lookups, options);
   }
   // DMARC is asked for the domains intake takes the author from, read as intake reads them (a
   // reading of its own could differ: a group, an encoded address, a quoted @): From's, else Sender's.
   const claimed = authors.from.length > 0 ? authors.from : authors.sender ? [authors.sender] : [];
   const fromDomains = [...new Set(claimed.map(domainOf).filter((domain) => domain !== ''))];
+  if (fromDomains.length > MAX_AUTHOR_DOMAINS) return checkClientOnly(`${fromDomains.length} author domains, over ${MAX_AUTHOR_DOMAINS}`, envelope, lookups, options);
+  // Each author's domain's policy, asked at once: known by the deadline, it decides what an unfinished check does.
+  for (const domain of fromDomains) {
+    dmarc({ headerFrom: [`postmaster@${domain}`], spfDomains: [], dkimDomains: [], resolver: lookups.own }).then(
+      (policy) => {
+        if (policy && rejectsAll(policy)) progress.rejecting ??= policy.domain;
+      },
+      () => undefined,
+    );
+  }
   const ours = (domain: string) => fromDomains.some((from) => sameOrganization(from, domain));
   const keyLookup: DnsLookup = (name, type) => {
-    const at = name.toLowerCase().lastIndexOf('._domainkey.');
-    return at !== -1 && ours(name.slice(at + '._domainkey.'.length)) ? lookups.own(name, type) : lookups.foreign(name, type);
+    const signer = /\._domainkey\.(.+)$/i.exec(name)?.[1];
+    return signer !== undefined && ours(signer) ? lookups.own(name, type) : lookups.foreign(name, type);
   };
   const client = clientForSpf(envelope);
   const spfIdentity = envelope.mailFrom ? domainOf(envelope.mailFrom) : (client?.helo ?? '');
@@ -170,8 +213,9 @@ async function check(pieces: readonly Buffer[], input: Readable, envelope: Authe
   ]);
   // mailauth threw on a signature (a time past year 275760): none of them counts as passed.
   const signatures = 'failed' in dkim ? [] : (dkim.results ?? []);
+  // A signature of part of the body (l=) vouches for none of what follows it, which may be anything.
   const dkimDomains = signatures
-    .filter((r) => r.status.result === 'pass')
+    .filter((r) => r.status.result === 'pass' && !r.status.underSized)
     .map((r) => ({ id: r.id, domain: r.signingDomain, aligned: r.status.aligned, underSized: r.status.underSized }));
   const spfDomains = spfResult?.status.result === 'pass' ? [spfResult.domain] : [];
   // And those of any other From field, which intake does not read (mailparser takes the first) but a
@@ -196,20 +240,19 @@ async function check(pieces: readonly Buffer[], input: Readable, envelope: Authe
   };
 }
 
-/** A header not read (too long, or unparsable: header null): SPF, which needs none of it, and nothing else. */
-async function checkClientOnly(header: { lines: number; bytes: number; signatures: number } | null, envelope: AuthenticationRequest['envelope'], lookups: Lookups, options: AuthenticatorOptions): Promise<Authentication> {
+/** A header not read (past the limits: what of it; or unparsable: null): SPF, which needs none of it, and nothing else. */
+async function checkClientOnly(over: string | null, envelope: AuthenticationRequest['envelope'], lookups: Lookups, options: AuthenticatorOptions): Promise<Authentication> {
   const client = clientForSpf(envelope);
   // Only for the record, so on the budget of lookups that decide nothing: the refusal below needs none.
   const spfResult = client ? await spf({ sender: envelope.mailFrom || undefined, ip: client.ip, helo: client.helo, mta: options.hostname, resolver: lookups.foreign }) : null;
-  const limits = AUTHENTICATED_HEADER;
-  const why = header ? `header of over ${limits.maxLines} lines, ${limits.maxBytes} bytes or ${limits.maxSignatures} signatures not read` : 'header unparsable';
+  const why = over ? `header not read: ${over}` : 'header unparsable';
   return {
     spf: spfResult?.status.result ?? null,
     dkim: 'permerror',
     dmarc: 'permerror',
     results: `${options.hostname}; dkim=permerror (${why})${spfResult ? `; ${spfResult.info}` : ''}; dmarc=permerror (${why})`,
-    // Else a forger could get by enforce with a long enough header.
-    refusal: header && options.mode === 'enforce' ? { reason: 'header', lines: header.lines, bytes: header.bytes, signatures: header.signatures } : null,
+    // Else a forger could get by enforce with a large enough header.
+    refusal: over && options.mode === 'enforce' ? { reason: 'header', detail: over } : null,
   };
 }
 
@@ -244,10 +287,15 @@ export interface Checked {
  */
 export function refusesFor(mode: AuthenticationMode, result: Pick<DMARCResult, 'status' | 'policy' | 'pct' | 'domain' | 'rr'>, found: Checked): boolean {
   if (mode !== 'enforce' || result.status.result !== 'fail') return false;
-  if (String(result.policy ?? '').trim().toLowerCase() !== 'reject' || percentage(result) < 100) return false;
+  if (!rejectsAll(result)) return false;
   if (!found.spf) return false;
   const couldHavePassed = (check: { result: string; domain: string }) => check.result === 'temperror' && sameOrganization(check.domain, result.domain);
   return !couldHavePassed(found.spf) && !found.dkim.some(couldHavePassed);
+}
+
+/** A policy of reject for all of the domain's mail. */
+function rejectsAll(result: Pick<DMARCResult, 'policy' | 'pct' | 'rr'>): boolean {
+  return String(result.policy ?? '').trim().toLowerCase() === 'reject' && percentage(result) >= 100;
 }
 
 /**
@@ -263,10 +311,16 @@ function percentage(result: Pick<DMARCResult, 'pct' | 'rr'>): number {
 /** Relaxed DMARC alignment (RFC 7489 3.1): the same organizational domain, by the public suffix list. */
 export function sameOrganization(a: string, b: string): boolean {
   const organization = (domain: string) => {
-    const bare = domain.trim().toLowerCase().replace(/\.$/, '');
+    const bare = asciiDomain(domain);
     return getDomain(bare, { allowPrivateDomains: true }) ?? bare;
   };
   return a !== '' && b !== '' && organization(a) === organization(b);
+}
+
+/** A domain as DNS has it: lower case, no final dot, an internationalised one in its xn-- form. */
+function asciiDomain(domain: string): string {
+  const bare = domain.trim().replace(/\.$/, '');
+  return (domainToASCII(bare) || bare).toLowerCase();
 }
 
 const SEVERITY = ['fail', 'temperror', 'permerror', 'neutral', 'none', 'pass'];
@@ -283,7 +337,8 @@ function rank(result: string): number {
 }
 
 function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  const at = address.lastIndexOf('@');
+  return at === -1 ? '' : asciiDomain(address.slice(at + 1));
 }
 
 function dkimSummary(results: DKIMResult[]): string {
@@ -291,6 +346,7 @@ function dkimSummary(results: DKIMResult[]): string {
   return results[0]?.status.result ?? 'none';
 }
 
-function unfinished(hostname: string, why: string): Authentication {
-  return { spf: 'temperror', dkim: 'temperror', dmarc: 'temperror', results: `${hostname}; none (${why})`, refusal: null };
+function unfinished(options: AuthenticatorOptions, progress: Progress, why: string): Authentication {
+  const refusal = options.mode === 'enforce' && progress.rejecting ? { reason: 'unfinished' as const, domain: progress.rejecting } : null;
+  return { spf: 'temperror', dkim: 'temperror', dmarc: 'temperror', results: `${options.hostname}; none (${why})`, refusal };
 }

@@ -7,6 +7,10 @@ export interface HeaderLimits {
   maxBytes: number;
   /** DKIM-Signature and ARC-Message-Signature fields: each may ask for a hash of the whole body. */
   maxSignatures: number;
+  /** The largest From or Sender field (its lines together): every address in it is parsed, some parsers slower than linearly. */
+  maxAuthorFieldBytes: number;
+  /** DKIM-Signature and ARC fields together: a signature's `h=` list is matched against every header. */
+  maxSignatureBytes: number;
 }
 
 export interface HeaderBlock {
@@ -16,28 +20,53 @@ export interface HeaderBlock {
   bytes: number;
   /** DKIM-Signature and ARC-Message-Signature fields among them. */
   signatures: number;
-  /** More lines, bytes or signatures than the limits allow; counting stopped there. */
+  /** The largest From or Sender field, in bytes, its line ends included. */
+  authorFieldBytes: number;
+  /** DKIM-Signature, ARC-Message-Signature, ARC-Seal and ARC-Authentication-Results fields, in bytes. */
+  signatureBytes: number;
+  /** Past a limit; counting stopped there. */
   over: boolean;
 }
 
-/** A field's name as it may stand at the start of a line, before its colon (RFC 5322 4.5.3 allows blanks). */
-const SIGNATURE_FIELD = /^(?:dkim-signature|arc-message-signature)[ \t]*:/i;
-const NAME_BYTES = 32;
+// A field's name as it may stand at the start of a line, before its colon (RFC 5322 4.5.3 allows blanks).
+const SIGNATURE = /^(?:dkim-signature|arc-message-signature)[ \t]*:/i;
+const AUTHENTICATION = /^(?:dkim-signature|arc-message-signature|arc-seal|arc-authentication-results)[ \t]*:/i;
+const AUTHOR = /^(?:from|sender)[ \t]*:/i;
+const NAME_BYTES = 40;
 
 /**
- * Counts the header's lines, bytes and signature fields, stopping at the empty line (CRLF or bare LF)
- * that ends it or at the first line past a limit. A message with no empty line is all header.
- * @example headerBlock([Buffer.from('A: 1\r\nB: 2\r\n\r\nbody')], { maxLines: 10, maxBytes: 100, maxSignatures: 1 }) // { lines: 2, bytes: 14, signatures: 0, over: false }
+ * Counts the header's lines, bytes, signatures and the size of its author and signature fields,
+ * stopping at the empty line (CRLF or bare LF) that ends it or at the first line past a limit. A
+ * message with no empty line is all header.
+ * @example headerBlock([Buffer.from('From: a@b\r\n\r\nbody')], LIMITS) // { lines: 1, bytes: 13, signatures: 0, authorFieldBytes: 11, signatureBytes: 0, over: false }
  */
 export function headerBlock(pieces: readonly Buffer[], limits: HeaderLimits): HeaderBlock {
-  let lines = 0;
-  let bytes = 0;
-  let signatures = 0;
+  const found = { lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0 };
   // The current line so far (it may run over pieces): its length, its last byte and its first bytes.
   let lineLength = 0;
   let last = -1;
   let head = '';
-  const result = (over: boolean): HeaderBlock => ({ lines, bytes, signatures, over });
+  // What the field the current line belongs to is, and its size so far.
+  let field: 'author' | 'signature' | 'other' = 'other';
+  let fieldBytes = 0;
+  const past = () =>
+    found.lines > limits.maxLines ||
+    found.bytes > limits.maxBytes ||
+    found.signatures > limits.maxSignatures ||
+    found.authorFieldBytes > limits.maxAuthorFieldBytes ||
+    found.signatureBytes > limits.maxSignatureBytes;
+  const endLine = (length: number) => {
+    found.lines++;
+    // A line that starts with a blank continues the field before it.
+    if (!/^[ \t]/.test(head)) {
+      field = AUTHOR.test(head) ? 'author' : AUTHENTICATION.test(head) ? 'signature' : 'other';
+      fieldBytes = 0;
+      if (SIGNATURE.test(head)) found.signatures++;
+    }
+    fieldBytes += length;
+    if (field === 'author') found.authorFieldBytes = Math.max(found.authorFieldBytes, fieldBytes);
+    if (field === 'signature') found.signatureBytes += length;
+  };
   for (const piece of pieces) {
     let start = 0;
     while (start < piece.length) {
@@ -46,25 +75,21 @@ export function headerBlock(pieces: readonly Buffer[], limits: HeaderLimits): He
       if (end > start) last = piece[end - 1] as number;
       if (head.length < NAME_BYTES) head += piece.toString('latin1', start, Math.min(end, start + NAME_BYTES - head.length));
       lineLength += end - start;
-      bytes += end - start;
+      found.bytes += end - start;
       if (nl === -1) {
-        if (bytes > limits.maxBytes) return result(true);
+        if (found.bytes > limits.maxBytes) return { ...found, over: true };
         break;
       }
-      bytes++;
-      if (lineLength === 0 || (lineLength === 1 && last === 0x0d)) return result(bytes > limits.maxBytes);
-      lines++;
-      if (SIGNATURE_FIELD.test(head)) signatures++;
-      if (lines > limits.maxLines || bytes > limits.maxBytes || signatures > limits.maxSignatures) return result(true);
+      found.bytes++;
+      if (lineLength === 0 || (lineLength === 1 && last === 0x0d)) return { ...found, over: past() };
+      endLine(lineLength + 1);
+      if (past()) return { ...found, over: true };
       lineLength = 0;
       last = -1;
       head = '';
       start = nl + 1;
     }
   }
-  if (lineLength > 0) {
-    lines++;
-    if (SIGNATURE_FIELD.test(head)) signatures++;
-  }
-  return result(lines > limits.maxLines || bytes > limits.maxBytes || signatures > limits.maxSignatures);
+  if (lineLength > 0) endLine(lineLength);
+  return { ...found, over: past() };
 }

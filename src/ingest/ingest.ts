@@ -210,7 +210,7 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
   });
 }
 
-const AUTHENTICATION_REFUSALS: ReadonlySet<string> = new Set<OutcomeCode>(['data.dmarc_reject', 'data.header_too_long']);
+const AUTHENTICATION_REFUSALS: ReadonlySet<string> = new Set<OutcomeCode>(['data.dmarc_reject', 'data.header_too_long', 'data.authentication_unfinished']);
 
 export class ReprocessError extends Error {
   override name = 'ReprocessError';
@@ -423,8 +423,10 @@ function deliver(
  * came through a relay, which would turn a refusal into a bounce to a (most likely forged) sender.
  */
 function authenticationRefusal(recipient: string, refusal: AuthenticationRefusal, viaRelay: boolean): NewDelivery {
-  const detail = refusal.reason === 'dmarc' ? refusal.domain : `${refusal.lines} lines, ${refusal.bytes} bytes, ${refusal.signatures} signatures read`;
-  if (viaRelay) return outcomeDelivery(recipient, 'data.unauthenticated', null, `${refusal.reason === 'dmarc' ? 'DMARC p=reject' : 'header too long to check'}: ${detail}`);
+  // Temporary either way: the relay, or the client, tries again later.
+  if (refusal.reason === 'unfinished') return rejectedDelivery(recipient, 'data', new MailRejection('data.authentication_unfinished', `(${refusal.domain})`));
+  const detail = refusal.reason === 'dmarc' ? refusal.domain : refusal.detail;
+  if (viaRelay) return outcomeDelivery(recipient, 'data.unauthenticated', null, `${refusal.reason === 'dmarc' ? 'DMARC p=reject' : 'header not read'}: ${detail}`);
   return rejectedDelivery(recipient, 'data', new MailRejection(refusal.reason === 'dmarc' ? 'data.dmarc_reject' : 'data.header_too_long', `(${detail})`));
 }
 

@@ -2,7 +2,7 @@
 // and DMARC are stored with the message, and INTAKE_AUTHENTICATION=enforce refuses mail that fails
 // DMARC where the From domain publishes p=reject (550 5.7.26), never mail to postmaster.
 import { spawn, spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { dkimSign, type DKIMSignOptions } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
@@ -157,6 +157,26 @@ describe('INTAKE_AUTHENTICATION=enforce', () => {
     expect(row(enforcing, sent.id)).toMatchObject({ status: 'processed', spf: 'temperror', dkim: 'temperror', dmarc: 'temperror', results: 'intake.test; none (DNS did not answer within 1000 ms)' });
   });
 
+  it('defers with 451 4.7.0 a check that did not finish while the author domain is known to reject', async () => {
+    const { world, to, message } = reply(enforcing, 'Signed by keys that never come.');
+    // Two signatures whose body hash is right, so that their keys are asked for, one after the other.
+    const crlf = message.replace(/\r?\n/g, '\r\n');
+    const bh = createHash('sha256').update(crlf.slice(crlf.indexOf('\r\n\r\n') + 4)).digest('base64');
+    const signature = (selector: string) => `DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; d=${DOMAIN}; s=${selector}; h=from; bh=${bh}; b=AAAA\r\n`;
+    for (const selector of ['gone1', 'gone2']) dns.unanswered.add(`${selector}._domainkey.${DOMAIN}`);
+    try {
+      const sent = await send(enforcing, { from: world.user.email, to, message: signature('gone1') + signature('gone2') + crlf, localAddress: '127.0.0.1' });
+      expect(sent.line).toBe('451 4.7.0 Could not check who sent the message in time, please try again later');
+    } finally {
+      dns.unanswered.clear();
+    }
+    const id = latestId(enforcing);
+    expect(row(enforcing, id)).toMatchObject({ status: 'rejected', reason_code: 'data.authentication_unfinished', reason: `Could not check who sent the message in time, please try again later (${DOMAIN})`, dmarc: 'temperror' });
+    // Its sender has it and sends it again: nothing of it is kept.
+    expect(enforcing.repos.inbound.rawOf(id)).toBeNull();
+    expect(notes(enforcing, world.issue.id)).toBe(0);
+  });
+
   it('does not judge a relay by SPF, nor refuse for want of it: over LMTP without XFORWARD, only DKIM counts', async () => {
     const { world, to, message } = reply(enforcing, 'Through a relay.');
     const sent = await send(enforcing, { from: world.user.email, to, message: await signed(message), lmtp: true });
@@ -241,7 +261,7 @@ describe('INTAKE_AUTHENTICATION=enforce', () => {
       expect(sent.line).toMatch(expected.line);
       expect(row(server, latestId(server))).toMatchObject({ status: expected.status, reason_code: expected.reason_code, spf: 'pass', dkim: 'permerror', dmarc: 'permerror' });
     }
-    expect(row(enforcing, latestId(enforcing)).reason).toMatch(/^Message header too long to check who sent it \(4001 lines, \d+ bytes, 0 signatures read\)$/);
+    expect(row(enforcing, latestId(enforcing)).reason).toBe('Message header too long to check who sent it (4001 lines, over 4000)');
   });
 
   it('leaves a refused message alone on reprocess: running it again would make the forgery', async () => {

@@ -6,79 +6,109 @@ import { describe, expect, it } from 'vitest';
 import { headerBlock, type HeaderLimits } from '../../src/ingest/header-block.js';
 
 const seed = Number(process.env.FC_SEED ?? 20261128);
-const roomy: HeaderLimits = { maxLines: 1000, maxBytes: 1 << 20, maxSignatures: 100 };
+const roomy: HeaderLimits = { maxLines: 1000, maxBytes: 1 << 20, maxSignatures: 100, maxAuthorFieldBytes: 1 << 20, maxSignatureBytes: 1 << 20 };
 const of = (text: string, limits = roomy) => headerBlock([Buffer.from(text, 'latin1')], limits);
 
-/** The same count, read the plain way: the whole message as one string, split at LF. */
+/** The same count, read the plain way: the whole message as one string, split at LF, field by field. */
 function reference(bytes: Buffer, limits: HeaderLimits) {
   const text = bytes.toString('latin1');
-  let lines = 0;
-  let signatures = 0;
+  const found = { lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0 };
+  const past = () =>
+    found.lines > limits.maxLines ||
+    found.bytes > limits.maxBytes ||
+    found.signatures > limits.maxSignatures ||
+    found.authorFieldBytes > limits.maxAuthorFieldBytes ||
+    found.signatureBytes > limits.maxSignatureBytes;
+  let kind = 'other';
+  let fieldBytes = 0;
+  const count = (line: string, length: number) => {
+    found.lines++;
+    if (!/^[ \t]/.test(line)) {
+      kind = /^(from|sender)[ \t]*:/i.test(line) ? 'author' : /^(dkim-signature|arc-message-signature|arc-seal|arc-authentication-results)[ \t]*:/i.test(line) ? 'signature' : 'other';
+      fieldBytes = 0;
+      if (/^(dkim-signature|arc-message-signature)[ \t]*:/i.test(line)) found.signatures++;
+    }
+    fieldBytes += length;
+    if (kind === 'author') found.authorFieldBytes = Math.max(found.authorFieldBytes, fieldBytes);
+    if (kind === 'signature') found.signatureBytes += length;
+  };
   let offset = 0;
-  const signature = (line: string) => /^(dkim-signature|arc-message-signature)[ \t]*:/i.test(line);
   for (;;) {
     const nl = text.indexOf('\n', offset);
     if (nl === -1) {
-      const rest = text.length - offset;
-      if (rest > 0) lines++;
-      if (rest > 0 && signature(text.slice(offset))) signatures++;
-      return { lines, bytes: text.length, signatures, over: lines > limits.maxLines || text.length > limits.maxBytes || signatures > limits.maxSignatures };
+      const rest = text.slice(offset);
+      found.bytes = text.length;
+      if (rest.length > 0) count(rest, rest.length);
+      return { ...found, over: past() };
     }
     const line = text.slice(offset, nl);
     offset = nl + 1;
-    if (line === '' || line === '\r') return { lines, bytes: offset, signatures, over: offset > limits.maxBytes };
-    lines++;
-    if (signature(line)) signatures++;
-    if (lines > limits.maxLines || offset > limits.maxBytes || signatures > limits.maxSignatures) return { lines, bytes: offset, signatures, over: true };
+    found.bytes = offset;
+    if (line === '' || line === '\r') return { ...found, over: past() };
+    count(line, line.length + 1);
+    if (past()) return { ...found, over: true };
   }
 }
 
 describe('headerBlock', () => {
   it('counts up to the empty line that ends the header, CRLF or bare LF', () => {
-    expect(of('A: 1\r\nB: 2\r\n\r\nbody\r\n')).toEqual({ lines: 2, bytes: 14, signatures: 0, over: false });
-    expect(of('A: 1\nB: 2\n\nbody')).toEqual({ lines: 2, bytes: 11, signatures: 0, over: false });
-    expect(of('A: 1\r\n folded\r\n\r\n')).toEqual({ lines: 2, bytes: 17, signatures: 0, over: false });
-    expect(of('\r\nbody')).toEqual({ lines: 0, bytes: 2, signatures: 0, over: false });
-    expect(of('')).toEqual({ lines: 0, bytes: 0, signatures: 0, over: false });
+    expect(of('A: 1\r\nB: 2\r\n\r\nbody\r\n')).toEqual({ lines: 2, bytes: 14, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(of('A: 1\nB: 2\n\nbody')).toEqual({ lines: 2, bytes: 11, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(of('A: 1\r\n folded\r\n\r\n')).toEqual({ lines: 2, bytes: 17, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(of('\r\nbody')).toEqual({ lines: 0, bytes: 2, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(of('')).toEqual({ lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
   });
 
   it('takes a message with no empty line as all header', () => {
-    expect(of('A: 1\r\nB: 2')).toEqual({ lines: 2, bytes: 10, signatures: 0, over: false });
-    expect(of('A: 1\r\n')).toEqual({ lines: 1, bytes: 6, signatures: 0, over: false });
+    expect(of('A: 1\r\nB: 2')).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(of('A: 1\r\n')).toEqual({ lines: 1, bytes: 6, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
   });
 
   it('stops at the first line past either limit', () => {
-    expect(of('A\nB\nC\nD\n\n', { maxLines: 2, maxBytes: 100, maxSignatures: 9 })).toEqual({ lines: 3, bytes: 6, signatures: 0, over: true });
-    expect(of('AAAA\nBBBB\n\n', { maxLines: 10, maxBytes: 7, maxSignatures: 9 })).toEqual({ lines: 2, bytes: 10, signatures: 0, over: true });
-    expect(of('A'.repeat(50), { maxLines: 10, maxBytes: 7, maxSignatures: 9 })).toEqual({ lines: 0, bytes: 50, signatures: 0, over: true });
-    expect(of('A\nB\n\n', { maxLines: 2, maxBytes: 5, maxSignatures: 9 })).toEqual({ lines: 2, bytes: 5, signatures: 0, over: false });
+    expect(of('A\nB\nC\nD\n\n', { maxLines: 2, maxBytes: 100, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000 })).toEqual({ lines: 3, bytes: 6, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: true });
+    expect(of('AAAA\nBBBB\n\n', { maxLines: 10, maxBytes: 7, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000 })).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: true });
+    expect(of('A'.repeat(50), { maxLines: 10, maxBytes: 7, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000 })).toEqual({ lines: 0, bytes: 50, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: true });
+    expect(of('A\nB\n\n', { maxLines: 2, maxBytes: 5, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000 })).toEqual({ lines: 2, bytes: 5, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
   });
 
   it('counts DKIM-Signature and ARC-Message-Signature fields, not their continuation lines, and stops past the limit', () => {
     const header = 'DKIM-Signature: v=1;\r\n b=x\r\nARC-Message-Signature: i=1\r\ndkim-signature : v=1\r\nX-DKIM-Signature: no\r\n\r\n';
-    expect(of(header)).toEqual({ lines: 5, bytes: header.length - 2 + 2, signatures: 3, over: false });
-    expect(of(header, { maxLines: 100, maxBytes: 1000, maxSignatures: 2 })).toMatchObject({ signatures: 3, over: true });
+    expect(of(header)).toEqual({ lines: 5, bytes: header.length, signatures: 3, authorFieldBytes: 0, signatureBytes: 22 + 6 + 29 + 21, over: false });
+    expect(of(header, { ...roomy, maxSignatures: 2 })).toMatchObject({ signatures: 3, over: true });
+    expect(of(header, { ...roomy, maxSignatureBytes: 50 })).toMatchObject({ over: true });
     // A field name cut over two pieces.
     expect(headerBlock([Buffer.from('DKIM-Sig'), Buffer.from('nature: v=1\r\n\r\n')], roomy)).toMatchObject({ signatures: 1 });
   });
 
+  it('measures the largest From or Sender field, its continuation lines with it', () => {
+    const header = 'From: a@example.org,\r\n b@example.org\r\nTo: c@example.org\r\nSender: d@example.org\r\n\r\n';
+    expect(of(header)).toMatchObject({ authorFieldBytes: 22 + 16, over: false });
+    expect(of(header, { ...roomy, maxAuthorFieldBytes: 37 })).toMatchObject({ over: true });
+  });
+
   it('finds a CRLF and an empty line split over two pieces', () => {
     const pieces = ['A: 1\r', '\n', '\r', '\nbody'].map((p) => Buffer.from(p));
-    expect(headerBlock(pieces, roomy)).toEqual({ lines: 1, bytes: 8, signatures: 0, over: false });
+    expect(headerBlock(pieces, roomy)).toEqual({ lines: 1, bytes: 8, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
     // A byte that is not CR before an LF at the start of the next piece ends a line, not the header.
-    expect(headerBlock([Buffer.from('A: 1\r\nX'), Buffer.from('\n\r\n')], roomy)).toEqual({ lines: 2, bytes: 10, signatures: 0, over: false });
+    expect(headerBlock([Buffer.from('A: 1\r\nX'), Buffer.from('\n\r\n')], roomy)).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
   });
 
   // Past a limit the counts say only where it stopped, which may be inside a line cut over pieces.
   it('counts what a plain reading of the whole counts, however the message is cut', () => {
     const line = fc.oneof(
       fc.stringMatching(/^[ -~]{0,12}$/),
-      fc.constantFrom('', '\r', ' folded', 'X: y', '\r\r', 'DKIM-Signature: v=1', 'arc-message-signature :i=1', ' DKIM-Signature: folded', 'DKIM-Signatures: no'),
+      fc.constantFrom('', '\r', ' folded', '\tfolded', 'X: y', '\r\r', 'DKIM-Signature: v=1', 'arc-message-signature :i=1', 'ARC-Seal: i=1', ' DKIM-Signature: folded', 'DKIM-Signatures: no', 'From: a@b', 'sender : c@d', 'From-X: no'),
     );
     const message = fc
       .tuple(fc.array(fc.tuple(line, fc.constantFrom('\r\n', '\n')), { maxLength: 30 }), fc.string({ maxLength: 20 }))
       .map(([lines, tail]) => Buffer.from(lines.map(([l, end]) => l + end).join('') + tail, 'latin1'));
-    const limits = fc.record({ maxLines: fc.integer({ min: 0, max: 40 }), maxBytes: fc.integer({ min: 0, max: 400 }), maxSignatures: fc.integer({ min: 0, max: 5 }) });
+    const limits = fc.record({
+      maxLines: fc.integer({ min: 0, max: 40 }),
+      maxBytes: fc.integer({ min: 0, max: 400 }),
+      maxSignatures: fc.integer({ min: 0, max: 5 }),
+      maxAuthorFieldBytes: fc.integer({ min: 0, max: 200 }),
+      maxSignatureBytes: fc.integer({ min: 0, max: 200 }),
+    });
     fc.assert(
       fc.property(message, fc.array(fc.nat(), { maxLength: 6 }), limits, (bytes, cuts, lim) => {
         const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
@@ -95,7 +125,7 @@ describe('headerBlock', () => {
   it('never counts past a limit by more than the line that crossed it', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 500 }), (bytes, maxLines, maxBytes) => {
-        const found = headerBlock([Buffer.from(bytes)], { maxLines, maxBytes, maxSignatures: maxLines });
+        const found = headerBlock([Buffer.from(bytes)], { maxLines, maxBytes, maxSignatures: maxLines, maxAuthorFieldBytes: maxBytes, maxSignatureBytes: maxBytes });
         expect(found.lines).toBeLessThanOrEqual(maxLines + 1);
         if (!found.over) expect(found.bytes).toBeLessThanOrEqual(maxBytes);
         expect(found.bytes).toBeLessThanOrEqual(bytes.length);
