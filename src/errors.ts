@@ -351,7 +351,15 @@ export const OUTCOMES = {
     dsn: '5.3.4',
     text: 'Message header too long to check who sent it',
     status: 'rejected',
-    when: 'INTAKE_AUTHENTICATION=enforce, and the header is past a limit of what is read to check DKIM and DMARC (the reason says which): 4,000 lines, 256 KiB, 10 DKIM or ARC signatures, 32 KiB of such fields, a From or Sender field of 8 KiB, 10 author domains. mailauth\'s parser slows with the square of a folded header\'s lines, each signature may hash the whole body again and has its `h=` list matched against every field, and addresses are parsed in more than linear time. Without this a forger could get by the DMARC check with a large enough header; real mail has tens to a few hundred lines, a few signatures and one author. With `record` such a header is recorded as `permerror` and the message goes on. Behind a relay it is `data.unauthenticated` instead',
+    when: 'INTAKE_AUTHENTICATION=enforce, an author\'s domain publishes DMARC `p=reject` (or the author cannot be read: a From or Sender field past 8 KiB, over 10 author domains), and the header is past a limit of what is read to check DKIM and DMARC (the reason says which): 4,000 lines, 256 KiB, 10 DKIM or ARC signatures, 32 KiB of such fields, 500 colons in them (names signed). mailauth\'s parser slows with the square of a folded header\'s lines, each signature may hash the whole body again and has its `h=` list matched against every field, and addresses are parsed in more than linear time. Without this a forger could get by the DMARC check with a large enough header; real mail has tens to a few hundred lines, a few signatures and one author. Otherwise (`record`, or no such policy) such a header is recorded as `permerror` and the message goes on. Behind a relay it is `data.unauthenticated` instead',
+  },
+  'data.multiple_from': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.7.1',
+    text: 'Message with more than one From field not accepted',
+    status: 'rejected',
+    when: "INTAKE_AUTHENTICATION=enforce, and the header has more than one From field (RFC 5322 allows one; opendmarc's RejectMultiValueFrom): intake reads the first, while a reader of the stored message may be shown another, which a forger could name without its DMARC being asked in time. Behind a relay it is `data.unauthenticated` instead",
   },
   'data.authentication_unfinished': {
     stage: 'data',
@@ -367,7 +375,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: 'Unauthenticated mail accepted and ignored',
     status: 'ignored',
-    when: 'what `data.dmarc_reject` and `data.header_too_long` become for mail a relay has queued already (LMTP, `intake deliver`, XFORWARD, a trusted relay that named no client; not a proxy naming the client with XCLIENT, which passes the refusal on): a refusal would make the relay send a bounce to the sender, whose address is most likely forged. Stored, nothing created; the reason says which check it failed',
+    when: 'what `data.dmarc_reject`, `data.header_too_long` and `data.multiple_from` become for mail a relay has queued already (LMTP, `intake deliver`, XFORWARD, a trusted relay that named no client; not a proxy naming the client with XCLIENT, which passes the refusal on): a refusal would make the relay send a bounce to the sender, whose address is most likely forged. Stored, nothing created; the reason says which check it failed',
   },
   'data.unparsable': {
     stage: 'data',

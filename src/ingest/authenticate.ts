@@ -5,7 +5,7 @@ import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { Readable } from 'node:stream';
-import { dkimVerify, dmarc, spf, type DKIMResult, type DMARCResult } from 'mailauth';
+import { dkimVerify, dmarc, spf, type DKIMResult, type DMARCResult, type SPFResult } from 'mailauth';
 import { getDomain } from 'tldts';
 import { headerBlock, type HeaderBlock, type HeaderLimits } from './header-block.js';
 import { rawPieces, readAuthors, UnparsableMessageError, withoutLeadingEmptyLines, type RawMessage } from './parse.js';
@@ -19,7 +19,17 @@ export type AuthenticationMode = 'off' | 'record' | 'enforce';
  * of its own (`l=`): 3,640 of them took 43 s over 5 MB. Real mail has tens to a few hundred lines and a
  * few signatures (Postfix keeps 100 KB of a header).
  */
-export const AUTHENTICATED_HEADER: HeaderLimits = { maxLines: 4000, maxBytes: 256 * 1024, maxSignatures: 10, maxAuthorFieldBytes: 8 * 1024, maxSignatureBytes: 32 * 1024 };
+export const AUTHENTICATED_HEADER: HeaderLimits = {
+  maxLines: 4000,
+  maxBytes: 256 * 1024,
+  maxSignatures: 10,
+  maxAuthorFieldBytes: 8 * 1024,
+  maxSignatureBytes: 32 * 1024,
+  maxSignatureColons: 500,
+};
+
+/** What of a message mailauth hashes at a time, the SMTP thread serving other sessions in between. */
+const HASH_SLICE_BYTES = 64 * 1024;
 
 /** Distinct domains among the author's addresses past which none is checked: each costs a DMARC lookup or two. */
 const MAX_AUTHOR_DOMAINS = 10;
@@ -37,7 +47,9 @@ export type AuthenticationRefusal =
   /** What of the header was past a limit, and is not read. */
   | { reason: 'header'; detail: string }
   /** The check did not finish, and this author's domain publishes p=reject: the sender tries again later. */
-  | { reason: 'unfinished'; domain: string };
+  | { reason: 'unfinished'; domain: string }
+  /** More than one From field: intake reads the first, a reader of the message may be shown another. */
+  | { reason: 'multiple_from'; fields: number };
 
 /** What was found, as stored in inbound_messages (a structured clone crosses to the writer thread). */
 export interface Authentication {
@@ -86,7 +98,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   return async (request) => {
     const pieces = withoutLeadingEmptyLines(rawPieces(request.raw));
     const header = headerBlock(pieces, AUTHENTICATED_HEADER);
-    const input = Readable.from(pieces);
+    const input = Readable.from(slices(pieces));
     const lookups = new Lookups(dns, options.timeoutMs * FOREIGN_SHARE);
     const progress: Progress = { rejecting: null };
     let timer: NodeJS.Timeout | undefined;
@@ -98,7 +110,13 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       }, options.timeoutMs);
     });
     // A check that throws (a library's bug on some input) is one that did not finish.
-    const checked = (header.over ? checkClientOnly(overLimit(header), request.envelope, lookups, options) : check(pieces, input, request.envelope, lookups, options, progress)).catch(
+    const checked = (
+      header.fromFields > 1 && options.mode === 'enforce'
+        ? checkClientOnly(`${header.fromFields} From fields`, { reason: 'multiple_from', fields: header.fromFields }, request.envelope, lookups, options)
+        : header.over
+          ? checkOverLimit(pieces, header, request.envelope, lookups, options, progress)
+          : check(pieces, input, request.envelope, lookups, options, progress)
+    ).catch(
       (error: unknown) => unfinished(options, progress, `not checked: ${(error as Error)?.message ?? String(error)}`),
     );
     try {
@@ -120,12 +138,71 @@ interface Progress {
   rejecting: string | null;
 }
 
+/** The message in slices with a pause after each, so that hashing 25 MB does not hold the thread for a second. */
+async function* slices(pieces: readonly Buffer[]): AsyncGenerator<Buffer> {
+  for (const piece of pieces) {
+    for (let at = 0; at < piece.length; at += HASH_SLICE_BYTES) {
+      yield piece.subarray(at, at + HASH_SLICE_BYTES);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+}
+
+/**
+ * A header past the limits: not handed to mailauth. Refused in enforce mode when an author's domain
+ * publishes p=reject, which the domain's owner asked for and a forger could otherwise get by with a
+ * large enough header; when its author cannot even be read cheaply (a From field past its limit), in
+ * any case.
+ */
+async function checkOverLimit(
+  pieces: readonly Buffer[],
+  header: HeaderBlock,
+  envelope: AuthenticationRequest['envelope'],
+  lookups: Lookups,
+  options: AuthenticatorOptions,
+  progress: Progress,
+): Promise<Authentication> {
+  const over = overLimit(header);
+  const refusal = { reason: 'header' as const, detail: over };
+  if (options.mode !== 'enforce') return checkClientOnly(over, null, envelope, lookups, options);
+  if (header.authorFieldBytes > AUTHENTICATED_HEADER.maxAuthorFieldBytes) return checkClientOnly(over, refusal, envelope, lookups, options);
+  let domains: string[];
+  try {
+    domains = authorDomains(await readAuthors(pieces));
+  } catch (error) {
+    if (!(error instanceof UnparsableMessageError)) throw error;
+    return checkClientOnly('header unparsable', null, envelope, lookups, options);
+  }
+  if (domains.length > MAX_AUTHOR_DOMAINS) return checkClientOnly(over, refusal, envelope, lookups, options);
+  await Promise.all(probePolicies(domains, lookups, progress));
+  return checkClientOnly(over, progress.rejecting ? refusal : null, envelope, lookups, options);
+}
+
+/** The domains DMARC is asked about: of the author as intake reads it, From's addresses, else Sender's. */
+function authorDomains(authors: { from: string[]; sender: string | null }): string[] {
+  const claimed = authors.from.length > 0 ? authors.from : authors.sender ? [authors.sender] : [];
+  return [...new Set(claimed.map(domainOf).filter((domain) => domain !== ''))];
+}
+
+/** Asks each domain's DMARC policy; one of reject for all its mail is noted in progress as soon as it is known. */
+function probePolicies(domains: string[], lookups: Lookups, progress: Progress): Promise<void>[] {
+  return domains.map((domain) =>
+    dmarc({ headerFrom: [`postmaster@${domain}`], spfDomains: [], dkimDomains: [], resolver: lookups.own }).then(
+      (policy) => {
+        if (policy && rejectsAll(policy)) progress.rejecting ??= policy.domain;
+      },
+      () => undefined,
+    ),
+  );
+}
+
 /** What a header past the limits is refused for, as the reason will say. */
 function overLimit(block: HeaderBlock): string {
   const limits = AUTHENTICATED_HEADER;
   if (block.signatures > limits.maxSignatures) return `${block.signatures} signatures, over ${limits.maxSignatures}`;
   if (block.authorFieldBytes > limits.maxAuthorFieldBytes) return `a From or Sender field of ${block.authorFieldBytes} bytes, over ${limits.maxAuthorFieldBytes}`;
   if (block.signatureBytes > limits.maxSignatureBytes) return `${block.signatureBytes} bytes of signature fields, over ${limits.maxSignatureBytes}`;
+  if (block.signatureColons > limits.maxSignatureColons) return `${block.signatureColons} colons in signature fields (names signed), over ${limits.maxSignatureColons}`;
   if (block.lines > limits.maxLines) return `${block.lines} lines, over ${limits.maxLines}`;
   return `${block.bytes} bytes, over ${limits.maxBytes}`;
 }
@@ -182,34 +259,29 @@ async function check(
   } catch (error) {
     if (!(error instanceof UnparsableMessageError)) throw error;
     // Refused as unparsable whatever is found here.
-    return checkClientOnly(null, envelope, lookups, options);
+    return checkClientOnly('header unparsable', null, envelope, lookups, options);
   }
   // DMARC is asked for the domains intake takes the author from, read as intake reads them (a
-  // reading of its own could differ: a group, an encoded address, a quoted @): From's, else Sender's.
-  const claimed = authors.from.length > 0 ? authors.from : authors.sender ? [authors.sender] : [];
-  const fromDomains = [...new Set(claimed.map(domainOf).filter((domain) => domain !== ''))];
-  if (fromDomains.length > MAX_AUTHOR_DOMAINS) return checkClientOnly(`${fromDomains.length} author domains, over ${MAX_AUTHOR_DOMAINS}`, envelope, lookups, options);
-  // Each author's domain's policy, asked at once: known by the deadline, it decides what an unfinished check does.
-  for (const domain of fromDomains) {
-    dmarc({ headerFrom: [`postmaster@${domain}`], spfDomains: [], dkimDomains: [], resolver: lookups.own }).then(
-      (policy) => {
-        if (policy && rejectsAll(policy)) progress.rejecting ??= policy.domain;
-      },
-      () => undefined,
-    );
+  // reading of its own could differ: a group, an encoded address, a quoted @).
+  const fromDomains = authorDomains(authors);
+  if (fromDomains.length > MAX_AUTHOR_DOMAINS) {
+    const over = `${fromDomains.length} author domains, over ${MAX_AUTHOR_DOMAINS}`;
+    return checkClientOnly(over, options.mode === 'enforce' ? { reason: 'header', detail: over } : null, envelope, lookups, options);
   }
+  // Each author's domain's policy, asked at once: known by the deadline, it decides what an unfinished check does.
+  void probePolicies(fromDomains, lookups, progress);
   const ours = (domain: string) => fromDomains.some((from) => sameOrganization(from, domain));
   const keyLookup: DnsLookup = (name, type) => {
     const signer = /\._domainkey\.(.+)$/i.exec(name)?.[1];
     return signer !== undefined && ours(signer) ? lookups.own(name, type) : lookups.foreign(name, type);
   };
   const client = clientForSpf(envelope);
-  const spfIdentity = envelope.mailFrom ? domainOf(envelope.mailFrom) : (client?.helo ?? '');
+  const spfIdentity = envelope.mailFrom ? domainOf(envelope.mailFrom) : (client?.helo ?? '').replace(/^\[.*\]$/, '');
   const sender = envelope.mailFrom || undefined;
   // Independent of each other: their queries go out together.
   const [dkim, spfResult] = await Promise.all([
     dkimVerify(input, { resolver: keyLookup, sender }).catch((error: unknown) => ({ failed: (error as Error)?.message ?? String(error) })),
-    client ? spf({ sender, ip: client.ip, helo: client.helo, mta: options.hostname, resolver: ours(spfIdentity) ? lookups.own : lookups.foreign }) : null,
+    checkSpf(envelope, ours(spfIdentity) ? lookups.own : lookups.foreign, lookups, options),
   ]);
   // mailauth threw on a signature (a time past year 275760): none of them counts as passed.
   const signatures = 'failed' in dkim ? [] : (dkim.results ?? []);
@@ -240,20 +312,39 @@ async function check(
   };
 }
 
-/** A header not read (past the limits: what of it; or unparsable: null): SPF, which needs none of it, and nothing else. */
-async function checkClientOnly(over: string | null, envelope: AuthenticationRequest['envelope'], lookups: Lookups, options: AuthenticatorOptions): Promise<Authentication> {
-  const client = clientForSpf(envelope);
-  // Only for the record, so on the budget of lookups that decide nothing: the refusal below needs none.
-  const spfResult = client ? await spf({ sender: envelope.mailFrom || undefined, ip: client.ip, helo: client.helo, mta: options.hostname, resolver: lookups.foreign }) : null;
-  const why = over ? `header not read: ${over}` : 'header unparsable';
+/** A header not read (past the limits, unparsable): SPF, which needs none of it, and nothing else. */
+async function checkClientOnly(
+  why: string,
+  refusal: AuthenticationRefusal | null,
+  envelope: AuthenticationRequest['envelope'],
+  lookups: Lookups,
+  options: AuthenticatorOptions,
+): Promise<Authentication> {
+  // Only for the record, so on the budget of lookups that decide nothing.
+  const spfResult = await checkSpf(envelope, lookups.foreign, lookups, options);
+  const note = why === 'header unparsable' ? why : `header not read: ${why}`;
   return {
     spf: spfResult?.status.result ?? null,
     dkim: 'permerror',
     dmarc: 'permerror',
-    results: `${options.hostname}; dkim=permerror (${why})${spfResult ? `; ${spfResult.info}` : ''}; dmarc=permerror (${why})`,
-    // Else a forger could get by enforce with a large enough header.
-    refusal: over && options.mode === 'enforce' ? { reason: 'header', detail: over } : null,
+    results: `${options.hostname}; dkim=permerror (${note})${spfResult ? `; ${spfResult.info}` : ''}; dmarc=permerror (${note})`,
+    refusal,
   };
+}
+
+/**
+ * SPF for the client, or null when it is not known. The sender's domain and HELO name go in their
+ * xn-- form (mailauth takes no other). A PTR lookup that fails is no match (RFC 7208 5.5): the reverse
+ * zone is the client's, and mailauth would make its failure a temperror of the sender's SPF.
+ */
+function checkSpf(envelope: AuthenticationRequest['envelope'], lookup: DnsLookup, lookups: Lookups, options: AuthenticatorOptions): Promise<SPFResult> | null {
+  const client = clientForSpf(envelope);
+  if (!client) return null;
+  const at = envelope.mailFrom ? envelope.mailFrom.lastIndexOf('@') : -1;
+  const sender = envelope.mailFrom ? (at === -1 ? envelope.mailFrom : `${envelope.mailFrom.slice(0, at)}@${asciiDomain(envelope.mailFrom.slice(at + 1))}`) : undefined;
+  const helo = client.helo.startsWith('[') ? client.helo : asciiDomain(client.helo);
+  const resolver: DnsLookup = (name, type) => (type === 'PTR' ? lookups.foreign(name, type).catch(() => []) : lookup(name, type));
+  return spf({ sender, ip: client.ip, helo, mta: options.hostname, resolver });
 }
 
 /**

@@ -11,6 +11,8 @@ export interface HeaderLimits {
   maxAuthorFieldBytes: number;
   /** DKIM-Signature and ARC fields together: a signature's `h=` list is matched against every header. */
   maxSignatureBytes: number;
+  /** Colons in DKIM-Signature and ARC-Message-Signature fields: about one per name in `h=`, each matched against every field. */
+  maxSignatureColons: number;
 }
 
 export interface HeaderBlock {
@@ -24,6 +26,10 @@ export interface HeaderBlock {
   authorFieldBytes: number;
   /** DKIM-Signature, ARC-Message-Signature, ARC-Seal and ARC-Authentication-Results fields, in bytes. */
   signatureBytes: number;
+  /** Colons in the DKIM-Signature and ARC-Message-Signature fields. */
+  signatureColons: number;
+  /** From fields (RFC 5322 allows one). */
+  fromFields: number;
   /** Past a limit; counting stopped there. */
   over: boolean;
 }
@@ -32,6 +38,7 @@ export interface HeaderBlock {
 const SIGNATURE = /^(?:dkim-signature|arc-message-signature)[ \t]*:/i;
 const AUTHENTICATION = /^(?:dkim-signature|arc-message-signature|arc-seal|arc-authentication-results)[ \t]*:/i;
 const AUTHOR = /^(?:from|sender)[ \t]*:/i;
+const FROM = /^from[ \t]*:/i;
 const NAME_BYTES = 40;
 
 /**
@@ -41,7 +48,7 @@ const NAME_BYTES = 40;
  * @example headerBlock([Buffer.from('From: a@b\r\n\r\nbody')], LIMITS) // { lines: 1, bytes: 13, signatures: 0, authorFieldBytes: 11, signatureBytes: 0, over: false }
  */
 export function headerBlock(pieces: readonly Buffer[], limits: HeaderLimits): HeaderBlock {
-  const found = { lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0 };
+  const found = { lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0 };
   // The current line so far (it may run over pieces): its length, its last byte and its first bytes.
   let lineLength = 0;
   let last = -1;
@@ -49,23 +56,30 @@ export function headerBlock(pieces: readonly Buffer[], limits: HeaderLimits): He
   // What the field the current line belongs to is, and its size so far.
   let field: 'author' | 'signature' | 'other' = 'other';
   let fieldBytes = 0;
+  let signing = false;
+  // Colons of the current line so far.
+  let colons = 0;
   const past = () =>
     found.lines > limits.maxLines ||
     found.bytes > limits.maxBytes ||
     found.signatures > limits.maxSignatures ||
     found.authorFieldBytes > limits.maxAuthorFieldBytes ||
-    found.signatureBytes > limits.maxSignatureBytes;
+    found.signatureBytes > limits.maxSignatureBytes ||
+    found.signatureColons > limits.maxSignatureColons;
   const endLine = (length: number) => {
     found.lines++;
     // A line that starts with a blank continues the field before it.
     if (!/^[ \t]/.test(head)) {
       field = AUTHOR.test(head) ? 'author' : AUTHENTICATION.test(head) ? 'signature' : 'other';
       fieldBytes = 0;
-      if (SIGNATURE.test(head)) found.signatures++;
+      signing = SIGNATURE.test(head);
+      if (signing) found.signatures++;
+      if (FROM.test(head)) found.fromFields++;
     }
     fieldBytes += length;
     if (field === 'author') found.authorFieldBytes = Math.max(found.authorFieldBytes, fieldBytes);
     if (field === 'signature') found.signatureBytes += length;
+    if (signing) found.signatureColons += colons;
   };
   for (const piece of pieces) {
     let start = 0;
@@ -74,6 +88,9 @@ export function headerBlock(pieces: readonly Buffer[], limits: HeaderLimits): He
       const end = nl === -1 ? piece.length : nl;
       if (end > start) last = piece[end - 1] as number;
       if (head.length < NAME_BYTES) head += piece.toString('latin1', start, Math.min(end, start + NAME_BYTES - head.length));
+      // Within the line only: a search past its end would read on into the body for every line.
+      const line = piece.subarray(start, end);
+      for (let at = line.indexOf(0x3a); at !== -1; at = line.indexOf(0x3a, at + 1)) colons++;
       lineLength += end - start;
       found.bytes += end - start;
       if (nl === -1) {
@@ -87,6 +104,7 @@ export function headerBlock(pieces: readonly Buffer[], limits: HeaderLimits): He
       lineLength = 0;
       last = -1;
       head = '';
+      colons = 0;
       start = nl + 1;
     }
   }

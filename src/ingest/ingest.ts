@@ -210,7 +210,7 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
   });
 }
 
-const AUTHENTICATION_REFUSALS: ReadonlySet<string> = new Set<OutcomeCode>(['data.dmarc_reject', 'data.header_too_long', 'data.authentication_unfinished']);
+const AUTHENTICATION_REFUSALS: ReadonlySet<string> = new Set<OutcomeCode>(['data.dmarc_reject', 'data.header_too_long', 'data.multiple_from', 'data.authentication_unfinished']);
 
 export class ReprocessError extends Error {
   override name = 'ReprocessError';
@@ -425,9 +425,14 @@ function deliver(
 function authenticationRefusal(recipient: string, refusal: AuthenticationRefusal, viaRelay: boolean): NewDelivery {
   // Temporary either way: the relay, or the client, tries again later.
   if (refusal.reason === 'unfinished') return rejectedDelivery(recipient, 'data', new MailRejection('data.authentication_unfinished', `(${refusal.domain})`));
-  const detail = refusal.reason === 'dmarc' ? refusal.domain : refusal.detail;
-  if (viaRelay) return outcomeDelivery(recipient, 'data.unauthenticated', null, `${refusal.reason === 'dmarc' ? 'DMARC p=reject' : 'header not read'}: ${detail}`);
-  return rejectedDelivery(recipient, 'data', new MailRejection(refusal.reason === 'dmarc' ? 'data.dmarc_reject' : 'data.header_too_long', `(${detail})`));
+  const [code, detail, why] =
+    refusal.reason === 'dmarc'
+      ? (['data.dmarc_reject', refusal.domain, 'DMARC p=reject'] as const)
+      : refusal.reason === 'header'
+        ? (['data.header_too_long', refusal.detail, 'header not read'] as const)
+        : (['data.multiple_from', `${refusal.fields} From fields`, 'more than one From field'] as const);
+  if (viaRelay) return outcomeDelivery(recipient, 'data.unauthenticated', null, `${why}: ${detail}`);
+  return rejectedDelivery(recipient, 'data', new MailRejection(code, `(${detail})`));
 }
 
 function rejectedDelivery(recipient: string, stage: 'rcpt' | 'data', rejection: MailRejection): NewDelivery {

@@ -264,6 +264,14 @@ describe('INTAKE_AUTHENTICATION=enforce', () => {
     expect(row(enforcing, latestId(enforcing)).reason).toBe('Message header too long to check who sent it (4001 lines, over 4000)');
   });
 
+  it('refuses with 550 5.7.1 a message with two From fields (data.multiple_from), whichever is the real one', async () => {
+    const { world, to } = reply(enforcing, 'unused');
+    const message = replyMessage({ from: world.user.email, to, body: 'Two authors.', headers: ['From: someone@elsewhere.example'] });
+    const sent = await send(enforcing, { from: world.user.email, to, message });
+    expect(sent.line).toBe('550 5.7.1 Message with more than one From field not accepted');
+    expect(row(enforcing, latestId(enforcing))).toMatchObject({ status: 'rejected', reason_code: 'data.multiple_from', reason: 'Message with more than one From field not accepted (2 From fields)', spf: 'pass', dkim: 'permerror' });
+  });
+
   it('leaves a refused message alone on reprocess: running it again would make the forgery', async () => {
     const { world, to, message } = reply(enforcing, 'Forged, then reprocessed.');
     expect((await send(enforcing, { from: world.user.email, to, message, localAddress: '127.0.0.1' })).line).toMatch(/^550 5\.7\.26 /);

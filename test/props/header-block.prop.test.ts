@@ -6,31 +6,36 @@ import { describe, expect, it } from 'vitest';
 import { headerBlock, type HeaderLimits } from '../../src/ingest/header-block.js';
 
 const seed = Number(process.env.FC_SEED ?? 20261128);
-const roomy: HeaderLimits = { maxLines: 1000, maxBytes: 1 << 20, maxSignatures: 100, maxAuthorFieldBytes: 1 << 20, maxSignatureBytes: 1 << 20 };
+const roomy: HeaderLimits = { maxLines: 1000, maxBytes: 1 << 20, maxSignatures: 100, maxAuthorFieldBytes: 1 << 20, maxSignatureBytes: 1 << 20, maxSignatureColons: 1 << 20 };
 const of = (text: string, limits = roomy) => headerBlock([Buffer.from(text, 'latin1')], limits);
 
 /** The same count, read the plain way: the whole message as one string, split at LF, field by field. */
 function reference(bytes: Buffer, limits: HeaderLimits) {
   const text = bytes.toString('latin1');
-  const found = { lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0 };
+  const found = { lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0 };
   const past = () =>
     found.lines > limits.maxLines ||
     found.bytes > limits.maxBytes ||
     found.signatures > limits.maxSignatures ||
     found.authorFieldBytes > limits.maxAuthorFieldBytes ||
-    found.signatureBytes > limits.maxSignatureBytes;
+    found.signatureBytes > limits.maxSignatureBytes ||
+    found.signatureColons > limits.maxSignatureColons;
   let kind = 'other';
   let fieldBytes = 0;
+  let signing = false;
   const count = (line: string, length: number) => {
     found.lines++;
     if (!/^[ \t]/.test(line)) {
       kind = /^(from|sender)[ \t]*:/i.test(line) ? 'author' : /^(dkim-signature|arc-message-signature|arc-seal|arc-authentication-results)[ \t]*:/i.test(line) ? 'signature' : 'other';
       fieldBytes = 0;
-      if (/^(dkim-signature|arc-message-signature)[ \t]*:/i.test(line)) found.signatures++;
+      signing = /^(dkim-signature|arc-message-signature)[ \t]*:/i.test(line);
+      if (signing) found.signatures++;
+      if (/^from[ \t]*:/i.test(line)) found.fromFields++;
     }
     fieldBytes += length;
     if (kind === 'author') found.authorFieldBytes = Math.max(found.authorFieldBytes, fieldBytes);
     if (kind === 'signature') found.signatureBytes += length;
+    if (signing) found.signatureColons += line.split(':').length - 1;
   };
   let offset = 0;
   for (;;) {
@@ -52,28 +57,29 @@ function reference(bytes: Buffer, limits: HeaderLimits) {
 
 describe('headerBlock', () => {
   it('counts up to the empty line that ends the header, CRLF or bare LF', () => {
-    expect(of('A: 1\r\nB: 2\r\n\r\nbody\r\n')).toEqual({ lines: 2, bytes: 14, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
-    expect(of('A: 1\nB: 2\n\nbody')).toEqual({ lines: 2, bytes: 11, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
-    expect(of('A: 1\r\n folded\r\n\r\n')).toEqual({ lines: 2, bytes: 17, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
-    expect(of('\r\nbody')).toEqual({ lines: 0, bytes: 2, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
-    expect(of('')).toEqual({ lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(of('A: 1\r\nB: 2\r\n\r\nbody\r\n')).toEqual({ lines: 2, bytes: 14, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
+    expect(of('A: 1\nB: 2\n\nbody')).toEqual({ lines: 2, bytes: 11, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
+    expect(of('A: 1\r\n folded\r\n\r\n')).toEqual({ lines: 2, bytes: 17, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
+    expect(of('\r\nbody')).toEqual({ lines: 0, bytes: 2, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
+    expect(of('')).toEqual({ lines: 0, bytes: 0, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
   });
 
   it('takes a message with no empty line as all header', () => {
-    expect(of('A: 1\r\nB: 2')).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
-    expect(of('A: 1\r\n')).toEqual({ lines: 1, bytes: 6, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(of('A: 1\r\nB: 2')).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
+    expect(of('A: 1\r\n')).toEqual({ lines: 1, bytes: 6, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
   });
 
   it('stops at the first line past either limit', () => {
-    expect(of('A\nB\nC\nD\n\n', { maxLines: 2, maxBytes: 100, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000 })).toEqual({ lines: 3, bytes: 6, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: true });
-    expect(of('AAAA\nBBBB\n\n', { maxLines: 10, maxBytes: 7, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000 })).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: true });
-    expect(of('A'.repeat(50), { maxLines: 10, maxBytes: 7, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000 })).toEqual({ lines: 0, bytes: 50, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: true });
-    expect(of('A\nB\n\n', { maxLines: 2, maxBytes: 5, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000 })).toEqual({ lines: 2, bytes: 5, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(of('A\nB\nC\nD\n\n', { maxLines: 2, maxBytes: 100, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000, maxSignatureColons: 1000 })).toEqual({ lines: 3, bytes: 6, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: true });
+    expect(of('AAAA\nBBBB\n\n', { maxLines: 10, maxBytes: 7, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000, maxSignatureColons: 1000 })).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: true });
+    expect(of('A'.repeat(50), { maxLines: 10, maxBytes: 7, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000, maxSignatureColons: 1000 })).toEqual({ lines: 0, bytes: 50, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: true });
+    expect(of('A\nB\n\n', { maxLines: 2, maxBytes: 5, maxSignatures: 9, maxAuthorFieldBytes: 1000, maxSignatureBytes: 1000, maxSignatureColons: 1000 })).toEqual({ lines: 2, bytes: 5, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
   });
 
   it('counts DKIM-Signature and ARC-Message-Signature fields, not their continuation lines, and stops past the limit', () => {
     const header = 'DKIM-Signature: v=1;\r\n b=x\r\nARC-Message-Signature: i=1\r\ndkim-signature : v=1\r\nX-DKIM-Signature: no\r\n\r\n';
-    expect(of(header)).toEqual({ lines: 5, bytes: header.length, signatures: 3, authorFieldBytes: 0, signatureBytes: 22 + 6 + 29 + 21, over: false });
+    expect(of(header)).toEqual({ lines: 5, bytes: header.length, signatures: 3, authorFieldBytes: 0, signatureBytes: 22 + 6 + 29 + 21, signatureColons: 3, fromFields: 0, over: false });
+    expect(of(header, { ...roomy, maxSignatureColons: 2 })).toMatchObject({ over: true });
     expect(of(header, { ...roomy, maxSignatures: 2 })).toMatchObject({ signatures: 3, over: true });
     expect(of(header, { ...roomy, maxSignatureBytes: 50 })).toMatchObject({ over: true });
     // A field name cut over two pieces.
@@ -82,22 +88,23 @@ describe('headerBlock', () => {
 
   it('measures the largest From or Sender field, its continuation lines with it', () => {
     const header = 'From: a@example.org,\r\n b@example.org\r\nTo: c@example.org\r\nSender: d@example.org\r\n\r\n';
-    expect(of(header)).toMatchObject({ authorFieldBytes: 22 + 16, over: false });
+    expect(of(header)).toMatchObject({ authorFieldBytes: 22 + 16, fromFields: 1, over: false });
+    expect(of('From: a@b\r\nfrom : c@d\r\nX-From: e@f\r\n\r\n')).toMatchObject({ fromFields: 2 });
     expect(of(header, { ...roomy, maxAuthorFieldBytes: 37 })).toMatchObject({ over: true });
   });
 
   it('finds a CRLF and an empty line split over two pieces', () => {
     const pieces = ['A: 1\r', '\n', '\r', '\nbody'].map((p) => Buffer.from(p));
-    expect(headerBlock(pieces, roomy)).toEqual({ lines: 1, bytes: 8, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(headerBlock(pieces, roomy)).toEqual({ lines: 1, bytes: 8, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
     // A byte that is not CR before an LF at the start of the next piece ends a line, not the header.
-    expect(headerBlock([Buffer.from('A: 1\r\nX'), Buffer.from('\n\r\n')], roomy)).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, over: false });
+    expect(headerBlock([Buffer.from('A: 1\r\nX'), Buffer.from('\n\r\n')], roomy)).toEqual({ lines: 2, bytes: 10, signatures: 0, authorFieldBytes: 0, signatureBytes: 0, signatureColons: 0, fromFields: 0, over: false });
   });
 
   // Past a limit the counts say only where it stopped, which may be inside a line cut over pieces.
   it('counts what a plain reading of the whole counts, however the message is cut', () => {
     const line = fc.oneof(
       fc.stringMatching(/^[ -~]{0,12}$/),
-      fc.constantFrom('', '\r', ' folded', '\tfolded', 'X: y', '\r\r', 'DKIM-Signature: v=1', 'arc-message-signature :i=1', 'ARC-Seal: i=1', ' DKIM-Signature: folded', 'DKIM-Signatures: no', 'From: a@b', 'sender : c@d', 'From-X: no'),
+      fc.constantFrom('', '\r', ' folded', '\tfolded', 'X: y', '\r\r', 'DKIM-Signature: v=1', 'arc-message-signature :i=1', 'ARC-Seal: i=1', ' DKIM-Signature: folded', 'DKIM-Signatures: no', 'From: a@b', 'sender : c@d', 'From-X: no', ' h=from:to:subject'),
     );
     const message = fc
       .tuple(fc.array(fc.tuple(line, fc.constantFrom('\r\n', '\n')), { maxLength: 30 }), fc.string({ maxLength: 20 }))
@@ -108,6 +115,7 @@ describe('headerBlock', () => {
       maxSignatures: fc.integer({ min: 0, max: 5 }),
       maxAuthorFieldBytes: fc.integer({ min: 0, max: 200 }),
       maxSignatureBytes: fc.integer({ min: 0, max: 200 }),
+      maxSignatureColons: fc.integer({ min: 0, max: 10 }),
     });
     fc.assert(
       fc.property(message, fc.array(fc.nat(), { maxLength: 6 }), limits, (bytes, cuts, lim) => {
@@ -125,7 +133,7 @@ describe('headerBlock', () => {
   it('never counts past a limit by more than the line that crossed it', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 500 }), (bytes, maxLines, maxBytes) => {
-        const found = headerBlock([Buffer.from(bytes)], { maxLines, maxBytes, maxSignatures: maxLines, maxAuthorFieldBytes: maxBytes, maxSignatureBytes: maxBytes });
+        const found = headerBlock([Buffer.from(bytes)], { maxLines, maxBytes, maxSignatures: maxLines, maxAuthorFieldBytes: maxBytes, maxSignatureBytes: maxBytes, maxSignatureColons: maxBytes });
         expect(found.lines).toBeLessThanOrEqual(maxLines + 1);
         if (!found.over) expect(found.bytes).toBeLessThanOrEqual(maxBytes);
         expect(found.bytes).toBeLessThanOrEqual(bytes.length);

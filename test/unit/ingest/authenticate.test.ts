@@ -280,13 +280,69 @@ describe('createAuthenticator', () => {
     expect((await enforce({ raw: Buffer.from(message(`From: ${domains}\r\n`)), envelope: envelope('192.0.2.7') })).refusal).toEqual({ reason: 'header', detail: '11 author domains, over 10' });
   });
 
-  it('checks every From domain: a forged one beside another is refused, and both are recorded', async () => {
-    for (const from of ['From: ann@example.org, eve@nothing.example\r\n', 'From: eve@nothing.example\r\nFrom: ann@example.org\r\n']) {
-      const found = await enforce({ raw: Buffer.from(message(from)), envelope: envelope('198.51.100.9', 'eve@nothing.example') });
-      expect(found).toMatchObject({ dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
-      expect(found.results).toContain('dmarc=none header.from=nothing.example');
-      expect(found.results).toContain('dmarc=fail (p=REJECT) header.from=example.org');
+  it('checks every author domain: a forged one beside another is refused, and both are recorded', async () => {
+    const found = await enforce({ raw: Buffer.from(message('From: ann@example.org, eve@nothing.example\r\n')), envelope: envelope('198.51.100.9', 'eve@nothing.example') });
+    expect(found).toMatchObject({ dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'example.org' } });
+    expect(found.results).toContain('dmarc=none header.from=nothing.example');
+    expect(found.results).toContain('dmarc=fail (p=REJECT) header.from=example.org');
+  });
+
+  it('refuses more than one From field in enforce mode; record checks the domains of both', async () => {
+    const raw = Buffer.from(message('From: eve@nothing.example\r\nFrom: ann@example.org\r\n'));
+    expect(await enforce({ raw, envelope: envelope('198.51.100.9', 'eve@nothing.example') })).toMatchObject({ dkim: 'permerror', refusal: { reason: 'multiple_from', fields: 2 } });
+    const recorded = await record({ raw, envelope: envelope('198.51.100.9', 'eve@nothing.example') });
+    expect(recorded).toMatchObject({ dmarc: 'fail', refusal: null });
+    expect(recorded.results).toContain('dmarc=fail (p=REJECT) header.from=example.org');
+  });
+
+  it('takes a header past the limits when no author publishes p=reject; refuses it when one does', async () => {
+    const long = `X-Folded: a\r\n${' b\r\n'.repeat(4_100)}`;
+    const lenient = await enforce({ raw: Buffer.from(message(`From: bo@nothing.example\r\n${long}`)), envelope: envelope('192.0.2.7', 'bo@nothing.example') });
+    expect(lenient).toMatchObject({ dkim: 'permerror', dmarc: 'permerror', refusal: null });
+    const strict = await enforce({ raw: Buffer.from(message(`From: ann@example.org\r\n${long}`)), envelope: envelope('192.0.2.7') });
+    expect(strict.refusal).toMatchObject({ reason: 'header' });
+  });
+
+  it("refuses a forgery whose sender's SPF asks for the client's PTR, which the forger's reverse zone never answers", async () => {
+    dns.set('ptr.example', { TXT: ['v=spf1 ptr -all'] });
+    dns.set('_dmarc.ptr.example', { TXT: ['v=DMARC1; p=reject'] });
+    dns.unanswered.add('9.100.51.198.in-addr.arpa');
+    try {
+      const found = await enforce({ raw: Buffer.from(message('From: ann@ptr.example\r\n')), envelope: envelope('198.51.100.9', 'ann@ptr.example') });
+      expect(found).toMatchObject({ spf: 'fail', dmarc: 'fail', refusal: { reason: 'dmarc', domain: 'ptr.example' } });
+    } finally {
+      dns.unanswered.clear();
     }
+  });
+
+  it('asks SPF for an internationalised MAIL FROM and HELO in their xn-- form', async () => {
+    dns.set('xn--bcher-kva.example', { TXT: ['v=spf1 ip4:192.0.2.0/24 -all'] });
+    const found = await enforce({ raw: Buffer.from(message('From: ann@b\u00fccher.example\r\n'), 'utf8'), envelope: { mailFrom: 'ann@b\u00fccher.example', remoteAddress: '192.0.2.7', helo: 'mx.b\u00fccher.example' } });
+    expect(found).toMatchObject({ spf: 'pass', dmarc: 'pass', refusal: null });
+  });
+
+  it('reads no signature field with over 500 colons (names signed), each matched against every field', async () => {
+    const signature = `DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=sel; h=${'x:'.repeat(600)}from; bh=AAAA; b=BBBB\r\n`;
+    expect((await enforce({ raw: Buffer.from(signature + message()), envelope: envelope('192.0.2.7') })).refusal).toEqual({ reason: 'header', detail: expect.stringMatching(/^60\d colons in signature fields \(names signed\), over 500$/) });
+  });
+
+  it('hashes a large body in slices, serving other work in between', async () => {
+    const body = `${'y'.repeat(998)}\r\n`.repeat(12 * 1024);
+    const raw = Buffer.from(await sign(message() + body));
+    let longest = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    try {
+      expect(await enforce({ raw, envelope: envelope('192.0.2.7') })).toMatchObject({ dkim: 'pass', dmarc: 'pass' });
+    } finally {
+      clearInterval(ticker);
+    }
+    // 12 MB in one go held the thread for 97 ms here (300 ms on a busy machine); in slices, 17 to 25 ms.
+    expect(longest).toBeLessThan(60);
   });
 
   it('reads no header of over 4,000 lines: SPF only, permerror for the rest, refused by enforce alone; and quickly', async () => {
