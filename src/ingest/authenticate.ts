@@ -26,6 +26,8 @@ export const AUTHENTICATED_HEADER: HeaderLimits = {
   maxAuthorFieldBytes: 8 * 1024,
   maxSignatureBytes: 32 * 1024,
   maxSignatureColons: 500,
+  // intake's parser refuses a longer header (mailsplit's 1 MiB of header).
+  scanBytes: 1024 * 1024,
 };
 
 /** What of a message mailauth hashes at a time, the SMTP thread serving other sessions in between. */
@@ -114,8 +116,8 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       header.fromFields > 1 && options.mode === 'enforce'
         ? checkClientOnly(`${header.fromFields} From fields`, { reason: 'multiple_from', fields: header.fromFields }, request.envelope, lookups, options)
         : header.over
-          ? checkOverLimit(pieces, header, request.envelope, lookups, options, progress)
-          : check(pieces, input, request.envelope, lookups, options, progress)
+          ? checkOverLimit(header, request.envelope, lookups, options, progress)
+          : check(header, input, request.envelope, lookups, options, progress)
     ).catch(
       (error: unknown) => unfinished(options, progress, `not checked: ${(error as Error)?.message ?? String(error)}`),
     );
@@ -155,7 +157,6 @@ async function* slices(pieces: readonly Buffer[]): AsyncGenerator<Buffer> {
  * any case.
  */
 async function checkOverLimit(
-  pieces: readonly Buffer[],
   header: HeaderBlock,
   envelope: AuthenticationRequest['envelope'],
   lookups: Lookups,
@@ -165,10 +166,10 @@ async function checkOverLimit(
   const over = overLimit(header);
   const refusal = { reason: 'header' as const, detail: over };
   if (options.mode !== 'enforce') return checkClientOnly(over, null, envelope, lookups, options);
-  if (header.authorFieldBytes > AUTHENTICATED_HEADER.maxAuthorFieldBytes) return checkClientOnly(over, refusal, envelope, lookups, options);
+  if (!header.complete || header.authorFieldBytes > AUTHENTICATED_HEADER.maxAuthorFieldBytes) return checkClientOnly(over, refusal, envelope, lookups, options);
   let domains: string[];
   try {
-    domains = authorDomains(await readAuthors(pieces));
+    domains = authorDomains(await readAuthors(authorHeader(header)));
   } catch (error) {
     if (!(error instanceof UnparsableMessageError)) throw error;
     return checkClientOnly('header unparsable', null, envelope, lookups, options);
@@ -176,6 +177,11 @@ async function checkOverLimit(
   if (domains.length > MAX_AUTHOR_DOMAINS) return checkClientOnly(over, refusal, envelope, lookups, options);
   await Promise.all(probePolicies(domains, lookups, progress));
   return checkClientOnly(over, progress.rejecting ? refusal : null, envelope, lookups, options);
+}
+
+/** The From and Sender fields alone, as a header: reading the others (40,000 addresses in To) costs more than any check. */
+function authorHeader(header: HeaderBlock): Buffer {
+  return Buffer.concat([...header.authorFields, Buffer.from('\r\n')]);
 }
 
 /** The domains DMARC is asked about: of the author as intake reads it, From's addresses, else Sender's. */
@@ -203,6 +209,7 @@ function overLimit(block: HeaderBlock): string {
   if (block.authorFieldBytes > limits.maxAuthorFieldBytes) return `a From or Sender field of ${block.authorFieldBytes} bytes, over ${limits.maxAuthorFieldBytes}`;
   if (block.signatureBytes > limits.maxSignatureBytes) return `${block.signatureBytes} bytes of signature fields, over ${limits.maxSignatureBytes}`;
   if (block.signatureColons > limits.maxSignatureColons) return `${block.signatureColons} colons in signature fields (names signed), over ${limits.maxSignatureColons}`;
+  if (!block.complete) return `over ${limits.scanBytes} bytes`;
   if (block.lines > limits.maxLines) return `${block.lines} lines, over ${limits.maxLines}`;
   return `${block.bytes} bytes, over ${limits.maxBytes}`;
 }
@@ -246,7 +253,7 @@ function dnsError(code: string, message: string): NodeJS.ErrnoException {
 }
 
 async function check(
-  pieces: readonly Buffer[],
+  header: HeaderBlock,
   input: Readable,
   envelope: AuthenticationRequest['envelope'],
   lookups: Lookups,
@@ -255,7 +262,7 @@ async function check(
 ): Promise<Authentication> {
   let authors: { from: string[]; sender: string | null };
   try {
-    authors = await readAuthors(pieces);
+    authors = await readAuthors(authorHeader(header));
   } catch (error) {
     if (!(error instanceof UnparsableMessageError)) throw error;
     // Refused as unparsable whatever is found here.
@@ -276,7 +283,8 @@ async function check(
     return signer !== undefined && ours(signer) ? lookups.own(name, type) : lookups.foreign(name, type);
   };
   const client = clientForSpf(envelope);
-  const spfIdentity = envelope.mailFrom ? domainOf(envelope.mailFrom) : (client?.helo ?? '').replace(/^\[.*\]$/, '');
+  // mailauth takes a MAIL FROM without @ for a domain (postmaster@ it).
+  const spfIdentity = envelope.mailFrom ? (envelope.mailFrom.includes('@') ? domainOf(envelope.mailFrom) : asciiDomain(envelope.mailFrom)) : (client?.helo ?? '').replace(/^\[.*\]$/, '');
   const sender = envelope.mailFrom || undefined;
   // Independent of each other: their queries go out together.
   const [dkim, spfResult] = await Promise.all([
