@@ -38,8 +38,9 @@ const MAX_AUTHOR_DOMAINS = 10;
 
 /**
  * The share of the time allowed that lookups which cannot make DMARC pass may take, all together: the
- * keys of other domains' signatures, and SPF of a MAIL FROM of another domain. Whoever runs those
- * domains can make them slow, and would otherwise run the check out of time, which takes the message.
+ * keys of other domains' signatures, SPF of a MAIL FROM of another domain, PTR. Whoever runs those
+ * domains can make them slow, and would otherwise run the check out of time: real mail that carries a
+ * slow third party's signature would then be deferred (see Progress).
  */
 const FOREIGN_SHARE = 0.25;
 
