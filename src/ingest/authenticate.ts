@@ -283,14 +283,10 @@ async function check(
     const signer = /\._domainkey\.(.+)$/i.exec(name)?.[1];
     return signer !== undefined && ours(signer) ? lookups.own(name, type) : lookups.foreign(name, type);
   };
-  const client = clientForSpf(envelope);
-  // mailauth takes a MAIL FROM without @ for a domain (postmaster@ it).
-  const spfIdentity = envelope.mailFrom ? (envelope.mailFrom.includes('@') ? domainOf(envelope.mailFrom) : asciiDomain(envelope.mailFrom)) : (client?.helo ?? '').replace(/^\[.*\]$/, '');
-  const sender = envelope.mailFrom || undefined;
   // Independent of each other: their queries go out together.
   const [dkim, spfResult] = await Promise.all([
-    dkimVerify(input, { resolver: keyLookup, sender }).catch((error: unknown) => ({ failed: (error as Error)?.message ?? String(error) })),
-    checkSpf(envelope, ours(spfIdentity) ? lookups.own : lookups.foreign, lookups, options),
+    dkimVerify(input, { resolver: keyLookup, sender: envelope.mailFrom || undefined }).catch((error: unknown) => ({ failed: (error as Error)?.message ?? String(error) })),
+    checkSpf(envelope, ours, lookups, options),
   ]);
   // mailauth threw on a signature (a time past year 275760): none of them counts as passed.
   const signatures = 'failed' in dkim ? [] : (dkim.results ?? []);
@@ -330,7 +326,7 @@ async function checkClientOnly(
   options: AuthenticatorOptions,
 ): Promise<Authentication> {
   // Only for the record, so on the budget of lookups that decide nothing.
-  const spfResult = await checkSpf(envelope, lookups.foreign, lookups, options);
+  const spfResult = await checkSpf(envelope, () => false, lookups, options);
   const note = why === 'header unparsable' ? why : `header not read: ${why}`;
   return {
     spf: spfResult?.status.result ?? null,
@@ -342,18 +338,24 @@ async function checkClientOnly(
 }
 
 /**
- * SPF for the client, or null when it is not known. The sender's domain and HELO name go in their
- * xn-- form (mailauth takes no other). A PTR lookup that fails is no match (RFC 7208 5.5): the reverse
- * zone is the client's, and mailauth would make its failure a temperror of the sender's SPF.
+ * SPF for the client, or null when it is not known. Its lookups are the author's (`ours`) when the
+ * domain it judges (MAIL FROM's, or HELO's for the null sender) could make DMARC pass; else they go on
+ * the budget of the others. The sender's domain and HELO name go in their xn-- form (mailauth takes no
+ * other; it takes a MAIL FROM without @ for a domain). A PTR lookup that fails is no match (RFC 7208
+ * 5.5): the reverse zone is the client's, and mailauth would make its failure a temperror of the
+ * sender's SPF.
  */
-function checkSpf(envelope: AuthenticationRequest['envelope'], lookup: DnsLookup, lookups: Lookups, options: AuthenticatorOptions): Promise<SPFResult> | null {
+function checkSpf(envelope: AuthenticationRequest['envelope'], ours: (domain: string) => boolean, lookups: Lookups, options: AuthenticatorOptions): Promise<SPFResult> | null {
   const client = clientForSpf(envelope);
   if (!client) return null;
-  const at = envelope.mailFrom ? envelope.mailFrom.lastIndexOf('@') : -1;
-  const sender = envelope.mailFrom ? (at === -1 ? envelope.mailFrom : `${envelope.mailFrom.slice(0, at)}@${asciiDomain(envelope.mailFrom.slice(at + 1))}`) : undefined;
+  const mailFrom = envelope.mailFrom || null;
+  const at = mailFrom ? mailFrom.lastIndexOf('@') : -1;
+  const domain = mailFrom ? asciiDomain(mailFrom.slice(at + 1)) : null;
+  const sender = mailFrom ? (at === -1 ? domain : `${mailFrom.slice(0, at)}@${domain}`) : undefined;
   const helo = client.helo.startsWith('[') ? client.helo : asciiDomain(client.helo);
+  const lookup = ours(domain ?? (helo.startsWith('[') ? '' : helo)) ? lookups.own : lookups.foreign;
   const resolver: DnsLookup = (name, type) => (type === 'PTR' ? lookups.foreign(name, type).catch(() => []) : lookup(name, type));
-  return spf({ sender, ip: client.ip, helo, mta: options.hostname, resolver });
+  return spf({ sender: sender ?? undefined, ip: client.ip, helo, mta: options.hostname, resolver });
 }
 
 /**

@@ -120,7 +120,7 @@ export interface IngestWriter {
  */
 export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestResult> {
   // Its DNS queries wait here, in the ingress's thread, not in the writer's transaction.
-  if (request.authentication === undefined) request = { ...request, authentication: deps.authenticator ? await deps.authenticator(request) : null };
+  if (deps.authenticator && request.authentication === undefined) request = { ...request, authentication: await deps.authenticator(request) };
   if (deps.writer) return deps.writer.ingest(request);
   const { raw, envelope, authentication } = request;
   const pieces = rawPieces(raw);
