@@ -258,6 +258,70 @@ export const SETTINGS = {
     default: 5000,
     doc: "How long `authentication` may take for one message in all (a query's first try waits a quarter of it). Past it the results are `temperror` and the message is taken: a DNS outage must not hold up mail.",
   },
+  imap_host: {
+    env: 'INTAKE_IMAP_HOST',
+    schema: z.string().refine((v) => v === '' || /^[A-Za-z0-9.-]+$|^[0-9A-Fa-f:.]+$/.test(v), { message: 'expected a host name or IP address (no scheme, no port: the port is INTAKE_IMAP_PORT)' }),
+    default: '',
+    defaultDoc: 'none',
+    doc: "IMAP server to fetch mail from, for a mailbox intake cannot be the MX of (IMAP ingress). Each message in `imap_mailbox` is taken as sent to the address template's mailbox address and routed by its headers (Delivered-To, To, References...), as GitLab does; it is deleted, moved or flagged only once it is stored, and a message is fetched once (`inbound_messages.fetched_from`). Empty: no fetcher.",
+  },
+  imap_port: {
+    env: 'INTAKE_IMAP_PORT',
+    schema: z.coerce.number({ error: 'expected a port number' }).int().min(1).max(65535),
+    default: 993,
+    doc: 'Port of the IMAP server (993 for `implicit` TLS, 143 for `starttls`).',
+  },
+  imap_tls: {
+    env: 'INTAKE_IMAP_TLS',
+    schema: z.enum(['implicit', 'starttls', 'none'], { error: 'expected implicit, starttls or none' }),
+    default: 'implicit',
+    doc: "TLS to the IMAP server: `implicit` (from the first byte, port 993), `starttls` (required: a server that does not offer it is not logged in to), or `none` (the password crosses in clear: loopback only). The certificate is checked against the system's CAs and `NODE_EXTRA_CA_CERTS`.",
+  },
+  imap_user: {
+    env: 'INTAKE_IMAP_USER',
+    schema: z.string(),
+    default: '',
+    defaultDoc: 'none',
+    doc: 'User name to log in to the IMAP server with.',
+  },
+  imap_password: {
+    env: 'INTAKE_IMAP_PASSWORD',
+    schema: z.string(),
+    default: '',
+    defaultDoc: 'none',
+    doc: 'Its password; or give `imap_password_file`.',
+  },
+  imap_password_file: {
+    env: 'INTAKE_IMAP_PASSWORD_FILE',
+    schema: z.string(),
+    default: '',
+    defaultDoc: 'none',
+    doc: 'A file holding the password (its first line), read at start: for systemd credentials or a secret mounted into a container, where an environment variable would show in `/proc`.',
+  },
+  imap_mailbox: {
+    env: 'INTAKE_IMAP_MAILBOX',
+    schema: z.string().min(1),
+    default: 'INBOX',
+    doc: 'The folder to fetch from, as the server names it (levels separated by its delimiter).',
+  },
+  imap_after: {
+    env: 'INTAKE_IMAP_AFTER',
+    schema: z.enum(['delete', 'move', 'seen'], { error: 'expected delete, move or seen' }),
+    default: 'delete',
+    doc: 'What becomes of a message once its row is committed (stored, or refused for good): `delete` it (the raw message is in the database), `move` it to `imap_move_to`, or flag it `seen` and leave it. A message deferred (4xx) is left and fetched again later; one too big to store is never deleted.',
+  },
+  imap_move_to: {
+    env: 'INTAKE_IMAP_MOVE_TO',
+    schema: z.string().min(1),
+    default: 'intake',
+    doc: 'The folder `imap_after=move` moves messages to; created when missing.',
+  },
+  imap_check_interval_ms: {
+    env: 'INTAKE_IMAP_CHECK_INTERVAL_MS',
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000).max(3_600_000),
+    default: 300000,
+    doc: 'How often the folder is searched whatever IDLE said: new mail is fetched as soon as the server announces it (IDLE, or NOOP every 2 minutes on a server without it); this catches what an announcement missed, and retries deferred messages.',
+  },
   group_commit: {
     env: 'INTAKE_GROUP_COMMIT',
     schema: booleanFlag,
@@ -340,8 +404,18 @@ export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } =
 /** Problems no single setting shows: settings that need each other. */
 function crossCheck(config: Config): string[] {
   const problems: string[] = [];
-  if (!config.smtp_listen && !config.lmtp_listen && !config.smtps_listen && !config.policy_listen) {
-    problems.push('INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN');
+  if (!config.smtp_listen && !config.lmtp_listen && !config.smtps_listen && !config.policy_listen && !config.imap_host) {
+    problems.push('INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST)');
+  }
+  if (config.imap_host) {
+    if (!config.imap_user) problems.push('INTAKE_IMAP_USER: INTAKE_IMAP_HOST needs a user to log in as');
+    if (Boolean(config.imap_password) === Boolean(config.imap_password_file)) {
+      problems.push(`INTAKE_IMAP_PASSWORD: INTAKE_IMAP_HOST needs ${config.imap_password ? 'one of INTAKE_IMAP_PASSWORD and INTAKE_IMAP_PASSWORD_FILE, not both' : 'INTAKE_IMAP_PASSWORD or INTAKE_IMAP_PASSWORD_FILE'}`);
+    }
+    // Fetched mail is taken as sent to the mailbox address, then routed by its headers.
+    if (compileTemplate(config.address).mailbox === null) {
+      problems.push(`INTAKE_IMAP_HOST: the address template ${config.address} has no mailbox address (its local part is only %{key}) for fetched mail to be taken as sent to`);
+    }
   }
   if (Boolean(config.tls_cert_file) !== Boolean(config.tls_key_file)) {
     problems.push(`${config.tls_cert_file ? 'INTAKE_TLS_KEY_FILE' : 'INTAKE_TLS_CERT_FILE'}: TLS needs both a certificate and a key file`);

@@ -1,8 +1,11 @@
 // serve: runs the service: opens and migrates the database, starts the listeners, reloads the TLS
 // files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network listeners, the database file.
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { compileTemplate } from './address/template.js';
 import { openStore, type Store } from './db/client.js';
+import { startImapFetcher, type ImapFetcher, type ImapSettings } from './fetch/imap.js';
 import { ingestDeps } from './ingest/deps.js';
 import { startWriter, type WriterThread } from './ingest/writer.js';
 import { checkHealth } from './monitor/health.js';
@@ -41,12 +44,14 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     throw new StartupError('serve needs a database file: INTAKE_DATABASE=:memory: would give each of its two connections a database of its own', EX_CONFIG);
   }
   let tls = config.tls_cert_file ? loadTls(config, logger) : null;
+  const imapSettings = config.imap_host ? imapSettingsOf(config) : null;
+  let fetcher: ImapFetcher | null = null;
   // SIGHUP's default is to end the process: from the start it means "reload", even before the
   // database is open (a certificate renewal's reload right after a restart must not stop intake).
   const mail: MailListener[] = [];
   // Counted only when someone can read them.
   const metrics = config.http_listen
-    ? createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])) })
+    ? createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])), imap: imapSettings && (() => fetcher?.status() ?? null) })
     : null;
   const reload = () => {
     if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
@@ -135,6 +140,10 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     await writer.close();
     throw error;
   }
+  if (imapSettings) {
+    fetcher = startImapFetcher(imapSettings, deps, logger.child({ ingress: 'imap' }));
+    logger.info({ host: imapSettings.host, port: imapSettings.port, tls: imapSettings.tls, mailbox: imapSettings.mailbox, after: imapSettings.after }, 'fetching over IMAP');
+  }
   const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : []), ...(monitor ? [['http', monitor.port]] : [])]);
   logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');
 
@@ -154,7 +163,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     process.once('SIGTERM', () => process.exit(EX_IOERR));
     process.once('SIGINT', () => process.exit(EX_IOERR));
     // Sessions still open after the grace are cut; a client that does not answer the cut is not waited for.
-    const closed = Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close()]);
+    const closed = Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close(), fetcher?.close()]);
     await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, FLUSH_FAILURE_GRACE_MS + 500))]);
     return exitAfterFlushFailure(logger);
   }
@@ -163,7 +172,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const force = () => process.exit(1);
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
-  await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close()]);
+  await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close(), fetcher?.close()]);
   // Open while sessions finish, answering /health 503 `stopping`.
   await monitor?.close();
   // A flush that failed while messages in progress finished: closing now would checkpoint its pages.
@@ -191,6 +200,32 @@ async function exitAfterFlushFailure(logger: Logger): Promise<never> {
   // Not for ever: a log reader stuck on the same sick disk must not keep intake from its restart.
   await Promise.race([new Promise<void>((resolve) => logger.flush(() => resolve())), new Promise((resolve) => setTimeout(resolve, 1000))]);
   process.exit(EX_IOERR);
+}
+
+function imapSettingsOf(config: Config): ImapSettings {
+  let password = config.imap_password;
+  if (config.imap_password_file) {
+    try {
+      password = readFileSync(config.imap_password_file, 'utf8').split(/\r?\n/)[0] ?? '';
+    } catch (error) {
+      throw new StartupError(`INTAKE_IMAP_PASSWORD_FILE: cannot read ${config.imap_password_file}: ${(error as Error).message}`, EX_CONFIG);
+    }
+    if (password === '') throw new StartupError(`INTAKE_IMAP_PASSWORD_FILE: ${config.imap_password_file} is empty`, EX_CONFIG);
+  }
+  return {
+    host: config.imap_host,
+    port: config.imap_port,
+    tls: config.imap_tls,
+    user: config.imap_user,
+    password,
+    mailbox: config.imap_mailbox,
+    after: config.imap_after,
+    moveTo: config.imap_move_to,
+    checkIntervalMs: config.imap_check_interval_ms,
+    maxMessageBytes: config.max_message_bytes,
+    // loadConfig() made sure there is one.
+    recipient: compileTemplate(config.address).mailbox as string,
+  };
 }
 
 function loadTls(config: Config, logger: Logger): TlsMaterial {

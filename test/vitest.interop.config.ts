@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// The interop suite: a real Postfix in front of intake. One file at a time (each starts its own
-// Postfix and intake); `.ci/run` installs postfix and swaks first.
+// The interop suite: a real Postfix in front of intake, and a real Dovecot behind the IMAP fetcher. One
+// file at a time (each starts its own servers and intake); `.ci/run` installs postfix, swaks and dovecot-imapd first.
 export default defineConfig({
   test: {
     root: new URL('..', import.meta.url).pathname,

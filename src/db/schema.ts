@@ -160,6 +160,11 @@ export const inboundMessages = sqliteTable(
     dkim: text('dkim'),
     dmarc: text('dmarc'),
     authenticationResults: text('authentication_results'),
+    /**
+     * Where an IMAP fetcher found it, as an IMAP URL (RFC 5092) with the mailbox's UIDVALIDITY and the
+     * message's UID; NULL for mail received over SMTP, LMTP or a pipe. A message is fetched once.
+     */
+    fetchedFrom: text('fetched_from'),
   },
   (t) => [
     index('inbound_messages_message_id').on(t.messageId),
@@ -169,6 +174,7 @@ export const inboundMessages = sqliteTable(
     // Only mail without a Message-ID is recognised by its bytes: the rest need not pay for the index.
     index('inbound_messages_sha256').on(t.sha256).where(sql`${t.messageId} is null`),
     index('inbound_messages_status').on(t.status),
+    index('inbound_messages_fetched_from').on(t.fetchedFrom).where(sql`${t.fetchedFrom} is not null`),
     check('inbound_messages_status', sql`${t.status} in ('processed', 'rejected', 'ignored', 'duplicate', 'failed')`),
   ],
 );

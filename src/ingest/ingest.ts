@@ -37,6 +37,8 @@ export interface Envelope {
   queued?: boolean;
   /** TLS protocol and cipher of the session, when encrypted. */
   tls?: string | null;
+  /** Where a fetcher found it: an IMAP URL with UIDVALIDITY and UID (inbound_messages.fetched_from). */
+  fetchedFrom?: string;
   /**
    * Recipients refused at RCPT and accepted later in the same transaction, as their refusal's row
    * names them: with the message, that row goes (one row per recipient, of what became of it).
@@ -145,6 +147,8 @@ export async function ingest(request: IngestRequest, deps: IngestDeps): Promise<
         dkim: authentication?.dkim ?? null,
         dmarc: authentication?.dmarc ?? null,
         authenticationResults: authentication?.results ?? null,
+        // Only when there is one: the statement SMTP's rows use stays the one prepared for them.
+        ...(envelope.fetchedFrom === undefined ? {} : { fetchedFrom: envelope.fetchedFrom }),
         mailFrom: envelope.mailFrom,
         rcptTo: envelope.recipients ?? envelope.rcptTo,
         messageId: headers?.messageId ?? null,
@@ -578,6 +582,7 @@ function writeRefusals(request: RefusalRequest, deps: IngestDeps): Promise<numbe
         helo: request.envelope.helo ?? null,
         relayAddress: request.envelope.relayAddress ?? null,
         tls: request.envelope.tls ?? null,
+        ...(request.envelope.fetchedFrom === undefined ? {} : { fetchedFrom: request.envelope.fetchedFrom }),
         mailFrom: request.envelope.mailFrom,
         rcptTo: request.envelope.recipients ?? request.envelope.rcptTo,
         size: request.size ?? 0,

@@ -3,6 +3,7 @@
 // time, open sessions, the database's disk, and the process's own (prom-client's defaults).
 import { statSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { FetcherStatus } from '../fetch/imap.js';
 import type { WriterObserver } from '../ingest/writer.js';
 import type { SessionObserver } from '../smtp/server.js';
 import { freeBytes } from '../smtp/free-space.js';
@@ -20,7 +21,7 @@ const UNKNOWN_RECIPIENT_CODES = ['rcpt.unknown_key', 'rcpt.unknown_reply_key', '
 /** Up to the 10 s a sender might wait; most answers take 1 to 20 ms (README, Performance). */
 const STORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export function createMetrics(options: { database: string; sessions: () => Record<string, number> }): Metrics {
+export function createMetrics(options: { database: string; sessions: () => Record<string, number>; imap?: (() => FetcherStatus | null) | null }): Metrics {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
@@ -99,10 +100,29 @@ export function createMetrics(options: { database: string; sessions: () => Recor
       }
     },
   });
+  const imap = options.imap;
+  if (imap) {
+    new Gauge({
+      name: 'intake_imap_connected',
+      help: 'Whether the IMAP fetcher has its folder open (1) or is connecting again (0).',
+      registers,
+      collect() {
+        this.set(imap()?.connected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'intake_imap_last_check_timestamp_seconds',
+      help: 'When the IMAP fetcher last searched its folder to the end (Unix time); 0 until it has. It searches at least every INTAKE_IMAP_CHECK_INTERVAL_MS: alert when it is older than a few of those.',
+      registers,
+      collect() {
+        this.set((imap()?.lastCheck ?? 0) / 1000);
+      },
+    });
+  }
 
   // A labelled series appears only once counted, and Prometheus's increase() reads a series' first
   // value as its start: the first failure after a start would never alert. Those alerted on start at 0.
-  for (const ingress of ['smtp', 'lmtp']) for (const reason of ['data.store_failed', 'data.disk_full', 'session.internal_error']) notStored.inc({ ingress, reason }, 0);
+  for (const ingress of imap ? ['smtp', 'lmtp', 'imap'] : ['smtp', 'lmtp']) for (const reason of ['data.store_failed', 'data.disk_full', 'session.internal_error']) notStored.inc({ ingress, reason }, 0);
   deliveries.inc({ stage: 'process', status: 'failed', reason: 'process.internal' }, 0);
   for (const reason of UNKNOWN_RECIPIENT_CODES) refusals.inc({ stage: 'rcpt', reason }, 0);
   refusals.inc({ stage: 'connect', reason: 'connect.blocked' }, 0);

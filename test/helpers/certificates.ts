@@ -12,7 +12,7 @@ export interface CertificateFiles {
   fingerprint256: string;
 }
 
-export function writeCertificate(dir: string, name: string, options: { commonName?: string; notBefore?: Date; notAfter?: Date } = {}): CertificateFiles {
+export function writeCertificate(dir: string, name: string, options: { commonName?: string; notBefore?: Date; notAfter?: Date; ipAddress?: string } = {}): CertificateFiles {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const cert = forge.pki.createCertificate();
@@ -23,7 +23,10 @@ export function writeCertificate(dir: string, name: string, options: { commonNam
   const attrs = [{ name: 'commonName', value: options.commonName ?? name }];
   cert.setSubject(attrs);
   cert.setIssuer(attrs);
-  cert.setExtensions([{ name: 'subjectAltName', altNames: [{ type: 2, value: options.commonName ?? name }] }]);
+  // type 2: a DNS name; 7: an IP address, for a server reached by its address.
+  const altNames: object[] = [{ type: 2, value: options.commonName ?? name }];
+  if (options.ipAddress) altNames.push({ type: 7, ip: options.ipAddress });
+  cert.setExtensions([{ name: 'subjectAltName', altNames }]);
   cert.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
   const certPem = forge.pki.certificateToPem(cert);
   const certFile = join(dir, `${name}.crt`);

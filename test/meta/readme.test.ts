@@ -140,7 +140,8 @@ describe('deploy/', () => {
 describe('monitoring', () => {
   // The metrics createMetrics registers, by base name (a histogram's _bucket, _sum and _count too).
   const registered = async () => {
-    const { registry } = createMetrics({ database: join(ROOT, 'package.json'), sessions: () => ({}) });
+    // With the IMAP fetcher's, which are there only when it is configured.
+    const { registry } = createMetrics({ database: join(ROOT, 'package.json'), sessions: () => ({}), imap: () => null });
     const names = new Set<string>();
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);

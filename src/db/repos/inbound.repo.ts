@@ -161,6 +161,24 @@ export function createInboundRepository({ db }: { db: Db }) {
     update(id: number, values: Partial<NewInboundMessage>): void {
       updateMessage(values).run({ ...values, whereId: id });
     },
+    /**
+     * Of these IMAP URLs (fetched_from), the ones a row has finished with (stored, or refused for good),
+     * each with whether its bytes were stored (not when too big). A message deferred with a 4xx (its
+     * smtp_reply) is fetched again, as a sender would send it again.
+     */
+    fetchedAlready(urls: readonly string[]): Map<string, { stored: boolean }> {
+      const found = new Map<string, { stored: boolean }>();
+      // Under SQLite's limit of parameters a statement.
+      for (let i = 0; i < urls.length; i += 500) {
+        const rows = db
+          .select({ url: inboundMessages.fetchedFrom, sha256: inboundMessages.sha256 })
+          .from(inboundMessages)
+          .where(and(inArray(inboundMessages.fetchedFrom, urls.slice(i, i + 500)), sql`coalesce(${inboundMessages.smtpReply}, '') not like '4%'`))
+          .all();
+        for (const { url, sha256 } of rows) if (url !== null) found.set(url, { stored: (found.get(url)?.stored ?? false) || sha256 !== null });
+      }
+      return found;
+    },
     findById: (id: number): InboundMessage | undefined =>
       db.select().from(inboundMessages).where(eq(inboundMessages.id, id)).get(),
     /**

@@ -1,0 +1,2 @@
+ALTER TABLE `inbound_messages` ADD `fetched_from` text;--> statement-breakpoint
+CREATE INDEX `inbound_messages_fetched_from` ON `inbound_messages` (`fetched_from`) WHERE "inbound_messages"."fetched_from" is not null;

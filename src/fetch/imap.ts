@@ -1,0 +1,279 @@
+// imap: the IMAP fetcher, for a mailbox intake cannot be the MX of. Watches one folder (IDLE), hands each
+// message to ingest() as mail to the mailbox address, and deletes, moves or flags it only once its row is
+// committed. Side effects: one IMAP connection, reconnected with a backoff; rows through ingest().
+import { ImapFlow } from 'imapflow';
+import type { Logger } from 'pino';
+import { MailRejection } from '../errors.js';
+import { ingest, recordRefusals, type Envelope, type IngestDeps } from '../ingest/ingest.js';
+import { imapMessageUrl } from './imap-url.js';
+import { returnPathOf } from './return-path.js';
+
+export interface ImapSettings {
+  host: string;
+  port: number;
+  tls: 'implicit' | 'starttls' | 'none';
+  user: string;
+  password: string;
+  mailbox: string;
+  after: 'delete' | 'move' | 'seen';
+  moveTo: string;
+  checkIntervalMs: number;
+  maxMessageBytes: number;
+  /** The address template's mailbox address, which fetched mail is taken as sent to. */
+  recipient: string;
+}
+
+export interface FetcherStatus {
+  connected: boolean;
+  /** When the folder was last searched to the end (ms since the epoch), or null. */
+  lastCheck: number | null;
+  /** Why the connection last ended or failed, or null. */
+  lastError: string | null;
+}
+
+export interface ImapFetcher {
+  status(): FetcherStatus;
+  /** Lets the message being stored finish, then logs out. */
+  close(): Promise<void>;
+}
+
+/**
+ * RFC 2177 asks a client to leave IDLE within 29 minutes, and NATs drop quiet connections sooner: mail_room
+ * stopped hearing of new mail after about 30 minutes (tpitale/mail_room#10).
+ */
+const IDLE_RESTART_MS = 10 * 60_000;
+/** Reconnecting: 1 s, doubling to 5 minutes; never a tight loop against a server that refuses (mail_room#56). */
+const RECONNECT_FIRST_MS = 1000;
+const RECONNECT_MAX_MS = 5 * 60_000;
+/** A deferred message (4xx) is fetched again after 1 minute, doubling to an hour, as a sender would retry. */
+const RETRY_FIRST_MS = 60_000;
+const RETRY_MAX_MS = 60 * 60_000;
+const FETCH_BATCH = 500;
+/** Longer than any pause inside a check (a message being stored), so that IDLE does not break into one. */
+const IDLE_AFTER_MS = 1000;
+
+export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logger: Logger): ImapFetcher {
+  const state: FetcherStatus = { connected: false, lastCheck: null, lastError: null };
+  let stopping = false;
+  /** Per message (its URL), when it may be fetched again after a deferral, and how often it was. */
+  const deferred = new Map<string, { attempts: number; notBefore: number }>();
+  /**
+   * Messages known finished, and whether their bytes were stored (not when too big), so that a folder of
+   * kept mail (`seen`) is not looked up again every check.
+   */
+  const finished = new Map<string, { stored: boolean }>();
+  let lastUidValidity: bigint | null = null;
+
+  /** Interrupts a wait: new mail announced, the connection closed, or close(). */
+  let wake: () => void = () => {};
+  /** Announcements since the last check began: one during a check means checking again at once. */
+  let pokes = 0;
+  /** Whether the wait under way ends on news of the folder (a backoff does not). */
+  let pokable = false;
+  const poke = () => {
+    pokes++;
+    if (pokable) wake();
+  };
+  /** Waits ms, or less when poked (new mail) or stopped; `backoff` waits are ended by stopping alone. */
+  const sleep = (ms: number, backoff = false) =>
+    new Promise<void>((resolve) => {
+      if ((pokes > 0 && !backoff) || stopping) return resolve();
+      pokable = !backoff;
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = () => {};
+        resolve();
+      }
+      wake = done;
+    });
+
+  async function connection(): Promise<void> {
+    const imap = new ImapFlow({
+      host: settings.host,
+      port: settings.port,
+      secure: settings.tls === 'implicit',
+      doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
+      auth: { user: settings.user, pass: settings.password },
+      // The message's bytes as stored on the server: BINARY would undo its transfer encodings (and DKIM).
+      disableBinary: true,
+      maxIdleTime: IDLE_RESTART_MS,
+      // IDLE right after a check (imapflow waits 15 s by default): mail announced meanwhile would wait as long.
+      autoIdleDelay: IDLE_AFTER_MS,
+      logger: imapLogger(logger),
+      clientInfo: { name: 'intake' },
+    });
+    // An error on the socket also closes it, which ends this connection below.
+    imap.on('error', (error: Error) => {
+      state.lastError = describe(error);
+    });
+    const closed = new Promise<void>((resolve) => imap.once('close', resolve));
+    void closed.then(poke);
+    imap.on('exists', poke);
+    try {
+      await imap.connect();
+      const opened = await imap.mailboxOpen(settings.mailbox);
+      if (lastUidValidity !== null && opened.uidValidity !== lastUidValidity) {
+        // Every UID names another message now: all are fetched again, and copies are recognised by Message-ID.
+        logger.warn({ mailbox: settings.mailbox, was: String(lastUidValidity), now: String(opened.uidValidity) }, 'IMAP folder UIDVALIDITY changed: its messages are fetched again');
+        finished.clear();
+        deferred.clear();
+      }
+      lastUidValidity = opened.uidValidity;
+      if (settings.after === 'move') await imap.mailboxCreate(settings.moveTo);
+      state.connected = true;
+      state.lastError = null;
+      logger.info({ host: settings.host, port: settings.port, user: settings.user, mailbox: settings.mailbox, exists: opened.exists, uidValidity: String(opened.uidValidity) }, 'IMAP folder opened');
+      while (!stopping && imap.usable) {
+        pokes = 0;
+        const next = await check(imap, opened.uidValidity);
+        state.lastCheck = Date.now();
+        if (stopping || !imap.usable) break;
+        await sleep(Math.min(settings.checkIntervalMs, next));
+      }
+    } finally {
+      state.connected = false;
+      if (imap.usable) await imap.logout().catch(() => imap.close());
+      else imap.close();
+    }
+  }
+
+  /** Fetches what the folder holds and intake has not finished with. Returns how long until a deferred one is due. */
+  async function check(imap: ImapFlow, uidValidity: bigint): Promise<number> {
+    const uids = (await imap.search({ deleted: false }, { uid: true })) || [];
+    const urlOf = (uid: number) => imapMessageUrl({ user: settings.user, host: settings.host, port: settings.port, mailbox: settings.mailbox, uidValidity, uid });
+    const unknown = uids.map(urlOf).filter((url) => !finished.has(url));
+    for (const [url, done] of deps.repos.inbound.fetchedAlready(unknown)) finished.set(url, done);
+    const now = Date.now();
+    let nextDue = Infinity;
+    const todo: number[] = [];
+    for (const uid of uids.sort((a, b) => a - b)) {
+      const url = urlOf(uid);
+      const done = finished.get(url);
+      if (done) {
+        // Stored before, still here: the step after the commit did not happen (a crash, a lost connection).
+        if (settings.after === 'move' || (settings.after === 'delete' && done.stored)) todo.push(uid);
+        continue;
+      }
+      const retry = deferred.get(url);
+      if (retry && retry.notBefore > now) {
+        nextDue = Math.min(nextDue, retry.notBefore - now);
+        continue;
+      }
+      todo.push(uid);
+    }
+    const sizes = new Map<number, number>();
+    for (const [i, uid] of todo.entries()) {
+      if (stopping || !imap.usable) break;
+      // Sizes a batch at a time: a first check of a folder of kept mail may find many thousands.
+      if (i % FETCH_BATCH === 0) {
+        const batch = todo.slice(i, i + FETCH_BATCH).join(',');
+        for (const message of await imap.fetchAll(batch, { uid: true, size: true }, { uid: true })) sizes.set(message.uid, message.size ?? 0);
+      }
+      const url = urlOf(uid);
+      if (!sizes.has(uid)) continue; // expunged meanwhile by another client
+      if (finished.has(url)) {
+        await finish(imap, uid, url);
+        continue;
+      }
+      const outcome = await fetchOne(imap, uid, url, sizes.get(uid) as number);
+      if (outcome === 'deferred') {
+        const retry = deferred.get(url) as { notBefore: number };
+        nextDue = Math.min(nextDue, retry.notBefore - Date.now());
+      } else if (outcome === 'stop') {
+        return Math.min(nextDue, RETRY_FIRST_MS);
+      } else {
+        await finish(imap, uid, url);
+      }
+    }
+    return nextDue;
+  }
+
+  /** Stores one message, or refuses it; 'stop': nothing could be stored, the rest wait too. */
+  async function fetchOne(imap: ImapFlow, uid: number, url: string, size: number): Promise<'finished' | 'deferred' | 'stop'> {
+    const envelope: Envelope = { mailFrom: null, rcptTo: [settings.recipient], recipients: [settings.recipient], fetchedFrom: url };
+    if (size > settings.maxMessageBytes) {
+      const rejection = new MailRejection('data.too_big', String(settings.maxMessageBytes));
+      const id = await recordRefusals({ ingress: 'imap', envelope: { ...envelope, rcptTo: [] }, refused: [{ recipient: settings.recipient, rejection, stage: 'data' }], size, inboundMessageId: null }, deps);
+      logger.warn({ uid, size, inboundMessageId: id, reply: `${rejection.responseCode} ${rejection.message}` }, 'IMAP message too big: refused and left in the folder');
+      finished.set(url, { stored: false });
+      return 'finished';
+    }
+    const message = await imap.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
+    // Gone between the search and the fetch (another client took it).
+    if (!message || !message.source) return 'finished';
+    const raw = message.source;
+    envelope.mailFrom = returnPathOf(raw);
+    try {
+      const result = await ingest({ raw, ingress: 'imap', envelope }, deps);
+      const reply = `${result.reply.code} ${result.reply.message}`;
+      if (result.reply.code >= 400 && result.reply.code < 500) {
+        const attempts = (deferred.get(url)?.attempts ?? 0) + 1;
+        deferred.set(url, { attempts, notBefore: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempts - 1)) });
+        logger.info({ uid, inboundMessageId: result.inboundMessageId, reply, attempts }, 'IMAP message deferred: left in the folder, fetched again later');
+        return 'deferred';
+      }
+      deferred.delete(url);
+      finished.set(url, { stored: true });
+      logger.info({ uid, inboundMessageId: result.inboundMessageId, status: result.status, reply }, 'IMAP message stored');
+      return 'finished';
+    } catch (error) {
+      // Nothing stored (the database is locked, full or failing): it stays in the folder, and the rest wait too.
+      if (!(error instanceof MailRejection)) throw error;
+      logger.warn({ uid, reply: `${error.responseCode} ${error.message}` }, 'IMAP message not stored: left in the folder, the folder is checked again in a minute');
+      return 'stop';
+    }
+  }
+
+  async function finish(imap: ImapFlow, uid: number, url: string): Promise<void> {
+    // Its bytes are nowhere else: never deleted.
+    if (settings.after === 'delete' && !finished.get(url)?.stored) return;
+    if (settings.after === 'delete') await imap.messageDelete(String(uid), { uid: true });
+    else if (settings.after === 'move') await imap.messageMove(String(uid), settings.moveTo, { uid: true });
+    else await imap.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+    logger.debug({ uid, url, after: settings.after }, 'IMAP message done with');
+  }
+
+  const running = (async () => {
+    let failures = 0;
+    while (!stopping) {
+      const checkedBefore = state.lastCheck;
+      try {
+        await connection();
+      } catch (error) {
+        state.lastError = describe(error);
+      }
+      if (stopping) break;
+      // A connection that got a whole check done was a good one: the next attempt starts from 1 s again.
+      if (state.lastCheck !== checkedBefore) failures = 0;
+      const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** failures);
+      failures++;
+      logger.warn({ host: settings.host, port: settings.port, err: state.lastError ?? 'closed by the server', retryInMs: delay }, 'IMAP connection lost or refused; connecting again');
+      await sleep(delay, true);
+    }
+  })();
+
+  return {
+    status: () => ({ ...state }),
+    async close() {
+      stopping = true;
+      // A wait ends now; a message being stored finishes first (check() stops before the next one),
+      // then the connection logs out, which ends IDLE.
+      wake();
+      await running;
+    },
+  };
+}
+
+/** An error with what the server said, when it said something (imapflow's message alone is `Command failed`). */
+function describe(error: unknown): string {
+  const e = error as { message?: string; responseText?: string; serverResponseCode?: string } | null;
+  const said = [e?.serverResponseCode && `[${e.serverResponseCode}]`, e?.responseText].filter(Boolean).join(' ');
+  return `${e?.message ?? String(error)}${said ? `: ${said}` : ''}`;
+}
+
+/** imapflow's own log lines, at warn and above (its info and debug are every command). */
+function imapLogger(logger: Logger): Logger {
+  const level = logger.levelVal > 40 ? logger.level : 'warn';
+  return logger.child({ component: 'imapflow' }, { level });
+}
