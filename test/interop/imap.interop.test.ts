@@ -3,7 +3,7 @@
 // deleted, moved or flagged only once stored, fetched once across restarts, and a server that goes away
 // or refuses the login is tried again without stopping intake.
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,9 +128,11 @@ describe('the IMAP fetcher against Dovecot', () => {
     await stopIntake(server);
   });
 
-  it('2. new mail is fetched as IDLE announces it, not at the next periodic search', async () => {
+  it('2. new mail is fetched as IDLE announces it, not at the next periodic search (the password read from a file)', async () => {
     await emptyInbox();
-    const server = await startIntake();
+    const passwordFile = join(mkdtempSync(join(tmpdir(), 'intake-imap-')), 'password');
+    writeFileSync(passwordFile, `${PASSWORD}\n`);
+    const server = await startIntake({ INTAKE_IMAP_PASSWORD: '', INTAKE_IMAP_PASSWORD_FILE: passwordFile });
     await expect.poll(() => server.logs.some((l) => l.includes('IMAP folder opened')), { timeout: 10_000 }).toBe(true);
     // Past the first search, into IDLE.
     await new Promise((resolve) => setTimeout(resolve, 500));

@@ -83,6 +83,18 @@ describe('loadConfig', () => {
     expect(problems({}, conf)).toEqual([`--config ${conf}: expected a mapping of setting names to values (a file of INTAKE_X=value lines must end in .env)`]);
   });
 
+  it('fetching over IMAP needs a user, one password setting and a mailbox address, and may be the only ingress', () => {
+    const imap = { INTAKE_IMAP_HOST: 'imap.example.com', INTAKE_IMAP_USER: 'intake', INTAKE_IMAP_PASSWORD: 'secret' };
+    expect(loadConfig({ env: { ...imap, INTAKE_SMTP_LISTEN: '' } })).toMatchObject({ imap_host: 'imap.example.com', imap_port: 993, imap_tls: 'implicit', imap_mailbox: 'INBOX', imap_after: 'delete' });
+    expect(() => loadConfig({ env: { INTAKE_SMTP_LISTEN: '' } })).toThrow(/every listener is empty.*or fetch with INTAKE_IMAP_HOST/);
+    expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_USER: '' } })).toThrow('INTAKE_IMAP_USER: INTAKE_IMAP_HOST needs a user to log in as');
+    expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_PASSWORD: '' } })).toThrow('INTAKE_IMAP_PASSWORD: INTAKE_IMAP_HOST needs INTAKE_IMAP_PASSWORD or INTAKE_IMAP_PASSWORD_FILE');
+    expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_PASSWORD_FILE: '/run/secret' } })).toThrow('not both');
+    expect(() => loadConfig({ env: { ...imap, INTAKE_ADDRESS: '%{key}@example.com' } })).toThrow(/has no mailbox address .* for fetched mail to be taken as sent to/);
+    expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_HOST: 'imaps://imap.example.com:993' } })).toThrow(/INTAKE_IMAP_HOST: expected a host name or IP address \(no scheme, no port/);
+    expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_AFTER: 'expunge' } })).toThrow('INTAKE_IMAP_AFTER: expected delete, move or seen');
+  });
+
   it('names a missing config file', () => {
     expect(() => loadConfig({ env: {}, file: '/nonexistent/intake.yaml' })).toThrow('--config /nonexistent/intake.yaml: cannot read');
   });
