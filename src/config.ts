@@ -412,6 +412,9 @@ function crossCheck(config: Config): string[] {
     if (Boolean(config.imap_password) === Boolean(config.imap_password_file)) {
       problems.push(`INTAKE_IMAP_PASSWORD: INTAKE_IMAP_HOST needs ${config.imap_password ? 'one of INTAKE_IMAP_PASSWORD and INTAKE_IMAP_PASSWORD_FILE, not both' : 'INTAKE_IMAP_PASSWORD or INTAKE_IMAP_PASSWORD_FILE'}`);
     }
+    if (config.imap_after === 'move' && config.imap_move_to === config.imap_mailbox) {
+      problems.push(`INTAKE_IMAP_MOVE_TO: ${config.imap_move_to} is the folder fetched from (INTAKE_IMAP_MAILBOX): moved there, a message would come back as a new one`);
+    }
     // Fetched mail is taken as sent to the mailbox address, then routed by its headers.
     if (compileTemplate(config.address).mailbox === null) {
       problems.push(`INTAKE_IMAP_HOST: the address template ${config.address} has no mailbox address (its local part is only %{key}) for fetched mail to be taken as sent to`);

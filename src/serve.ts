@@ -163,7 +163,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     process.once('SIGTERM', () => process.exit(EX_IOERR));
     process.once('SIGINT', () => process.exit(EX_IOERR));
     // Sessions still open after the grace are cut; a client that does not answer the cut is not waited for.
-    const closed = Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close(), fetcher?.close()]);
+    const closed = Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close(), fetcher?.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))]);
     await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, FLUSH_FAILURE_GRACE_MS + 500))]);
     return exitAfterFlushFailure(logger);
   }
@@ -172,7 +172,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const force = () => process.exit(1);
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
-  await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close(), fetcher?.close()]);
+  await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close(), fetcher?.close(config.shutdown_timeout_ms)]);
   // Open while sessions finish, answering /health 503 `stopping`.
   await monitor?.close();
   // A flush that failed while messages in progress finished: closing now would checkpoint its pages.

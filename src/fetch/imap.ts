@@ -33,8 +33,8 @@ export interface FetcherStatus {
 
 export interface ImapFetcher {
   status(): FetcherStatus;
-  /** Lets the message being stored finish, then logs out. */
-  close(): Promise<void>;
+  /** Lets the message being stored finish, then logs out; past graceMs, cuts the connection. */
+  close(graceMs: number): Promise<void>;
 }
 
 /**
@@ -49,7 +49,7 @@ const RECONNECT_MAX_MS = 5 * 60_000;
 const RETRY_FIRST_MS = 60_000;
 const RETRY_MAX_MS = 60 * 60_000;
 const FETCH_BATCH = 500;
-/** Longer than any pause inside a check (a message being stored), so that IDLE does not break into one. */
+/** Longer than most pauses inside a check (a message being stored); after a longer one, IDLE costs the next command a round-trip. */
 const IDLE_AFTER_MS = 1000;
 
 export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logger: Logger): ImapFetcher {
@@ -63,6 +63,7 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
    */
   const finished = new Map<string, { stored: boolean }>();
   let lastUidValidity: bigint | null = null;
+  let current: ImapFlow | null = null;
 
   /** Interrupts a wait: new mail announced, the connection closed, or close(). */
   let wake: () => void = () => {};
@@ -103,6 +104,7 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       logger: imapLogger(logger),
       clientInfo: { name: 'intake' },
     });
+    current = imap;
     // An error on the socket also closes it, which ends this connection below.
     imap.on('error', (error: Error) => {
       state.lastError = describe(error);
@@ -120,29 +122,39 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
         deferred.clear();
       }
       lastUidValidity = opened.uidValidity;
-      if (settings.after === 'move') await imap.mailboxCreate(settings.moveTo);
+      if (settings.after === 'move') await ensureFolder(imap, settings.moveTo);
       state.connected = true;
       state.lastError = null;
       logger.info({ host: settings.host, port: settings.port, user: settings.user, mailbox: settings.mailbox, exists: opened.exists, uidValidity: String(opened.uidValidity) }, 'IMAP folder opened');
       while (!stopping && imap.usable) {
         pokes = 0;
-        const next = await check(imap, opened.uidValidity);
+        const { nextDue, complete } = await check(imap, opened.uidValidity);
+        if (!complete) break;
         state.lastCheck = Date.now();
-        if (stopping || !imap.usable) break;
-        await sleep(Math.min(settings.checkIntervalMs, next));
+        await sleep(Math.min(settings.checkIntervalMs, nextDue));
       }
     } finally {
       state.connected = false;
+      current = null;
       if (imap.usable) await imap.logout().catch(() => imap.close());
       else imap.close();
     }
   }
 
-  /** Fetches what the folder holds and intake has not finished with. Returns how long until a deferred one is due. */
-  async function check(imap: ImapFlow, uidValidity: bigint): Promise<number> {
-    const uids = (await imap.search({ deleted: false }, { uid: true })) || [];
+  /**
+   * Fetches what the folder holds and intake has not finished with. Returns how long until a deferred
+   * one is due, and whether it went through the whole folder (not stopped, the connection still up).
+   */
+  async function check(imap: ImapFlow, uidValidity: bigint): Promise<{ nextDue: number; complete: boolean }> {
+    const uids = await imap.search({ deleted: false }, { uid: true });
+    // `false`: the server refused the search. Taken for an empty folder, it would hide a fetcher that fetches nothing.
+    if (!Array.isArray(uids)) throw new Error(`the server refused to search ${settings.mailbox}`);
     const urlOf = (uid: number) => imapMessageUrl({ user: settings.user, host: settings.host, port: settings.port, mailbox: settings.mailbox, uidValidity, uid });
-    const unknown = uids.map(urlOf).filter((url) => !finished.has(url));
+    const present = new Set(uids.map(urlOf));
+    // What left the folder is forgotten: the process holds what the folder holds, not every message it ever fetched.
+    for (const url of finished.keys()) if (!present.has(url)) finished.delete(url);
+    for (const url of deferred.keys()) if (!present.has(url)) deferred.delete(url);
+    const unknown = [...present].filter((url) => !finished.has(url));
     for (const [url, done] of deps.repos.inbound.fetchedAlready(unknown)) finished.set(url, done);
     const now = Date.now();
     let nextDue = Infinity;
@@ -164,52 +176,62 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
     }
     const sizes = new Map<number, number>();
     for (const [i, uid] of todo.entries()) {
-      if (stopping || !imap.usable) break;
+      if (stopping || !imap.usable) return { nextDue, complete: false };
       // Sizes a batch at a time: a first check of a folder of kept mail may find many thousands.
       if (i % FETCH_BATCH === 0) {
         const batch = todo.slice(i, i + FETCH_BATCH).join(',');
-        for (const message of await imap.fetchAll(batch, { uid: true, size: true }, { uid: true })) sizes.set(message.uid, message.size ?? 0);
+        // Only the answers with a size: a flag change another client made arrives as a FETCH too.
+        for (const message of await imap.fetchAll(batch, { uid: true, size: true }, { uid: true })) if (message.size !== undefined) sizes.set(message.uid, message.size);
       }
       const url = urlOf(uid);
-      if (!sizes.has(uid)) continue; // expunged meanwhile by another client
+      const size = sizes.get(uid);
+      if (size === undefined) continue; // expunged meanwhile by another client
       if (finished.has(url)) {
         await finish(imap, uid, url);
         continue;
       }
-      const outcome = await fetchOne(imap, uid, url, sizes.get(uid) as number);
-      if (outcome === 'deferred') {
-        const retry = deferred.get(url) as { notBefore: number };
-        nextDue = Math.min(nextDue, retry.notBefore - Date.now());
-      } else if (outcome === 'stop') {
-        return Math.min(nextDue, RETRY_FIRST_MS);
-      } else {
-        await finish(imap, uid, url);
-      }
+      const outcome = await fetchOne(imap, uid, url, size);
+      if (outcome === 'deferred') nextDue = Math.min(nextDue, (deferred.get(url)?.notBefore ?? now) - Date.now());
+      else if (outcome === 'finished') await finish(imap, uid, url);
     }
-    return nextDue;
+    return { nextDue, complete: !stopping && imap.usable };
   }
 
-  /** Stores one message, or refuses it; 'stop': nothing could be stored, the rest wait too. */
-  async function fetchOne(imap: ImapFlow, uid: number, url: string, size: number): Promise<'finished' | 'deferred' | 'stop'> {
+  /** Leaves a message in the folder, to be fetched again after a minute, doubling to an hour. */
+  function defer(url: string): number {
+    const attempts = (deferred.get(url)?.attempts ?? 0) + 1;
+    deferred.set(url, { attempts, notBefore: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempts - 1)) });
+    return attempts;
+  }
+
+  /**
+   * Stores one message, or refuses it for good ('finished'), or leaves it for later ('deferred'); 'gone'
+   * when the server has it no more. One message that cannot be had or stored never holds up the others.
+   */
+  async function fetchOne(imap: ImapFlow, uid: number, url: string, size: number): Promise<'finished' | 'deferred' | 'gone'> {
     const envelope: Envelope = { mailFrom: null, rcptTo: [settings.recipient], recipients: [settings.recipient], fetchedFrom: url };
-    if (size > settings.maxMessageBytes) {
-      const rejection = new MailRejection('data.too_big', String(settings.maxMessageBytes));
-      const id = await recordRefusals({ ingress: 'imap', envelope: { ...envelope, rcptTo: [] }, refused: [{ recipient: settings.recipient, rejection, stage: 'data' }], size, inboundMessageId: null }, deps);
-      logger.warn({ uid, size, inboundMessageId: id, reply: `${rejection.responseCode} ${rejection.message}` }, 'IMAP message too big: refused and left in the folder');
-      finished.set(url, { stored: false });
-      return 'finished';
+    if (size > settings.maxMessageBytes) return refuseTooBig(uid, url, envelope, size);
+    let raw: Buffer;
+    try {
+      const message = await imap.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
+      // Gone between the search and the fetch (another client took it).
+      if (!message || !message.source) return 'gone';
+      raw = message.source;
+    } catch (error) {
+      // The connection is gone: the whole check ends. Else the server refused this one message.
+      if (!imap.usable) throw error;
+      const attempts = defer(url);
+      logger.warn({ uid, err: describe(error), attempts }, 'IMAP message could not be fetched: left in the folder, fetched again later');
+      return 'deferred';
     }
-    const message = await imap.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
-    // Gone between the search and the fetch (another client took it).
-    if (!message || !message.source) return 'finished';
-    const raw = message.source;
+    // The size the server announced is its word; the bytes are what counts.
+    if (raw.length > settings.maxMessageBytes) return refuseTooBig(uid, url, envelope, raw.length);
     envelope.mailFrom = returnPathOf(raw);
     try {
       const result = await ingest({ raw, ingress: 'imap', envelope }, deps);
       const reply = `${result.reply.code} ${result.reply.message}`;
       if (result.reply.code >= 400 && result.reply.code < 500) {
-        const attempts = (deferred.get(url)?.attempts ?? 0) + 1;
-        deferred.set(url, { attempts, notBefore: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempts - 1)) });
+        const attempts = defer(url);
         logger.info({ uid, inboundMessageId: result.inboundMessageId, reply, attempts }, 'IMAP message deferred: left in the folder, fetched again later');
         return 'deferred';
       }
@@ -218,20 +240,37 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       logger.info({ uid, inboundMessageId: result.inboundMessageId, status: result.status, reply }, 'IMAP message stored');
       return 'finished';
     } catch (error) {
-      // Nothing stored (the database is locked, full or failing): it stays in the folder, and the rest wait too.
+      // Nothing stored (the database is locked, full or failing): it stays in the folder.
       if (!(error instanceof MailRejection)) throw error;
-      logger.warn({ uid, reply: `${error.responseCode} ${error.message}` }, 'IMAP message not stored: left in the folder, the folder is checked again in a minute');
-      return 'stop';
+      const attempts = defer(url);
+      logger.warn({ uid, reply: `${error.responseCode} ${error.message}`, attempts }, 'IMAP message not stored: left in the folder, fetched again later');
+      return 'deferred';
     }
+  }
+
+  /** Its row says why; it is done with only once that row is written (never deleted: its bytes are nowhere else). */
+  async function refuseTooBig(uid: number, url: string, envelope: Envelope, size: number): Promise<'finished' | 'deferred'> {
+    const rejection = new MailRejection('data.too_big', String(settings.maxMessageBytes));
+    const id = await recordRefusals({ ingress: 'imap', envelope: { ...envelope, rcptTo: [] }, refused: [{ recipient: settings.recipient, rejection, stage: 'data' }], size, inboundMessageId: null }, deps);
+    if (id === null) {
+      defer(url);
+      return 'deferred';
+    }
+    logger.warn({ uid, size, inboundMessageId: id, reply: `${rejection.responseCode} ${rejection.message}` }, 'IMAP message too big: refused and left in the folder');
+    finished.set(url, { stored: false });
+    return 'finished';
   }
 
   async function finish(imap: ImapFlow, uid: number, url: string): Promise<void> {
     // Its bytes are nowhere else: never deleted.
     if (settings.after === 'delete' && !finished.get(url)?.stored) return;
-    if (settings.after === 'delete') await imap.messageDelete(String(uid), { uid: true });
-    else if (settings.after === 'move') await imap.messageMove(String(uid), settings.moveTo, { uid: true });
-    else await imap.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
-    logger.debug({ uid, url, after: settings.after }, 'IMAP message done with');
+    let done: unknown;
+    if (settings.after === 'delete') done = await imap.messageDelete(String(uid), { uid: true });
+    else if (settings.after === 'move') done = await imap.messageMove(String(uid), settings.moveTo, { uid: true });
+    else done = await imap.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+    // Refused (a quota, a read-only folder): the row is written, so it is tried again at the next check, never stored again.
+    if (done === false && imap.usable) logger.warn({ uid, after: settings.after, moveTo: settings.after === 'move' ? settings.moveTo : undefined }, `IMAP server refused to ${settings.after === 'seen' ? 'flag' : settings.after} a stored message; tried again at the next check`);
+    else logger.debug({ uid, url, after: settings.after }, 'IMAP message done with');
   }
 
   const running = (async () => {
@@ -255,14 +294,27 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
 
   return {
     status: () => ({ ...state }),
-    async close() {
+    async close(graceMs) {
       stopping = true;
       // A wait ends now; a message being stored finishes first (check() stops before the next one),
-      // then the connection logs out, which ends IDLE.
+      // then the connection logs out, which ends IDLE. A server that does not answer is not waited for:
+      // a message stored by then is known by its row at the next start.
       wake();
+      const cut = setTimeout(() => current?.close(), graceMs);
       await running;
+      clearTimeout(cut);
     },
   };
+}
+
+/** A CREATE that fails for a folder that is there already (a server that does not say ALREADYEXISTS) is no failure. */
+async function ensureFolder(imap: ImapFlow, path: string): Promise<void> {
+  try {
+    await imap.mailboxCreate(path);
+  } catch (error) {
+    const exists = await imap.status(path, { messages: true }).then(() => true, () => false);
+    if (!exists) throw error;
+  }
 }
 
 /** An error with what the server said, when it said something (imapflow's message alone is `Command failed`). */

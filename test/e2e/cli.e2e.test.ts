@@ -115,7 +115,7 @@ describe('configuration errors', () => {
     expect(result.stdout).toContain('FAIL  config: INTAKE_TRUSTED_RELAYS: "10.0.0.0/8" is not an IP address');
     const cross = run(['check'], cliEnv({ INTAKE_SMTP_LISTEN: '', INTAKE_REQUIRE_TLS: 'yes', INTAKE_TLS_CERT_FILE: '/etc/cert.pem' }));
     expect(cross.stdout.trim().split('\n')).toEqual([
-      'FAIL  config: INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN',
+      'FAIL  config: INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST)',
       'FAIL  config: INTAKE_TLS_KEY_FILE: TLS needs both a certificate and a key file',
     ]);
   });

@@ -210,17 +210,21 @@ describe('the IMAP fetcher against Dovecot', () => {
   it('6. too big: refused with a row and left in the folder (its bytes are nowhere else), and not fetched again after a restart', async () => {
     await emptyInbox();
     const database = newDatabase();
-    let server = await startIntake({ INTAKE_MAX_MESSAGE_BYTES: '2048', INTAKE_DATABASE: database });
+    let server = await startIntake({ INTAKE_MAX_MESSAGE_BYTES: '3072', INTAKE_DATABASE: database });
     const { to, raw } = reply(server, 'x'.repeat(4000));
+    const after = reply(server, 'Behind the big one.');
     await deliver(raw, { deliveredTo: to });
-    await expect.poll(() => rowsOf(server).length, { timeout: 20_000 }).toBe(1);
+    await deliver(after.raw, { deliveredTo: after.to });
+    // The one behind it is not held up.
+    await expect.poll(() => notesOf(server, after.world.issue.id).length, { timeout: 20_000 }).toBe(1);
+    expect(rowsOf(server)).toHaveLength(2);
     expect(rowsOf(server)[0]).toMatchObject({ status: 'rejected', reason_code: 'data.too_big', smtp_reply: expect.stringMatching(/^552 5\.3\.4 /), sha256: null });
-    expect(await folder()).toHaveLength(1);
+    await expect.poll(async () => (await folder()).length, { timeout: 10_000 }).toBe(1);
     await stopIntake(server);
-    server = await startIntake({ INTAKE_MAX_MESSAGE_BYTES: '2048', INTAKE_DATABASE: database });
+    server = await startIntake({ INTAKE_MAX_MESSAGE_BYTES: '3072', INTAKE_DATABASE: database });
     await expect.poll(() => server.logs.some((l) => l.includes('IMAP folder opened')), { timeout: 10_000 }).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect(rowsOf(server)).toHaveLength(1);
+    expect(rowsOf(server)).toHaveLength(2);
     expect(await folder()).toHaveLength(1);
     await stopIntake(server);
     await emptyInbox();
