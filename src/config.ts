@@ -412,7 +412,9 @@ function crossCheck(config: Config): string[] {
     if (Boolean(config.imap_password) === Boolean(config.imap_password_file)) {
       problems.push(`INTAKE_IMAP_PASSWORD: INTAKE_IMAP_HOST needs ${config.imap_password ? 'one of INTAKE_IMAP_PASSWORD and INTAKE_IMAP_PASSWORD_FILE, not both' : 'INTAKE_IMAP_PASSWORD or INTAKE_IMAP_PASSWORD_FILE'}`);
     }
-    if (config.imap_after === 'move' && config.imap_move_to === config.imap_mailbox) {
+    // INBOX is INBOX in any case (RFC 3501 5.1); other names are the server's to compare.
+    const folder = (name: string) => (name.toUpperCase() === 'INBOX' ? 'INBOX' : name);
+    if (config.imap_after === 'move' && folder(config.imap_move_to) === folder(config.imap_mailbox)) {
       problems.push(`INTAKE_IMAP_MOVE_TO: ${config.imap_move_to} is the folder fetched from (INTAKE_IMAP_MAILBOX): moved there, a message would come back as a new one`);
     }
     // Fetched mail is taken as sent to the mailbox address, then routed by its headers.

@@ -135,9 +135,10 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       }
     } finally {
       state.connected = false;
-      current = null;
+      // close() may cut a LOGOUT the server does not answer: `current` stays set until it is over.
       if (imap.usable) await imap.logout().catch(() => imap.close());
       else imap.close();
+      current = null;
     }
   }
 
@@ -192,7 +193,8 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       }
       const outcome = await fetchOne(imap, uid, url, size);
       if (outcome === 'deferred') nextDue = Math.min(nextDue, (deferred.get(url)?.notBefore ?? now) - Date.now());
-      else if (outcome === 'finished') await finish(imap, uid, url);
+      else if (outcome === 'stop') return { nextDue: Math.min(nextDue, RETRY_FIRST_MS), complete: !stopping && imap.usable };
+      else await finish(imap, uid, url);
     }
     return { nextDue, complete: !stopping && imap.usable };
   }
@@ -205,23 +207,30 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
   }
 
   /**
-   * Stores one message, or refuses it for good ('finished'), or leaves it for later ('deferred'); 'gone'
-   * when the server has it no more. One message that cannot be had or stored never holds up the others.
+   * Stores one message, or refuses it for good ('finished'), or leaves it for later ('deferred'; 'stop'
+   * when the database could not store it, and the rest wait a minute). One message that cannot be had or
+   * stored never holds up the others for longer.
    */
-  async function fetchOne(imap: ImapFlow, uid: number, url: string, size: number): Promise<'finished' | 'deferred' | 'gone'> {
+  async function fetchOne(imap: ImapFlow, uid: number, url: string, size: number): Promise<'finished' | 'deferred' | 'stop'> {
     const envelope: Envelope = { mailFrom: null, rcptTo: [settings.recipient], recipients: [settings.recipient], fetchedFrom: url };
     if (size > settings.maxMessageBytes) return refuseTooBig(uid, url, envelope, size);
     let raw: Buffer;
     try {
-      const message = await imap.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
-      // Gone between the search and the fetch (another client took it).
-      if (!message || !message.source) return 'gone';
+      // One byte past the limit at most: a server that said less than it holds is not believed.
+      const message = await imap.fetchOne(String(uid), { uid: true, source: { maxLength: settings.maxMessageBytes + 1 } }, { uid: true });
+      if (!message || !message.source) {
+        // Gone between the search and the fetch (another client took it), which the next search shows; else not handed over.
+        const attempts = defer(url);
+        logger.warn({ uid, attempts }, 'IMAP message not handed over by the server: left in the folder, fetched again later');
+        return 'deferred';
+      }
       raw = message.source;
     } catch (error) {
-      // The connection is gone: the whole check ends. Else the server refused this one message.
-      if (!imap.usable) throw error;
+      // The connection is gone (the whole check ends), or the server refused this one message. Either way
+      // it is deferred: a message that takes the connection down with it must not be first again at once.
       const attempts = defer(url);
       logger.warn({ uid, err: describe(error), attempts }, 'IMAP message could not be fetched: left in the folder, fetched again later');
+      if (!imap.usable) throw error;
       return 'deferred';
     }
     // The size the server announced is its word; the bytes are what counts.
@@ -240,11 +249,12 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       logger.info({ uid, inboundMessageId: result.inboundMessageId, status: result.status, reply }, 'IMAP message stored');
       return 'finished';
     } catch (error) {
-      // Nothing stored (the database is locked, full or failing): it stays in the folder.
-      if (!(error instanceof MailRejection)) throw error;
+      // Nothing stored: it stays in the folder. The database locked, full or failing (a MailRejection) is
+      // everyone's trouble: the check ends, and goes on in a minute. Anything else is this message's.
       const attempts = defer(url);
-      logger.warn({ uid, reply: `${error.responseCode} ${error.message}`, attempts }, 'IMAP message not stored: left in the folder, fetched again later');
-      return 'deferred';
+      const reply = error instanceof MailRejection ? `${error.responseCode} ${error.message}` : undefined;
+      logger.warn({ uid, reply, err: reply ? undefined : describe(error), attempts }, 'IMAP message not stored: left in the folder, fetched again later');
+      return error instanceof MailRejection ? 'stop' : 'deferred';
     }
   }
 
@@ -312,7 +322,8 @@ async function ensureFolder(imap: ImapFlow, path: string): Promise<void> {
   try {
     await imap.mailboxCreate(path);
   } catch (error) {
-    const exists = await imap.status(path, { messages: true }).then(() => true, () => false);
+    // imapflow's status() answers false, not an error, for a folder it could not ask about.
+    const exists = await imap.status(path, { messages: true }).then((status) => status !== false, () => false);
     if (!exists) throw error;
   }
 }

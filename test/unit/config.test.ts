@@ -93,6 +93,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { ...imap, INTAKE_ADDRESS: '%{key}@example.com' } })).toThrow(/has no mailbox address .* for fetched mail to be taken as sent to/);
     expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_HOST: 'imaps://imap.example.com:993' } })).toThrow(/INTAKE_IMAP_HOST: expected a host name or IP address \(no scheme, no port/);
     expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_AFTER: 'move', INTAKE_IMAP_MOVE_TO: 'INBOX' } })).toThrow('INTAKE_IMAP_MOVE_TO: INBOX is the folder fetched from');
+    expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_AFTER: 'move', INTAKE_IMAP_MOVE_TO: 'inbox' } })).toThrow('INTAKE_IMAP_MOVE_TO: inbox is the folder fetched from');
     expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_AFTER: 'expunge' } })).toThrow('INTAKE_IMAP_AFTER: expected delete, move or seen');
   });
 
