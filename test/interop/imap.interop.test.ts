@@ -1,5 +1,5 @@
 // The IMAP fetcher against a real Dovecot (a private instance on loopback): mail put into the folder
-// becomes notes, over implicit TLS and in clear; new mail is fetched as IDLE announces it; a message is
+// becomes notes, over implicit TLS, STARTTLS and in clear; new mail is fetched as IDLE announces it; a message is
 // deleted, moved or flagged only once stored, fetched once across restarts, and a server that goes away
 // or refuses the login is tried again without stopping intake.
 import { createHash } from 'node:crypto';
@@ -196,9 +196,9 @@ describe('the IMAP fetcher against Dovecot', () => {
     await stopIntake(server);
   });
 
-  it('5. move: a stored message goes to INTAKE_IMAP_MOVE_TO, created when missing', async () => {
+  it('5. move, over STARTTLS: a stored message goes to INTAKE_IMAP_MOVE_TO, created when missing', async () => {
     await emptyInbox();
-    const server = await startIntake({ INTAKE_IMAP_AFTER: 'move', INTAKE_IMAP_MOVE_TO: 'Processed' });
+    const server = await startIntake({ INTAKE_IMAP_AFTER: 'move', INTAKE_IMAP_MOVE_TO: 'Processed', INTAKE_IMAP_TLS: 'starttls', NODE_EXTRA_CA_CERTS: dovecot.certFile });
     const { world, to, raw, messageId } = reply(server, 'Moved once stored.');
     await deliver(raw, { deliveredTo: to });
     await expect.poll(() => notesOf(server, world.issue.id).length, { timeout: 20_000 }).toBe(1);
