@@ -1,5 +1,6 @@
-// serve: runs the service: opens and migrates the database, starts the listeners, reloads the TLS
-// files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network listeners, the database file.
+// serve: runs the service: opens and migrates the database, starts the listeners and the IMAP fetcher,
+// reloads the TLS files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network listeners, an
+// IMAP connection, the database file.
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';

@@ -128,10 +128,11 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       logger.info({ host: settings.host, port: settings.port, user: settings.user, mailbox: settings.mailbox, exists: opened.exists, uidValidity: String(opened.uidValidity) }, 'IMAP folder opened');
       while (!stopping && imap.usable) {
         pokes = 0;
-        const { nextDue, complete } = await check(imap, opened.uidValidity);
+        const { nextAt, complete } = await check(imap, opened.uidValidity);
         if (!complete) break;
         state.lastCheck = Date.now();
-        await sleep(Math.min(settings.checkIntervalMs, nextDue));
+        // From now, not from when the check began: a long check does not push retries back by its length.
+        await sleep(Math.max(0, Math.min(settings.checkIntervalMs, nextAt - Date.now())));
       }
     } finally {
       state.connected = false;
@@ -143,10 +144,10 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
   }
 
   /**
-   * Fetches what the folder holds and intake has not finished with. Returns how long until a deferred
-   * one is due, and whether it went through the whole folder (not stopped, the connection still up).
+   * Fetches what the folder holds and intake has not finished with. Returns when a deferred one is due
+   * again, and whether it went through the whole folder (not stopped, the connection still up).
    */
-  async function check(imap: ImapFlow, uidValidity: bigint): Promise<{ nextDue: number; complete: boolean }> {
+  async function check(imap: ImapFlow, uidValidity: bigint): Promise<{ nextAt: number; complete: boolean }> {
     const uids = await imap.search({ deleted: false }, { uid: true });
     // `false`: the server refused the search. Taken for an empty folder, it would hide a fetcher that fetches nothing.
     if (!Array.isArray(uids)) throw new Error(`the server refused to search ${settings.mailbox}`);
@@ -158,7 +159,8 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
     const unknown = [...present].filter((url) => !finished.has(url));
     for (const [url, done] of deps.repos.inbound.fetchedAlready(unknown)) finished.set(url, done);
     const now = Date.now();
-    let nextDue = Infinity;
+    /** When the first deferred message is due again (ms since the epoch). */
+    let nextAt = Infinity;
     const todo: number[] = [];
     for (const uid of uids.sort((a, b) => a - b)) {
       const url = urlOf(uid);
@@ -170,14 +172,14 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       }
       const retry = deferred.get(url);
       if (retry && retry.notBefore > now) {
-        nextDue = Math.min(nextDue, retry.notBefore - now);
+        nextAt = Math.min(nextAt, retry.notBefore);
         continue;
       }
       todo.push(uid);
     }
     const sizes = new Map<number, number>();
     for (const [i, uid] of todo.entries()) {
-      if (stopping || !imap.usable) return { nextDue, complete: false };
+      if (stopping || !imap.usable) return { nextAt, complete: false };
       // Sizes a batch at a time: a first check of a folder of kept mail may find many thousands.
       if (i % FETCH_BATCH === 0) {
         const batch = todo.slice(i, i + FETCH_BATCH).join(',');
@@ -192,11 +194,11 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
         continue;
       }
       const outcome = await fetchOne(imap, uid, url, size);
-      if (outcome === 'deferred') nextDue = Math.min(nextDue, (deferred.get(url)?.notBefore ?? now) - Date.now());
-      else if (outcome === 'stop') return { nextDue: Math.min(nextDue, RETRY_FIRST_MS), complete: !stopping && imap.usable };
+      if (outcome === 'deferred') nextAt = Math.min(nextAt, deferred.get(url)?.notBefore ?? now);
+      else if (outcome === 'stop') return { nextAt: Math.min(nextAt, Date.now() + RETRY_FIRST_MS), complete: !stopping && imap.usable };
       else await finish(imap, uid, url);
     }
-    return { nextDue, complete: !stopping && imap.usable };
+    return { nextAt, complete: !stopping && imap.usable };
   }
 
   /** Leaves a message in the folder, to be fetched again after a minute, doubling to an hour. */

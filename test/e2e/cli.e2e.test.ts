@@ -66,6 +66,18 @@ describe('configuration errors', () => {
     expect(stderr).toBe('intake: serve needs a database file: INTAKE_DATABASE=:memory: would give each of its two connections a database of its own\n');
   });
 
+  it('stops serve with exit 78 on an IMAP password file it cannot read, or an empty one', () => {
+    const dir = tempDir();
+    const imap = { INTAKE_DATABASE: join(dir, 'db.sqlite'), INTAKE_SMTP_LISTEN: '', INTAKE_IMAP_HOST: '127.0.0.1', INTAKE_IMAP_USER: 'intake' };
+    const missing = run(['serve'], cliEnv({ ...imap, INTAKE_IMAP_PASSWORD_FILE: join(dir, 'missing') }));
+    expect(missing.status).toBe(78);
+    expect(missing.stderr).toMatch(new RegExp(`^intake: INTAKE_IMAP_PASSWORD_FILE: cannot read ${join(dir, 'missing')}: ENOENT`));
+    writeFileSync(join(dir, 'empty'), '\n');
+    const empty = run(['serve'], cliEnv({ ...imap, INTAKE_IMAP_PASSWORD_FILE: join(dir, 'empty') }));
+    expect(empty.status).toBe(78);
+    expect(empty.stderr).toBe(`intake: INTAKE_IMAP_PASSWORD_FILE: ${join(dir, 'empty')} is empty\n`);
+  });
+
   it('reads a YAML or JSON config file, the environment winning', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'intake.yaml'), `database: ${join(dir, 'from-file.sqlite')}\nsmtp_listen: 127.0.0.1:0\naddress: reply+%{key}@mail.example.org\n`);
