@@ -263,7 +263,7 @@ export const SETTINGS = {
     schema: z.string().refine((v) => v === '' || /^[A-Za-z0-9.-]+$|^[0-9A-Fa-f:.]+$/.test(v), { message: 'expected a host name or IP address (no scheme, no port: the port is INTAKE_IMAP_PORT)' }),
     default: '',
     defaultDoc: 'none',
-    doc: "IMAP server to fetch mail from, for a mailbox intake cannot be the MX of (IMAP ingress). Each message in `imap_mailbox` is taken as sent to the address template's mailbox address and routed by its headers (Delivered-To, To, References...), as GitLab does; it is deleted, moved or flagged only once it is stored, and a message is fetched once (`inbound_messages.fetched_from`). Empty: no fetcher.",
+    doc: "IMAP server to fetch mail from, for a mailbox intake cannot be the MX of (IMAP ingress). Each message in `imap_mailbox` is taken as sent to the address template's mailbox address and routed by its headers in GitLab's order (To, References, Delivered-To, Envelope-To...); it is deleted, moved or flagged only once it is stored, and a message is fetched once (`inbound_messages.fetched_from`). Empty: no fetcher.",
   },
   imap_port: {
     env: 'INTAKE_IMAP_PORT',
