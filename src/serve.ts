@@ -4,7 +4,6 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { compileTemplate } from './address/template.js';
 import { openStore, type Store } from './db/client.js';
 import { startImapFetcher, type ImapFetcher, type ImapSettings } from './fetch/imap.js';
 import { ingestDeps } from './ingest/deps.js';
@@ -224,8 +223,6 @@ function imapSettingsOf(config: Config): ImapSettings {
     moveTo: config.imap_move_to,
     checkIntervalMs: config.imap_check_interval_ms,
     maxMessageBytes: config.max_message_bytes,
-    // loadConfig() made sure there is one.
-    recipient: compileTemplate(config.address).mailbox as string,
   };
 }
 

@@ -19,8 +19,6 @@ export interface ImapSettings {
   moveTo: string;
   checkIntervalMs: number;
   maxMessageBytes: number;
-  /** The address template's mailbox address, which fetched mail is taken as sent to. */
-  recipient: string;
 }
 
 export interface FetcherStatus {
@@ -53,6 +51,8 @@ const FETCH_BATCH = 500;
 const IDLE_AFTER_MS = 1000;
 
 export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logger: Logger): ImapFetcher {
+  // Fetched mail is taken as sent to the template's mailbox address (loadConfig() made sure there is one).
+  const recipient = deps.template.mailbox as string;
   const state: FetcherStatus = { connected: false, lastCheck: null, lastError: null };
   let stopping = false;
   /** Per message (its URL), when it may be fetched again after a deferral, and how often it was. */
@@ -214,7 +214,7 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
    * stored never holds up the others for longer.
    */
   async function fetchOne(imap: ImapFlow, uid: number, url: string, size: number): Promise<'finished' | 'deferred' | 'stop'> {
-    const envelope: Envelope = { mailFrom: null, rcptTo: [settings.recipient], recipients: [settings.recipient], fetchedFrom: url };
+    const envelope: Envelope = { mailFrom: null, rcptTo: [recipient], recipients: [recipient], fetchedFrom: url };
     if (size > settings.maxMessageBytes) return refuseTooBig(uid, url, envelope, size);
     let raw: Buffer;
     try {
@@ -263,7 +263,7 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
   /** Its row says why; it is done with only once that row is written (never deleted: its bytes are nowhere else). */
   async function refuseTooBig(uid: number, url: string, envelope: Envelope, size: number): Promise<'finished' | 'deferred'> {
     const rejection = new MailRejection('data.too_big', String(settings.maxMessageBytes));
-    const id = await recordRefusals({ ingress: 'imap', envelope: { ...envelope, rcptTo: [] }, refused: [{ recipient: settings.recipient, rejection, stage: 'data' }], size, inboundMessageId: null }, deps);
+    const id = await recordRefusals({ ingress: 'imap', envelope: { ...envelope, rcptTo: [] }, refused: [{ recipient, rejection, stage: 'data' }], size, inboundMessageId: null }, deps);
     if (id === null) {
       defer(url);
       return 'deferred';
