@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { openStore, type Store } from './db/client.js';
-import { startImapFetcher, type ImapFetcher, type ImapSettings } from './fetch/imap.js';
+import type { Fetcher } from './fetch/fetcher.js';
+import { startImapFetcher, type ImapSettings } from './fetch/imap.js';
 import { ingestDeps } from './ingest/deps.js';
 import { startWriter, type WriterThread } from './ingest/writer.js';
 import { checkHealth } from './monitor/health.js';
@@ -45,7 +46,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   }
   let tls = config.tls_cert_file ? loadTls(config, logger) : null;
   const imapSettings = config.imap_host ? imapSettingsOf(config) : null;
-  let fetcher: ImapFetcher | null = null;
+  let fetcher: Fetcher | null = null;
   // SIGHUP's default is to end the process: from the start it means "reload", even before the
   // database is open (a certificate renewal's reload right after a restart must not stop intake).
   const mail: MailListener[] = [];

@@ -3,10 +3,10 @@
 // committed. Side effects: one IMAP connection, reconnected with a backoff; rows through ingest().
 import { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
-import { MailRejection } from '../errors.js';
-import { ingest, recordRefusals, type Envelope, type IngestDeps } from '../ingest/ingest.js';
+import type { IngestDeps } from '../ingest/ingest.js';
+import type { Fetcher, FetcherStatus } from './fetcher.js';
 import { imapMessageUrl } from './imap-url.js';
-import { returnPathOf } from './return-path.js';
+import { createLedger, RETRY_FIRST_MS, type Outcome } from './ledger.js';
 
 export interface ImapSettings {
   host: string;
@@ -21,20 +21,6 @@ export interface ImapSettings {
   maxMessageBytes: number;
 }
 
-export interface FetcherStatus {
-  connected: boolean;
-  /** When the folder was last searched to the end (ms since the epoch), or null. */
-  lastCheck: number | null;
-  /** Why the connection last ended or failed, or null. */
-  lastError: string | null;
-}
-
-export interface ImapFetcher {
-  status(): FetcherStatus;
-  /** Lets the message being stored finish, then logs out; past graceMs, cuts the connection. */
-  close(graceMs: number): Promise<void>;
-}
-
 /**
  * RFC 2177 asks a client to leave IDLE within 29 minutes, and NATs drop quiet connections sooner: mail_room
  * stopped hearing of new mail after about 30 minutes (tpitale/mail_room#10).
@@ -43,25 +29,14 @@ const IDLE_RESTART_MS = 10 * 60_000;
 /** Reconnecting: 1 s, doubling to 5 minutes; never a tight loop against a server that refuses (mail_room#56). */
 const RECONNECT_FIRST_MS = 1000;
 const RECONNECT_MAX_MS = 5 * 60_000;
-/** A deferred message (4xx) is fetched again after 1 minute, doubling to an hour, as a sender would retry. */
-const RETRY_FIRST_MS = 60_000;
-const RETRY_MAX_MS = 60 * 60_000;
 const FETCH_BATCH = 500;
 /** Longer than most pauses inside a check (a message being stored); after a longer one, IDLE costs the next command a round-trip. */
 const IDLE_AFTER_MS = 1000;
 
-export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logger: Logger): ImapFetcher {
-  // Fetched mail is taken as sent to the template's mailbox address (loadConfig() made sure there is one).
-  const recipient = deps.template.mailbox as string;
+export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logger: Logger): Fetcher {
   const state: FetcherStatus = { connected: false, lastCheck: null, lastError: null };
   let stopping = false;
-  /** Per message (its URL), when it may be fetched again after a deferral, and how often it was. */
-  const deferred = new Map<string, { attempts: number; notBefore: number }>();
-  /**
-   * Messages known finished, and whether their bytes were stored (not when too big), so that a folder of
-   * kept mail (`seen`) is not looked up again every check.
-   */
-  const finished = new Map<string, { stored: boolean }>();
+  let ledger = createLedger({ ingress: 'imap', maxMessageBytes: settings.maxMessageBytes, deps, logger, label: 'IMAP' });
   let lastUidValidity: bigint | null = null;
   let current: ImapFlow | null = null;
 
@@ -118,8 +93,7 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       if (lastUidValidity !== null && opened.uidValidity !== lastUidValidity) {
         // Every UID names another message now: all are fetched again, and copies are recognised by Message-ID.
         logger.warn({ mailbox: settings.mailbox, was: String(lastUidValidity), now: String(opened.uidValidity) }, 'IMAP folder UIDVALIDITY changed: its messages are fetched again');
-        finished.clear();
-        deferred.clear();
+        ledger = createLedger({ ingress: 'imap', maxMessageBytes: settings.maxMessageBytes, deps, logger, label: 'IMAP' });
       }
       lastUidValidity = opened.uidValidity;
       if (settings.after === 'move') await ensureFolder(imap, settings.moveTo);
@@ -152,27 +126,22 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
     // `false`: the server refused the search. Taken for an empty folder, it would hide a fetcher that fetches nothing.
     if (!Array.isArray(uids)) throw new Error(`the server refused to search ${settings.mailbox}`);
     const urlOf = (uid: number) => imapMessageUrl({ user: settings.user, host: settings.host, port: settings.port, mailbox: settings.mailbox, uidValidity, uid });
-    const present = new Set(uids.map(urlOf));
-    // What left the folder is forgotten: the process holds what the folder holds, not every message it ever fetched.
-    for (const url of finished.keys()) if (!present.has(url)) finished.delete(url);
-    for (const url of deferred.keys()) if (!present.has(url)) deferred.delete(url);
-    const unknown = [...present].filter((url) => !finished.has(url));
-    for (const [url, done] of deps.repos.inbound.fetchedAlready(unknown)) finished.set(url, done);
+    ledger.sync(uids.map(urlOf));
     const now = Date.now();
     /** When the first deferred message is due again (ms since the epoch). */
     let nextAt = Infinity;
     const todo: number[] = [];
     for (const uid of uids.sort((a, b) => a - b)) {
       const url = urlOf(uid);
-      const done = finished.get(url);
+      const done = ledger.finished(url);
       if (done) {
         // Stored before, still here: the step after the commit did not happen (a crash, a lost connection).
         if (settings.after === 'move' || (settings.after === 'delete' && done.stored)) todo.push(uid);
         continue;
       }
-      const retry = deferred.get(url);
-      if (retry && retry.notBefore > now) {
-        nextAt = Math.min(nextAt, retry.notBefore);
+      const due = ledger.notBefore(url, now);
+      if (due !== null) {
+        nextAt = Math.min(nextAt, due);
         continue;
       }
       todo.push(uid);
@@ -189,40 +158,31 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       const url = urlOf(uid);
       const size = sizes.get(uid);
       if (size === undefined) continue; // expunged meanwhile by another client
-      if (finished.has(url)) {
+      if (ledger.finished(url)) {
         await finish(imap, uid, url);
         continue;
       }
       const outcome = await fetchOne(imap, uid, url, size);
-      if (outcome === 'deferred') nextAt = Math.min(nextAt, deferred.get(url)?.notBefore ?? now);
+      if (outcome === 'deferred') nextAt = Math.min(nextAt, ledger.notBefore(url, Date.now()) ?? now);
       else if (outcome === 'stop') return { nextAt: Math.min(nextAt, Date.now() + RETRY_FIRST_MS), complete: !stopping && imap.usable };
       else await finish(imap, uid, url);
     }
     return { nextAt, complete: !stopping && imap.usable };
   }
 
-  /** Leaves a message in the folder, to be fetched again after a minute, doubling to an hour. */
-  function defer(url: string): number {
-    const attempts = (deferred.get(url)?.attempts ?? 0) + 1;
-    deferred.set(url, { attempts, notBefore: Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempts - 1)) });
-    return attempts;
-  }
-
   /**
-   * Stores one message, or refuses it for good ('finished'), or leaves it for later ('deferred'; 'stop'
-   * when the database could not store it, and the rest wait a minute). One message that cannot be had or
-   * stored never holds up the others for longer.
+   * Downloads one message and stores it (or refuses it: too big). A message the server does not hand
+   * over is left for later: one that cannot be had never holds up the others for longer.
    */
-  async function fetchOne(imap: ImapFlow, uid: number, url: string, size: number): Promise<'finished' | 'deferred' | 'stop'> {
-    const envelope: Envelope = { mailFrom: null, rcptTo: [recipient], recipients: [recipient], fetchedFrom: url };
-    if (size > settings.maxMessageBytes) return refuseTooBig(uid, url, envelope, size);
+  async function fetchOne(imap: ImapFlow, uid: number, url: string, size: number): Promise<Outcome> {
+    if (size > settings.maxMessageBytes) return ledger.refuseTooBig(url, size, { uid });
     let raw: Buffer;
     try {
       // One byte past the limit at most: a server that said less than it holds is not believed.
       const message = await imap.fetchOne(String(uid), { uid: true, source: { maxLength: settings.maxMessageBytes + 1 } }, { uid: true });
       if (!message || !message.source) {
         // Gone between the search and the fetch (another client took it), which the next search shows; else not handed over.
-        const attempts = defer(url);
+        const attempts = ledger.defer(url);
         logger.warn({ uid, attempts }, 'IMAP message not handed over by the server: left in the folder, fetched again later');
         return 'deferred';
       }
@@ -230,52 +190,17 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
     } catch (error) {
       // The connection is gone (the whole check ends), or the server refused this one message. Either way
       // it is deferred: a message that takes the connection down with it must not be first again at once.
-      const attempts = defer(url);
+      const attempts = ledger.defer(url);
       logger.warn({ uid, err: describe(error), attempts }, 'IMAP message could not be fetched: left in the folder, fetched again later');
       if (!imap.usable) throw error;
       return 'deferred';
     }
-    // The size the server announced is its word; the bytes are what counts.
-    if (raw.length > settings.maxMessageBytes) return refuseTooBig(uid, url, envelope, raw.length);
-    envelope.mailFrom = returnPathOf(raw);
-    try {
-      const result = await ingest({ raw, ingress: 'imap', envelope }, deps);
-      const reply = `${result.reply.code} ${result.reply.message}`;
-      if (result.reply.code >= 400 && result.reply.code < 500) {
-        const attempts = defer(url);
-        logger.info({ uid, inboundMessageId: result.inboundMessageId, reply, attempts }, 'IMAP message deferred: left in the folder, fetched again later');
-        return 'deferred';
-      }
-      deferred.delete(url);
-      finished.set(url, { stored: true });
-      logger.info({ uid, inboundMessageId: result.inboundMessageId, status: result.status, reply }, 'IMAP message stored');
-      return 'finished';
-    } catch (error) {
-      // Nothing stored: it stays in the folder. The database locked, full or failing (a MailRejection) is
-      // everyone's trouble: the check ends, and goes on in a minute. Anything else is this message's.
-      const attempts = defer(url);
-      const reply = error instanceof MailRejection ? `${error.responseCode} ${error.message}` : undefined;
-      logger.warn({ uid, reply, err: reply ? undefined : describe(error), attempts }, 'IMAP message not stored: left in the folder, fetched again later');
-      return error instanceof MailRejection ? 'stop' : 'deferred';
-    }
-  }
-
-  /** Its row says why; it is done with only once that row is written (never deleted: its bytes are nowhere else). */
-  async function refuseTooBig(uid: number, url: string, envelope: Envelope, size: number): Promise<'finished' | 'deferred'> {
-    const rejection = new MailRejection('data.too_big', String(settings.maxMessageBytes));
-    const id = await recordRefusals({ ingress: 'imap', envelope: { ...envelope, rcptTo: [] }, refused: [{ recipient, rejection, stage: 'data' }], size, inboundMessageId: null }, deps);
-    if (id === null) {
-      defer(url);
-      return 'deferred';
-    }
-    logger.warn({ uid, size, inboundMessageId: id, reply: `${rejection.responseCode} ${rejection.message}` }, 'IMAP message too big: refused and left in the folder');
-    finished.set(url, { stored: false });
-    return 'finished';
+    return ledger.store(raw, url, { uid });
   }
 
   async function finish(imap: ImapFlow, uid: number, url: string): Promise<void> {
     // Its bytes are nowhere else: never deleted.
-    if (settings.after === 'delete' && !finished.get(url)?.stored) return;
+    if (settings.after === 'delete' && !ledger.finished(url)?.stored) return;
     let done: unknown;
     if (settings.after === 'delete') done = await imap.messageDelete(String(uid), { uid: true });
     else if (settings.after === 'move') done = await imap.messageMove(String(uid), settings.moveTo, { uid: true });

@@ -3,7 +3,7 @@
 // time, open sessions, the database's disk, and the process's own (prom-client's defaults).
 import { statSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { FetcherStatus } from '../fetch/imap.js';
+import type { FetcherStatus } from '../fetch/fetcher.js';
 import type { WriterObserver } from '../ingest/writer.js';
 import type { SessionObserver } from '../smtp/server.js';
 import { freeBytes } from '../smtp/free-space.js';
