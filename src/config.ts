@@ -7,6 +7,7 @@ import { hostname as machineHostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { compileTemplate, TemplateError } from './address/template.js';
+import { folderPath, sameFolder } from './fetch/graph-folder.js';
 
 
 /** A listener address, or '' for no listener. */
@@ -22,6 +23,19 @@ const ipList = z
       if (isIP(entry) === 0) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is not an IP address (networks are not supported: list each relay)` });
     }
   });
+
+/** An HTTPS origin, as Microsoft's endpoints are given (a token must not cross in clear). */
+const httpsOrigin = z.string().refine(
+  (v) => {
+    try {
+      const url = new URL(v);
+      return url.protocol === 'https:' && url.origin === v.replace(/\/+$/, '') && !url.username;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an https:// origin, no path, like https://graph.microsoft.com' },
+);
 
 const addressTemplate = z.string().superRefine((value, ctx) => {
   try {
@@ -322,6 +336,77 @@ export const SETTINGS = {
     default: 300000,
     doc: 'How often the folder is searched whatever IDLE said: new mail is fetched as soon as the server announces it (IDLE, or NOOP every 2 minutes on a server without it); this catches what an announcement missed, and retries deferred messages.',
   },
+  graph_user: {
+    env: 'INTAKE_GRAPH_USER',
+    schema: z.string(),
+    default: '',
+    defaultDoc: 'none',
+    doc: "Microsoft 365 mailbox to fetch mail from over Microsoft Graph (its address or object ID), for a mailbox intake cannot be the MX of and whose IMAP takes OAuth2 alone (Graph ingress). Each message in `graph_folder` is taken as sent to the address template's mailbox address and routed by its headers, as for IMAP; it is deleted, moved or marked read only once it is stored, and fetched once (`inbound_messages.fetched_from`, under Graph's immutable ID). Needs an app registration with the application permission Mail.ReadWrite (limit it to this mailbox with an Exchange application access policy). Empty: no fetcher.",
+  },
+  graph_tenant_id: {
+    env: 'INTAKE_GRAPH_TENANT_ID',
+    schema: z.string().refine((v) => v === '' || /^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(v), { message: 'expected a directory (tenant) ID or a domain like contoso.onmicrosoft.com' }),
+    default: '',
+    defaultDoc: 'none',
+    doc: 'The Microsoft Entra directory (tenant) ID of the mailbox, or its domain.',
+  },
+  graph_client_id: {
+    env: 'INTAKE_GRAPH_CLIENT_ID',
+    schema: z.string().refine((v) => v === '' || /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v), { message: 'expected the app registration\'s application (client) ID, a GUID like 8f2b7c1e-...' }),
+    default: '',
+    defaultDoc: 'none',
+    doc: "The app registration's application (client) ID.",
+  },
+  graph_client_secret: {
+    env: 'INTAKE_GRAPH_CLIENT_SECRET',
+    schema: z.string(),
+    default: '',
+    defaultDoc: 'none',
+    doc: "A client secret of the app registration (its value, not its ID); or give `graph_client_secret_file`.",
+  },
+  graph_client_secret_file: {
+    env: 'INTAKE_GRAPH_CLIENT_SECRET_FILE',
+    schema: z.string(),
+    default: '',
+    defaultDoc: 'none',
+    doc: 'A file holding the client secret (its first line), read at start: for systemd credentials or a secret mounted into a container.',
+  },
+  graph_folder: {
+    env: 'INTAKE_GRAPH_FOLDER',
+    schema: z.string().min(1),
+    default: 'inbox',
+    doc: 'The folder to fetch from: a well-known name (`inbox`, `archive`, ... in any language of the mailbox) or display names under the top of the mailbox, levels separated by `/` (`Inbox/Support`).',
+  },
+  graph_after: {
+    env: 'INTAKE_GRAPH_AFTER',
+    schema: z.enum(['delete', 'move', 'read'], { error: 'expected delete, move or read' }),
+    default: 'delete',
+    doc: 'What becomes of a message once its row is committed (stored, or refused for good): `delete` it (to Deleted Items; the raw message is in the database), `move` it to `graph_move_to`, or mark it `read` and leave it (then only unread messages are listed: one a person opened first is not fetched). A message deferred (4xx) is left and fetched again later; one too big to store is never deleted.',
+  },
+  graph_move_to: {
+    env: 'INTAKE_GRAPH_MOVE_TO',
+    schema: z.string().min(1),
+    default: 'intake',
+    doc: 'The folder `graph_after=move` moves messages to, named as `graph_folder` is; created when missing.',
+  },
+  graph_poll_interval_ms: {
+    env: 'INTAKE_GRAPH_POLL_INTERVAL_MS',
+    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000).max(3_600_000),
+    default: 60000,
+    doc: 'How often the folder is listed (Graph has no push without a public HTTPS endpoint). Each poll is one request plus one per 200 messages; Graph allows 10,000 a mailbox every 10 minutes, and a throttled poll waits as long as Graph asks (Retry-After).',
+  },
+  graph_login_endpoint: {
+    env: 'INTAKE_GRAPH_LOGIN_ENDPOINT',
+    schema: httpsOrigin,
+    default: 'https://login.microsoftonline.com',
+    doc: 'Where tokens are asked for: Microsoft Entra ID, or a national cloud\'s (`https://login.microsoftonline.us`, `https://login.chinacloudapi.cn`).',
+  },
+  graph_endpoint: {
+    env: 'INTAKE_GRAPH_ENDPOINT',
+    schema: httpsOrigin,
+    default: 'https://graph.microsoft.com',
+    doc: 'Microsoft Graph, or a national cloud\'s (`https://graph.microsoft.us`, `https://microsoftgraph.chinacloudapi.cn`).',
+  },
   group_commit: {
     env: 'INTAKE_GROUP_COMMIT',
     schema: booleanFlag,
@@ -404,8 +489,8 @@ export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } =
 /** Problems no single setting shows: settings that need each other. */
 function crossCheck(config: Config): string[] {
   const problems: string[] = [];
-  if (!config.smtp_listen && !config.lmtp_listen && !config.smtps_listen && !config.policy_listen && !config.imap_host) {
-    problems.push('INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST)');
+  if (!config.smtp_listen && !config.lmtp_listen && !config.smtps_listen && !config.policy_listen && !config.imap_host && !config.graph_user) {
+    problems.push('INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST or INTAKE_GRAPH_USER)');
   }
   if (config.imap_host) {
     if (!config.imap_user) problems.push('INTAKE_IMAP_USER: INTAKE_IMAP_HOST needs a user to log in as');
@@ -420,6 +505,28 @@ function crossCheck(config: Config): string[] {
     // Fetched mail is taken as sent to the mailbox address, then routed by its headers.
     if (compileTemplate(config.address).mailbox === null) {
       problems.push(`INTAKE_IMAP_HOST: the address template ${config.address} has no mailbox address (its local part is only %{key}) for fetched mail to be taken as sent to`);
+    }
+  }
+  if (config.graph_user) {
+    if (!config.graph_tenant_id) problems.push('INTAKE_GRAPH_TENANT_ID: INTAKE_GRAPH_USER needs the directory (tenant) ID of the mailbox');
+    if (!config.graph_client_id) problems.push("INTAKE_GRAPH_CLIENT_ID: INTAKE_GRAPH_USER needs the app registration's application (client) ID");
+    if (Boolean(config.graph_client_secret) === Boolean(config.graph_client_secret_file)) {
+      problems.push(`INTAKE_GRAPH_CLIENT_SECRET: INTAKE_GRAPH_USER needs ${config.graph_client_secret ? 'one of INTAKE_GRAPH_CLIENT_SECRET and INTAKE_GRAPH_CLIENT_SECRET_FILE, not both' : 'INTAKE_GRAPH_CLIENT_SECRET or INTAKE_GRAPH_CLIENT_SECRET_FILE'}`);
+    }
+    const folders = (['graph_folder', 'graph_move_to'] as const).map((key) => {
+      try {
+        folderPath(config[key]);
+        return true;
+      } catch (error) {
+        problems.push(`INTAKE_${key.toUpperCase()}: ${(error as Error).message}`);
+        return false;
+      }
+    });
+    if (config.graph_after === 'move' && folders.every(Boolean) && sameFolder(config.graph_move_to, config.graph_folder)) {
+      problems.push(`INTAKE_GRAPH_MOVE_TO: ${config.graph_move_to} is the folder fetched from (INTAKE_GRAPH_FOLDER): moved there, a message would come back as a new one`);
+    }
+    if (compileTemplate(config.address).mailbox === null) {
+      problems.push(`INTAKE_GRAPH_USER: the address template ${config.address} has no mailbox address (its local part is only %{key}) for fetched mail to be taken as sent to`);
     }
   }
   if (Boolean(config.tls_cert_file) !== Boolean(config.tls_key_file)) {

@@ -1,11 +1,12 @@
-// serve: runs the service: opens and migrates the database, starts the listeners and the IMAP fetcher,
-// reloads the TLS files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network listeners, an
-// IMAP connection, the database file.
+// serve: runs the service: opens and migrates the database, starts the listeners and the IMAP and Graph
+// fetchers, reloads the TLS files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network
+// listeners, an IMAP connection, HTTPS requests to Graph, the database file.
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { openStore, type Store } from './db/client.js';
 import type { Fetcher } from './fetch/fetcher.js';
+import { startGraphFetcher, type GraphSettings } from './fetch/graph.js';
 import { startImapFetcher, type ImapSettings } from './fetch/imap.js';
 import { ingestDeps } from './ingest/deps.js';
 import { startWriter, type WriterThread } from './ingest/writer.js';
@@ -46,13 +47,15 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   }
   let tls = config.tls_cert_file ? loadTls(config, logger) : null;
   const imapSettings = config.imap_host ? imapSettingsOf(config) : null;
-  let fetcher: Fetcher | null = null;
+  const graphSettings = config.graph_user ? graphSettingsOf(config) : null;
+  let imapFetcher: Fetcher | null = null;
+  let graphFetcher: Fetcher | null = null;
   // SIGHUP's default is to end the process: from the start it means "reload", even before the
   // database is open (a certificate renewal's reload right after a restart must not stop intake).
   const mail: MailListener[] = [];
   // Counted only when someone can read them.
   const metrics = config.http_listen
-    ? createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])), imap: imapSettings && (() => fetcher?.status() ?? null) })
+    ? createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])), imap: imapSettings && (() => imapFetcher?.status() ?? null), graph: graphSettings && (() => graphFetcher?.status() ?? null) })
     : null;
   const reload = () => {
     if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
@@ -142,9 +145,11 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     throw error;
   }
   if (imapSettings) {
-    fetcher = startImapFetcher(imapSettings, deps, logger.child({ ingress: 'imap' }));
+    imapFetcher = startImapFetcher(imapSettings, deps, logger.child({ ingress: 'imap' }));
     logger.info({ host: imapSettings.host, port: imapSettings.port, tls: imapSettings.tls, mailbox: imapSettings.mailbox, after: imapSettings.after }, 'fetching over IMAP');
   }
+  if (graphSettings) graphFetcher = startGraphFetcher(graphSettings, deps, logger.child({ ingress: 'graph' }));
+  const fetchers = [imapFetcher, graphFetcher];
   const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : []), ...(monitor ? [['http', monitor.port]] : [])]);
   logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');
 
@@ -164,7 +169,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     process.once('SIGTERM', () => process.exit(EX_IOERR));
     process.once('SIGINT', () => process.exit(EX_IOERR));
     // Sessions still open after the grace are cut; a client that does not answer the cut is not waited for.
-    const closed = Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close(), fetcher?.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))]);
+    const closed = Promise.all([...mail.map((l) => l.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms))), policy?.close(), ...fetchers.map((f) => f?.close(Math.min(FLUSH_FAILURE_GRACE_MS, config.shutdown_timeout_ms)))]);
     await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, FLUSH_FAILURE_GRACE_MS + 500))]);
     return exitAfterFlushFailure(logger);
   }
@@ -173,7 +178,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const force = () => process.exit(1);
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
-  await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close(), fetcher?.close(config.shutdown_timeout_ms)]);
+  await Promise.all([...mail.map((l) => l.close(config.shutdown_timeout_ms)), policy?.close(), ...fetchers.map((f) => f?.close(config.shutdown_timeout_ms))]);
   // Open while sessions finish, answering /health 503 `stopping`.
   await monitor?.close();
   // A flush that failed while messages in progress finished: closing now would checkpoint its pages.
@@ -203,16 +208,37 @@ async function exitAfterFlushFailure(logger: Logger): Promise<never> {
   process.exit(EX_IOERR);
 }
 
-function imapSettingsOf(config: Config): ImapSettings {
-  let password = config.imap_password;
-  if (config.imap_password_file) {
-    try {
-      password = readFileSync(config.imap_password_file, 'utf8').split(/\r?\n/)[0] ?? '';
-    } catch (error) {
-      throw new StartupError(`INTAKE_IMAP_PASSWORD_FILE: cannot read ${config.imap_password_file}: ${(error as Error).message}`, EX_CONFIG);
-    }
-    if (password === '') throw new StartupError(`INTAKE_IMAP_PASSWORD_FILE: ${config.imap_password_file} is empty`, EX_CONFIG);
+/** A secret given as a setting, or as the first line of a file (systemd credentials), read now. */
+function secretOf(value: string, file: string, setting: string): string {
+  if (!file) return value;
+  let secret: string;
+  try {
+    secret = readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '';
+  } catch (error) {
+    throw new StartupError(`${setting}: cannot read ${file}: ${(error as Error).message}`, EX_CONFIG);
   }
+  if (secret === '') throw new StartupError(`${setting}: ${file} is empty`, EX_CONFIG);
+  return secret;
+}
+
+function graphSettingsOf(config: Config): GraphSettings {
+  return {
+    loginEndpoint: config.graph_login_endpoint,
+    graphEndpoint: config.graph_endpoint,
+    tenantId: config.graph_tenant_id,
+    clientId: config.graph_client_id,
+    clientSecret: secretOf(config.graph_client_secret, config.graph_client_secret_file, 'INTAKE_GRAPH_CLIENT_SECRET_FILE'),
+    user: config.graph_user,
+    folder: config.graph_folder,
+    after: config.graph_after,
+    moveTo: config.graph_move_to,
+    pollIntervalMs: config.graph_poll_interval_ms,
+    maxMessageBytes: config.max_message_bytes,
+  };
+}
+
+function imapSettingsOf(config: Config): ImapSettings {
+  const password = secretOf(config.imap_password, config.imap_password_file, 'INTAKE_IMAP_PASSWORD_FILE');
   return {
     host: config.imap_host,
     port: config.imap_port,

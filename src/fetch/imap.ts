@@ -7,6 +7,7 @@ import type { IngestDeps } from '../ingest/ingest.js';
 import type { Fetcher, FetcherStatus } from './fetcher.js';
 import { imapMessageUrl } from './imap-url.js';
 import { createLedger, RETRY_FIRST_MS, type Outcome } from './ledger.js';
+import { createPause } from './pause.js';
 
 export interface ImapSettings {
   host: string;
@@ -40,29 +41,21 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
   let lastUidValidity: bigint | null = null;
   let current: ImapFlow | null = null;
 
-  /** Interrupts a wait: new mail announced, the connection closed, or close(). */
-  let wake: () => void = () => {};
+  const pause = createPause();
   /** Announcements since the last check began: one during a check means checking again at once. */
   let pokes = 0;
   /** Whether the wait under way ends on news of the folder (a backoff does not). */
   let pokable = false;
   const poke = () => {
     pokes++;
-    if (pokable) wake();
+    if (pokable) pause.wake();
   };
   /** Waits ms, or less when poked (new mail) or stopped; `backoff` waits are ended by stopping alone. */
-  const sleep = (ms: number, backoff = false) =>
-    new Promise<void>((resolve) => {
-      if ((pokes > 0 && !backoff) || stopping) return resolve();
-      pokable = !backoff;
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = () => {};
-        resolve();
-      }
-      wake = done;
-    });
+  const sleep = async (ms: number, backoff = false) => {
+    if ((pokes > 0 && !backoff) || stopping) return;
+    pokable = !backoff;
+    await pause.sleep(ms);
+  };
 
   async function connection(): Promise<void> {
     const imap = new ImapFlow({
@@ -236,7 +229,7 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       // A wait ends now; a message being stored finishes first (check() stops before the next one),
       // then the connection logs out, which ends IDLE. A server that does not answer is not waited for:
       // a message stored by then is known by its row at the next start.
-      wake();
+      pause.wake();
       const cut = setTimeout(() => current?.close(), graceMs);
       await running;
       clearTimeout(cut);

@@ -21,7 +21,7 @@ const UNKNOWN_RECIPIENT_CODES = ['rcpt.unknown_key', 'rcpt.unknown_reply_key', '
 /** Up to the 10 s a sender might wait; most answers take 1 to 20 ms (README, Performance). */
 const STORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export function createMetrics(options: { database: string; sessions: () => Record<string, number>; imap?: (() => FetcherStatus | null) | null }): Metrics {
+export function createMetrics(options: { database: string; sessions: () => Record<string, number>; imap?: (() => FetcherStatus | null) | null; graph?: (() => FetcherStatus | null) | null }): Metrics {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
@@ -120,9 +120,29 @@ export function createMetrics(options: { database: string; sessions: () => Recor
     });
   }
 
+  const graph = options.graph;
+  if (graph) {
+    new Gauge({
+      name: 'intake_graph_connected',
+      help: "Whether the Microsoft Graph fetcher's last poll went through (1) or it is trying again (0): a refused token or permission, Graph down or throttling.",
+      registers,
+      collect() {
+        this.set(graph()?.connected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'intake_graph_last_check_timestamp_seconds',
+      help: 'When the Graph fetcher last went through its folder to the end (Unix time); 0 until it has. It polls every INTAKE_GRAPH_POLL_INTERVAL_MS: alert when it is older than a few of those.',
+      registers,
+      collect() {
+        this.set((graph()?.lastCheck ?? 0) / 1000);
+      },
+    });
+  }
+
   // A labelled series appears only once counted, and Prometheus's increase() reads a series' first
   // value as its start: the first failure after a start would never alert. Those alerted on start at 0.
-  for (const ingress of imap ? ['smtp', 'lmtp', 'imap'] : ['smtp', 'lmtp']) for (const reason of ['data.store_failed', 'data.disk_full', 'session.internal_error']) notStored.inc({ ingress, reason }, 0);
+  for (const ingress of ['smtp', 'lmtp', ...(imap ? ['imap'] : []), ...(graph ? ['graph'] : [])]) for (const reason of ['data.store_failed', 'data.disk_full', 'session.internal_error']) notStored.inc({ ingress, reason }, 0);
   deliveries.inc({ stage: 'process', status: 'failed', reason: 'process.internal' }, 0);
   for (const reason of UNKNOWN_RECIPIENT_CODES) refusals.inc({ stage: 'rcpt', reason }, 0);
   refusals.inc({ stage: 'connect', reason: 'connect.blocked' }, 0);

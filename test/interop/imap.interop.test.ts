@@ -4,11 +4,11 @@
 // or refuses the login is tried again without stopping intake.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metricValue } from '../helpers/metrics.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { startServer, template, type RunningServer } from '../helpers/server.js';
 import { DOVECOT_INSTALLED, startDovecot, type Dovecot } from './dovecot.js';
@@ -254,7 +254,7 @@ describe('the IMAP fetcher against Dovecot', () => {
     await emptyInbox();
     const httpPort = await freePort();
     const server = await startIntake({ INTAKE_HTTP_LISTEN: `127.0.0.1:${httpPort}` });
-    const metric = (name: string) => scrape(httpPort).then((text) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]));
+    const metric = (name: string) => metricValue(httpPort, name);
     await expect.poll(() => metric('intake_imap_connected'), { timeout: 10_000 }).toBe(1);
     expect(await metric('intake_imap_last_check_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
     await mailbox.logout();
@@ -281,14 +281,3 @@ describe('the IMAP fetcher against Dovecot', () => {
     await stopIntake(server);
   });
 });
-
-function scrape(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve(body));
-    }).once('error', reject);
-  });
-}

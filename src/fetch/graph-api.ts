@@ -1,0 +1,221 @@
+// graph-api: the Microsoft Graph requests the Graph fetcher makes for one mailbox (list a folder, download
+// a message's MIME, delete, move, mark read, find or create a folder), with an app-only token from
+// Microsoft Entra ID (OAuth2 client credentials, by MSAL). Side effects: HTTPS requests.
+import { ConfidentialClientApplication, LogLevel } from '@azure/msal-node';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { folderPath, odataString } from './graph-folder.js';
+
+export interface GraphAccount {
+  /** `https://login.microsoftonline.com`, or a national cloud's. */
+  loginEndpoint: string;
+  /** `https://graph.microsoft.com`, or a national cloud's. */
+  graphEndpoint: string;
+  tenantId: string;
+  clientId: string;
+  clientSecret: string;
+  /** The mailbox: its user principal name (an address) or object ID. */
+  user: string;
+}
+
+/** A refusal from Graph or Entra ID, with what they said and, when throttled, how long to wait. */
+export class GraphError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly code: string | null,
+    /** From Retry-After (429 Too Many Requests, 503): the fetcher waits at least this long. */
+    readonly retryAfterMs: number | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export interface GraphMailbox {
+  /** A folder's ID, found from a setting like `inbox` or `Inbox/Support`; created when `create` and missing. */
+  folderId(setting: string, create: boolean): Promise<string>;
+  /** The IDs of the folder's messages, oldest first, every page of them; only unread ones when `unreadOnly`. */
+  messageIds(folderId: string, unreadOnly: boolean): Promise<string[]>;
+  /** The message's MIME bytes, at most `maxBytes + 1` of them; or its size alone when Graph announces more. */
+  download(id: string, maxBytes: number): Promise<{ raw: Buffer } | { tooBig: number }>;
+  /** Moves it to Deleted Items (Graph's DELETE), where the mailbox's retention policy ends it. */
+  delete(id: string): Promise<void>;
+  move(id: string, folderId: string): Promise<void>;
+  markRead(id: string): Promise<void>;
+  /** Ends the requests under way (close() past its grace). */
+  abort(): void;
+}
+
+const PAGE_SIZE = 200;
+const REQUEST_TIMEOUT_MS = 60_000;
+/** Messages are many megabytes at most; a slow link gets longer than for a listing. */
+const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
+
+const page = z.object({ value: z.array(z.object({ id: z.string().min(1) })), '@odata.nextLink': z.string().optional() });
+const folderList = z.object({ value: z.array(z.object({ id: z.string().min(1), displayName: z.string() })) });
+const folder = z.object({ id: z.string().min(1) });
+const graphErrorBody = z.object({ error: z.object({ code: z.string().optional(), message: z.string().optional() }) });
+
+export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbox {
+  const graph = account.graphEndpoint.replace(/\/+$/, '');
+  const login = new URL(account.loginEndpoint);
+  const app = new ConfidentialClientApplication({
+    auth: {
+      clientId: account.clientId,
+      clientSecret: account.clientSecret,
+      authority: `${login.origin}/${encodeURIComponent(account.tenantId)}`,
+      // MSAL asks Microsoft's own cloud about any other login host; a national cloud's or a test's is named here instead.
+      knownAuthorities: isMicrosoftLogin(login.host) ? [] : [login.host],
+    },
+    system: {
+      loggerOptions: {
+        logLevel: LogLevel.Warning,
+        piiLoggingEnabled: false,
+        loggerCallback: (level, message) => (level <= LogLevel.Error ? logger.error({ component: 'msal' }, message) : logger.warn({ component: 'msal' }, message)),
+      },
+    },
+  });
+  const scopes = [`${graph}/.default`];
+  const base = `${graph}/v1.0/users/${encodeURIComponent(account.user)}`;
+  let aborter = new AbortController();
+
+  async function token(fresh: boolean): Promise<string> {
+    try {
+      // MSAL keeps the token until shortly before it expires (an hour); `fresh` when Graph said it no longer holds.
+      const result = await app.acquireTokenByClientCredential({ scopes, skipCache: fresh });
+      if (!result?.accessToken) throw new GraphError('Microsoft Entra ID gave no access token', null, null);
+      return result.accessToken;
+    } catch (error) {
+      if (error instanceof GraphError) throw error;
+      // Entra ID's own words: `invalid_client: AADSTS7000215: Invalid client secret provided...`.
+      const e = error as { errorCode?: string; errorMessage?: string; message?: string; status?: number };
+      // MSAL wraps it: `Error(s): 7000215 - Timestamp: ... - Description: AADSTS7000215: ...`.
+      const description = e.errorMessage && (/Description: (.*?)(?: - Correlation ID:|\r?\n|$)/.exec(e.errorMessage)?.[1] ?? e.errorMessage.split(/\r?\n/)[0]);
+      const said = description ? `${e.errorCode}: ${description}` : (e.message ?? String(error));
+      throw new GraphError(`could not get a token from ${login.origin}: ${said}`, e.status ?? null, e.errorCode ?? null);
+    }
+  }
+
+  /** One request, with the token; a 401 gets one more try with a new token. Not OK: a GraphError saying why. */
+  async function request(method: string, url: string, options: { body?: unknown; timeoutMs?: number } = {}): Promise<Response> {
+    // The token is for Graph alone: a link that points elsewhere (a nextLink) is not followed with it.
+    if (!url.startsWith(`${graph}/`)) throw new GraphError(`Graph sent a link outside ${graph}: ${url}`, null, null);
+    for (let attempt = 1; ; attempt++) {
+      const response = await fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${await token(attempt > 1)}`,
+          // IDs that survive a move between folders, so that a message is one `fetched_from` for ever.
+          prefer: 'IdType="ImmutableId"',
+          ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        signal: AbortSignal.any([aborter.signal, AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS)]),
+      }).catch((error: unknown) => {
+        const cause = (error as { cause?: { message?: string } }).cause?.message;
+        throw new GraphError(`${method} ${url}: ${(error as Error).message}${cause ? `: ${cause}` : ''}`, null, null);
+      });
+      if (response.ok) return response;
+      if (response.status === 401 && attempt === 1) {
+        await response.body?.cancel();
+        continue;
+      }
+      throw await refusal(method, url, response);
+    }
+  }
+
+  async function json<T>(schema: z.ZodType<T>, method: string, url: string, body?: unknown): Promise<T> {
+    const response = await request(method, url, { body });
+    const parsed = schema.safeParse(await response.json().catch(() => undefined));
+    if (!parsed.success) throw new GraphError(`${method} ${url}: Graph answered ${response.status} with a body that is not the expected resource`, response.status, null);
+    return parsed.data;
+  }
+
+  async function childNamed(parent: string, name: string, create: boolean): Promise<string> {
+    const children = `${base}/mailFolders/${encodeURIComponent(parent)}/childFolders`;
+    const filter = `displayName eq ${odataString(name)}`;
+    const found = await json(folderList, 'GET', `${children}?$filter=${encodeURIComponent(filter)}&$select=id,displayName`);
+    const match = found.value[0];
+    if (match) return match.id;
+    if (!create) throw new GraphError(`no folder named ${JSON.stringify(name)} in ${account.user}'s mailbox (looked under folder ${parent})`, 404, 'ErrorFolderNotFound');
+    logger.info({ folder: name }, 'creating the Graph folder to move fetched mail to');
+    return (await json(folder, 'POST', children, { displayName: name })).id;
+  }
+
+  return {
+    async folderId(setting, create) {
+      const path = folderPath(setting);
+      let id = (await json(folder, 'GET', `${base}/mailFolders/${path.root}?$select=id`)).id;
+      for (const name of path.names) id = await childNamed(id, name, create);
+      return id;
+    },
+    async messageIds(folderId, unreadOnly) {
+      // Graph sorts only on a property the filter names first (else InefficientFilter): hence the date that every message passes.
+      const filter = `receivedDateTime ge 1900-01-01T00:00:00Z${unreadOnly ? ' and isRead eq false' : ''}`;
+      let url: string | undefined = `${base}/mailFolders/${encodeURIComponent(folderId)}/messages?$select=id&$top=${PAGE_SIZE}&$filter=${encodeURIComponent(filter)}&$orderby=receivedDateTime%20asc`;
+      const ids: string[] = [];
+      while (url) {
+        const answer: z.infer<typeof page> = await json(page, 'GET', url);
+        for (const message of answer.value) ids.push(message.id);
+        url = answer['@odata.nextLink'];
+      }
+      return ids;
+    },
+    async download(id, maxBytes) {
+      const response = await request('GET', `${base}/messages/${encodeURIComponent(id)}/$value`, { timeoutMs: DOWNLOAD_TIMEOUT_MS });
+      const announced = Number(response.headers.get('content-length'));
+      if (Number.isSafeInteger(announced) && announced > maxBytes) {
+        await response.body?.cancel();
+        return { tooBig: announced };
+      }
+      // One byte past the limit at most: a length Graph did not announce, or announced short, is not believed.
+      const chunks: Buffer[] = [];
+      let length = 0;
+      if (response.body) {
+        for await (const chunk of response.body) {
+          chunks.push(Buffer.from(chunk as Uint8Array));
+          length += (chunk as Uint8Array).length;
+          if (length > maxBytes) break;
+        }
+      }
+      return { raw: Buffer.concat(chunks).subarray(0, maxBytes + 1) };
+    },
+    async delete(id) {
+      await request('DELETE', `${base}/messages/${encodeURIComponent(id)}`);
+    },
+    async move(id, folderId) {
+      await (await request('POST', `${base}/messages/${encodeURIComponent(id)}/move`, { body: { destinationId: folderId } })).body?.cancel();
+    },
+    async markRead(id) {
+      await (await request('PATCH', `${base}/messages/${encodeURIComponent(id)}`, { body: { isRead: true } })).body?.cancel();
+    },
+    abort() {
+      aborter.abort(new Error('intake is stopping'));
+      aborter = new AbortController();
+    },
+  };
+}
+
+/** The GraphError for a refusal: Graph's code and message (`ErrorItemNotFound: The specified object...`), and Retry-After. */
+async function refusal(method: string, url: string, response: Response): Promise<GraphError> {
+  const text = await response.text().catch(() => '');
+  let code: string | null = null;
+  let said = text.slice(0, 300);
+  try {
+    const body = graphErrorBody.safeParse(JSON.parse(text));
+    if (body.success) {
+      code = body.data.error.code ?? null;
+      said = [body.data.error.code, body.data.error.message].filter(Boolean).join(': ');
+    }
+  } catch {
+    // Not JSON (a proxy's page): its first words are said as they are.
+  }
+  const retryAfter = Number(response.headers.get('retry-after'));
+  const retryAfterMs = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.min(retryAfter, 3600) * 1000 : null;
+  return new GraphError(`${method} ${url.split('?')[0]}: ${response.status} ${said}`.trim(), response.status, code, retryAfterMs);
+}
+
+/** Hosts MSAL knows as Microsoft's login (it checks them itself); others must be named to it. */
+function isMicrosoftLogin(host: string): boolean {
+  return ['login.microsoftonline.com', 'login.microsoftonline.us', 'login.chinacloudapi.cn', 'login.microsoft.com', 'login.windows.net', 'login.partner.microsoftonline.cn'].includes(host.toLowerCase());
+}
