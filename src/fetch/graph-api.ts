@@ -51,9 +51,14 @@ const REQUEST_TIMEOUT_MS = 60_000;
 /** Messages are many megabytes at most; a slow link gets longer than for a listing. */
 const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
 
-const page = z.object({ value: z.array(z.object({ id: z.string().min(1) })), '@odata.nextLink': z.string().optional() });
-const folderList = z.object({ value: z.array(z.object({ id: z.string().min(1), displayName: z.string() })) });
-const folder = z.object({ id: z.string().min(1) });
+/**
+ * Exchange's IDs are base64 (URL-safe or not). Anything else is refused: an ID like `..` would lead a
+ * DELETE somewhere else once the URL is normalised.
+ */
+const graphId = z.string().regex(/^[A-Za-z0-9+/_=-]+$/, { message: 'an ID that is not base64' });
+const page = z.object({ value: z.array(z.object({ id: graphId })), '@odata.nextLink': z.string().optional() });
+const folderList = z.object({ value: z.array(z.object({ id: graphId, displayName: z.string() })) });
+const folder = z.object({ id: graphId });
 const graphErrorBody = z.object({ error: z.object({ code: z.string().optional(), message: z.string().optional() }) });
 
 export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbox {

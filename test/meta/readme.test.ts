@@ -140,8 +140,8 @@ describe('deploy/', () => {
 describe('monitoring', () => {
   // The metrics createMetrics registers, by base name (a histogram's _bucket, _sum and _count too).
   const registered = async () => {
-    // With the IMAP fetcher's, which are there only when it is configured.
-    const { registry } = createMetrics({ database: join(ROOT, 'package.json'), sessions: () => ({}), imap: () => null });
+    // With the IMAP and Graph fetchers', which are there only when they are configured.
+    const { registry } = createMetrics({ database: join(ROOT, 'package.json'), sessions: () => ({}), imap: () => null, graph: () => null });
     const names = new Set<string>();
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);

@@ -1,8 +1,10 @@
-// Property tests for what the IMAP fetcher reads from untrusted messages and folder names: the
-// Return-Path scan (src/fetch/return-path.ts) and the message's IMAP URL (src/fetch/imap-url.ts).
+// Property tests for what the fetchers read from untrusted messages and folder names: the Return-Path
+// scan (src/fetch/return-path.ts), the message's IMAP URL (src/fetch/imap-url.ts), and Graph's folder
+// paths, OData strings and message URLs (src/fetch/graph-folder.ts).
 // The seed is fixed and printed on failure; set FC_SEED to explore other inputs.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { folderPath, graphMessageUrl, odataString, sameFolder } from '../../src/fetch/graph-folder.js';
 import { imapMessageUrl } from '../../src/fetch/imap-url.js';
 import { returnPathOf } from '../../src/fetch/return-path.js';
 
@@ -65,6 +67,55 @@ describe('imapMessageUrl', () => {
         expect(ua === ub).toBe(same);
         expect(ua).not.toMatch(/\s/);
         expect(ua).toMatch(new RegExp(`;UIDVALIDITY=${a.uidValidity}/;UID=${a.uid}$`));
+      }),
+      params,
+    );
+  });
+});
+
+describe('Graph folders and URLs', () => {
+  const level = fc.string({ minLength: 1, maxLength: 12 }).filter((l) => !l.includes('/') && l.trim() !== '');
+
+  it('a folder path either names its levels, trimmed, or throws a message naming the setting', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), (setting) => {
+        try {
+          const path = folderPath(setting);
+          const levels = setting.split('/').map((l) => l.trim());
+          expect(path.names).toEqual(path.root === 'msgfolderroot' ? levels : levels.slice(1));
+          // In any case, for letters whose cases map back (not ß, whose upper case is SS).
+          if (setting.toUpperCase().toLowerCase() === setting.toLowerCase()) expect(sameFolder(setting, setting.toUpperCase())).toBe(true);
+        } catch (error) {
+          expect((error as Error).message).toContain(JSON.stringify(setting));
+        }
+      }),
+      params,
+    );
+  });
+
+  it('an OData string reads back as the value: quoted, and no lone quote inside', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 30 }), (value) => {
+        const literal = odataString(value);
+        expect(literal.startsWith("'") && literal.endsWith("'")).toBe(true);
+        const inner = literal.slice(1, -1);
+        expect(inner.replace(/''/g, '')).not.toContain("'");
+        expect(inner.replaceAll("''", "'")).toBe(value);
+      }),
+      params,
+    );
+  });
+
+  it('a message URL stays under the endpoint, one path segment for the mailbox and one for the ID', () => {
+    fc.assert(
+      // Exchange's IDs, base64 in either alphabet (graph-api.ts refuses any other).
+      fc.property(level, fc.stringMatching(/^[A-Za-z0-9+/_=-]{1,80}$/), (user, id) => {
+        const url = new URL(graphMessageUrl('https://graph.microsoft.com', user, id));
+        expect(url.origin).toBe('https://graph.microsoft.com');
+        const segments = url.pathname.split('/');
+        expect(segments.slice(0, 3)).toEqual(['', 'v1.0', 'users']);
+        expect(segments).toHaveLength(6);
+        expect(decodeURIComponent(segments[5] as string)).toBe(id);
       }),
       params,
     );

@@ -96,6 +96,27 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_AFTER: 'move', INTAKE_IMAP_MOVE_TO: 'inbox' } })).toThrow('INTAKE_IMAP_MOVE_TO: inbox is the folder fetched from');
     expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_AFTER: 'expunge' } })).toThrow('INTAKE_IMAP_AFTER: expected delete, move or seen');
   });
+  it('fetching over Microsoft Graph needs a tenant, a client ID, one secret setting, folders that can be named, https endpoints and a mailbox address', () => {
+    const graph = { INTAKE_GRAPH_USER: 'incoming@example.com', INTAKE_GRAPH_TENANT_ID: 'contoso.onmicrosoft.com', INTAKE_GRAPH_CLIENT_ID: '8f2b7c1e-4a5d-4e3b-9c1a-2b3c4d5e6f70', INTAKE_GRAPH_CLIENT_SECRET: 'secret' };
+    expect(loadConfig({ env: { ...graph, INTAKE_SMTP_LISTEN: '' } })).toMatchObject({ graph_user: 'incoming@example.com', graph_folder: 'inbox', graph_after: 'delete', graph_poll_interval_ms: 60000, graph_endpoint: 'https://graph.microsoft.com' });
+    expect(() => loadConfig({ env: { INTAKE_SMTP_LISTEN: '' } })).toThrow(/or fetch with INTAKE_IMAP_HOST or INTAKE_GRAPH_USER/);
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_TENANT_ID: '' } })).toThrow('INTAKE_GRAPH_TENANT_ID: INTAKE_GRAPH_USER needs the directory (tenant) ID');
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_TENANT_ID: 'https://login.microsoftonline.com/x' } })).toThrow(/INTAKE_GRAPH_TENANT_ID: expected a directory \(tenant\) ID or a domain/);
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_CLIENT_ID: '' } })).toThrow("INTAKE_GRAPH_CLIENT_ID: INTAKE_GRAPH_USER needs the app registration's application (client) ID");
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_CLIENT_ID: 'intake' } })).toThrow(/INTAKE_GRAPH_CLIENT_ID: expected the app registration's application \(client\) ID, a GUID/);
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_CLIENT_SECRET: '' } })).toThrow('INTAKE_GRAPH_CLIENT_SECRET: INTAKE_GRAPH_USER needs INTAKE_GRAPH_CLIENT_SECRET or INTAKE_GRAPH_CLIENT_SECRET_FILE');
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_CLIENT_SECRET_FILE: '/run/secret' } })).toThrow('not both');
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_FOLDER: 'Inbox//Support' } })).toThrow('INTAKE_GRAPH_FOLDER: "Inbox//Support" has an empty level');
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_AFTER: 'move', INTAKE_GRAPH_MOVE_TO: 'INBOX' } })).toThrow('INTAKE_GRAPH_MOVE_TO: INBOX is the folder fetched from');
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_FOLDER: 'Inbox/Support', INTAKE_GRAPH_AFTER: 'move', INTAKE_GRAPH_MOVE_TO: 'inbox/support' } })).toThrow('INTAKE_GRAPH_MOVE_TO: inbox/support is the folder fetched from');
+    expect(loadConfig({ env: { ...graph, INTAKE_GRAPH_AFTER: 'move', INTAKE_GRAPH_MOVE_TO: 'Inbox/Done' } }).graph_move_to).toBe('Inbox/Done');
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_AFTER: 'seen' } })).toThrow('INTAKE_GRAPH_AFTER: expected delete, move or read');
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_ENDPOINT: 'http://graph.microsoft.com' } })).toThrow(/INTAKE_GRAPH_ENDPOINT: expected an https:\/\/ origin, no path/);
+    expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_LOGIN_ENDPOINT: 'https://login.microsoftonline.com/contoso' } })).toThrow(/INTAKE_GRAPH_LOGIN_ENDPOINT: expected an https:\/\/ origin/);
+    expect(loadConfig({ env: { ...graph, INTAKE_GRAPH_ENDPOINT: 'https://graph.microsoft.us/' } }).graph_endpoint).toBe('https://graph.microsoft.us/');
+    expect(() => loadConfig({ env: { ...graph, INTAKE_ADDRESS: '%{key}@example.com' } })).toThrow(/INTAKE_GRAPH_USER: the address template %\{key\}@example.com has no mailbox address/);
+  });
+
 
   it('names a missing config file', () => {
     expect(() => loadConfig({ env: {}, file: '/nonexistent/intake.yaml' })).toThrow('--config /nonexistent/intake.yaml: cannot read');
