@@ -23,6 +23,9 @@ import { createRepositories, type Repositories } from './db/repositories.js';
 import type { MessageFilter } from './db/repos/inbound.repo.js';
 import { OUTCOMES } from './errors.js';
 import { ACCESS } from './handlers/access.js';
+import { probeGraph } from './fetch/graph.js';
+import { probeImap } from './fetch/imap.js';
+import { graphSettingsOf, imapSettingsOf } from './fetch/settings.js';
 import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
 import { isBranchName } from './text/branch.js';
 import { trimReply } from './text/trim-reply.js';
@@ -163,7 +166,7 @@ program
 
 program
   .command('check')
-  .description('check the configuration, the TLS files, that the database is writable and that each listener can listen')
+  .description('check the configuration, the TLS files, that the database is writable, that each listener can listen, and that each fetcher can log in and find its folders')
   .action(async () => {
     const results: CheckResult[] = [];
     let cfg: Config;
@@ -204,6 +207,10 @@ program
     for (const key of ['smtp_listen', 'smtps_listen', 'lmtp_listen', 'policy_listen', 'http_listen'] as const) {
       if (cfg[key]) results.push(await checkListener(key, cfg[key]));
     }
+    // Credentials that expire or are changed by someone else are how fetched mail stops: asked now, not at the first poll.
+    const quiet = createLogger('silent');
+    if (cfg.imap_host) results.push(await checkFetcher('imap', () => probeImap(imapSettingsOf(cfg), quiet)));
+    if (cfg.graph_user) results.push(await checkFetcher('graph', () => probeGraph(graphSettingsOf(cfg), quiet)));
     finishCheck(results);
   });
 
@@ -221,6 +228,15 @@ function checkFreeSpace(cfg: Config): CheckResult {
   if (free === null) return { check: 'disk', ok: false, detail: `cannot ask how much space is free for ${cfg.database}` };
   if (shortfall(free, keep, 0)) return { check: 'disk', ok: false, detail: `${mb(free)} free for the database, less than the ${mb(keep)} to keep (INTAKE_MIN_FREE_BYTES): MAIL FROM gets 452 4.3.1` };
   return { check: 'disk', ok: true, detail: `${mb(free)} free for the database, ${mb(keep)} kept (INTAKE_MIN_FREE_BYTES)` };
+}
+
+async function checkFetcher(check: string, probe: () => Promise<string>): Promise<CheckResult> {
+  try {
+    const detail = await Promise.race([probe(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 30 s')), 30_000).unref())]);
+    return { check, ok: true, detail };
+  } catch (error) {
+    return { check, ok: false, detail: error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message };
+  }
 }
 
 /** Free to bind, or already answered by a running intake (the usual case on a live system), is fine. */

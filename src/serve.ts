@@ -1,13 +1,13 @@
 // serve: runs the service: opens and migrates the database, starts the listeners and the IMAP and Graph
 // fetchers, reloads the TLS files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network
 // listeners, an IMAP connection, HTTPS requests to Graph, the database file.
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { openStore, type Store } from './db/client.js';
 import type { Fetcher } from './fetch/fetcher.js';
-import { startGraphFetcher, type GraphSettings } from './fetch/graph.js';
-import { startImapFetcher, type ImapSettings } from './fetch/imap.js';
+import { startGraphFetcher } from './fetch/graph.js';
+import { startImapFetcher } from './fetch/imap.js';
+import { graphSettingsOf, imapSettingsOf } from './fetch/settings.js';
 import { ingestDeps } from './ingest/deps.js';
 import { startWriter, type WriterThread } from './ingest/writer.js';
 import { checkHealth } from './monitor/health.js';
@@ -206,51 +206,6 @@ async function exitAfterFlushFailure(logger: Logger): Promise<never> {
   // Not for ever: a log reader stuck on the same sick disk must not keep intake from its restart.
   await Promise.race([new Promise<void>((resolve) => logger.flush(() => resolve())), new Promise((resolve) => setTimeout(resolve, 1000))]);
   process.exit(EX_IOERR);
-}
-
-/** A secret given as a setting, or as the first line of a file (systemd credentials), read now. */
-function secretOf(value: string, file: string, setting: string): string {
-  if (!file) return value;
-  let secret: string;
-  try {
-    secret = readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '';
-  } catch (error) {
-    throw new StartupError(`${setting}: cannot read ${file}: ${(error as Error).message}`, EX_CONFIG);
-  }
-  if (secret === '') throw new StartupError(`${setting}: ${file} is empty`, EX_CONFIG);
-  return secret;
-}
-
-function graphSettingsOf(config: Config): GraphSettings {
-  return {
-    loginEndpoint: config.graph_login_endpoint,
-    graphEndpoint: config.graph_endpoint,
-    tenantId: config.graph_tenant_id,
-    clientId: config.graph_client_id,
-    clientSecret: secretOf(config.graph_client_secret, config.graph_client_secret_file, 'INTAKE_GRAPH_CLIENT_SECRET_FILE'),
-    user: config.graph_user,
-    folder: config.graph_folder,
-    after: config.graph_after,
-    moveTo: config.graph_move_to,
-    pollIntervalMs: config.graph_poll_interval_ms,
-    maxMessageBytes: config.max_message_bytes,
-  };
-}
-
-function imapSettingsOf(config: Config): ImapSettings {
-  const password = secretOf(config.imap_password, config.imap_password_file, 'INTAKE_IMAP_PASSWORD_FILE');
-  return {
-    host: config.imap_host,
-    port: config.imap_port,
-    tls: config.imap_tls,
-    user: config.imap_user,
-    password,
-    mailbox: config.imap_mailbox,
-    after: config.imap_after,
-    moveTo: config.imap_move_to,
-    checkIntervalMs: config.imap_check_interval_ms,
-    maxMessageBytes: config.max_message_bytes,
-  };
 }
 
 function loadTls(config: Config, logger: Logger): TlsMaterial {

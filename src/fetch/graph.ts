@@ -136,3 +136,24 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
     },
   };
 }
+
+/**
+ * For `intake check`: gets a token and finds the folders, changing nothing. Resolves with what it found;
+ * rejects with Entra ID's or Graph's words.
+ */
+export async function probeGraph(settings: GraphSettings, logger: Logger): Promise<string> {
+  const mailbox = connectGraph(settings, logger);
+  await mailbox.folderId(settings.folder, false);
+  let detail = `${settings.user}: a token from ${new URL(settings.loginEndpoint).host}, folder ${settings.folder} found`;
+  if (settings.after === 'move') {
+    const found = await mailbox.folderId(settings.moveTo, false).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof GraphError && error.status === 404) return false;
+        throw error;
+      },
+    );
+    detail += found ? `; moving to ${settings.moveTo}` : `; ${settings.moveTo} is created at the first move`;
+  }
+  return detail;
+}

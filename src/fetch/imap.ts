@@ -58,20 +58,7 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
   };
 
   async function connection(): Promise<void> {
-    const imap = new ImapFlow({
-      host: settings.host,
-      port: settings.port,
-      secure: settings.tls === 'implicit',
-      doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
-      auth: { user: settings.user, pass: settings.password },
-      // The message's bytes as stored on the server: BINARY would undo its transfer encodings (and DKIM).
-      disableBinary: true,
-      maxIdleTime: IDLE_RESTART_MS,
-      // IDLE right after a check (imapflow waits 15 s by default): mail announced meanwhile would wait as long.
-      autoIdleDelay: IDLE_AFTER_MS,
-      logger: imapLogger(logger),
-      clientInfo: { name: 'intake' },
-    });
+    const imap = imapClient(settings, logger);
     current = imap;
     // An error on the socket also closes it, which ends this connection below.
     imap.on('error', (error: Error) => {
@@ -235,6 +222,52 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
       clearTimeout(cut);
     },
   };
+}
+
+function imapClient(settings: ImapSettings, logger: Logger): ImapFlow {
+  return new ImapFlow({
+    host: settings.host,
+    port: settings.port,
+    secure: settings.tls === 'implicit',
+    doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
+    auth: { user: settings.user, pass: settings.password },
+    // The message's bytes as stored on the server: BINARY would undo its transfer encodings (and DKIM).
+    disableBinary: true,
+    maxIdleTime: IDLE_RESTART_MS,
+    // IDLE right after a check (imapflow waits 15 s by default): mail announced meanwhile would wait as long.
+    autoIdleDelay: IDLE_AFTER_MS,
+    logger: imapLogger(logger),
+    clientInfo: { name: 'intake' },
+  });
+}
+
+/**
+ * For `intake check`: logs in and asks about the folders, changing nothing. Resolves with what it
+ * found; rejects saying what the server refused.
+ */
+export async function probeImap(settings: ImapSettings, logger: Logger): Promise<string> {
+  const imap = imapClient(settings, logger);
+  imap.on('error', () => {});
+  try {
+    await imap.connect();
+    const status = await imap.status(settings.mailbox, { messages: true });
+    if (status === false) throw new Error(`${settings.mailbox}: the server has no such folder, or refused to say`);
+    let detail = `${settings.user}@${settings.host}:${settings.port} logged in (${settings.tls}); ${settings.mailbox} holds ${status.messages ?? '?'} messages`;
+    if (settings.after === 'move') {
+      // imapflow says of a folder LIST does not show: code NotFound.
+      const target = await imap.status(settings.moveTo, { messages: true }).catch((error: { code?: string }) => {
+        if (error?.code === 'NotFound') return false;
+        throw error;
+      });
+      detail += target === false ? `; ${settings.moveTo} is created at the first move` : `; moving to ${settings.moveTo}`;
+    }
+    return detail;
+  } catch (error) {
+    throw new Error(describe(error));
+  } finally {
+    if (imap.usable) await imap.logout().catch(() => imap.close());
+    else imap.close();
+  }
 }
 
 /** A CREATE that fails for a folder that is there already (a server that does not say ALREADYEXISTS) is no failure. */

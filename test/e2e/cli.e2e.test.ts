@@ -7,22 +7,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replyMessage } from '../helpers/seed.js';
 import { rcptReply, sendMail, SmtpClient } from '../helpers/smtp-client.js';
-import { CLI, cliEnv, ROOT, startServer, tempDir, type RunningServer } from '../helpers/server.js';
+import { CLI, cliEnv, ROOT, runCli, startServer, tempDir, type RunningServer } from '../helpers/server.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv) {
   const result = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8' });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function runAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
 }
 
 describe('npx intake', () => {
@@ -71,11 +60,11 @@ describe('configuration errors', () => {
     const imap = { INTAKE_DATABASE: join(dir, 'db.sqlite'), INTAKE_SMTP_LISTEN: '', INTAKE_IMAP_HOST: '127.0.0.1', INTAKE_IMAP_USER: 'intake' };
     const missing = run(['serve'], cliEnv({ ...imap, INTAKE_IMAP_PASSWORD_FILE: join(dir, 'missing') }));
     expect(missing.status).toBe(78);
-    expect(missing.stderr).toMatch(new RegExp(`^intake: INTAKE_IMAP_PASSWORD_FILE: cannot read ${join(dir, 'missing')}: ENOENT`));
+    expect(missing.stderr).toMatch(new RegExp(`^intake: invalid configuration:\n  INTAKE_IMAP_PASSWORD_FILE: cannot read ${join(dir, 'missing')}: ENOENT`));
     writeFileSync(join(dir, 'empty'), '\n');
     const empty = run(['serve'], cliEnv({ ...imap, INTAKE_IMAP_PASSWORD_FILE: join(dir, 'empty') }));
     expect(empty.status).toBe(78);
-    expect(empty.stderr).toBe(`intake: INTAKE_IMAP_PASSWORD_FILE: ${join(dir, 'empty')} is empty\n`);
+    expect(empty.stderr).toBe(`intake: invalid configuration:\n  INTAKE_IMAP_PASSWORD_FILE: ${join(dir, 'empty')} is empty\n`);
   });
 
   it('reads a YAML or JSON config file, the environment winning', () => {
@@ -127,7 +116,7 @@ describe('configuration errors', () => {
     expect(result.stdout).toContain('FAIL  config: INTAKE_TRUSTED_RELAYS: "10.0.0.0/8" is not an IP address');
     const cross = run(['check'], cliEnv({ INTAKE_SMTP_LISTEN: '', INTAKE_REQUIRE_TLS: 'yes', INTAKE_TLS_CERT_FILE: '/etc/cert.pem' }));
     expect(cross.stdout.trim().split('\n')).toEqual([
-      'FAIL  config: INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST)',
+      'FAIL  config: INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST or INTAKE_GRAPH_USER)',
       'FAIL  config: INTAKE_TLS_KEY_FILE: TLS needs both a certificate and a key file',
     ]);
   });
@@ -154,14 +143,14 @@ describe('configuration errors', () => {
         stderr: "intake: cannot open the database /proc/intake-nope/intake.sqlite: ENOENT: no such file or directory, mkdir '/proc/intake-nope'\n",
       });
       // Not spawnSync: the other program lives in this process and must answer meanwhile.
-      const result = await runAsync(['check'], {
+      const result = await runCli(['check'], {
         ...server.env,
         INTAKE_SMTP_LISTEN: `127.0.0.1:${server.port}`,
         INTAKE_LMTP_LISTEN: `127.0.0.1:${otherPort}`,
         INTAKE_POLICY_LISTEN: `127.0.0.1:${server.ports.policy}`,
       });
       expect(result.stdout).toContain(`ok    policy_listen: 127.0.0.1:${server.ports.policy} is in use, answered: action=DUNNO\n`);
-      const notPolicy = await runAsync(['check'], { ...server.env, INTAKE_SMTP_LISTEN: '', INTAKE_POLICY_LISTEN: `127.0.0.1:${otherPort}` });
+      const notPolicy = await runCli(['check'], { ...server.env, INTAKE_SMTP_LISTEN: '', INTAKE_POLICY_LISTEN: `127.0.0.1:${otherPort}` });
       expect(notPolicy.stdout).toContain(`FAIL  policy_listen: 127.0.0.1:${otherPort} is in use by another program, which answers: 220 mx.example.org ESMTP Postfix\n`);
       expect(result.status).toBe(1);
       expect(result.stdout).toMatch(/^ok {4}config: /m);

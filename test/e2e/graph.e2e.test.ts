@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startFakeGraph, type FakeGraph } from '../helpers/graph-fake.js';
 import { metricValue } from '../helpers/metrics.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
-import { startServer, template, type RunningServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, template, type RunningServer } from '../helpers/server.js';
 import { freePort } from '../interop/postfix.js';
 
 interface Row {
@@ -41,20 +41,19 @@ describe('the Microsoft Graph fetcher', () => {
   });
   beforeEach(() => graph.reset());
 
-  /** intake with the Graph fetcher only (no SMTP listener), as for a Microsoft 365 mailbox. */
+  /** The Graph fetcher only (no SMTP listener), as for a Microsoft 365 mailbox, pointed at the stand-in. */
+  const graphSettings = () => ({
+    INTAKE_SMTP_LISTEN: '',
+    INTAKE_GRAPH_USER: graph.user,
+    INTAKE_GRAPH_TENANT_ID: graph.tenantId,
+    INTAKE_GRAPH_CLIENT_ID: graph.clientId,
+    INTAKE_GRAPH_CLIENT_SECRET: graph.clientSecret,
+    INTAKE_GRAPH_LOGIN_ENDPOINT: graph.origin,
+    INTAKE_GRAPH_ENDPOINT: graph.origin,
+    NODE_EXTRA_CA_CERTS: graph.certFile,
+  });
   const startIntake = async (settings: Record<string, string> = {}) => {
-    const server = await startServer({
-      INTAKE_SMTP_LISTEN: '',
-      INTAKE_GRAPH_USER: graph.user,
-      INTAKE_GRAPH_TENANT_ID: graph.tenantId,
-      INTAKE_GRAPH_CLIENT_ID: graph.clientId,
-      INTAKE_GRAPH_CLIENT_SECRET: graph.clientSecret,
-      INTAKE_GRAPH_LOGIN_ENDPOINT: graph.origin,
-      INTAKE_GRAPH_ENDPOINT: graph.origin,
-      INTAKE_GRAPH_POLL_INTERVAL_MS: '1000',
-      NODE_EXTRA_CA_CERTS: graph.certFile,
-      ...settings,
-    });
+    const server = await startServer({ ...graphSettings(), INTAKE_GRAPH_POLL_INTERVAL_MS: '1000', ...settings });
     running.push(server);
     return server;
   };
@@ -275,5 +274,22 @@ describe('the Microsoft Graph fetcher', () => {
 
     writeFileSync(secretFile, '');
     await expect(startIntake({ INTAKE_GRAPH_CLIENT_SECRET: '', INTAKE_GRAPH_CLIENT_SECRET_FILE: secretFile })).rejects.toThrow(/exited with 78[\s\S]*INTAKE_GRAPH_CLIENT_SECRET_FILE: .* is empty/);
+  });
+
+  it('11. intake check gets a token and finds the folders, changing nothing; a wrong secret or folder fails it, in Entra ID\'s or Graph\'s words', async () => {
+    const settings = { ...graphSettings(), INTAKE_DATABASE: join(tempDir(), 'intake.sqlite'), INTAKE_ADDRESS: 'incoming+%{key}@example.com', INTAKE_GRAPH_AFTER: 'move', INTAKE_GRAPH_MOVE_TO: 'Checked' };
+    const message = graph.deliver('Subject: left alone\r\n\r\nx\r\n');
+    const good = await runCli(['check'], cliEnv(settings));
+    expect(good.stdout).toContain(`ok    graph: ${graph.user}: a token from ${new URL(graph.origin).host}, folder inbox found; Checked is created at the first move\n`);
+    expect(good.status).toBe(0);
+    expect(graph.folderId('Checked')).toBeUndefined();
+    expect(graph.messagesIn('inbox').map((m) => m.id)).toEqual([message.id]);
+
+    const wrongSecret = await runCli(['check'], cliEnv({ ...settings, INTAKE_GRAPH_CLIENT_SECRET: 'not-the-secret' }));
+    expect(wrongSecret.status).toBe(1);
+    expect(wrongSecret.stdout).toMatch(/^FAIL {2}graph: could not get a token from https:\/\/127\.0\.0\.1:\d+: invalid_client: AADSTS7000215: Invalid client secret provided/m);
+    const wrongFolder = await runCli(['check'], cliEnv({ ...settings, INTAKE_GRAPH_FOLDER: 'Inbox/Missing' }));
+    expect(wrongFolder.status).toBe(1);
+    expect(wrongFolder.stdout).toContain(`FAIL  graph: no folder named "Missing" in ${graph.user}'s mailbox`);
   });
 });

@@ -10,7 +10,7 @@ import type { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricValue } from '../helpers/metrics.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
-import { startServer, template, type RunningServer } from '../helpers/server.js';
+import { cliEnv, runCli, startServer, tempDir, template, type RunningServer } from '../helpers/server.js';
 import { DOVECOT_INSTALLED, startDovecot, type Dovecot } from './dovecot.js';
 import { freePort } from './postfix.js';
 
@@ -279,5 +279,31 @@ describe('the IMAP fetcher against Dovecot', () => {
     expect(waits[0]?.err).toMatch(/\[AUTHENTICATIONFAILED\] Authentication failed/);
     expect(server.logs.some((l) => l.includes('IMAP folder opened'))).toBe(false);
     await stopIntake(server);
+  });
+
+  it('10. intake check logs in and asks about the folders, changing nothing; a wrong password fails it in the server\'s words', async () => {
+    await emptyInbox();
+    await deliver(replyMessage({ from: 'a@client.test', to: 'incoming@example.com', body: 'Left alone.' }));
+    const settings = {
+      INTAKE_DATABASE: join(tempDir(), 'intake.sqlite'),
+      INTAKE_SMTP_LISTEN: '',
+      INTAKE_ADDRESS: 'incoming+%{key}@example.com',
+      INTAKE_IMAP_HOST: '127.0.0.1',
+      INTAKE_IMAP_PORT: String(dovecot.tlsPort),
+      INTAKE_IMAP_USER: USER,
+      INTAKE_IMAP_PASSWORD: PASSWORD,
+      INTAKE_IMAP_AFTER: 'move',
+      INTAKE_IMAP_MOVE_TO: 'Checked',
+      NODE_EXTRA_CA_CERTS: dovecot.certFile,
+    };
+    const good = await runCli(['check'], cliEnv(settings));
+    expect(good.stdout).toContain(`ok    imap: ${USER}@127.0.0.1:${dovecot.tlsPort} logged in (implicit); INBOX holds 1 messages; Checked is created at the first move\n`);
+    expect(good.status).toBe(0);
+    expect(await folder()).toHaveLength(1);
+    await expect(mailbox.status('Checked', { messages: true })).rejects.toThrow("Mailbox doesn't exist: Checked");
+
+    const wrong = await runCli(['check'], cliEnv({ ...settings, INTAKE_IMAP_PASSWORD: 'not-the-password' }));
+    expect(wrong.status).toBe(1);
+    expect(wrong.stdout).toMatch(/^FAIL {2}imap: .*\[AUTHENTICATIONFAILED\] Authentication failed/m);
   });
 });
