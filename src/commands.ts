@@ -167,7 +167,8 @@ program
 program
   .command('check')
   .description('check the configuration, the TLS files, that the database is writable, that each listener can listen, and that each fetcher can log in and find its folders')
-  .action(async () => {
+  .option('--timeout <seconds>', 'how long a fetcher\'s server has to answer', positiveInt('--timeout'), 30)
+  .action(async (options: { timeout: number }) => {
     const results: CheckResult[] = [];
     let cfg: Config;
     try {
@@ -209,8 +210,8 @@ program
     }
     // Credentials that expire or are changed by someone else are how fetched mail stops: asked now, not at the first poll.
     const quiet = createLogger('silent');
-    if (cfg.imap_host) results.push(await checkFetcher('imap', () => probeImap(imapSettingsOf(cfg), quiet)));
-    if (cfg.graph_user) results.push(await checkFetcher('graph', () => probeGraph(graphSettingsOf(cfg), quiet)));
+    if (cfg.imap_host) results.push(await checkFetcher('imap', options.timeout, (signal) => probeImap(imapSettingsOf(cfg), quiet, signal)));
+    if (cfg.graph_user) results.push(await checkFetcher('graph', options.timeout, (signal) => probeGraph(graphSettingsOf(cfg), quiet, signal)));
     finishCheck(results);
   });
 
@@ -230,12 +231,18 @@ function checkFreeSpace(cfg: Config): CheckResult {
   return { check: 'disk', ok: true, detail: `${mb(free)} free for the database, ${mb(keep)} kept (INTAKE_MIN_FREE_BYTES)` };
 }
 
-async function checkFetcher(check: string, probe: () => Promise<string>): Promise<CheckResult> {
+/** A server that does not answer within `seconds` fails the check, and its connection is ended so that check exits. */
+async function checkFetcher(check: string, seconds: number, probe: (signal: AbortSignal) => Promise<string>): Promise<CheckResult> {
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), seconds * 1000);
+  const timedOut = new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(new Error(`no answer within ${seconds} s (--timeout)`)), { once: true }));
   try {
-    const detail = await Promise.race([probe(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 30 s')), 30_000).unref())]);
+    const detail = await Promise.race([probe(timeout.signal), timedOut]);
     return { check, ok: true, detail };
   } catch (error) {
     return { check, ok: false, detail: error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -1,7 +1,7 @@
 // graph-api: the Microsoft Graph requests the Graph fetcher makes for one mailbox (list a folder, download
 // a message's MIME, delete, move, mark read, find or create a folder), with an app-only token from
 // Microsoft Entra ID (OAuth2 client credentials, by MSAL). Side effects: HTTPS requests.
-import { ConfidentialClientApplication, LogLevel } from '@azure/msal-node';
+import { ConfidentialClientApplication, LogLevel, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { folderPath, odataString } from './graph-folder.js';
@@ -31,6 +31,9 @@ export class GraphError extends Error {
   }
 }
 
+/** Entra ID would not give a token (a wrong secret, a tenant or app removed): the whole fetcher's trouble, no one message's. */
+export class GraphLoginError extends GraphError {}
+
 export interface GraphMailbox {
   /** A folder's ID, found from a setting like `inbox` or `Inbox/Support`; created when `create` and missing. */
   folderId(setting: string, create: boolean): Promise<string>;
@@ -42,7 +45,7 @@ export interface GraphMailbox {
   delete(id: string): Promise<void>;
   move(id: string, folderId: string): Promise<void>;
   markRead(id: string): Promise<void>;
-  /** Ends the requests under way (close() past its grace). */
+  /** Ends the requests under way and refuses any after (close() past its grace). */
   abort(): void;
 }
 
@@ -56,7 +59,8 @@ const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
  * DELETE somewhere else once the URL is normalised.
  */
 const graphId = z.string().regex(/^[A-Za-z0-9+/_=-]+$/, { message: 'an ID that is not base64' });
-const page = z.object({ value: z.array(z.object({ id: graphId })), '@odata.nextLink': z.string().optional() });
+// A listed ID that is not one is left out (and said), not the whole page with it.
+const page = z.object({ value: z.array(z.object({ id: z.string() })), '@odata.nextLink': z.string().optional() });
 const folderList = z.object({ value: z.array(z.object({ id: graphId, displayName: z.string() })) });
 const folder = z.object({ id: graphId });
 const graphErrorBody = z.object({ error: z.object({ code: z.string().optional(), message: z.string().optional() }) });
@@ -64,6 +68,8 @@ const graphErrorBody = z.object({ error: z.object({ code: z.string().optional(),
 export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbox {
   const graph = account.graphEndpoint.replace(/\/+$/, '');
   const login = new URL(account.loginEndpoint);
+  const aborter = new AbortController();
+  const stoppedError = () => new GraphError('intake is stopping: the request was not made, or was ended', null, 'Stopping');
   const app = new ConfidentialClientApplication({
     auth: {
       clientId: account.clientId,
@@ -73,31 +79,33 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
       knownAuthorities: isMicrosoftLogin(login.host) ? [] : [login.host],
     },
     system: {
+      networkClient: loginClient(aborter.signal),
       loggerOptions: {
         logLevel: LogLevel.Warning,
         piiLoggingEnabled: false,
-        loggerCallback: (level, message) => (level <= LogLevel.Error ? logger.error({ component: 'msal' }, message) : logger.warn({ component: 'msal' }, message)),
+        // MSAL warns of what is normal for an app-only token ("No client info in response"): only its errors are intake's.
+        loggerCallback: (level, message) => (level <= LogLevel.Error ? logger.error({ component: 'msal' }, message) : logger.debug({ component: 'msal' }, message)),
       },
     },
   });
   const scopes = [`${graph}/.default`];
   const base = `${graph}/v1.0/users/${encodeURIComponent(account.user)}`;
-  let aborter = new AbortController();
 
   async function token(fresh: boolean): Promise<string> {
     try {
       // MSAL keeps the token until shortly before it expires (an hour); `fresh` when Graph said it no longer holds.
       const result = await app.acquireTokenByClientCredential({ scopes, skipCache: fresh });
-      if (!result?.accessToken) throw new GraphError('Microsoft Entra ID gave no access token', null, null);
+      if (!result?.accessToken) throw new GraphLoginError('Microsoft Entra ID gave no access token', null, null);
       return result.accessToken;
     } catch (error) {
       if (error instanceof GraphError) throw error;
+      if (aborter.signal.aborted) throw stoppedError();
       // Entra ID's own words: `invalid_client: AADSTS7000215: Invalid client secret provided...`.
       const e = error as { errorCode?: string; errorMessage?: string; message?: string; status?: number };
       // MSAL wraps it: `Error(s): 7000215 - Timestamp: ... - Description: AADSTS7000215: ...`.
       const description = e.errorMessage && (/Description: (.*?)(?: - Correlation ID:|\r?\n|$)/.exec(e.errorMessage)?.[1] ?? e.errorMessage.split(/\r?\n/)[0]);
       const said = description ? `${e.errorCode}: ${description}` : (e.message ?? String(error));
-      throw new GraphError(`could not get a token from ${login.origin}: ${said}`, e.status ?? null, e.errorCode ?? null);
+      throw new GraphLoginError(`could not get a token from ${login.origin}: ${said}`, e.status ?? null, e.errorCode ?? null);
     }
   }
 
@@ -106,6 +114,7 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
     // The token is for Graph alone: a link that points elsewhere (a nextLink) is not followed with it.
     if (!url.startsWith(`${graph}/`)) throw new GraphError(`Graph sent a link outside ${graph}: ${url}`, null, null);
     for (let attempt = 1; ; attempt++) {
+      if (aborter.signal.aborted) throw stoppedError();
       const response = await fetch(url, {
         method,
         headers: {
@@ -161,7 +170,10 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
       const ids: string[] = [];
       while (url) {
         const answer: z.infer<typeof page> = await json(page, 'GET', url);
-        for (const message of answer.value) ids.push(message.id);
+        for (const { id } of answer.value) {
+          if (graphId.safeParse(id).success) ids.push(id);
+          else logger.warn({ id: id.slice(0, 200) }, 'Graph listed an ID that is not base64: that message is left alone');
+        }
         url = answer['@odata.nextLink'];
       }
       return ids;
@@ -176,12 +188,15 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
       // One byte past the limit at most: a length Graph did not announce, or announced short, is not believed.
       const chunks: Buffer[] = [];
       let length = 0;
-      if (response.body) {
-        for await (const chunk of response.body) {
+      try {
+        for await (const chunk of response.body ?? []) {
           chunks.push(Buffer.from(chunk as Uint8Array));
           length += (chunk as Uint8Array).length;
           if (length > maxBytes) break;
         }
+      } catch (error) {
+        // Cut off midway (the connection, the timeout, abort()): as if the request had failed.
+        throw new GraphError(`GET ${base}/messages/${id}/$value: the download broke off after ${length} bytes: ${(error as Error).message}`, null, null);
       }
       return { raw: Buffer.concat(chunks).subarray(0, maxBytes + 1) };
     },
@@ -195,8 +210,7 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
       await (await request('PATCH', `${base}/messages/${encodeURIComponent(id)}`, { body: { isRead: true } })).body?.cancel();
     },
     abort() {
-      aborter.abort(new Error('intake is stopping'));
-      aborter = new AbortController();
+      aborter.abort(stoppedError());
     },
   };
 }
@@ -218,6 +232,24 @@ async function refusal(method: string, url: string, response: Response): Promise
   const retryAfter = Number(response.headers.get('retry-after'));
   const retryAfterMs = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.min(retryAfter, 3600) * 1000 : null;
   return new GraphError(`${method} ${url.split('?')[0]}: ${response.status} ${said}`.trim(), response.status, code, retryAfterMs);
+}
+
+/**
+ * MSAL's requests to Entra ID, made as its own client makes them but under the fetcher's signal and a
+ * timeout: a login that never answers would otherwise hold the poll, and intake's exit, for ever.
+ */
+function loginClient(signal: AbortSignal): INetworkModule {
+  async function send<T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    const response = await fetch(url, { method, headers: options?.headers, body: method === 'POST' ? (options?.body ?? '') : undefined, signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) }).catch((error: unknown) => {
+      const cause = (error as { cause?: { message?: string } }).cause?.message;
+      throw new Error(`${method} ${url.split('?')[0]}: ${(error as Error).message}${cause ? `: ${cause}` : ''}`);
+    });
+    const body = (await response.json().catch(() => {
+      throw new Error(`${method} ${url.split('?')[0]}: answered ${response.status} with a body that is not JSON`);
+    })) as T;
+    return { headers: Object.fromEntries(response.headers), body, status: response.status };
+  }
+  return { sendGetRequestAsync: (url, options) => send('GET', url, options), sendPostRequestAsync: (url, options) => send('POST', url, options) };
 }
 
 /** Hosts MSAL knows as Microsoft's login (it checks them itself); others must be named to it. */

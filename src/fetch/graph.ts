@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { IngestDeps } from '../ingest/ingest.js';
 import type { Fetcher, FetcherStatus } from './fetcher.js';
-import { connectGraph, GraphError, type GraphAccount, type GraphMailbox } from './graph-api.js';
+import { connectGraph, GraphError, GraphLoginError, type GraphAccount, type GraphMailbox } from './graph-api.js';
 import { graphMessageUrl } from './graph-folder.js';
 import { createLedger, RETRY_FIRST_MS, type Outcome } from './ledger.js';
 import { createPause } from './pause.js';
@@ -20,6 +20,7 @@ export interface GraphSettings extends GraphAccount {
 /** A poll that failed is tried again at 1 s, doubling to 5 minutes, or after Graph's Retry-After if longer. */
 const FAILURE_FIRST_MS = 1000;
 const FAILURE_MAX_MS = 5 * 60_000;
+const BROKEN_IN_A_ROW_MAX = 3;
 
 export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, logger: Logger): Fetcher {
   const mailbox = connectGraph(settings, logger);
@@ -31,6 +32,9 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
   let moveToId: string | null = null;
   const pause = createPause();
 
+  /** Messages that Graph failed in a row with a 5xx or no answer: a few, and it is Graph that is down, not them. */
+  let brokenInARow = 0;
+
   /**
    * Goes through the folder once. Returns when a deferred message is due again, and whether it went
    * through the whole folder (not stopped).
@@ -41,26 +45,25 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
     // The whole list first: deleting while paging would shift the pages under it.
     // In `read` mode, the unread alone: a folder of kept mail is not listed whole every minute.
     const ids = await mailbox.messageIds(folderId, settings.after === 'read');
+    state.connected = true;
+    state.lastError = null;
+    brokenInARow = 0;
     ledger.sync(ids.map(urlOf));
     let nextAt = Infinity;
     for (const id of ids) {
       if (stopping) return { nextAt, complete: false };
       const url = urlOf(id);
-      const done = ledger.finished(url);
-      if (done) {
-        // Stored before, still here (or unread): the step after the commit did not happen (a crash, a refusal).
-        await finish(id, url);
-        continue;
-      }
       const due = ledger.notBefore(url, Date.now());
       if (due !== null) {
         nextAt = Math.min(nextAt, due);
         continue;
       }
-      const outcome = await fetchOne(id, url);
+      // Stored before, still here (or unread): the step after the commit did not happen (a crash, a refusal).
+      const outcome = ledger.finished(url) ? 'finished' : await fetchOne(id, url);
       if (outcome === 'finished') await finish(id, url);
-      else if (outcome === 'deferred') nextAt = Math.min(nextAt, ledger.notBefore(url, Date.now()) ?? Date.now());
-      else return { nextAt: Math.min(nextAt, Date.now() + RETRY_FIRST_MS), complete: !stopping };
+      else if (outcome === 'stop') return { nextAt: Math.min(nextAt, Date.now() + RETRY_FIRST_MS), complete: !stopping };
+      const again = ledger.notBefore(url, Date.now());
+      if (again !== null) nextAt = Math.min(nextAt, again);
     }
     return { nextAt, complete: !stopping };
   }
@@ -69,11 +72,11 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
     let downloaded: Awaited<ReturnType<GraphMailbox['download']>>;
     try {
       downloaded = await mailbox.download(id, settings.maxMessageBytes);
+      brokenInARow = 0;
     } catch (error) {
-      // Throttled, Graph down or the app refused ends the poll; the rest (gone meanwhile: 404) is this message's.
-      if (!(error instanceof GraphError) || error.status === null || error.status === 429 || error.status >= 500 || error.status === 401 || error.status === 403) throw error;
-      const attempts = ledger.defer(url);
-      logger.warn({ id, err: error.message, attempts }, 'Graph message could not be downloaded: left in the folder, fetched again later');
+      // One message Exchange cannot convert to MIME (ErrorMimeContentConversionFailed: some signed or
+      // encrypted mail) answers 500 every time: it waits, and the messages after it go on.
+      messageFailed(error, id, url, 'Graph message could not be downloaded: left in the folder, fetched again later');
       return 'deferred';
     }
     if ('tooBig' in downloaded) return ledger.refuseTooBig(url, downloaded.tooBig, { id });
@@ -85,15 +88,44 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
     if (settings.after === 'delete' && !ledger.finished(url)?.stored) return;
     try {
       if (settings.after === 'delete') await mailbox.delete(id);
-      else if (settings.after === 'move') await mailbox.move(id, moveToId as string);
+      else if (settings.after === 'move') await move(id);
       else await mailbox.markRead(id);
+      brokenInARow = 0;
       logger.debug({ id, url, after: settings.after }, 'Graph message done with');
     } catch (error) {
-      // Already gone is done with; the row is written, so anything else is tried again at the next poll, never stored again.
+      // Already gone is done with. The row is written, so it is tried again later, never stored again.
       if (error instanceof GraphError && error.status === 404) return;
-      if (error instanceof GraphError && (error.status === null || error.status === 429 || error.status >= 500)) throw error;
-      logger.warn({ id, after: settings.after, err: (error as Error).message }, `Graph refused to ${settings.after === 'read' ? 'mark read' : settings.after} a stored message; tried again at the next poll`);
+      messageFailed(error, id, url, `Graph refused to ${settings.after === 'read' ? 'mark read' : settings.after} a stored message; tried again later`);
     }
+  }
+
+  async function move(id: string): Promise<void> {
+    try {
+      await mailbox.move(id, moveToId as string);
+    } catch (error) {
+      if (!(error instanceof GraphError && error.status === 404)) throw error;
+      // The message is gone, or the folder it goes to (deleted in Outlook): that folder is found or made again.
+      const found = await mailbox.folderId(settings.moveTo, true);
+      if (found === moveToId) throw error;
+      logger.warn({ folder: settings.moveTo }, 'the Graph folder fetched mail is moved to was gone: found or made again');
+      moveToId = found;
+      await mailbox.move(id, moveToId);
+    }
+  }
+
+  /**
+   * A request about one message failed: the message waits (a minute, doubling to an hour) and the poll goes
+   * on. What is the same for every message (throttled, the token or the app refused, stopping) ends the
+   * poll, as do a few 5xx or unanswered requests in a row.
+   */
+  function messageFailed(error: unknown, id: string, url: string, what: string): void {
+    if (!(error instanceof GraphError) || error instanceof GraphLoginError || stopping) throw error;
+    const { status } = error;
+    if (status === 429 || status === 401 || status === 403) throw error;
+    const attempts = ledger.defer(url);
+    logger.warn({ id, err: error.message, status, attempts }, what);
+    if (status !== null && status < 500) brokenInARow = 0;
+    else if (++brokenInARow >= BROKEN_IN_A_ROW_MAX) throw error;
   }
 
   const running = (async () => {
@@ -103,8 +135,6 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
       let delay: number;
       try {
         const { nextAt, complete } = await poll();
-        state.connected = true;
-        state.lastError = null;
         failures = 0;
         if (complete) state.lastCheck = Date.now();
         delay = Math.max(0, Math.min(settings.pollIntervalMs, nextAt - Date.now()));
@@ -139,10 +169,11 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
 
 /**
  * For `intake check`: gets a token and finds the folders, changing nothing. Resolves with what it found;
- * rejects with Entra ID's or Graph's words.
+ * rejects with Entra ID's or Graph's words. `signal` ends the requests under way.
  */
-export async function probeGraph(settings: GraphSettings, logger: Logger): Promise<string> {
+export async function probeGraph(settings: GraphSettings, logger: Logger, signal: AbortSignal): Promise<string> {
   const mailbox = connectGraph(settings, logger);
+  signal.addEventListener('abort', () => mailbox.abort(), { once: true });
   await mailbox.folderId(settings.folder, false);
   let detail = `${settings.user}: a token from ${new URL(settings.loginEndpoint).host}, folder ${settings.folder} found`;
   if (settings.after === 'move') {

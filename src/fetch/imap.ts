@@ -245,9 +245,10 @@ function imapClient(settings: ImapSettings, logger: Logger): ImapFlow {
  * For `intake check`: logs in and asks about the folders, changing nothing. Resolves with what it
  * found; rejects saying what the server refused.
  */
-export async function probeImap(settings: ImapSettings, logger: Logger): Promise<string> {
+export async function probeImap(settings: ImapSettings, logger: Logger, signal: AbortSignal): Promise<string> {
   const imap = imapClient(settings, logger);
   imap.on('error', () => {});
+  signal.addEventListener('abort', () => imap.close(), { once: true });
   try {
     await imap.connect();
     const status = await imap.status(settings.mailbox, { messages: true });

@@ -86,6 +86,8 @@ describe('the Microsoft Graph fetcher', () => {
     expect(notesOf(server, world.issue.id)[0]?.body).toBe('Fetched over Microsoft Graph.');
     const [row] = rowsOf(server);
     expect(row).toMatchObject({ status: 'processed', fetched_from: messageUrl(message.id), mail_from: world.user.email });
+    // The bytes Graph served are the bytes stored. (Exchange Online serves MIME it makes again from its own
+    // store, not what arrived: this shows intake changes nothing, not that the sender's bytes survive Exchange.)
     expect(row?.sha256).toBe(createHash('sha256').update(raw).digest('hex'));
     // Deleted (to Deleted Items, under the same immutable ID), and only once its row was there to see.
     await expect.poll(() => graph.messagesIn('deleteditems').map((m) => m.id), { timeout: 10_000 }).toContain(message.id);
@@ -291,5 +293,104 @@ describe('the Microsoft Graph fetcher', () => {
     const wrongFolder = await runCli(['check'], cliEnv({ ...settings, INTAKE_GRAPH_FOLDER: 'Inbox/Missing' }));
     expect(wrongFolder.status).toBe(1);
     expect(wrongFolder.stdout).toContain(`FAIL  graph: no folder named "Missing" in ${graph.user}'s mailbox`);
+  });
+
+  const valueRequests = (id: string) => graph.requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/messages/${encodeURIComponent(id)}/$value`));
+  const listRequests = () => graph.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/messages')).length;
+  const logged = (server: RunningServer, text: string) => server.logs.filter((l) => l.includes(text)).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it('12. a message Graph answers 500 for (its $value, or its DELETE) waits a minute; the mail behind it goes on, and the poll does not fail', async () => {
+    const httpPort = await freePort();
+    const server = await startIntake({ INTAKE_HTTP_LISTEN: `127.0.0.1:${httpPort}` });
+    const unreadable = reply(server, 'Cannot be converted to MIME.');
+    const undeletable = reply(server, 'Cannot be deleted.');
+    const behind = reply(server, 'Behind them.');
+    const m1 = graph.deliver(unreadable.raw);
+    graph.breakMessage(m1.id, 'download');
+    const m2 = graph.deliver(undeletable.raw);
+    graph.breakMessage(m2.id, 'action');
+    const m3 = graph.deliver(behind.raw);
+
+    await expect.poll(() => graph.messagesIn('deleteditems').map((m) => m.id), { timeout: 20_000 }).toEqual([m3.id]);
+    expect(notesOf(server, behind.world.issue.id)).toHaveLength(1);
+    expect(notesOf(server, undeletable.world.issue.id)).toHaveLength(1);
+    expect(notesOf(server, unreadable.world.issue.id)).toHaveLength(0);
+    expect(graph.messagesIn('inbox').map((m) => m.id)).toEqual([m1.id, m2.id]);
+    // Three more polls (a second apart): neither is asked about again before its minute is up.
+    const lists = listRequests();
+    await expect.poll(listRequests, { timeout: 10_000 }).toBeGreaterThanOrEqual(lists + 3);
+    expect(valueRequests(m1.id)).toHaveLength(1);
+    expect(graph.requests.filter((r) => r.method === 'DELETE' && r.path.endsWith(encodeURIComponent(m2.id)))).toHaveLength(1);
+    expect(rowsOf(server).filter((r) => r.fetched_from === messageUrl(m2.id))).toHaveLength(1);
+    expect(logged(server, 'Graph message could not be downloaded')).toMatchObject([{ id: m1.id, status: 500, attempts: 1, err: expect.stringContaining('ErrorMimeContentConversionFailed') }]);
+    expect(logged(server, 'Graph refused to delete a stored message')).toMatchObject([{ id: m2.id, status: 500, attempts: 1 }]);
+    expect(logged(server, 'Graph poll failed')).toEqual([]);
+    expect(await metricValue(httpPort, 'intake_graph_connected')).toBe(1);
+    await stopIntake(server);
+  });
+
+  it('13. three messages in a row failing with 500 is Graph down, not them: the poll ends, and a second later the mail after them is stored', async () => {
+    const server = await startIntake();
+    const broken = [0, 1, 2].map((i) => {
+      const message = graph.deliver(reply(server, `Broken ${i}.`).raw);
+      graph.breakMessage(message.id, 'download');
+      return message;
+    });
+    const after = reply(server, 'After the outage.');
+    graph.deliver(after.raw);
+    await expect.poll(() => notesOf(server, after.world.issue.id).length, { timeout: 20_000 }).toBe(1);
+    const failed = logged(server, 'Graph poll failed');
+    expect(failed).toMatchObject([{ status: 500, retryInMs: 1000, err: expect.stringContaining('ErrorMimeContentConversionFailed') }]);
+    for (const message of broken) expect(valueRequests(message.id)).toHaveLength(1);
+    expect(logged(server, 'Graph message could not be downloaded').map((l) => l.id)).toEqual(broken.map((m) => m.id));
+    await stopIntake(server);
+  });
+
+  it('14. move: a folder to move to that was deleted meanwhile is made again, said in the log, and stored mail goes on being moved', async () => {
+    const server = await startIntake({ INTAKE_GRAPH_AFTER: 'move', INTAKE_GRAPH_MOVE_TO: 'Done' });
+    const first = graph.deliver(reply(server, 'Before.').raw);
+    await expect.poll(() => graph.messagesIn('Done').map((m) => m.id), { timeout: 20_000 }).toEqual([first.id]);
+    const before = graph.folderId('Done');
+    graph.deleteFolder('Done');
+    const second = reply(server, 'After the folder was deleted.');
+    const message = graph.deliver(second.raw);
+    await expect.poll(() => graph.messagesIn('Done').map((m) => m.id), { timeout: 20_000 }).toEqual([message.id]);
+    expect(graph.folderId('Done')).not.toBe(before);
+    expect(notesOf(server, second.world.issue.id)).toHaveLength(1);
+    // The log line may reach the test a moment after the move did.
+    await expect.poll(() => logged(server, 'the Graph folder fetched mail is moved to was gone'), { timeout: 5000 }).toMatchObject([{ folder: 'Done' }]);
+    expect(logged(server, 'Graph poll failed')).toEqual([]);
+    await stopIntake(server);
+  });
+
+  it('15. stopping while Entra ID does not answer: intake exits within INTAKE_SHUTDOWN_TIMEOUT_MS, not waiting for it', async () => {
+    graph.stallLogin(true);
+    const server = await startIntake({ INTAKE_SHUTDOWN_TIMEOUT_MS: '1000' });
+    await expect.poll(() => graph.requests.filter((r) => !r.path.startsWith('/v1.0/')).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+    const stoppedAt = Date.now();
+    await stopIntake(server);
+    expect(Date.now() - stoppedAt).toBeLessThan(5000);
+  });
+
+  it('16. a listed ID that is not base64 is left alone and said, not followed into a URL; the rest of the page is fetched', async () => {
+    const server = await startIntake();
+    graph.deliver('Subject: odd\r\n\r\nx\r\n', 'inbox', { id: '../../mailFolders/inbox' });
+    const { world, raw } = reply(server, 'Listed after an odd ID.');
+    graph.deliver(raw);
+    await expect.poll(() => notesOf(server, world.issue.id).length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => logged(server, 'Graph listed an ID that is not base64'), { timeout: 5000 }).toMatchObject([{ id: '../../mailFolders/inbox' }]);
+    expect(graph.requests.some((r) => r.path.includes('mailFolders/inbox/$value') || r.path.includes('..'))).toBe(false);
+    expect(rowsOf(server)).toHaveLength(1);
+    await stopIntake(server);
+  });
+
+  it('17. intake check against an Entra ID that does not answer fails after --timeout, and exits', async () => {
+    graph.stallLogin(true);
+    const settings = { ...graphSettings(), INTAKE_DATABASE: join(tempDir(), 'intake.sqlite'), INTAKE_ADDRESS: 'incoming+%{key}@example.com' };
+    const startedAt = Date.now();
+    const check = await runCli(['check', '--timeout', '2'], cliEnv(settings));
+    expect(check.stdout).toContain('FAIL  graph: no answer within 2 s (--timeout)\n');
+    expect(check.status).toBe(1);
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
   });
 });

@@ -46,11 +46,11 @@ export interface FakeGraph {
   /** Called as each request arrives, before it is answered. */
   onRequest: ((request: GraphRequest) => void) | null;
   /** Puts a message into a folder (a well-known name, an ID or a display-name path), as Exchange delivers it. */
-  deliver(raw: Buffer | string, folder?: string, options?: { isRead?: boolean }): FakeMessage;
+  deliver(raw: Buffer | string, folder?: string, options?: { isRead?: boolean; id?: string }): FakeMessage;
   messagesIn(folder: string): FakeMessage[];
   /** Makes a folder below another, as a person would in Outlook. */
   createFolder(parent: string, displayName: string): string;
-  /** Empties every folder and undoes throttle(), setPermitted(), setChunkedDownloads() and onRequest. */
+  /** Empties every folder and undoes throttle(), setPermitted(), setChunkedDownloads(), breakMessage(), stallLogin() and onRequest. */
   reset(): void;
   folderId(path: string): string | undefined;
   /** The next n Graph requests are throttled: 429 with Retry-After. */
@@ -61,6 +61,15 @@ export interface FakeGraph {
   setPermitted(permitted: boolean): void;
   /** `$value` answers without Content-Length (chunked), as a proxy may. */
   setChunkedDownloads(chunked: boolean): void;
+  /**
+   * One message Graph cannot serve: its `$value` (`download`) or its DELETE, move and PATCH (`action`) answer
+   * 500, as Exchange does for mail it cannot convert to MIME (ErrorMimeContentConversionFailed).
+   */
+  breakMessage(id: string, on: 'download' | 'action'): void;
+  /** Entra ID takes token requests and never answers them (held until reset() or close()). */
+  stallLogin(stalled: boolean): void;
+  /** Deletes a folder and what is in it for good, as emptying Deleted Items in Outlook does. */
+  deleteFolder(path: string): void;
   close(): Promise<void>;
 }
 
@@ -79,6 +88,12 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
   let throttled = { n: 0, retryAfter: 0 };
   let permitted = true;
   let chunked = false;
+  const broken = new Map<string, 'download' | 'action'>();
+  let loginStalled = false;
+  const held: ServerResponse[] = [];
+  const letGo = () => {
+    for (const res of held.splice(0)) res.destroy();
+  };
   let received = Date.parse('2026-11-28T00:00:00Z');
   const newId = () => `AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A${randomBytes(12).toString('base64url')}AAA=`;
 
@@ -123,7 +138,7 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
       const target = byPath(folder);
       if (!target) throw new Error(`no folder ${folder}`);
       received += 1000;
-      const message = { id: newId(), folderId: target.id, raw: Buffer.from(raw), isRead: opts.isRead ?? false, receivedDateTime: new Date(received).toISOString().replace('.000Z', 'Z') };
+      const message = { id: opts.id ?? newId(), folderId: target.id, raw: Buffer.from(raw), isRead: opts.isRead ?? false, receivedDateTime: new Date(received).toISOString().replace('.000Z', 'Z') };
       messages.set(message.id, message);
       return message;
     },
@@ -142,6 +157,9 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
       throttled = { n: 0, retryAfter: 0 };
       permitted = true;
       chunked = false;
+      broken.clear();
+      loginStalled = false;
+      letGo();
       fake.onRequest = null;
     },
     throttle(n, retryAfter) {
@@ -154,7 +172,34 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
     setChunkedDownloads(value) {
       chunked = value;
     },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    stallLogin(stalled) {
+      loginStalled = stalled;
+      if (!stalled) letGo();
+    },
+    breakMessage(id, on) {
+      broken.set(id, on);
+    },
+    deleteFolder(path) {
+      const folder = byPath(path);
+      if (!folder || folder.wellKnownName) throw new Error(`no folder ${path} that can be deleted`);
+      const gone = new Set([folder.id]);
+      let grew = true;
+      while (grew) {
+        grew = false;
+        for (const f of folders.values()) {
+          if (f.parentFolderId && gone.has(f.parentFolderId) && !gone.has(f.id)) {
+            gone.add(f.id);
+            grew = true;
+          }
+        }
+      }
+      for (const id of gone) folders.delete(id);
+      for (const m of [...messages.values()]) if (gone.has(m.folderId)) messages.delete(m.id);
+    },
+    close: () => {
+      letGo();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
   };
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -241,6 +286,9 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
     if (kind === 'messages' && ref !== undefined) {
       const message = messages.get(ref);
       if (!message) return graphError(res, 404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
+      if (broken.get(message.id) === (sub === '$value' ? 'download' : 'action')) {
+        return graphError(res, 500, 'ErrorMimeContentConversionFailed', 'The MIME content conversion failed.');
+      }
       if (sub === '$value' && req.method === 'GET') {
         if (chunked) {
           res.writeHead(200, { 'content-type': 'text/plain' });
@@ -320,6 +368,7 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
       fake.requests.push(request);
       fake.onRequest?.(request);
       if (url.pathname.startsWith('/v1.0/')) graph(request, res);
+      else if (loginStalled) held.push(res);
       else login(request, res);
     });
   });
