@@ -113,9 +113,10 @@ function incomingEmailToken(value: string): string {
   return value;
 }
 
-function positiveInt(name: string) {
+function positiveInt(name: string, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name} must be a positive whole number`);
+    if (Number(value) > max) throw new InvalidArgumentError(`${name} must be at most ${max}`);
     return Number(value);
   };
 }
@@ -167,7 +168,7 @@ program
 program
   .command('check')
   .description('check the configuration, the TLS files, that the database is writable, that each listener can listen, and that each fetcher can log in and find its folders')
-  .option('--timeout <seconds>', 'how long a fetcher\'s server has to answer', positiveInt('--timeout'), 30)
+  .option('--timeout <seconds>', 'how long a fetcher\'s server has to answer', positiveInt('--timeout', 3600), 30)
   .action(async (options: { timeout: number }) => {
     const results: CheckResult[] = [];
     let cfg: Config;

@@ -69,6 +69,7 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
   const graph = account.graphEndpoint.replace(/\/+$/, '');
   const login = new URL(account.loginEndpoint);
   const aborter = new AbortController();
+  const loginRequests = loginClient(aborter.signal);
   const stoppedError = () => new GraphError('intake is stopping: the request was not made, or was ended', null, 'Stopping');
   const app = new ConfidentialClientApplication({
     auth: {
@@ -79,7 +80,7 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
       knownAuthorities: isMicrosoftLogin(login.host) ? [] : [login.host],
     },
     system: {
-      networkClient: loginClient(aborter.signal),
+      networkClient: loginRequests.network,
       loggerOptions: {
         logLevel: LogLevel.Warning,
         piiLoggingEnabled: false,
@@ -89,9 +90,12 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
     },
   });
   const scopes = [`${graph}/.default`];
+  // Said once each, not at every poll.
+  const oddIds = new Set<string>();
   const base = `${graph}/v1.0/users/${encodeURIComponent(account.user)}`;
 
   async function token(fresh: boolean): Promise<string> {
+    loginRequests.takeFailure();
     try {
       // MSAL keeps the token until shortly before it expires (an hour); `fresh` when Graph said it no longer holds.
       const result = await app.acquireTokenByClientCredential({ scopes, skipCache: fresh });
@@ -104,7 +108,7 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
       const e = error as { errorCode?: string; errorMessage?: string; message?: string; status?: number };
       // MSAL wraps it: `Error(s): 7000215 - Timestamp: ... - Description: AADSTS7000215: ...`.
       const description = e.errorMessage && (/Description: (.*?)(?: - Correlation ID:|\r?\n|$)/.exec(e.errorMessage)?.[1] ?? e.errorMessage.split(/\r?\n/)[0]);
-      const said = description ? `${e.errorCode}: ${description}` : (e.message ?? String(error));
+      const said = loginRequests.takeFailure() ?? (description ? `${e.errorCode}: ${description}` : (e.message ?? String(error)));
       throw new GraphLoginError(`could not get a token from ${login.origin}: ${said}`, e.status ?? null, e.errorCode ?? null);
     }
   }
@@ -172,7 +176,10 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
         const answer: z.infer<typeof page> = await json(page, 'GET', url);
         for (const { id } of answer.value) {
           if (graphId.safeParse(id).success) ids.push(id);
-          else logger.warn({ id: id.slice(0, 200) }, 'Graph listed an ID that is not base64: that message is left alone');
+          else if (!oddIds.has(id)) {
+            oddIds.add(id);
+            logger.warn({ id: id.slice(0, 200) }, 'Graph listed an ID that is not base64: that message is left alone');
+          }
         }
         url = answer['@odata.nextLink'];
       }
@@ -229,27 +236,45 @@ async function refusal(method: string, url: string, response: Response): Promise
   } catch {
     // Not JSON (a proxy's page): its first words are said as they are.
   }
-  const retryAfter = Number(response.headers.get('retry-after'));
-  const retryAfterMs = Number.isFinite(retryAfter) && retryAfter >= 0 ? Math.min(retryAfter, 3600) * 1000 : null;
+  // Seconds (an HTTP date is not what Graph sends); absent or not a number is no Retry-After, not 0.
+  const header = response.headers.get('retry-after')?.trim();
+  const retryAfter = header && /^\d+$/.test(header) ? Number(header) : null;
+  const retryAfterMs = retryAfter === null ? null : Math.min(retryAfter, 3600) * 1000;
   return new GraphError(`${method} ${url.split('?')[0]}: ${response.status} ${said}`.trim(), response.status, code, retryAfterMs);
 }
 
 /**
  * MSAL's requests to Entra ID, made as its own client makes them but under the fetcher's signal and a
- * timeout: a login that never answers would otherwise hold the poll, and intake's exit, for ever.
+ * timeout: a login that never answers would otherwise hold the poll, and intake's exit, for ever. MSAL
+ * turns a failed request into a bare `network_error` (or drops it, for the metadata): `takeFailure()`
+ * says what it was.
  */
-function loginClient(signal: AbortSignal): INetworkModule {
+function loginClient(signal: AbortSignal): { network: INetworkModule; takeFailure(): string | null } {
+  let failure: string | null = null;
+  const failed = (what: string) => {
+    failure = what;
+    return new Error(what);
+  };
   async function send<T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    const where = `${method} ${url.split('?')[0]}`;
+    failure = null;
     const response = await fetch(url, { method, headers: options?.headers, body: method === 'POST' ? (options?.body ?? '') : undefined, signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) }).catch((error: unknown) => {
       const cause = (error as { cause?: { message?: string } }).cause?.message;
-      throw new Error(`${method} ${url.split('?')[0]}: ${(error as Error).message}${cause ? `: ${cause}` : ''}`);
+      throw failed(`${where}: ${(error as Error).message}${cause ? `: ${cause}` : ''}`);
     });
     const body = (await response.json().catch(() => {
-      throw new Error(`${method} ${url.split('?')[0]}: answered ${response.status} with a body that is not JSON`);
+      throw failed(`${where}: answered ${response.status} with a body that is not JSON`);
     })) as T;
     return { headers: Object.fromEntries(response.headers), body, status: response.status };
   }
-  return { sendGetRequestAsync: (url, options) => send('GET', url, options), sendPostRequestAsync: (url, options) => send('POST', url, options) };
+  return {
+    network: { sendGetRequestAsync: (url, options) => send('GET', url, options), sendPostRequestAsync: (url, options) => send('POST', url, options) },
+    takeFailure() {
+      const said = failure;
+      failure = null;
+      return said;
+    },
+  };
 }
 
 /** Hosts MSAL knows as Microsoft's login (it checks them itself); others must be named to it. */

@@ -32,7 +32,7 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
   let moveToId: string | null = null;
   const pause = createPause();
 
-  /** Messages that Graph failed in a row with a 5xx or no answer: a few, and it is Graph that is down, not them. */
+  /** Messages in a row whose request got no answer, or a 5xx without Exchange's code: a few, and it is Graph that is down, not them. */
   let brokenInARow = 0;
 
   /**
@@ -115,17 +115,21 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
 
   /**
    * A request about one message failed: the message waits (a minute, doubling to an hour) and the poll goes
-   * on. What is the same for every message (throttled, the token or the app refused, stopping) ends the
-   * poll, as do a few 5xx or unanswered requests in a row.
+   * on. What is the same for every message ends the poll: throttled or told to wait (Retry-After), the token
+   * or the app refused, stopping; and a few requests in a row that got no answer or a gateway's 5xx. A 5xx
+   * with Exchange's code is that message's own (ErrorMimeContentConversionFailed), and is not counted.
    */
   function messageFailed(error: unknown, id: string, url: string, what: string): void {
     if (!(error instanceof GraphError) || error instanceof GraphLoginError || stopping) throw error;
     const { status } = error;
-    if (status === 429 || status === 401 || status === 403) throw error;
+    if (status === 429 || status === 401) throw error;
     const attempts = ledger.defer(url);
     logger.warn({ id, err: error.message, status, attempts }, what);
+    // Deferred first: were it this message that Graph cannot serve (a 503 every time, a policy that denies
+    // it alone), it would otherwise be asked about first at every poll, and the folder behind it never reached.
+    if (status === 403 || error.retryAfterMs !== null) throw error;
     if (status !== null && status < 500) brokenInARow = 0;
-    else if (++brokenInARow >= BROKEN_IN_A_ROW_MAX) throw error;
+    else if (error.code === null && ++brokenInARow >= BROKEN_IN_A_ROW_MAX) throw error;
   }
 
   const running = (async () => {

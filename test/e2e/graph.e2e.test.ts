@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startFakeGraph, type FakeGraph } from '../helpers/graph-fake.js';
+import { startFakeGraph, type Breakage, type FakeGraph } from '../helpers/graph-fake.js';
 import { metricValue } from '../helpers/metrics.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { cliEnv, runCli, startServer, tempDir, template, type RunningServer } from '../helpers/server.js';
@@ -293,6 +293,11 @@ describe('the Microsoft Graph fetcher', () => {
     const wrongFolder = await runCli(['check'], cliEnv({ ...settings, INTAKE_GRAPH_FOLDER: 'Inbox/Missing' }));
     expect(wrongFolder.status).toBe(1);
     expect(wrongFolder.stdout).toContain(`FAIL  graph: no folder named "Missing" in ${graph.user}'s mailbox`);
+    // MSAL says only `network_error` for a request that failed: intake says which, and why.
+    const closed = await freePort();
+    const noLogin = await runCli(['check', '--timeout', '10'], cliEnv({ ...settings, INTAKE_GRAPH_LOGIN_ENDPOINT: `https://127.0.0.1:${closed}` }));
+    expect(noLogin.status).toBe(1);
+    expect(noLogin.stdout).toMatch(new RegExp(`^FAIL {2}graph: could not get a token from https://127\\.0\\.0\\.1:${closed}: GET https://127\\.0\\.0\\.1:${closed}/\\S+: fetch failed: connect ECONNREFUSED`, 'm'));
   });
 
   const valueRequests = (id: string) => graph.requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/messages/${encodeURIComponent(id)}/$value`));
@@ -329,18 +334,19 @@ describe('the Microsoft Graph fetcher', () => {
     await stopIntake(server);
   });
 
-  it('13. three messages in a row failing with 500 is Graph down, not them: the poll ends, and a second later the mail after them is stored', async () => {
+  it('13. three messages in a row with no answer from Exchange (a gateway\'s 502) is Graph down: the poll ends, and a second later the mail after them is stored; Exchange\'s own 500s are each message\'s', async () => {
     const server = await startIntake();
-    const broken = [0, 1, 2].map((i) => {
+    const broken = ['exchange', 'exchange', 'exchange', 'gateway', 'gateway', 'gateway'].map((answer, i) => {
       const message = graph.deliver(reply(server, `Broken ${i}.`).raw);
-      graph.breakMessage(message.id, 'download');
+      graph.breakMessage(message.id, 'download', answer as Breakage);
       return message;
     });
     const after = reply(server, 'After the outage.');
     graph.deliver(after.raw);
     await expect.poll(() => notesOf(server, after.world.issue.id).length, { timeout: 20_000 }).toBe(1);
+    // Three ErrorMimeContentConversionFailed do not end the poll; the three 502s after them do.
     const failed = logged(server, 'Graph poll failed');
-    expect(failed).toMatchObject([{ status: 500, retryInMs: 1000, err: expect.stringContaining('ErrorMimeContentConversionFailed') }]);
+    expect(failed).toMatchObject([{ status: 502, retryInMs: 1000, err: expect.stringContaining('502 <html><body><h1>502 Bad Gateway') }]);
     for (const message of broken) expect(valueRequests(message.id)).toHaveLength(1);
     expect(logged(server, 'Graph message could not be downloaded').map((l) => l.id)).toEqual(broken.map((m) => m.id));
     await stopIntake(server);
@@ -378,7 +384,10 @@ describe('the Microsoft Graph fetcher', () => {
     const { world, raw } = reply(server, 'Listed after an odd ID.');
     graph.deliver(raw);
     await expect.poll(() => notesOf(server, world.issue.id).length, { timeout: 20_000 }).toBe(1);
-    await expect.poll(() => logged(server, 'Graph listed an ID that is not base64'), { timeout: 5000 }).toMatchObject([{ id: '../../mailFolders/inbox' }]);
+    // Said once, not at every poll.
+    const lists = listRequests();
+    await expect.poll(listRequests, { timeout: 10_000 }).toBeGreaterThanOrEqual(lists + 2);
+    expect(logged(server, 'Graph listed an ID that is not base64')).toMatchObject([{ id: '../../mailFolders/inbox' }]);
     expect(graph.requests.some((r) => r.path.includes('mailFolders/inbox/$value') || r.path.includes('..'))).toBe(false);
     expect(rowsOf(server)).toHaveLength(1);
     await stopIntake(server);
@@ -392,5 +401,22 @@ describe('the Microsoft Graph fetcher', () => {
     expect(check.stdout).toContain('FAIL  graph: no answer within 2 s (--timeout)\n');
     expect(check.status).toBe(1);
     expect(Date.now() - startedAt).toBeLessThan(10_000);
+    // Past an hour a timer would fire at once (Node caps them at 2^31 ms): refused by name.
+    const tooLong = await runCli(['check', '--timeout', '99999999'], cliEnv(settings));
+    expect(tooLong.status).not.toBe(0);
+    expect(tooLong.stderr).toContain('--timeout must be at most 3600');
+  });
+
+  it('18. a 503 with Retry-After on one message ends the poll for as long as Graph says; that message waits its minute, and the mail behind it is stored', async () => {
+    const server = await startIntake();
+    const busy = graph.deliver(reply(server, 'Asked while Graph was busy.').raw);
+    graph.breakMessage(busy.id, 'download', 'unavailable');
+    const behind = reply(server, 'Behind it.');
+    graph.deliver(behind.raw);
+    await expect.poll(() => notesOf(server, behind.world.issue.id).length, { timeout: 20_000 }).toBe(1);
+    expect(logged(server, 'Graph poll failed')).toMatchObject([{ status: 503, retryInMs: 2000, err: expect.stringContaining('serviceNotAvailable') }]);
+    expect(logged(server, 'Graph message could not be downloaded')).toMatchObject([{ id: busy.id, status: 503, attempts: 1 }]);
+    expect(valueRequests(busy.id)).toHaveLength(1);
+    await stopIntake(server);
   });
 });

@@ -33,6 +33,9 @@ export interface GraphRequest {
   body: string;
 }
 
+/** How a broken message's requests are answered: see breakMessage(). */
+export type Breakage = 'exchange' | 'gateway' | 'unavailable';
+
 export interface FakeGraph {
   /** `https://127.0.0.1:PORT`: both the login and the Graph endpoint. */
   origin: string;
@@ -63,9 +66,10 @@ export interface FakeGraph {
   setChunkedDownloads(chunked: boolean): void;
   /**
    * One message Graph cannot serve: its `$value` (`download`) or its DELETE, move and PATCH (`action`) answer
-   * 500, as Exchange does for mail it cannot convert to MIME (ErrorMimeContentConversionFailed).
+   * `exchange`: 500 ErrorMimeContentConversionFailed, as Exchange does for mail it cannot convert to MIME;
+   * `gateway`: 502 with a proxy's HTML page and no Graph code; `unavailable`: 503 with Retry-After: 2.
    */
-  breakMessage(id: string, on: 'download' | 'action'): void;
+  breakMessage(id: string, on: 'download' | 'action', answer?: Breakage): void;
   /** Entra ID takes token requests and never answers them (held until reset() or close()). */
   stallLogin(stalled: boolean): void;
   /** Deletes a folder and what is in it for good, as emptying Deleted Items in Outlook does. */
@@ -88,7 +92,7 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
   let throttled = { n: 0, retryAfter: 0 };
   let permitted = true;
   let chunked = false;
-  const broken = new Map<string, 'download' | 'action'>();
+  const broken = new Map<string, { on: 'download' | 'action'; answer: Breakage }>();
   let loginStalled = false;
   const held: ServerResponse[] = [];
   const letGo = () => {
@@ -176,8 +180,8 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
       loginStalled = stalled;
       if (!stalled) letGo();
     },
-    breakMessage(id, on) {
-      broken.set(id, on);
+    breakMessage(id, on, answer = 'exchange') {
+      broken.set(id, { on, answer });
     },
     deleteFolder(path) {
       const folder = byPath(path);
@@ -286,7 +290,13 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
     if (kind === 'messages' && ref !== undefined) {
       const message = messages.get(ref);
       if (!message) return graphError(res, 404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
-      if (broken.get(message.id) === (sub === '$value' ? 'download' : 'action')) {
+      const breakage = broken.get(message.id);
+      if (breakage?.on === (sub === '$value' ? 'download' : 'action')) {
+        if (breakage.answer === 'gateway') {
+          res.writeHead(502, { 'content-type': 'text/html' });
+          return res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
+        }
+        if (breakage.answer === 'unavailable') return graphError(res, 503, 'serviceNotAvailable', 'Service unavailable.', { 'retry-after': '2' });
         return graphError(res, 500, 'ErrorMimeContentConversionFailed', 'The MIME content conversion failed.');
       }
       if (sub === '$value' && req.method === 'GET') {
