@@ -90,8 +90,8 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
     },
   });
   const scopes = [`${graph}/.default`];
-  // Said once each, not at every poll.
-  const oddIds = new Set<string>();
+  // Said once each while they stay listed, not at every poll: the set holds only the last listing's.
+  let oddIds = new Set<string>();
   const base = `${graph}/v1.0/users/${encodeURIComponent(account.user)}`;
 
   async function token(fresh: boolean): Promise<string> {
@@ -172,17 +172,17 @@ export function connectGraph(account: GraphAccount, logger: Logger): GraphMailbo
       const filter = `receivedDateTime ge 1900-01-01T00:00:00Z${unreadOnly ? ' and isRead eq false' : ''}`;
       let url: string | undefined = `${base}/mailFolders/${encodeURIComponent(folderId)}/messages?$select=id&$top=${PAGE_SIZE}&$filter=${encodeURIComponent(filter)}&$orderby=receivedDateTime%20asc`;
       const ids: string[] = [];
+      const odd = new Set<string>();
       while (url) {
         const answer: z.infer<typeof page> = await json(page, 'GET', url);
         for (const { id } of answer.value) {
           if (graphId.safeParse(id).success) ids.push(id);
-          else if (!oddIds.has(id)) {
-            oddIds.add(id);
-            logger.warn({ id: id.slice(0, 200) }, 'Graph listed an ID that is not base64: that message is left alone');
-          }
+          else odd.add(id.slice(0, 200));
         }
         url = answer['@odata.nextLink'];
       }
+      for (const id of odd) if (!oddIds.has(id)) logger.warn({ id }, 'Graph listed an ID that is not base64: that message is left alone');
+      oddIds = odd;
       return ids;
     },
     async download(id, maxBytes) {

@@ -21,6 +21,12 @@ export interface GraphSettings extends GraphAccount {
 const FAILURE_FIRST_MS = 1000;
 const FAILURE_MAX_MS = 5 * 60_000;
 const BROKEN_IN_A_ROW_MAX = 3;
+/**
+ * Exchange's codes for a 5xx that is about the one message (some signed or encrypted mail it cannot convert
+ * to MIME, an item damaged in the store): every other 5xx (504 UnknownError, a gateway's page, a busy
+ * server) may as well be Graph itself, and counts toward BROKEN_IN_A_ROW_MAX.
+ */
+const PER_MESSAGE_CODES = new Set(['ErrorMimeContentConversionFailed', 'ErrorContentConversionFailed', 'ErrorItemCorrupt', 'ErrorCorruptData']);
 
 export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, logger: Logger): Fetcher {
   const mailbox = connectGraph(settings, logger);
@@ -32,7 +38,7 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
   let moveToId: string | null = null;
   const pause = createPause();
 
-  /** Messages in a row whose request got no answer, or a 5xx without Exchange's code: a few, and it is Graph that is down, not them. */
+  /** Messages in a row whose request got no answer or a 5xx not about that message alone: a few, and it is Graph that is down, not them. */
   let brokenInARow = 0;
 
   /**
@@ -104,7 +110,8 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
       await mailbox.move(id, moveToId as string);
     } catch (error) {
       if (!(error instanceof GraphError && error.status === 404)) throw error;
-      // The message is gone, or the folder it goes to (deleted in Outlook): that folder is found or made again.
+      // The message is gone, or the folder it goes to is (deleted for good: one deleted in Outlook is only moved
+      // to Deleted Items, and its ID still works): that folder is found or made again.
       const found = await mailbox.folderId(settings.moveTo, true);
       if (found === moveToId) throw error;
       logger.warn({ folder: settings.moveTo }, 'the Graph folder fetched mail is moved to was gone: found or made again');
@@ -116,8 +123,8 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
   /**
    * A request about one message failed: the message waits (a minute, doubling to an hour) and the poll goes
    * on. What is the same for every message ends the poll: throttled or told to wait (Retry-After), the token
-   * or the app refused, stopping; and a few requests in a row that got no answer or a gateway's 5xx. A 5xx
-   * with Exchange's code is that message's own (ErrorMimeContentConversionFailed), and is not counted.
+   * or the app refused, stopping; and a few requests in a row that got no answer or a 5xx. A 5xx whose code
+   * says it is about that message (PER_MESSAGE_CODES) is not counted, and shows Graph is up, as a 4xx does.
    */
   function messageFailed(error: unknown, id: string, url: string, what: string): void {
     if (!(error instanceof GraphError) || error instanceof GraphLoginError || stopping) throw error;
@@ -128,8 +135,9 @@ export function startGraphFetcher(settings: GraphSettings, deps: IngestDeps, log
     // Deferred first: were it this message that Graph cannot serve (a 503 every time, a policy that denies
     // it alone), it would otherwise be asked about first at every poll, and the folder behind it never reached.
     if (status === 403 || error.retryAfterMs !== null) throw error;
-    if (status !== null && status < 500) brokenInARow = 0;
-    else if (error.code === null && ++brokenInARow >= BROKEN_IN_A_ROW_MAX) throw error;
+    const aboutThisMessage = status !== null && (status < 500 || (error.code !== null && PER_MESSAGE_CODES.has(error.code)));
+    if (aboutThisMessage) brokenInARow = 0;
+    else if (++brokenInARow >= BROKEN_IN_A_ROW_MAX) throw error;
   }
 
   const running = (async () => {

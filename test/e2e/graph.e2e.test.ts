@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeGraph, type Breakage, type FakeGraph } from '../helpers/graph-fake.js';
@@ -293,11 +294,19 @@ describe('the Microsoft Graph fetcher', () => {
     const wrongFolder = await runCli(['check'], cliEnv({ ...settings, INTAKE_GRAPH_FOLDER: 'Inbox/Missing' }));
     expect(wrongFolder.status).toBe(1);
     expect(wrongFolder.stdout).toContain(`FAIL  graph: no folder named "Missing" in ${graph.user}'s mailbox`);
-    // MSAL says only `network_error` for a request that failed: intake says which, and why.
-    const closed = await freePort();
-    const noLogin = await runCli(['check', '--timeout', '10'], cliEnv({ ...settings, INTAKE_GRAPH_LOGIN_ENDPOINT: `https://127.0.0.1:${closed}` }));
-    expect(noLogin.status).toBe(1);
-    expect(noLogin.stdout).toMatch(new RegExp(`^FAIL {2}graph: could not get a token from https://127\\.0\\.0\\.1:${closed}: GET https://127\\.0\\.0\\.1:${closed}/\\S+: fetch failed: connect ECONNREFUSED`, 'm'));
+    // MSAL says only `network_error` for a request that failed: intake says which, and why. A listener that
+    // hangs up at once, rather than a port nothing listens on, which something else could take meanwhile.
+    const hangUp = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => hangUp.listen(0, '127.0.0.1', resolve));
+    const port = (hangUp.address() as { port: number }).port;
+    try {
+      const noLogin = await runCli(['check', '--timeout', '10'], cliEnv({ ...settings, INTAKE_GRAPH_LOGIN_ENDPOINT: `https://127.0.0.1:${port}` }));
+      expect(noLogin.status).toBe(1);
+      expect(noLogin.stdout).toMatch(new RegExp(`^FAIL {2}graph: could not get a token from https://127\\.0\\.0\\.1:${port}: GET https://127\\.0\\.0\\.1:${port}/\\S+: fetch failed: \\S`, 'm'));
+      expect(noLogin.stdout).not.toContain('network_error');
+    } finally {
+      await new Promise((resolve) => hangUp.close(resolve));
+    }
   });
 
   const valueRequests = (id: string) => graph.requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/messages/${encodeURIComponent(id)}/$value`));
@@ -334,21 +343,26 @@ describe('the Microsoft Graph fetcher', () => {
     await stopIntake(server);
   });
 
-  it('13. three messages in a row with no answer from Exchange (a gateway\'s 502) is Graph down: the poll ends, and a second later the mail after them is stored; Exchange\'s own 500s are each message\'s', async () => {
+  it('13. three messages in a row that Graph answers 5xx for (a gateway\'s 502, a 504) is Graph down: the poll ends, and a second later the mail after them is stored; a 500 Exchange says is the message\'s own starts the count again', async () => {
     const server = await startIntake();
-    const broken = ['exchange', 'exchange', 'exchange', 'gateway', 'gateway', 'gateway'].map((answer, i) => {
+    const answers: Breakage[] = ['gateway', 'gateway', 'exchange', 'outage', 'outage', 'outage'];
+    const broken = answers.map((answer, i) => {
       const message = graph.deliver(reply(server, `Broken ${i}.`).raw);
-      graph.breakMessage(message.id, 'download', answer as Breakage);
+      graph.breakMessage(message.id, 'download', answer);
       return message;
     });
     const after = reply(server, 'After the outage.');
     graph.deliver(after.raw);
     await expect.poll(() => notesOf(server, after.world.issue.id).length, { timeout: 20_000 }).toBe(1);
-    // Three ErrorMimeContentConversionFailed do not end the poll; the three 502s after them do.
-    const failed = logged(server, 'Graph poll failed');
-    expect(failed).toMatchObject([{ status: 502, retryInMs: 1000, err: expect.stringContaining('502 <html><body><h1>502 Bad Gateway') }]);
+    // The ErrorMimeContentConversionFailed third shows Graph up: the poll ends at the sixth, not the fourth,
+    // and the 504s count though Graph gave them a code.
+    const said = server.logs
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((l) => typeof l.msg === 'string' && (l.msg.startsWith('Graph message could not be downloaded') || l.msg.startsWith('Graph poll failed')))
+      .map((l) => [(l.msg as string).startsWith('Graph poll failed') ? 'poll failed' : broken.findIndex((m) => m.id === l.id), l.status]);
+    expect(said).toEqual([[0, 502], [1, 502], [2, 500], [3, 504], [4, 504], [5, 504], ['poll failed', 504]]);
+    expect(logged(server, 'Graph poll failed')).toMatchObject([{ retryInMs: 1000, err: expect.stringContaining('UnknownError') }]);
     for (const message of broken) expect(valueRequests(message.id)).toHaveLength(1);
-    expect(logged(server, 'Graph message could not be downloaded').map((l) => l.id)).toEqual(broken.map((m) => m.id));
     await stopIntake(server);
   });
 
@@ -401,7 +415,7 @@ describe('the Microsoft Graph fetcher', () => {
     expect(check.stdout).toContain('FAIL  graph: no answer within 2 s (--timeout)\n');
     expect(check.status).toBe(1);
     expect(Date.now() - startedAt).toBeLessThan(10_000);
-    // Past an hour a timer would fire at once (Node caps them at 2^31 ms): refused by name.
+    // A probe is not meant to wait for hours (and past 2^31 ms, about 24.8 days, Node fires a timer at once): refused by name.
     const tooLong = await runCli(['check', '--timeout', '99999999'], cliEnv(settings));
     expect(tooLong.status).not.toBe(0);
     expect(tooLong.stderr).toContain('--timeout must be at most 3600');
@@ -417,6 +431,22 @@ describe('the Microsoft Graph fetcher', () => {
     expect(logged(server, 'Graph poll failed')).toMatchObject([{ status: 503, retryInMs: 2000, err: expect.stringContaining('serviceNotAvailable') }]);
     expect(logged(server, 'Graph message could not be downloaded')).toMatchObject([{ id: busy.id, status: 503, attempts: 1 }]);
     expect(valueRequests(busy.id)).toHaveLength(1);
+    await stopIntake(server);
+  });
+
+  it('19. a 403 on one message (an access policy that denies it alone) defers it, then ends the poll; a second later the mail behind it is stored, and it waits its minute', async () => {
+    const server = await startIntake();
+    const denied = graph.deliver(reply(server, 'Kept from the app.').raw);
+    graph.breakMessage(denied.id, 'download', 'denied');
+    const behind = reply(server, 'Behind it.');
+    graph.deliver(behind.raw);
+    await expect.poll(() => notesOf(server, behind.world.issue.id).length, { timeout: 20_000 }).toBe(1);
+    expect(logged(server, 'Graph poll failed')).toMatchObject([{ status: 403, retryInMs: 1000, err: expect.stringContaining('ErrorAccessDenied') }]);
+    expect(logged(server, 'Graph message could not be downloaded')).toMatchObject([{ id: denied.id, status: 403, attempts: 1 }]);
+    const lists = listRequests();
+    await expect.poll(listRequests, { timeout: 10_000 }).toBeGreaterThanOrEqual(lists + 2);
+    expect(valueRequests(denied.id)).toHaveLength(1);
+    expect(graph.messagesIn('inbox').map((m) => m.id)).toEqual([denied.id]);
     await stopIntake(server);
   });
 });

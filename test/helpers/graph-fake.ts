@@ -34,7 +34,7 @@ export interface GraphRequest {
 }
 
 /** How a broken message's requests are answered: see breakMessage(). */
-export type Breakage = 'exchange' | 'gateway' | 'unavailable';
+export type Breakage = 'exchange' | 'gateway' | 'outage' | 'unavailable' | 'denied';
 
 export interface FakeGraph {
   /** `https://127.0.0.1:PORT`: both the login and the Graph endpoint. */
@@ -67,7 +67,9 @@ export interface FakeGraph {
   /**
    * One message Graph cannot serve: its `$value` (`download`) or its DELETE, move and PATCH (`action`) answer
    * `exchange`: 500 ErrorMimeContentConversionFailed, as Exchange does for mail it cannot convert to MIME;
-   * `gateway`: 502 with a proxy's HTML page and no Graph code; `unavailable`: 503 with Retry-After: 2.
+   * `gateway`: 502 with a proxy's HTML page and no Graph code; `outage`: 504 UnknownError, as Graph says
+   * when a backend does not answer in time; `unavailable`: 503 with Retry-After: 2; `denied`: 403
+   * ErrorAccessDenied, as for a message an access policy keeps from the app.
    */
   breakMessage(id: string, on: 'download' | 'action', answer?: Breakage): void;
   /** Entra ID takes token requests and never answers them (held until reset() or close()). */
@@ -296,7 +298,9 @@ export async function startFakeGraph(options: { user?: string } = {}): Promise<F
           res.writeHead(502, { 'content-type': 'text/html' });
           return res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
         }
+        if (breakage.answer === 'outage') return graphError(res, 504, 'UnknownError', '');
         if (breakage.answer === 'unavailable') return graphError(res, 503, 'serviceNotAvailable', 'Service unavailable.', { 'retry-after': '2' });
+        if (breakage.answer === 'denied') return graphError(res, 403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
         return graphError(res, 500, 'ErrorMimeContentConversionFailed', 'The MIME content conversion failed.');
       }
       if (sub === '$value' && req.method === 'GET') {
