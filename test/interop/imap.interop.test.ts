@@ -259,9 +259,13 @@ describe('the IMAP fetcher against Dovecot', () => {
     expect(await metric('intake_imap_last_check_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
     await mailbox.logout();
     await dovecot.stop();
-    await expect.poll(() => metric('intake_imap_connected'), { timeout: 10_000 }).toBe(0);
-    await dovecot.start();
-    mailbox = await dovecot.client(USER);
+    try {
+      await expect.poll(() => metric('intake_imap_connected'), { timeout: 10_000 }).toBe(0);
+    } finally {
+      // Up again even if the above failed: the tests after this one need it.
+      await dovecot.start();
+      mailbox = await dovecot.client(USER);
+    }
     const { world, to, raw } = reply(server, 'Sent while the fetcher was away.');
     await deliver(raw, { deliveredTo: to });
     await expect.poll(() => notesOf(server, world.issue.id).length, { timeout: 30_000 }).toBe(1);
