@@ -421,32 +421,23 @@ describe('the Microsoft Graph fetcher', () => {
     expect(tooLong.stderr).toContain('--timeout must be at most 3600');
   });
 
-  it('18. a 503 with Retry-After on one message ends the poll for as long as Graph says; that message waits its minute, and the mail behind it is stored', async () => {
+  it.each([
+    ['18. a 503 with Retry-After (Graph busy)', { answer: 'unavailable', status: 503, code: 'serviceNotAvailable', retryInMs: 2000 }],
+    ['19. a 403 (an access policy that denies that message alone)', { answer: 'denied', status: 403, code: 'ErrorAccessDenied', retryInMs: 1000 }],
+  ] as const)('%s on one message: it waits its minute, the poll ends (for at least Retry-After), and the mail behind it is stored at the next', async (_, { answer, status, code, retryInMs }) => {
     const server = await startIntake();
-    const busy = graph.deliver(reply(server, 'Asked while Graph was busy.').raw);
-    graph.breakMessage(busy.id, 'download', 'unavailable');
+    const held = graph.deliver(reply(server, 'Held back by Graph.').raw);
+    graph.breakMessage(held.id, 'download', answer);
     const behind = reply(server, 'Behind it.');
     graph.deliver(behind.raw);
     await expect.poll(() => notesOf(server, behind.world.issue.id).length, { timeout: 20_000 }).toBe(1);
-    expect(logged(server, 'Graph poll failed')).toMatchObject([{ status: 503, retryInMs: 2000, err: expect.stringContaining('serviceNotAvailable') }]);
-    expect(logged(server, 'Graph message could not be downloaded')).toMatchObject([{ id: busy.id, status: 503, attempts: 1 }]);
-    expect(valueRequests(busy.id)).toHaveLength(1);
-    await stopIntake(server);
-  });
-
-  it('19. a 403 on one message (an access policy that denies it alone) defers it, then ends the poll; a second later the mail behind it is stored, and it waits its minute', async () => {
-    const server = await startIntake();
-    const denied = graph.deliver(reply(server, 'Kept from the app.').raw);
-    graph.breakMessage(denied.id, 'download', 'denied');
-    const behind = reply(server, 'Behind it.');
-    graph.deliver(behind.raw);
-    await expect.poll(() => notesOf(server, behind.world.issue.id).length, { timeout: 20_000 }).toBe(1);
-    expect(logged(server, 'Graph poll failed')).toMatchObject([{ status: 403, retryInMs: 1000, err: expect.stringContaining('ErrorAccessDenied') }]);
-    expect(logged(server, 'Graph message could not be downloaded')).toMatchObject([{ id: denied.id, status: 403, attempts: 1 }]);
+    expect(logged(server, 'Graph poll failed')).toMatchObject([{ status, retryInMs, err: expect.stringContaining(code) }]);
+    expect(logged(server, 'Graph message could not be downloaded')).toMatchObject([{ id: held.id, status, attempts: 1 }]);
+    // Two more polls: it is not asked about again before its minute is up, and it stays in the folder.
     const lists = listRequests();
     await expect.poll(listRequests, { timeout: 10_000 }).toBeGreaterThanOrEqual(lists + 2);
-    expect(valueRequests(denied.id)).toHaveLength(1);
-    expect(graph.messagesIn('inbox').map((m) => m.id)).toEqual([denied.id]);
+    expect(valueRequests(held.id)).toHaveLength(1);
+    expect(graph.messagesIn('inbox').map((m) => m.id)).toEqual([held.id]);
     await stopIntake(server);
   });
 });
