@@ -21,6 +21,12 @@ export interface LoadOptions {
   maxMs?: number;
   /** Called with each message's outcome as soon as it is known (the crash test's ledger). */
   onOutcome?: (i: number, outcome: Outcome) => void;
+  /**
+   * Sessions already open and greeted (see openSessions), one per worker, left open afterwards: the
+   * time then counts messages only, not connecting and the server's greeting delay. A session that
+   * fails is replaced in the array by a new one.
+   */
+  pool?: Session[];
 }
 
 export type Outcome =
@@ -144,6 +150,11 @@ export class Session {
     return { kind: 'refused', stage: 'data', reply: final, latencyMs };
   }
 
+  /** The connection has failed or been closed. */
+  get ended(): boolean {
+    return this.closed !== null || this.socket.destroyed;
+  }
+
   close(): void {
     this.socket.end('QUIT\r\n');
     this.socket.destroySoon?.();
@@ -175,13 +186,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     options.onOutcome?.(i, outcome);
   };
 
-  const worker = async () => {
-    let session: Session | null = null;
+  const pool = options.pool;
+  if (pool && (pool.length !== options.sessions || options.mode !== 'persistent')) throw new Error('a pool has one kept-open session per worker');
+  const worker = async (_: unknown, k: number) => {
+    let session: Session | null = pool?.[k]?.ended === false ? (pool[k] as Session) : null;
     for (let i = take(); i !== -1; i = take()) {
       try {
         if (!session) {
           session = await Session.open(options.port);
           await session.hello();
+          if (pool) pool[k] = session;
         }
         record(i, await session.send(options.message(i)));
         if (options.mode === 'per-message') {
@@ -194,13 +208,24 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         session = null;
       }
     }
-    session?.close();
+    if (!pool) session?.close();
   };
 
   const started = performance.now();
   await Promise.all(Array.from({ length: options.sessions }, worker));
   result.elapsedMs = performance.now() - started;
   return result;
+}
+
+/** `count` sessions to port, each greeted, for runLoad's pool; close them with Session.close. */
+export async function openSessions(port: number, count: number): Promise<Session[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const session = await Session.open(port);
+      await session.hello();
+      return session;
+    }),
+  );
 }
 
 /** The p-th percentile (0-100) of values, or null for none. */
