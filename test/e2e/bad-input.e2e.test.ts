@@ -118,6 +118,31 @@ describe('bad input', () => {
     expect(noop.line).toBe('250 2.0.0 OK');
   });
 
+  it('commands out of order get 503 and a malformed parameter 501 (smtp-server\'s own), and the session still delivers', async () => {
+    const { client } = await SmtpClient.connect(server.port);
+    await client.command('EHLO client.test');
+    const rcptFirst = await client.command(`RCPT TO:<${to}>`);
+    const dataFirst = await client.command('DATA');
+    const badSize = await client.command(`MAIL FROM:<${world.user.email}> SIZE=12abc`);
+    const twice = await client.command(`MAIL FROM:<${world.user.email}> BODY=8BITMIME BODY=7BIT`);
+    const mail = await client.command(`MAIL FROM:<${world.user.email}>`);
+    const nested = await client.command(`MAIL FROM:<${world.user.email}>`);
+    const rcpt = await client.command(`RCPT TO:<${to}>`);
+    const [data, final] = await client.data(replyMessage({ from: world.user.email, to, body: 'After the refusals.' }));
+    await client.quit();
+    expect(rcptFirst.line).toMatch(/^503 5\.5\.1 Error: need MAIL command/);
+    expect(dataFirst.line).toMatch(/^503 5\.5\.1 Error: need RCPT command/);
+    expect(badSize.line).toMatch(/^501 5\.5\.4 Error: Bad message size syntax/);
+    expect(twice.line).toMatch(/^501 5\.5\.4 Error: duplicate BODY parameter/);
+    expect(mail.code).toBe(250);
+    expect(nested.line).toMatch(/^503 5\.5\.1 Error: nested MAIL command/);
+    expect(rcpt.code).toBe(250);
+    expect(data.code).toBe(354);
+    expect(final.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    const stored = server.store.sqlite.prepare("select body from notes where body like '%After the refusals.%'").all();
+    expect(stored).toHaveLength(1);
+  });
+
   it('1,250 RCPTs: the first 100 accepted (the default, the least RFC 5321 allows), the next 1,000 452 4.5.3 (send them again), then 421 and the session closed; no crash', async () => {
     const keys = Array.from({ length: 110 }, () => template.format(seedReplyWorld(server.repos).key));
     const { client } = await SmtpClient.connect(server.port);
