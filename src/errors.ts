@@ -337,6 +337,22 @@ export const OUTCOMES = {
     status: 'rejected',
     when: 'a new merge request mail whose subject, or `/target_branch`, is no git branch name (a blank, `..`, `~^:?*[\\`, a leading `-`...); the row\'s reason names it',
   },
+  'data.branch_conflict': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.6.0',
+    text: "The merge request could not be created for the following reasons: Branch conflict You can't use same project/branch for source and target",
+    status: 'rejected',
+    when: "a new merge request mail whose source branch (the subject) is its target branch (`/target_branch`, or the project's default branch)",
+  },
+  'data.merge_request_exists': {
+    stage: 'data',
+    smtp: 550,
+    dsn: '5.6.0',
+    text: 'The merge request could not be created for the following reasons: Validate branches Another open merge request already exists for this source branch',
+    status: 'rejected',
+    when: "a new merge request mail whose source and target branches are those of an open merge request of the project; the row's reason names it (`!3`)",
+  },
   'data.dmarc_reject': {
     stage: 'data',
     smtp: 550,

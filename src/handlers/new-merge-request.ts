@@ -30,6 +30,11 @@ export const newMergeRequestHandler: Handler<{ project: ProjectRef; token: strin
     const { text, actions } = extractQuickActions(trimmedBody(message.text).body, new Set(['target_branch']));
     const targetBranch = actions.findLast((a) => a.name === 'target_branch')?.argument || project.defaultBranch;
     if (!isBranchName(targetBranch)) throw new MailRejection('data.invalid_branch', `(${JSON.stringify(targetBranch.slice(0, 100))})`);
+    // GitLab's own validations of a merge request, with its words: a second mail with the same subject
+    // is refused, not a second merge request.
+    if (subject === targetBranch) throw new MailRejection('data.branch_conflict');
+    const open = context.repos.issuables.findOpenMergeRequest(project.id, subject, targetBranch);
+    if (open) throw new MailRejection('data.merge_request_exists', `(!${open.iid})`);
     const mergeRequest = context.repos.issuables.createMergeRequest({
       projectId: project.id,
       authorId: author.id,

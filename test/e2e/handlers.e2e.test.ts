@@ -180,6 +180,33 @@ describe('new merge request by email', () => {
     expect(db().prepare('select count(*) as n from merge_requests where project_id = ?').get(w.project.id)).toEqual({ n: 0 });
   });
 
+  it('refuses, in GitLab\'s words, a source branch that is the target, and a second open merge request between the same branches', async () => {
+    const w = world();
+    const to = template.format(newMergeRequestKey(w.project.path, w.project.id, w.user.incomingEmailToken));
+    const send = (subject: string, body: string, messageId: string) =>
+      sendMail(server.port, { from: 'a@example.net', to: [to], message: mail({ From: 'a@example.net', Subject: subject, 'Message-ID': `<mr-${w.project.id}-${messageId}@example.net>` }, body) });
+    const count = () => (db().prepare('select count(*) as n from merge_requests where project_id = ?').get(w.project.id) as { n: number }).n;
+    // The project's default branch is trunk (see world()).
+    const same = await send('trunk', 'Into itself.', 'same-1');
+    expect(same.data.line).toBe("550 5.6.0 The merge request could not be created for the following reasons: Branch conflict You can't use same project/branch for source and target");
+    const sameExplicit = await send('release', 'Into itself too.\n/target_branch release', 'same-2');
+    expect(sameExplicit.data.line).toBe(same.data.line);
+    expect(count()).toBe(0);
+    expect((await send('feature-x', 'First.', 'first')).data.code).toBe(250);
+    const iid = (db().prepare("select iid from merge_requests where project_id = ? and source_branch = 'feature-x'").get(w.project.id) as { iid: number }).iid;
+    const again = await send('feature-x', 'Second.', 'second');
+    expect(again.data.line).toBe('550 5.6.0 The merge request could not be created for the following reasons: Validate branches Another open merge request already exists for this source branch');
+    const reason = db().prepare("select reason from deliveries where reason_code = 'data.merge_request_exists' order by id desc limit 1").get() as { reason: string };
+    expect(reason.reason).toMatch(new RegExp(` \\(!${iid}\\)$`));
+    // The same source into another target is another merge request, as is one after the first is closed.
+    expect((await send('feature-x', 'Elsewhere.\n/target_branch release', 'third')).data.code).toBe(250);
+    db().prepare("update merge_requests set state = 'closed' where project_id = ? and iid = ?").run(w.project.id, iid);
+    expect((await send('feature-x', 'After closing.', 'fourth')).data.code).toBe(250);
+    // The first message delivered again is still the one merge request it made, not a refusal.
+    expect((await send('feature-x', 'First.', 'first')).data.code).toBe(250);
+    expect(count()).toBe(3);
+  });
+
   it('refuses a subject that is nothing but control characters, as a missing one', async () => {
     const w = world();
     const to = template.format(newMergeRequestKey(w.project.path, w.project.id, w.user.incomingEmailToken));

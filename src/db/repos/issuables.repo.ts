@@ -33,6 +33,13 @@ export function createIssuablesRepository({ db }: { db: Db }) {
         .returning()
         .get();
     },
+    /** An open merge request of the project from sourceBranch into targetBranch, as GitLab allows one. */
+    findOpenMergeRequest: (projectId: number, sourceBranch: string, targetBranch: string): MergeRequest | undefined =>
+      db
+        .select()
+        .from(mergeRequests)
+        .where(and(eq(mergeRequests.projectId, projectId), eq(mergeRequests.sourceBranch, sourceBranch), eq(mergeRequests.targetBranch, targetBranch), eq(mergeRequests.state, 'opened')))
+        .get(),
     findIssueByIid: (projectId: number, iid: number): Issue | undefined =>
       db.select().from(issues).where(and(eq(issues.projectId, projectId), eq(issues.iid, iid))).get(),
     findMergeRequestByIid: (projectId: number, iid: number): MergeRequest | undefined =>
