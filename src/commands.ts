@@ -429,6 +429,7 @@ projectsCommand
   .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
   .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail, and of replies in its thread, become participants')
   .option('--default-branch <branch>', 'target branch of new merge requests', branchName, 'main')
+  .option('--archived', 'archived: read-only, its addresses refused')
   .action(
     (options: {
       path: string;
@@ -439,6 +440,7 @@ projectsCommand
       serviceDeskReopen?: boolean;
       serviceDeskCc?: boolean;
       defaultBranch: string;
+      archived?: boolean;
     }) => {
       if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)+$/.test(options.path)) {
         throw new CliError(`project path "${options.path}" must look like group/project (letters, digits, _ . -)`);
@@ -456,6 +458,7 @@ projectsCommand
               serviceDeskReopen: options.serviceDeskReopen === true,
               serviceDeskCcParticipants: options.serviceDeskCc === true,
               defaultBranch: options.defaultBranch,
+              archived: options.archived === true,
             });
           }),
         ),
@@ -478,6 +481,8 @@ projectsCommand
   .option('--service-desk-cc', 'Cc addresses of Service Desk mail become participants')
   .option('--no-service-desk-cc', 'they do not')
   .option('--default-branch <branch>', 'target branch of new merge requests', branchName)
+  .option('--archived', 'archive it: read-only, every address of it refused (unsubscribing aside) from the next RCPT')
+  .option('--no-archived', 'unarchive it')
   .action(
     (options: {
       project: string;
@@ -488,6 +493,7 @@ projectsCommand
       serviceDeskReopen?: boolean;
       serviceDeskCc?: boolean;
       defaultBranch?: string;
+      archived?: boolean;
     }) => {
       const values = {
         ...(options.name !== undefined ? { name: options.name } : {}),
@@ -497,6 +503,7 @@ projectsCommand
         ...(options.serviceDeskReopen !== undefined ? { serviceDeskReopen: options.serviceDeskReopen } : {}),
         ...(options.serviceDeskCc !== undefined ? { serviceDeskCcParticipants: options.serviceDeskCc } : {}),
         ...(options.defaultBranch !== undefined ? { defaultBranch: options.defaultBranch } : {}),
+        ...(options.archived !== undefined ? { archived: options.archived } : {}),
       };
       if (Object.keys(values).length === 0) throw new CliError('nothing to change: give at least one setting (see intake projects set --help)');
       print(

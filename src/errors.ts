@@ -297,6 +297,14 @@ export const OUTCOMES = {
     status: 'rejected',
     when: 'no such project, the slug no longer matches it (renamed), Service Desk is off, or the user may not see it (its existence is not revealed)',
   },
+  'rcpt.project_archived': {
+    stage: 'rcpt',
+    smtp: 550,
+    dsn: '5.7.1',
+    text: GITLAB_TEXT.userNotAuthorized,
+    status: 'rejected',
+    when: 'the project is archived (`intake projects set --archived`): read-only, as in GitLab, for replies, new issues and merge requests, comments and Service Desk alike; unsubscribing still works',
+  },
   'rcpt.not_permitted': {
     stage: 'rcpt',
     smtp: 550,

@@ -53,6 +53,7 @@ export const projects = sqliteTable(
     serviceDeskReopen: integer('service_desk_reopen', { mode: 'boolean' }).notNull().default(false),
     serviceDeskCcParticipants: integer('service_desk_cc_participants', { mode: 'boolean' }).notNull().default(false),
     defaultBranch: text('default_branch').notNull().default('main'),
+    archived: integer('archived', { mode: 'boolean' }).notNull().default(false),
     createdAt: createdAt(),
   },
   (t) => [check('projects_visibility', sql`${t.visibility} in ('private', 'internal', 'public')`), index('projects_service_desk_key').on(t.serviceDeskKey)],

@@ -15,7 +15,13 @@ export function checkCanRead(user: User, project: Project, repos: Repositories):
   const level = repos.projects.accessLevel(project.id, user.id);
   // Existence of a project the user cannot see is not revealed (GitLab's ProjectNotFound).
   if (project.visibility === 'private' && level < ACCESS.guest) throw new MailRejection('rcpt.project_not_found');
+  checkNotArchived(project);
   return level;
+}
+
+/** An archived project is read-only, as in GitLab: no issues, comments or merge requests, by anyone. */
+export function checkNotArchived(project: Project): void {
+  if (project.archived) throw new MailRejection('rcpt.project_archived');
 }
 
 export function checkCanComment(user: User, project: Project, noteable: Noteable, repos: Repositories): void {

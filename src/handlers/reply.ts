@@ -9,7 +9,7 @@ import type { Project } from '../db/repos/projects.repo.js';
 import type { User } from '../db/repos/users.repo.js';
 import { MailRejection } from '../errors.js';
 import { extractQuickActions, ISSUE_ACTIONS, MERGE_REQUEST_ACTIONS, redactQuickActions } from '../text/quick-actions.js';
-import { checkCanComment } from './access.js';
+import { checkCanComment, checkNotArchived } from './access.js';
 import { storeAttachments } from './attachments.js';
 import { trimmedBody, withCollapsedQuote } from './body.js';
 import type { Handler } from './handler.js';
@@ -45,6 +45,7 @@ export const replyHandler: Handler<{ replyKey: ReplyKey }, NotificationTarget> =
       if (target.recipient.state === 'blocked') throw new MailRejection('rcpt.user_blocked');
       if (!target.project.serviceDeskEnabled) throw new MailRejection('rcpt.project_not_found');
       if (target.noteable.type !== 'Issue') throw new MailRejection('rcpt.not_permitted');
+      checkNotArchived(target.project);
       return target;
     }
     checkCanComment(target.recipient, target.project, target.noteable, repos);

@@ -6,6 +6,7 @@ import type { Issue } from '../db/repos/issuables.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';
 import { MailRejection } from '../errors.js';
 import { redactQuickActions } from '../text/quick-actions.js';
+import { checkNotArchived } from './access.js';
 import { storeAttachments } from './attachments.js';
 import { wholeBody } from './body.js';
 import type { Handler, HandlerContext, ParsedMessage } from './handler.js';
@@ -20,6 +21,7 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
   resolve(form, repos) {
     const project = resolveProject(form.project, repos);
     if (!project.serviceDeskEnabled) throw new MailRejection('rcpt.project_not_found');
+    checkNotArchived(project);
     return { project };
   },
   destination: ({ project }) => `service_desk:${project.id}`,

@@ -5,9 +5,10 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replyMessage } from '../helpers/seed.js';
+import { newIssueKey, newMergeRequestKey, serviceDeskKey, unsubscribeKey } from '../../src/address/keys.js';
+import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
 import { rcptReply, sendMail, SmtpClient } from '../helpers/smtp-client.js';
-import { CLI, cliEnv, ROOT, runCli, startServer, tempDir, type RunningServer } from '../helpers/server.js';
+import { CLI, cliEnv, ROOT, runCli, startServer, template, tempDir, type RunningServer } from '../helpers/server.js';
 
 function run(args: string[], env: NodeJS.ProcessEnv) {
   const result = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8' });
@@ -316,6 +317,33 @@ describe('projects set and users reset-token', () => {
     expect(run(['projects', 'set', '--project', 'acme/help-desk', '--service-desk-key', 'helpdesk'], env).status).toBe(0);
     // Setting a project's own key again is no collision.
     expect(run(['projects', 'set', '--project', 'acme-help/desk', '--service-desk-key', 'support'], env).status).toBe(0);
+  });
+
+  it('archive a project: every address of it is refused at the next RCPT, unsubscribing aside, and mail is taken again once it is unarchived', async () => {
+    const env = server.env;
+    const world = seedReplyWorld(server.repos);
+    expect(run(['projects', 'set', '--project', world.project.path, '--service-desk'], env).status).toBe(0);
+    const addresses = [
+      template.format(world.key),
+      template.format(newIssueKey(world.project.path, world.project.id, world.user.incomingEmailToken)),
+      template.format(newMergeRequestKey(world.project.path, world.project.id, world.user.incomingEmailToken)),
+      template.format(serviceDeskKey(world.project.path, world.project.id)),
+    ];
+    const unsubscribe = template.format(unsubscribeKey(world.key));
+    for (const address of [...addresses, unsubscribe]) expect(await rcpt(address), address).toBe('250 2.1.5 Accepted');
+    const archived = run(['--json', 'projects', 'set', '--project', world.project.path, '--archived'], env);
+    expect(archived.status).toBe(0);
+    expect(JSON.parse(archived.stdout)).toMatchObject({ archived: true, service_desk_enabled: true });
+    for (const address of addresses) expect(await rcpt(address), address).toBe('550 5.7.1 You are not allowed to perform this action. If you believe this is in error, contact a staff member.');
+    expect(await rcpt(unsubscribe)).toBe('250 2.1.5 Accepted');
+    const rows = server.store.sqlite.prepare("select count(*) as n from deliveries where reason_code = 'rcpt.project_archived' and recipient in (select value from json_each(?))").get(JSON.stringify(addresses)) as { n: number };
+    expect(rows.n).toBe(addresses.length);
+    expect(JSON.parse(run(['--json', 'projects', 'set', '--project', world.project.path, '--no-archived'], env).stdout)).toMatchObject({ archived: false });
+    for (const address of addresses) expect(await rcpt(address), address).toBe('250 2.1.5 Accepted');
+    // A private project's archive is not revealed to whoever may not see the project.
+    const stranger = seedReplyWorld(server.repos, { accessLevel: null });
+    expect(run(['projects', 'set', '--project', stranger.project.path, '--archived'], env).status).toBe(0);
+    expect(await rcpt(template.format(newIssueKey(stranger.project.path, stranger.project.id, stranger.user.incomingEmailToken)))).toBe(NO_PROJECT);
   });
 
   it("give a user a new token: the old addresses are refused at once, the new ones taken, and a token in use is refused", async () => {
