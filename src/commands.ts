@@ -428,6 +428,7 @@ projectsCommand
   .option('--service-desk-key <key>', 'Service Desk alias key: mail to <slug>-<key> opens tickets too', serviceDeskAliasKeyOption)
   .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
   .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail, and of replies in its thread, become participants')
+  .option('--no-service-desk-confidential', 'new Service Desk issues are not confidential (always are in a public project)')
   .option('--default-branch <branch>', 'target branch of new merge requests', branchName, 'main')
   .option('--archived', 'archived: read-only, its addresses refused')
   .action(
@@ -439,6 +440,7 @@ projectsCommand
       serviceDeskKey?: string;
       serviceDeskReopen?: boolean;
       serviceDeskCc?: boolean;
+      serviceDeskConfidential: boolean;
       defaultBranch: string;
       archived?: boolean;
     }) => {
@@ -457,6 +459,7 @@ projectsCommand
               serviceDeskKey: options.serviceDeskKey ?? null,
               serviceDeskReopen: options.serviceDeskReopen === true,
               serviceDeskCcParticipants: options.serviceDeskCc === true,
+              serviceDeskConfidential: options.serviceDeskConfidential,
               defaultBranch: options.defaultBranch,
               archived: options.archived === true,
             });
@@ -480,6 +483,8 @@ projectsCommand
   .option('--no-service-desk-reopen', 'it does not')
   .option('--service-desk-cc', 'Cc addresses of Service Desk mail become participants')
   .option('--no-service-desk-cc', 'they do not')
+  .option('--service-desk-confidential', 'new Service Desk issues are confidential (the default)')
+  .option('--no-service-desk-confidential', 'they are not, except in a public project')
   .option('--default-branch <branch>', 'target branch of new merge requests', branchName)
   .option('--archived', 'archive it: read-only, every address of it refused (unsubscribing aside) from the next RCPT')
   .option('--no-archived', 'unarchive it')
@@ -492,6 +497,7 @@ projectsCommand
       serviceDeskKey?: string | false;
       serviceDeskReopen?: boolean;
       serviceDeskCc?: boolean;
+      serviceDeskConfidential?: boolean;
       defaultBranch?: string;
       archived?: boolean;
     }) => {
@@ -502,6 +508,7 @@ projectsCommand
         ...(options.serviceDeskKey !== undefined ? { serviceDeskKey: options.serviceDeskKey === false ? null : options.serviceDeskKey } : {}),
         ...(options.serviceDeskReopen !== undefined ? { serviceDeskReopen: options.serviceDeskReopen } : {}),
         ...(options.serviceDeskCc !== undefined ? { serviceDeskCcParticipants: options.serviceDeskCc } : {}),
+        ...(options.serviceDeskConfidential !== undefined ? { serviceDeskConfidential: options.serviceDeskConfidential } : {}),
         ...(options.defaultBranch !== undefined ? { defaultBranch: options.defaultBranch } : {}),
         ...(options.archived !== undefined ? { archived: options.archived } : {}),
       };

@@ -52,6 +52,7 @@ export const projects = sqliteTable(
     serviceDeskKey: text('service_desk_key'),
     serviceDeskReopen: integer('service_desk_reopen', { mode: 'boolean' }).notNull().default(false),
     serviceDeskCcParticipants: integer('service_desk_cc_participants', { mode: 'boolean' }).notNull().default(false),
+    serviceDeskConfidential: integer('service_desk_confidential', { mode: 'boolean' }).notNull().default(true),
     defaultBranch: text('default_branch').notNull().default('main'),
     archived: integer('archived', { mode: 'boolean' }).notNull().default(false),
     createdAt: createdAt(),

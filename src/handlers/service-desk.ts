@@ -1,4 +1,4 @@
-// service-desk: Service Desk. Mail from anyone becomes a confidential issue with an external author;
+// service-desk: Service Desk. Mail from anyone becomes an issue (confidential by default) with an external author;
 // a later mail in the same thread (In-Reply-To or References naming a stored Message-ID) becomes a
 // note on it. Quick actions from outside are shown, never run. Side effects: issues, notes, participants.
 import type { ProjectRef } from '../address/keys.js';
@@ -37,7 +37,7 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
     const title = itemTitle(message.subject ?? '');
     if (!title) throw new MailRejection('data.invalid_issue');
     const description = redactQuickActions(wholeBody(message.text, { allowOnlyQuotes: true }));
-    const issue = repos.issuables.createIssue({ projectId: project.id, authorId: null, externalAuthor: sender, title, description, confidential: true });
+    const issue = repos.issuables.createIssue({ projectId: project.id, authorId: null, externalAuthor: sender, title, description, confidential: project.visibility === 'public' || project.serviceDeskConfidential });
     const withFiles = storeAttachments(description, message.attachments, { type: 'Issue', id: issue.id }, context);
     if (withFiles !== description) repos.issuables.setDescription('Issue', issue.id, withFiles);
     joinThread(issue.id, project, sender, message, context);

@@ -292,7 +292,9 @@ describe('projects set and users reset-token', () => {
     expect(await rcpt(desk)).toBe(NO_PROJECT);
     const on = run(['--json', 'projects', 'set', '--project', 'acme/help', '--service-desk', '--service-desk-key', 'support', '--service-desk-cc'], env);
     expect(on.status).toBe(0);
-    expect(JSON.parse(on.stdout)).toMatchObject({ service_desk_enabled: true, service_desk_key: 'support', service_desk_reopen: false, service_desk_cc_participants: true, visibility: 'private' });
+    expect(JSON.parse(on.stdout)).toMatchObject({ service_desk_enabled: true, service_desk_key: 'support', service_desk_reopen: false, service_desk_cc_participants: true, service_desk_confidential: true, visibility: 'private' });
+    expect(JSON.parse(run(['--json', 'projects', 'set', '--project', 'acme/help', '--no-service-desk-confidential'], env).stdout)).toMatchObject({ service_desk_confidential: false, service_desk_cc_participants: true });
+    expect(JSON.parse(run(['--json', 'projects', 'add', '--path', 'acme/open-desk', '--service-desk', '--no-service-desk-confidential'], env).stdout)).toMatchObject({ service_desk_enabled: true, service_desk_confidential: false });
     expect(await rcpt(desk)).toBe('250 2.1.5 Accepted');
     expect(await rcpt(alias)).toBe('250 2.1.5 Accepted');
     // Only what is given changes.

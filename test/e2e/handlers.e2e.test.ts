@@ -17,7 +17,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function world(options: { visibility?: 'private' | 'internal' | 'public'; level?: number | null; serviceDesk?: Partial<{ key: string; reopen: boolean; cc: boolean }> } = {}) {
+function world(options: { visibility?: 'private' | 'internal' | 'public'; level?: number | null; serviceDesk?: Partial<{ key: string; reopen: boolean; cc: boolean; confidential: boolean }> } = {}) {
   n++;
   return server.repos.transaction(() => {
     const user = server.repos.users.create({ username: `dev${n}`, name: `Dev ${n}`, email: `dev${n}@example.org`, incomingEmailToken: `glimt-tok${n}` });
@@ -30,6 +30,7 @@ function world(options: { visibility?: 'private' | 'internal' | 'public'; level?
       serviceDeskKey: options.serviceDesk?.key ?? null,
       serviceDeskReopen: options.serviceDesk?.reopen ?? false,
       serviceDeskCcParticipants: options.serviceDesk?.cc ?? false,
+      serviceDeskConfidential: options.serviceDesk?.confidential ?? true,
       defaultBranch: 'trunk',
     });
     if (options.level !== null) server.repos.projects.setMember({ projectId: project.id, userId: user.id, accessLevel: options.level ?? 30 });
@@ -226,6 +227,18 @@ describe('new merge request by email', () => {
 });
 
 describe('Service Desk', () => {
+  it('opens issues that are not confidential where the project says so, except in a public project, as GitLab\'s tickets_confidential_by_default', async () => {
+    const confidentialOf = async (visibility: 'private' | 'public', confidential: boolean) => {
+      const w = world({ visibility, serviceDesk: { confidential } });
+      const to = template.format(serviceDeskKey(w.project.path, w.project.id));
+      expect((await sendMail(server.port, { from: 'customer@corp.example', to: [to], message: mail({ From: 'customer@corp.example', Subject: 'Door stuck' }, 'It sticks.') })).data.code).toBe(250);
+      return (db().prepare("select confidential from issues where project_id = ? and title = 'Door stuck'").get(w.project.id) as { confidential: number }).confidential;
+    };
+    expect(await confidentialOf('private', false)).toBe(0);
+    expect(await confidentialOf('private', true)).toBe(1);
+    expect(await confidentialOf('public', false)).toBe(1);
+  });
+
   it('opens a confidential issue by an external author, shows quick actions without running them, and threads the replies', async () => {
     const w = world({ serviceDesk: { key: 'help', reopen: true, cc: true } });
     const to = template.format(serviceDeskKey(w.project.path, w.project.id));

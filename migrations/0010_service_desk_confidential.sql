@@ -1,0 +1,1 @@
+ALTER TABLE `projects` ADD `service_desk_confidential` integer DEFAULT true NOT NULL;
