@@ -325,8 +325,11 @@ describe('projects set and users reset-token', () => {
     const env = server.env;
     const world = seedReplyWorld(server.repos);
     expect(run(['projects', 'set', '--project', world.project.path, '--service-desk'], env).status).toBe(0);
+    // A notification Service Desk sent the issue's external participants: anyone may answer it.
+    const bot = JSON.parse(run(['--json', 'notifications', 'add', '--project', world.project.path, '--support-bot', '--issue', String(world.issue.iid)], env).stdout) as { reply_key: string };
     const addresses = [
       template.format(world.key),
+      template.format(bot.reply_key),
       template.format(newIssueKey(world.project.path, world.project.id, world.user.incomingEmailToken)),
       template.format(newMergeRequestKey(world.project.path, world.project.id, world.user.incomingEmailToken)),
       template.format(serviceDeskKey(world.project.path, world.project.id)),
