@@ -481,8 +481,7 @@ async function main(): Promise<void> {
         }
       }
       for (const measured of byTarget.values()) {
-        const sorted = [...measured].sort((a, b) => a.acceptedPerSecond + a.refusedPerSecond - (b.acceptedPerSecond + b.refusedPerSecond));
-        const middle = sorted[Math.floor(sorted.length / 2)] as Row;
+        const middle = middleRun(measured);
         rows.push(middle);
         if (measured.length > 1) notes.push(`${workload.name} / ${middle.target}: the median of ${measured.length} runs is in the table (${measured.map((r) => r.acceptedPerSecond).join(', ')} accepted/s)`);
       }
@@ -692,8 +691,7 @@ async function largeDatabase(dir: string, workload: Workload, runs: Runs, notes:
   const rows: Row[] = [];
   for (const kind of kinds) {
     runs.set(kind.name, new Map([['intake', kind.rows]]));
-    const middle = [...kind.rows].sort((a, b) => a.acceptedPerSecond - b.acceptedPerSecond)[Math.floor(kind.rows.length / 2)] as Row;
-    rows.push(middle);
+    rows.push(middleRun(kind.rows));
     notes.push(`${kind.name} / intake: the median of ${kind.rows.length} bursts of ${burst.messages} (${LARGE_DATABASE_SERVERS} servers, ${LARGE_DATABASE_PAIRS} each) is in the table (${kind.rows.map((r) => r.acceptedPerSecond).join(', ')} accepted/s)`);
   }
   return rows;
@@ -711,6 +709,12 @@ function printTable(rows: Row[], notes: string[], runs: Runs): void {
   const json = JSON.stringify({ rows, ratios, notes, quick: QUICK, node: process.version, date: new Date().toISOString() });
   writeFileSync(join(tmpdir(), 'intake-bench.json'), json);
   process.stdout.write(`\nJSON: ${join(tmpdir(), 'intake-bench.json')}\n${json}\n`);
+}
+
+/** The run in the middle by messages handled a second (the upper middle of an even count): the one a table shows. */
+function middleRun(runs: Row[]): Row {
+  const sorted = [...runs].sort((a, b) => a.acceptedPerSecond + a.refusedPerSecond - (b.acceptedPerSecond + b.refusedPerSecond));
+  return sorted[Math.floor(sorted.length / 2)] as Row;
 }
 
 /** The middle value; for an even count, the mean of the middle two. NaN for none. */
