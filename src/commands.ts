@@ -23,16 +23,12 @@ import { createRepositories, type Repositories } from './db/repositories.js';
 import type { MessageFilter } from './db/repos/inbound.repo.js';
 import { OUTCOMES } from './errors.js';
 import { ACCESS } from './handlers/access.js';
-import { probeGraph } from './fetch/graph.js';
-import { probeImap } from './fetch/imap.js';
 import { graphSettingsOf, imapSettingsOf } from './fetch/settings.js';
-import { explain, reprocess, ReprocessError } from './ingest/ingest.js';
 import { isBranchName } from './text/branch.js';
 import { trimReply } from './text/trim-reply.js';
 import { createLogger } from './log.js';
-import { deliverFromPipe, EXIT } from './pipe/deliver.js';
 import { ingestDeps } from './ingest/deps.js';
-import { EX_CONFIG, serve, StartupError } from './serve.js';
+import { EX_CONFIG, StartupError } from './startup-error.js';
 import { freeBytes, minFreeBytes, shortfall } from './smtp/free-space.js';
 import { expiryProblem, loadTlsMaterial } from './smtp/tls.js';
 import { parseMoment } from './time-argument.js';
@@ -153,6 +149,7 @@ program
   .description('run the listeners (SMTP, LMTP, policy service as configured; migrates the database first); SIGHUP reloads the TLS files, SIGTERM stops')
   .action(async () => {
     const cfg = config();
+    const { serve } = await import('./serve.js');
     await serve(cfg, createLogger(cfg.log_level));
   });
 
@@ -211,8 +208,8 @@ program
     }
     // Credentials that expire or are changed by someone else are how fetched mail stops: asked now, not at the first poll.
     const quiet = createLogger('silent');
-    if (cfg.imap_host) results.push(await checkFetcher('imap', options.timeout, (signal) => probeImap(imapSettingsOf(cfg), quiet, signal)));
-    if (cfg.graph_user) results.push(await checkFetcher('graph', options.timeout, (signal) => probeGraph(graphSettingsOf(cfg), quiet, signal)));
+    if (cfg.imap_host) results.push(await checkFetcher('imap', options.timeout, async (signal) => (await import('./fetch/imap.js')).probeImap(imapSettingsOf(cfg), quiet, signal)));
+    if (cfg.graph_user) results.push(await checkFetcher('graph', options.timeout, async (signal) => (await import('./fetch/graph.js')).probeGraph(graphSettingsOf(cfg), quiet, signal)));
     finishCheck(results);
   });
 
@@ -800,6 +797,7 @@ program
   .option('--client-address <ip>', "the SMTP client's IP address, for SPF and the record (Postfix pipe(8): ${client_address})")
   .option('--client-helo <name>', "the SMTP client's HELO name (Postfix pipe(8): ${client_helo})")
   .action(async (options: { to: string[]; from?: string; clientAddress?: string; clientHelo?: string }) => {
+    const { deliverFromPipe, EXIT } = await import('./pipe/deliver.js');
     let cfg: Config;
     try {
       cfg = config();
@@ -826,7 +824,7 @@ program
     try {
       const logger = createLogger(cfg.log_level === 'info' ? 'warn' : cfg.log_level, 2);
       const client = { remoteAddress: options.clientAddress || null, helo: options.clientHelo || null };
-      const result = await deliverFromPipe({ raw, to: options.to, from: options.from ?? null, client, maxBytes: cfg.max_message_bytes }, ingestDeps(cfg, store, logger));
+      const result = await deliverFromPipe({ raw, to: options.to, from: options.from ?? null, client, maxBytes: cfg.max_message_bytes }, await ingestDeps(cfg, store, logger));
       for (const line of result.lines) process.stderr.write(`intake: ${line}\n`);
       if (json()) print({ exitCode: result.exitCode, inboundMessageId: result.inboundMessageId, replies: result.lines });
       process.exitCode = result.exitCode;
@@ -870,7 +868,8 @@ program
     if (to.length === 0) throw new CliError('give --to ADDRESS: the address template has no mailbox address');
     const store = openStore(cfg.database);
     try {
-      const result = await explain(raw, { mailFrom: options.from, rcptTo: to }, ingestDeps(cfg, store, createLogger('warn', 2)));
+      const { explain } = await import('./ingest/ingest.js');
+      const result = await explain(raw, { mailFrom: options.from, rcptTo: to }, await ingestDeps(cfg, store, createLogger('warn', 2)));
       if (json()) {
         process.stdout.write(`${safeJson(result)}\n`);
         return;
@@ -938,8 +937,11 @@ program
     const cfg = config();
     const store = openStore(cfg.database);
     try {
-      const deps = ingestDeps(cfg, store, createLogger('warn', 2));
-      const result = await reprocess(id, deps);
+      const deps = await ingestDeps(cfg, store, createLogger('warn', 2));
+      const { reprocess, ReprocessError } = await import('./ingest/ingest.js');
+      const result = await reprocess(id, deps).catch((error: unknown) => {
+        throw error instanceof ReprocessError ? new CliError(error.message) : error;
+      });
       print({ inbound_message_id: result.inboundMessageId, status: result.status, reply: `${result.reply.code} ${result.reply.message}` });
       if (result.status === 'failed' || result.status === 'rejected') process.exitCode = 1;
     } finally {
@@ -962,7 +964,7 @@ program.parseAsync().catch((error: unknown) => {
     process.stderr.write(`intake: ${error.message}\n`);
     process.exit(error.exitCode);
   }
-  if (error instanceof CliError || error instanceof ReprocessError) {
+  if (error instanceof CliError) {
     process.stderr.write(`intake: ${error.message}\n`);
     process.exit(1);
   }

@@ -2,13 +2,15 @@
 // YAML or JSON file (environment wins). Input: operator-supplied. Side effects: reads the config file.
 // The only module that reads process.env.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { hostname as machineHostname } from 'node:os';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { compileTemplate, TemplateError } from './address/template.js';
 import { folderPath, sameFolder } from './fetch/graph-folder.js';
 
+// yaml is loaded when a YAML file is read: most starts have none, and every command would pay for it.
+const require = createRequire(import.meta.url);
 
 /** A listener address, or '' for no listener. */
 const optionalHostPort = z.string().refine((v) => v === '' || parseHostPort(v) !== null, {
@@ -547,7 +549,7 @@ function readConfigFile(file: string, problems: string[]): Record<string, unknow
   }
   if (file.endsWith('.env')) return parseEnvFile(file, text, problems);
   try {
-    const value: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    const value: unknown = file.endsWith('.json') ? JSON.parse(text) : (require('yaml') as typeof import('yaml')).parse(text);
     if (value === null || value === undefined) return {};
     if (typeof value !== 'object' || Array.isArray(value)) {
       problems.push(`--config ${file}: expected a mapping of setting names to values${typeof value === 'string' && /^[A-Za-z_]+=/.test(value) ? ' (a file of INTAKE_X=value lines must end in .env)' : ''}`);

@@ -1,42 +1,26 @@
 // serve: runs the service: opens and migrates the database, starts the listeners and the IMAP and Graph
 // fetchers, reloads the TLS files on SIGHUP, stops cleanly on SIGTERM/SIGINT. Side effects: network
-// listeners, an IMAP connection, HTTPS requests to Graph, the database file.
+// listeners, an IMAP connection, HTTPS requests to Graph, the database file. The fetchers and metrics
+// are loaded only when configured: imapflow, msal and prom-client would add half a second to every start.
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { openStore, type Store } from './db/client.js';
 import type { Fetcher } from './fetch/fetcher.js';
-import { startGraphFetcher } from './fetch/graph.js';
-import { startImapFetcher } from './fetch/imap.js';
 import { graphSettingsOf, imapSettingsOf } from './fetch/settings.js';
 import { ingestDeps } from './ingest/deps.js';
 import { startWriter, type WriterThread } from './ingest/writer.js';
 import { checkHealth } from './monitor/health.js';
 import { startMonitorListener, type MonitorListener } from './monitor/http.js';
-import { createMetrics } from './monitor/metrics.js';
 import { startPolicyListener, type PolicyListener } from './policy/server.js';
 import { ClientLimits } from './smtp/client-limits.js';
 import { freeBytes, minFreeBytes } from './smtp/free-space.js';
 import { startMailListener, type ListenerKind, type MailListener } from './smtp/server.js';
 import { expiryProblem, loadTlsMaterial, TlsFileError, type TlsMaterial } from './smtp/tls.js';
+import { EX_CONFIG, EX_IOERR, StartupError } from './startup-error.js';
 
 /** How long the writer may take to answer /health before it counts as stuck. */
 const WRITER_HEALTH_TIMEOUT_MS = 5000;
 
-/** A reason the service cannot start, said in one line (no stack trace: it is not a bug). */
-export class StartupError extends Error {
-  override name = 'StartupError';
-  /** sysexits: 78 (EX_CONFIG) for a setting to fix, so a supervisor does not restart in a loop. */
-  constructor(
-    message: string,
-    readonly exitCode: number = 1,
-  ) {
-    super(message);
-  }
-}
-
-export const EX_CONFIG = 78;
-/** sysexits: 74 (EX_IOERR), the disk failed a flush; the supervisor restarts intake (deploy/intake.service). */
-export const EX_IOERR = 74;
 /** How long sessions receiving a message get to finish (with a 451) once the disk failed a flush. */
 const FLUSH_FAILURE_GRACE_MS = 1000;
 
@@ -55,7 +39,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const mail: MailListener[] = [];
   // Counted only when someone can read them.
   const metrics = config.http_listen
-    ? createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])), imap: imapSettings && (() => imapFetcher?.status() ?? null), graph: graphSettings && (() => graphFetcher?.status() ?? null) })
+    ? (await import('./monitor/metrics.js')).createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])), imap: imapSettings && (() => imapFetcher?.status() ?? null), graph: graphSettings && (() => graphFetcher?.status() ?? null) })
     : null;
   const reload = () => {
     if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
@@ -85,7 +69,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     store.close();
     throw new StartupError(`cannot open the database ${config.database} for writing: ${(error as Error).message}`);
   }
-  const deps = { ...ingestDeps(config, store, logger), writer };
+  const deps = { ...(await ingestDeps(config, store, logger)), writer };
   let policy: PolicyListener | null = null;
   let monitor: MonitorListener | null = null;
   let stopping = false;
@@ -145,10 +129,11 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     throw error;
   }
   if (imapSettings) {
+    const { startImapFetcher } = await import('./fetch/imap.js');
     imapFetcher = startImapFetcher(imapSettings, deps, logger.child({ ingress: 'imap' }));
     logger.info({ host: imapSettings.host, port: imapSettings.port, tls: imapSettings.tls, mailbox: imapSettings.mailbox, after: imapSettings.after }, 'fetching over IMAP');
   }
-  if (graphSettings) graphFetcher = startGraphFetcher(graphSettings, deps, logger.child({ ingress: 'graph' }));
+  if (graphSettings) graphFetcher = (await import('./fetch/graph.js')).startGraphFetcher(graphSettings, deps, logger.child({ ingress: 'graph' }));
   const fetchers = [imapFetcher, graphFetcher];
   const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : []), ...(monitor ? [['http', monitor.port]] : [])]);
   logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');

@@ -46,7 +46,7 @@ try {
   port.postMessage([{ kind: 'failed', message: (error as Error).message }]);
   throw error;
 }
-const deps = ingestDeps(config, store, logger);
+const deps = await ingestDeps(config, store, logger);
 const recovered = checkpointWal(store.sqlite);
 if (!recovered.complete) logger.warn({ frames: recovered.frames }, 'could not checkpoint all of the WAL at start: another connection is reading the database');
 else if (recovered.frames > 0) logger.info({ frames: recovered.frames }, 'WAL checkpointed into the database at start');

@@ -1,106 +1,118 @@
 // html-to-markdown: the text of an HTML-only message, as Markdown. Input: untrusted HTML. Pure.
-import TurndownService from 'turndown';
+import { createRequire } from 'node:module';
+import type TurndownService from 'turndown';
 
-const turndown = new TurndownService({
-  headingStyle: 'atx',
-  emDelimiter: '*',
-  codeBlockStyle: 'fenced',
-  bulletListMarker: '-',
-  // Outlook's marker is an empty element, which turndown hands here rather than to the rules.
-  blankReplacement: (_content, node) => (isOutlookOriginal(node as unknown as MailElement) ? `\n\n${QUOTED_FROM_HERE}\n\n` : (node as unknown as { isBlock: boolean }).isBlock ? '\n\n' : ''),
-});
-// What people type in an HTML mail ("### heading", "**bold**") is already Markdown; escaping it would
-// turn their formatting into literal characters. Only what would read as a tag is kept as text: an
-// `&lt;img ...&gt;` the sender saw as text must not become HTML in the note.
-turndown.escape = (text: string) => text.replace(/<(?=[A-Za-z/!?])/g, '&lt;');
-turndown.remove(['style', 'script', 'head', 'title']);
-// Mail tables are layout more often than data: each row becomes one line of tab-separated cells, as
-// GitLab does, rather than a Markdown table that layout tables would turn into noise.
-turndown.addRule('tableCell', {
-  filter: ['td', 'th'],
-  replacement: (content) => `${content.trim()}\t`,
-});
-turndown.addRule('tableRow', {
-  filter: 'tr',
-  replacement: (content) => {
-    const cells = content.split('\t').map((cell) => cell.trim()).filter((cell) => cell !== '');
-    // Cells holding paragraphs (a layout table around a whole message) stay paragraphs.
-    return cells.some((cell) => cell.includes('\n')) ? `\n\n${cells.join('\n\n')}\n\n` : `${cells.join('\t')}\n`;
-  },
-});
-// As GitLab: a quotation in HTML mail is text of the message, not a quote for the trimmer to cut.
-turndown.addRule('blockquote', {
-  filter: 'blockquote',
-  replacement: (content) => `\n\n${content.trim()}\n\n`,
-});
-// But the quotation a mail client adds under a reply is marked as one, and is a quote for the trimmer
-// (which keeps it, collapsed): as text it would stay in the note, and a command in it would run.
-// Gmail, Yahoo, Apple Mail and Thunderbird put it in an element of its own, with its attribution line.
-// Only the outermost is marked: one `> ` level is enough for the trimmer, and one per level would
-// make deep nesting cost its depth squared.
-turndown.addRule('replyQuote', {
-  filter: (node) => isReplyQuote(node) && !insideReplyQuote(node),
-  replacement: (content) => `\n\n${quoted(content.trim())}\n\n`,
-});
-// Outlook puts the original after a header block (From:, Sent:, ...) in no element of its own: the
-// block and everything after it are the quotation.
-turndown.addRule('outlookOriginal', {
-  filter: (node) => isOutlookOriginal(node),
-  replacement: (content) => `\n\n${QUOTED_FROM_HERE}\n\n${content}\n\n`,
-});
-// Preformatted text without <code> (psql output, logs) is a code block too: as plain lines, a row of
-// `----+----` would read as a signature delimiter and cut the reply there.
-turndown.addRule('preformatted', {
-  filter: (node) => node.nodeName === 'PRE' && !(node.firstChild && node.firstChild.nodeName === 'CODE'),
-  replacement: (_content, node) => {
-    const text = ((node as unknown as { textContent: string | null }).textContent ?? '').replace(/\n+$/, '');
-    // Longer than any run of backticks in it, so no line of the text can close the block.
-    const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
-    const fence = '`'.repeat(Math.max(3, longest + 1));
-    return `\n\n${fence}\n${text}\n${fence}\n\n`;
-  },
-});
-// <details> stays a <details> block, which Markdown renders as it was meant; its content is converted
-// like the rest (kept as HTML, it would carry any script or handler the sender put in it).
-turndown.addRule('details', {
-  filter: 'details',
-  replacement: (content, node) => {
-    const summary = childElements(node as unknown as MailElement).find((child) => child.nodeName === 'SUMMARY');
-    const title = summary ? textOf(summary).replace(/\s+/g, ' ').trim().replace(/&/g, '&amp;').replace(/</g, '&lt;') : '';
-    return `\n\n<details>${title ? `<summary>${title}</summary>` : ''}\n\n${content.trim()}\n\n</details>\n\n`;
-  },
-});
-turndown.addRule('summary', { filter: 'summary', replacement: () => '' });
-// Links and images are kept for the schemes mail uses; a `javascript:` or `data:` one keeps its text.
-turndown.addRule('unsafeLink', {
-  filter: (node) => node.nodeName === 'A' && !isSafeUrl(node.getAttribute('href')),
-  replacement: (content) => content,
-});
-turndown.addRule('unsafeImage', {
-  filter: (node) => node.nodeName === 'IMG' && !isSafeUrl(node.getAttribute('src')),
-  replacement: () => '',
-});
-// turndown numbers an ordered item by searching its siblings for it, which made a list of 100,000
-// items take 12 s: the numbers of a list are found once.
-turndown.addRule('listItem', {
-  filter: 'li',
-  replacement: (content, node, options) => {
-    const item = node as unknown as MailElement;
-    const parent = item.parentNode;
-    let prefix = `${options.bulletListMarker}   `;
-    if (parent?.nodeName === 'OL') {
-      const start = Number(parent.getAttribute?.('start'));
-      prefix = `${(Number.isSafeInteger(start) && parent.getAttribute?.('start') ? start : 1) + itemIndex(parent, item)}.  `;
-    }
-    const isParagraph = content.endsWith('\n');
-    const body = content.replace(/^\n+|\n+$/g, '') + (isParagraph ? '\n' : '');
-    return prefix + body.replace(/\n/g, `\n${' '.repeat(prefix.length)}`) + (item.nextSibling ? '\n' : '');
-  },
-});
-turndown.addRule('table', {
-  filter: 'table',
-  replacement: (content) => `\n\n${content.replace(/^\n+|\n+$/g, '')}\n\n`,
-});
+const require = createRequire(import.meta.url);
+
+/**
+ * The converter with intake's rules, made at the first HTML message: turndown and its DOM take about
+ * 50 ms to load, which every `intake deliver` of a plain-text message and every command would pay.
+ */
+function createTurndown(): TurndownService {
+  const turndown = new (require('turndown') as typeof TurndownService)({
+    headingStyle: 'atx',
+    emDelimiter: '*',
+    codeBlockStyle: 'fenced',
+    bulletListMarker: '-',
+    // Outlook's marker is an empty element, which turndown hands here rather than to the rules.
+    blankReplacement: (_content, node) => (isOutlookOriginal(node as unknown as MailElement) ? `\n\n${QUOTED_FROM_HERE}\n\n` : (node as unknown as { isBlock: boolean }).isBlock ? '\n\n' : ''),
+  });
+  // What people type in an HTML mail ("### heading", "**bold**") is already Markdown; escaping it would
+  // turn their formatting into literal characters. Only what would read as a tag is kept as text: an
+  // `&lt;img ...&gt;` the sender saw as text must not become HTML in the note.
+  turndown.escape = (text: string) => text.replace(/<(?=[A-Za-z/!?])/g, '&lt;');
+  turndown.remove(['style', 'script', 'head', 'title']);
+  // Mail tables are layout more often than data: each row becomes one line of tab-separated cells, as
+  // GitLab does, rather than a Markdown table that layout tables would turn into noise.
+  turndown.addRule('tableCell', {
+    filter: ['td', 'th'],
+    replacement: (content) => `${content.trim()}\t`,
+  });
+  turndown.addRule('tableRow', {
+    filter: 'tr',
+    replacement: (content) => {
+      const cells = content.split('\t').map((cell) => cell.trim()).filter((cell) => cell !== '');
+      // Cells holding paragraphs (a layout table around a whole message) stay paragraphs.
+      return cells.some((cell) => cell.includes('\n')) ? `\n\n${cells.join('\n\n')}\n\n` : `${cells.join('\t')}\n`;
+    },
+  });
+  // As GitLab: a quotation in HTML mail is text of the message, not a quote for the trimmer to cut.
+  turndown.addRule('blockquote', {
+    filter: 'blockquote',
+    replacement: (content) => `\n\n${content.trim()}\n\n`,
+  });
+  // But the quotation a mail client adds under a reply is marked as one, and is a quote for the trimmer
+  // (which keeps it, collapsed): as text it would stay in the note, and a command in it would run.
+  // Gmail, Yahoo, Apple Mail and Thunderbird put it in an element of its own, with its attribution line.
+  // Only the outermost is marked: one `> ` level is enough for the trimmer, and one per level would
+  // make deep nesting cost its depth squared.
+  turndown.addRule('replyQuote', {
+    filter: (node) => isReplyQuote(node) && !insideReplyQuote(node),
+    replacement: (content) => `\n\n${quoted(content.trim())}\n\n`,
+  });
+  // Outlook puts the original after a header block (From:, Sent:, ...) in no element of its own: the
+  // block and everything after it are the quotation.
+  turndown.addRule('outlookOriginal', {
+    filter: (node) => isOutlookOriginal(node),
+    replacement: (content) => `\n\n${QUOTED_FROM_HERE}\n\n${content}\n\n`,
+  });
+  // Preformatted text without <code> (psql output, logs) is a code block too: as plain lines, a row of
+  // `----+----` would read as a signature delimiter and cut the reply there.
+  turndown.addRule('preformatted', {
+    filter: (node) => node.nodeName === 'PRE' && !(node.firstChild && node.firstChild.nodeName === 'CODE'),
+    replacement: (_content, node) => {
+      const text = ((node as unknown as { textContent: string | null }).textContent ?? '').replace(/\n+$/, '');
+      // Longer than any run of backticks in it, so no line of the text can close the block.
+      const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+      const fence = '`'.repeat(Math.max(3, longest + 1));
+      return `\n\n${fence}\n${text}\n${fence}\n\n`;
+    },
+  });
+  // <details> stays a <details> block, which Markdown renders as it was meant; its content is converted
+  // like the rest (kept as HTML, it would carry any script or handler the sender put in it).
+  turndown.addRule('details', {
+    filter: 'details',
+    replacement: (content, node) => {
+      const summary = childElements(node as unknown as MailElement).find((child) => child.nodeName === 'SUMMARY');
+      const title = summary ? textOf(summary).replace(/\s+/g, ' ').trim().replace(/&/g, '&amp;').replace(/</g, '&lt;') : '';
+      return `\n\n<details>${title ? `<summary>${title}</summary>` : ''}\n\n${content.trim()}\n\n</details>\n\n`;
+    },
+  });
+  turndown.addRule('summary', { filter: 'summary', replacement: () => '' });
+  // Links and images are kept for the schemes mail uses; a `javascript:` or `data:` one keeps its text.
+  turndown.addRule('unsafeLink', {
+    filter: (node) => node.nodeName === 'A' && !isSafeUrl(node.getAttribute('href')),
+    replacement: (content) => content,
+  });
+  turndown.addRule('unsafeImage', {
+    filter: (node) => node.nodeName === 'IMG' && !isSafeUrl(node.getAttribute('src')),
+    replacement: () => '',
+  });
+  // turndown numbers an ordered item by searching its siblings for it, which made a list of 100,000
+  // items take 12 s: the numbers of a list are found once.
+  turndown.addRule('listItem', {
+    filter: 'li',
+    replacement: (content, node, options) => {
+      const item = node as unknown as MailElement;
+      const parent = item.parentNode;
+      let prefix = `${options.bulletListMarker}   `;
+      if (parent?.nodeName === 'OL') {
+        const start = Number(parent.getAttribute?.('start'));
+        prefix = `${(Number.isSafeInteger(start) && parent.getAttribute?.('start') ? start : 1) + itemIndex(parent, item)}.  `;
+      }
+      const isParagraph = content.endsWith('\n');
+      const body = content.replace(/^\n+|\n+$/g, '') + (isParagraph ? '\n' : '');
+      return prefix + body.replace(/\n/g, `\n${' '.repeat(prefix.length)}`) + (item.nextSibling ? '\n' : '');
+    },
+  });
+  turndown.addRule('table', {
+    filter: 'table',
+    replacement: (content) => `\n\n${content.replace(/^\n+|\n+$/g, '')}\n\n`,
+  });
+  return turndown;
+}
+
+let turndown: TurndownService | undefined;
 
 /** A character no mail contains (private use): where Outlook's quotation starts, in the Markdown. */
 const QUOTED_FROM_HERE = '\uE000intake-quote\uE000';
@@ -298,6 +310,7 @@ export function htmlToMarkdown(html: string): string {
   if (tooDeepToConvert(html, MAX_NESTING)) return plainTextOf(html);
   let markdown: string;
   try {
+    turndown ??= createTurndown();
     markdown = turndown.turndown(html);
   } catch (error) {
     // Whatever the scan above missed (a stack overflow in the parser): the text is still the message.

@@ -159,7 +159,8 @@ describe('kill -9 under load', () => {
  * One `intake deliver` run, as Postfix's pipe(8) makes it; killed with SIGKILL after `kill` ms, or as
  * soon as it writes its reply ('at reply': stored, and the MTA never sees the exit status), or never.
  */
-function deliverOnce(database: string, envelope: Envelope, kill: number | 'at reply' | null): Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function deliverOnce(database: string, envelope: Envelope, kill: number | 'at reply' | null): Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }> {
+  const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, 'deliver', '--to', envelope.to, '--from', envelope.from], {
       env: cliEnv({ INTAKE_DATABASE: database, INTAKE_ADDRESS: 'incoming+%{key}@example.com' }),
@@ -174,7 +175,7 @@ function deliverOnce(database: string, envelope: Envelope, kill: number | 'at re
     const timer = typeof kill === 'number' ? setTimeout(() => child.kill('SIGKILL'), kill) : undefined;
     child.on('close', (status, signal) => {
       clearTimeout(timer);
-      resolve({ status, signal, stderr });
+      resolve({ status, signal, stderr, ms: Date.now() - started });
     });
   });
 }
@@ -204,11 +205,13 @@ describe('intake deliver killed at random moments, beside a serve under load', (
           else smtpNotAccepted.push(`${smtpIds[i]}: ${JSON.stringify(outcome)}`);
         },
       });
-      // Six at a time beside the service, a run takes 1.5 to 1.9 s here, most of it starting Node and
-      // loading intake; the store comes at its end. Kills from 0.1 to 2 s land all along it.
+      // Six at a time beside the service on two cores, a run takes 0.6 to 1.9 s here (median 1.5), most
+      // of it starting Node and loading intake; the store comes at its end. Kills from 0.1 to 2 s land
+      // all along it.
       // And some at their reply, after the store: sent again, those must be found as stored.
       const kills = fc.sample(fc.oneof({ arbitrary: fc.integer({ min: 100, max: 2000 }), weight: 3 }, { arbitrary: fc.constant('at reply' as const), weight: 1 }, { arbitrary: fc.constant(null), weight: 1 }), { seed: SEED, numRuns: 60 });
       const tally = { exited0: 0, killed: 0, killedAtReply: 0, foundStoredWhenSentAgain: 0 };
+      const runMs: number[] = [];
       const pending = kills.map((kill, i) => ({ id: `pipe-crash-${i}@sender.test`, kill, i }));
       // Six at a time, as pipe(8) runs several.
       const work = async () => {
@@ -223,6 +226,7 @@ describe('intake deliver killed at random moments, beside a serve under load', (
             if (result.stderr.includes('Already received')) tally.foundStoredWhenSentAgain++;
           }
           expect(result.status, `${next.id}: ${result.stderr}`).toBe(0);
+          runMs.push(result.ms);
           tally.exited0++;
           ledger.acked.add(next.id);
         }
@@ -238,7 +242,7 @@ describe('intake deliver killed at random moments, beside a serve under load', (
       expect(tally.foundStoredWhenSentAgain).toBeGreaterThanOrEqual(tally.killedAtReply);
       check(database, ledger);
       process.stderr.write(
-        `intake deliver: ${kills.length} messages, ${tally.killed} runs killed and delivered again (${tally.killedAtReply} at their reply; ${tally.foundStoredWhenSentAgain} had stored it before the kill), all stored once, beside ${smtpIds.length} over SMTP\n`,
+        `intake deliver: ${kills.length} messages, ${tally.killed} runs killed and delivered again (${tally.killedAtReply} at their reply; ${tally.foundStoredWhenSentAgain} had stored it before the kill), all stored once, beside ${smtpIds.length} over SMTP; a run that ended by itself took ${Math.min(...runMs)} to ${Math.max(...runMs)} ms (median ${runMs.sort((a, b) => a - b)[Math.floor(runMs.length / 2)]})\n`,
       );
     } finally {
       await server.stop();

@@ -24,7 +24,7 @@ const database = join(mkdtempSync(join(tmpdir(), 'intake-fuzz-')), 'intake.sqlit
 // 20, and the handlers past it would go unfuzzed (its 451 is covered in test/e2e and "mail loops").
 const config = loadConfig({ env: { INTAKE_DATABASE: database, INTAKE_ADDRESS: 'incoming+%{key}@example.com', INTAKE_HOSTNAME: 'intake.test', INTAKE_SENDER_RATE_LIMIT: '0' } });
 const store = openStore(database);
-const deps = ingestDeps(config, store, pino({ level: 'silent' }));
+const deps = await ingestDeps(config, store, pino({ level: 'silent' }));
 const world = seedReplyWorld(deps.repos);
 afterAll(() => store.close());
 

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
-import { EX_CONFIG } from '../../src/serve.js';
+import { EX_CONFIG } from '../../src/startup-error.js';
 import { openStore } from '../../src/db/client.js';
 import { OUTCOMES } from '../../src/errors.js';
 import { createMetrics } from '../../src/monitor/metrics.js';
