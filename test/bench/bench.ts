@@ -108,6 +108,14 @@ function seedRepliesByMail(database: string, count: number): void {
   const delivery = sqlite.prepare(
     "insert into deliveries (id, inbound_message_id, recipient, key, source, destination, stage, status, handler, target_type, target_id) values (@id, @id, @to, @key, 'envelope', @destination, 'data', 'processed', 'reply', 'Note', @id)",
   );
+  // The indexes of the four tables are built again after the rows: sorting a million entries once is
+  // faster than a million inserts at random places (22 s against 28 for the whole seeding). The pages
+  // of an index built so are full, as after a VACUUM, where those of one grown at random are about
+  // two-thirds full: new entries then split more pages, which can only make the large database slower.
+  const indexes = sqlite
+    .prepare("select name, sql from sqlite_master where type = 'index' and sql is not null and tbl_name in ('sent_notifications', 'inbound_messages', 'notes', 'deliveries')")
+    .all() as { name: string; sql: string }[];
+  for (const { name } of indexes) sqlite.exec(`drop index "${name}"`);
   const body = 'Seeded reply for the large-database benchmark. '.repeat(6);
   for (let done = 0; done < count; done += 50_000) {
     sqlite.transaction(() => {
@@ -123,6 +131,7 @@ function seedRepliesByMail(database: string, count: number): void {
       }
     })();
   }
+  for (const { sql } of indexes) sqlite.exec(sql);
   store.close();
 }
 
