@@ -670,7 +670,12 @@ program
       const list: { purpose: string; address: string }[] = [];
       if (found.serviceDeskEnabled) {
         list.push({ purpose: 'service desk', address: template.format(serviceDeskKey(found.path, found.id)) });
-        if (found.serviceDeskKey) list.push({ purpose: 'service desk (alias)', address: template.format(serviceDeskAliasKey(found.path, found.serviceDeskKey)) });
+        if (found.serviceDeskKey) list.push({ purpose: 'service desk (suffix)', address: template.format(serviceDeskAliasKey(found.path, found.serviceDeskKey)) });
+        // GitLab's alias address: the project's suffix when it has one, else its Service Desk key.
+        if (cfg.service_desk_address) {
+          const key = found.serviceDeskKey ? serviceDeskAliasKey(found.path, found.serviceDeskKey) : serviceDeskKey(found.path, found.id);
+          list.push({ purpose: 'service desk alias', address: compileTemplate(cfg.service_desk_address).format(key) });
+        }
       }
       if (options.user) {
         const owner = user(repos, options.user);

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { hostname as machineHostname } from 'node:os';
 import { z } from 'zod';
-import { compileTemplate, TemplateError } from './address/template.js';
+import { compileTemplate, KEY_PLACEHOLDER, TemplateError } from './address/template.js';
 import { folderPath, sameFolder } from './fetch/graph-folder.js';
 
 // yaml is loaded when a YAML file is read: most starts have none, and every command would pay for it.
@@ -48,6 +48,17 @@ const addressTemplate = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** The Service Desk alias template: empty, or a template with a key (its bare mailbox names nothing). */
+const serviceDeskTemplate = z.string().superRefine((value, ctx) => {
+  if (value === '') return;
+  try {
+    if (!compileTemplate(value).hasKey) ctx.addIssue({ code: 'custom', message: `needs ${KEY_PLACEHOLDER} in its local part: the key names the project` });
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.message });
+  }
+});
+
 const booleanFlag = z.union(
   [z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes')],
   { error: 'expected true or false (or 1/0, yes/no)' },
@@ -69,6 +80,13 @@ export const SETTINGS = {
     schema: addressTemplate,
     default: 'incoming+%{key}@localhost',
     doc: 'Address template. `%{key}` marks where the key goes and must be in the local part; without it only the mailbox address itself is accepted. An internationalised domain may be written in Unicode or in its `xn--` form; addresses are written in the latter.',
+  },
+  service_desk_address: {
+    env: 'INTAKE_SERVICE_DESK_ADDRESS',
+    schema: serviceDeskTemplate,
+    default: '',
+    defaultDoc: 'none',
+    doc: "Service Desk alias template, GitLab's `service_desk_email` address (e.g. `contact+%{key}@example.com`; another domain may be given): mail to it only ever opens or continues a Service Desk issue. Its key is `<project path slug>-<service_desk_key>` (a project's alias key), or the Service Desk key of the address template (`<slug>-<id>-issue-`, legacy `group/project`); a key that names no project with its Service Desk on is refused at RCPT. An address the address template takes is read by it first. Empty: no alias.",
   },
   smtp_listen: {
     env: 'INTAKE_SMTP_LISTEN',
@@ -529,6 +547,14 @@ function crossCheck(config: Config): string[] {
     }
     if (compileTemplate(config.address).mailbox === null) {
       problems.push(`INTAKE_GRAPH_USER: the address template ${config.address} has no mailbox address (its local part is only %{key}) for fetched mail to be taken as sent to`);
+    }
+  }
+  if (config.service_desk_address) {
+    // The address template reads every address first: one that takes the alias's addresses as its own
+    // keys (the same template, or a catch-all `%{key}@` at the same domain) leaves the alias nothing.
+    const alias = compileTemplate(config.service_desk_address).format('project-1-issue-');
+    if (compileTemplate(config.address).match(alias).kind === 'key') {
+      problems.push(`INTAKE_SERVICE_DESK_ADDRESS: its addresses (${alias}) are taken by the address template ${config.address} first, as keys of its own: give the alias a local part or a domain the address template does not take, or leave it empty`);
     }
   }
   if (Boolean(config.tls_cert_file) !== Boolean(config.tls_key_file)) {

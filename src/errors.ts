@@ -295,7 +295,7 @@ export const OUTCOMES = {
     dsn: '5.7.1',
     text: GITLAB_TEXT.projectNotFound,
     status: 'rejected',
-    when: 'no such project, the slug no longer matches it (renamed), Service Desk is off, or the user may not see it (its existence is not revealed)',
+    when: 'no such project, the slug no longer matches it (renamed), Service Desk is off, or the user may not see it (its existence is not revealed); at the Service Desk alias address (INTAKE_SERVICE_DESK_ADDRESS), any key that names no project with Service Desk on, a reply key or the key of a user included',
   },
   'rcpt.project_archived': {
     stage: 'rcpt',

@@ -9,7 +9,8 @@ export class TemplateError extends Error {
 }
 
 export type TemplateMatch =
-  | { kind: 'key'; key: string }
+  /** serviceDesk: under the Service Desk alias template (addresses.ts), which names Service Desks alone. */
+  | { kind: 'key'; key: string; serviceDesk?: true }
   | { kind: 'mailbox' }
   /** The reserved mailbox every mail server takes (RFC 5321 §4.5.1): bare, or at the template's domain. */
   | { kind: 'postmaster' }
@@ -25,6 +26,8 @@ export interface AddressTemplate {
   readonly mailbox: string | null;
   match(address: string): TemplateMatch;
   format(key: string): string;
+  /** The Service Desk alias template, when there is one (addresses.ts). */
+  readonly serviceDesk?: AddressTemplate | null;
 }
 
 const DOMAIN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
@@ -162,5 +165,6 @@ export function splitAddress(address: string): { local: string; domain: string }
  */
 export function redactedAddress(template: AddressTemplate, address: string): string {
   const match = template.match(address);
-  return match.kind === 'key' ? template.format(`${match.key.slice(0, 4)}…`) : address;
+  if (match.kind !== 'key') return address;
+  return (match.serviceDesk && template.serviceDesk ? template.serviceDesk : template).format(`${match.key.slice(0, 4)}…`);
 }

@@ -2,7 +2,7 @@
 // address template, the logger and the limits from the configuration. mailauth (a fifth of a second to
 // load, in each thread and each `intake deliver`) is loaded only when INTAKE_AUTHENTICATION is on.
 import type { Logger } from 'pino';
-import { compileTemplate } from '../address/template.js';
+import { compileAddresses } from '../address/addresses.js';
 import type { Config } from '../config.js';
 import type { Store } from '../db/client.js';
 import { createRepositories } from '../db/repositories.js';
@@ -12,7 +12,7 @@ import { createSenderRate } from './sender-rate.js';
 export async function ingestDeps(config: Config, store: Store, logger: Logger): Promise<IngestDeps> {
   return {
     repos: createRepositories(store),
-    template: compileTemplate(config.address),
+    template: compileAddresses(config.address, config.service_desk_address || null),
     logger,
     hostname: config.hostname,
     maxAttachmentBytes: config.max_attachment_bytes,

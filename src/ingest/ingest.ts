@@ -260,7 +260,7 @@ export async function explain(raw: Buffer, envelope: Envelope, deps: IngestDeps)
         const entry: RecipientExplanation = { recipient, rcpt: '250 2.1.5 Accepted', attempts: [], candidates: [], delivery: null, stored: null };
         explanation.recipients.push(entry);
         const match = deps.template.match(recipient);
-        if (match.kind === 'key') entry.attempts = traceKey(match.key, deps.repos).attempts;
+        if (match.kind === 'key') entry.attempts = traceKey(match.key, deps.repos, match.serviceDesk === true).attempts;
         if (match.kind === 'mailbox' && parsed) entry.candidates = routeByHeaders(parsed, deps.template, deps.hostname, deps.repos).candidates;
         try {
           routeAddress(recipient, deps.template, deps.repos);

@@ -52,16 +52,17 @@ export function routeAddress(address: string, template: AddressTemplate, repos: 
     case 'postmaster':
       return { kind: 'postmaster' };
     case 'key':
-      return { kind: 'key', route: routeKey(match.key, repos) };
+      return { kind: 'key', route: routeKey(match.key, repos, match.serviceDesk === true) };
   }
 }
 
 /**
  * Tries every reading of the key in precedence order and takes the first with a live target. When
- * none has one, the refusal is that of the first reading: the handler GitLab would have chosen.
+ * none has one, the refusal is that of the first reading: the handler GitLab would have chosen. A key
+ * of the Service Desk alias address (`serviceDesk`) is read as a Service Desk's alone.
  */
-export function routeKey(key: string, repos: Repositories): Route {
-  const { route, refusal } = traceKey(key, repos);
+export function routeKey(key: string, repos: Repositories, serviceDesk = false): Route {
+  const { route, refusal } = traceKey(key, repos, serviceDesk);
   if (route) return route;
   throw refusal ?? new MailRejection('rcpt.unknown_key');
 }
@@ -73,10 +74,11 @@ export interface KeyAttempt {
 }
 
 /** routeKey, telling every reading it tried and why each lost: for `intake explain`. */
-export function traceKey(key: string, repos: Repositories): { route: Route | null; refusal: MailRejection | null; attempts: KeyAttempt[] } {
+export function traceKey(key: string, repos: Repositories, serviceDesk = false): { route: Route | null; refusal: MailRejection | null; attempts: KeyAttempt[] } {
   const attempts: KeyAttempt[] = [];
   let refusal: MailRejection | null = null;
   for (const form of parseKey(key)) {
+    if (serviceDesk && form.handler !== 'service_desk') continue;
     const handler = HANDLERS[form.handler];
     try {
       const route = { key, handler, target: (handler as Handler<KeyForm, unknown>).resolve(form, repos) };
@@ -88,7 +90,9 @@ export function traceKey(key: string, repos: Repositories): { route: Route | nul
       refusal ??= error;
     }
   }
-  return { route: null, refusal: refusal ?? new MailRejection('rcpt.unknown_key'), attempts };
+  // At the alias every key is a Service Desk's: one of no Service Desk form names no project (GitLab's
+  // ServiceDeskHandler takes any key there, and finds no project).
+  return { route: null, refusal: refusal ?? new MailRejection(serviceDesk ? 'rcpt.project_not_found' : 'rcpt.unknown_key'), attempts };
 }
 
 export interface Candidate {
@@ -169,11 +173,14 @@ export function routeByHeaders(
     }
     const match = given === undefined ? template.match(value) : null;
     const key = given ?? (match?.kind === 'key' ? match.key : null);
+    const serviceDesk = match?.kind === 'key' && match.serviceDesk === true;
     if (key === null) {
       candidates.push({ source, value, key, outcome: { skipped: match?.kind ?? 'no_match' } });
       continue;
     }
-    if (tried.has(key)) {
+    // The same key under the alias address is another question: a Service Desk's alone.
+    const asked = `${serviceDesk}:${key}`;
+    if (tried.has(asked)) {
       candidates.push({ source, value, key, outcome: { skipped: 'already tried' } });
       continue;
     }
@@ -181,9 +188,9 @@ export function routeByHeaders(
       candidates.push({ source, value, key, outcome: { skipped: `more than ${MAX_HEADER_KEYS} keys tried` } });
       continue;
     }
-    tried.add(key);
+    tried.add(asked);
     try {
-      const route = routeKey(key, repos);
+      const route = routeKey(key, repos, serviceDesk);
       candidates.push({ source, value, key, outcome: { routed: route.handler.name } });
       return { route, candidates };
     } catch (error) {

@@ -297,10 +297,17 @@ describe('projects set and users reset-token', () => {
     expect(JSON.parse(run(['--json', 'projects', 'add', '--path', 'acme/open-desk', '--service-desk', '--no-service-desk-confidential'], env).stdout)).toMatchObject({ service_desk_enabled: true, service_desk_confidential: false });
     expect(await rcpt(desk)).toBe('250 2.1.5 Accepted');
     expect(await rcpt(alias)).toBe('250 2.1.5 Accepted');
+    // The addresses to give out; with INTAKE_SERVICE_DESK_ADDRESS, the alias mailbox's, by the suffix.
+    const withAlias = { ...env, INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}@example.net' };
+    expect(run(['addresses', '--project', 'acme/help'], withAlias).stdout).toBe(
+      'service desk          incoming+acme-help-1-issue-@example.com\n' + 'service desk (suffix) incoming+acme-help-support@example.com\n' + 'service desk alias    contact+acme-help-support@example.net\n',
+    );
+    expect(run(['addresses', '--project', 'acme/help'], env).stdout).not.toContain('contact+');
     // Only what is given changes.
     expect(JSON.parse(run(['--json', 'projects', 'set', '--project', 'acme/help', '--no-service-desk-key'], env).stdout)).toMatchObject({ service_desk_enabled: true, service_desk_key: null, service_desk_cc_participants: true });
     expect(await rcpt(alias)).toBe(NO_PROJECT);
     expect(await rcpt(desk)).toBe('250 2.1.5 Accepted');
+    expect(run(['addresses', '--project', 'acme/help'], withAlias).stdout).toContain('service desk alias    contact+acme-help-1-issue-@example.net\n');
     expect(run(['projects', 'set', '--project', 'acme/help', '--no-service-desk'], env).status).toBe(0);
     expect(await rcpt(desk)).toBe(NO_PROJECT);
     // Bad input is named.

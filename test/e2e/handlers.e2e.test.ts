@@ -7,11 +7,12 @@ import { sendMail } from '../helpers/smtp-client.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const template = compileTemplate('incoming+%{key}@example.com');
+const serviceDeskAlias = compileTemplate('contact+%{key}@help.example.com');
 let server: RunningServer;
 let n = 0;
 
 beforeAll(async () => {
-  server = await startServer({ INTAKE_HOSTNAME: 'tracker.example.com' });
+  server = await startServer({ INTAKE_HOSTNAME: 'tracker.example.com', INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}@help.example.com' });
 });
 afterAll(async () => {
   await server?.stop();
@@ -375,6 +376,40 @@ describe('Service Desk', () => {
     expect((await sendMail(server.port, { from: 'x@corp.example', to: [botAddress], message: 'Subject: x\n\nx' })).rcpt[0]?.line).toBe(
       "550 5.1.1 We couldn't figure out what user corresponds to the email. Please create your comment through the web interface.",
     );
+  });
+
+  it('opens issues at the alias address (INTAKE_SERVICE_DESK_ADDRESS), whose keys name Service Desks alone', async () => {
+    const w = world({ serviceDesk: { key: 'desk_1' } });
+    const byDefault = serviceDeskAlias.format(serviceDeskKey(w.project.path, w.project.id));
+    const bySuffix = serviceDeskAlias.format(serviceDeskAliasKey(w.project.path, 'desk_1'));
+    expect(bySuffix).toBe(`contact+group${n}-my-project-desk_1@help.example.com`);
+    const send = (to: string, subject: string, headers: Record<string, string> = {}) =>
+      sendMail(server.port, { from: 'customer@corp.example', to: [to], message: mail({ From: 'customer@corp.example', To: to, Subject: subject, ...headers }, 'It sticks.') });
+    expect((await send(byDefault, 'Door stuck')).data.code).toBe(250);
+    // The alias's addresses are intake's own: one in Cc is no participant.
+    expect((await send(bySuffix, 'Window stuck', { Cc: `${byDefault}, partner@corp.example` })).data.code).toBe(250);
+    const opened = db().prepare("select id, title, author_id, external_author, confidential from issues where project_id = ? and title like '% stuck' order by id").all(w.project.id) as { id: number }[];
+    expect(opened).toMatchObject([
+      { title: 'Door stuck', author_id: null, external_author: 'customer@corp.example', confidential: 1 },
+      { title: 'Window stuck', author_id: null, external_author: 'customer@corp.example', confidential: 1 },
+    ]);
+    expect(db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(opened[1]!.id)).toEqual([{ email: 'customer@corp.example' }]);
+
+    // A user's new-issue key and a reply key live at the address template reach nothing at the alias.
+    const key = 'f'.repeat(32);
+    server.repos.transaction(() => server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: w.user.id, noteableType: 'Issue', noteableId: w.issue.id }));
+    const notProject = "550 5.7.1 We couldn't find the project. Please check if there's any typo.";
+    for (const wrong of [serviceDeskAlias.format(key), serviceDeskAlias.format(newIssueKey(w.project.path, w.project.id, w.user.incomingEmailToken))]) {
+      const { rcpt } = await sendMail(server.port, { from: 'customer@corp.example', to: [wrong, byDefault], message: mail({ From: 'customer@corp.example', Subject: 'Hinge stuck' }, 'x') });
+      expect(rcpt.map((r) => r.line)).toEqual([notProject, '250 2.1.5 Accepted']);
+      expect(db().prepare('select reason_code from deliveries where recipient = ? order by id desc limit 1').get(wrong)).toEqual({ reason_code: 'rcpt.project_not_found' });
+    }
+    expect((await sendMail(server.port, { from: w.user.email, to: [template.format(key)], message: mail({ From: w.user.email, Subject: 'Re: Squeaks' }, 'A reply.') })).data.code).toBe(250);
+    // Its bare mailbox names no project; its domain's postmaster is kept, as every domain's.
+    const { rcpt } = await sendMail(server.port, { from: 'c@corp.example', to: ['contact@help.example.com', 'someone@help.example.com', 'postmaster@help.example.com'], message: 'Subject: x\n\nx' });
+    expect(rcpt.map((r) => r.line)).toEqual(['550 5.1.1 No such address here: addresses look like the configured template', '550 5.1.1 No such address here: addresses look like the configured template', '250 2.1.5 Accepted']);
+    db().prepare('update projects set service_desk_enabled = 0 where id = ?').run(w.project.id);
+    expect((await sendMail(server.port, { from: 'c@corp.example', to: [byDefault], message: 'x' })).rcpt[0]?.line).toBe(notProject);
   });
 
   it('is refused when Service Desk is off', async () => {

@@ -3,6 +3,7 @@
 import { domainToASCII, domainToUnicode } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { compileAddresses } from '../../src/address/addresses.js';
 import { mintReplyKey, parseReplyKey } from '../../src/address/reply-key.js';
 import { compileTemplate, TemplateError } from '../../src/address/template.js';
 
@@ -129,6 +130,35 @@ describe('reply key properties', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 80 }), (text) => {
         parseReplyKey(text);
+      }),
+      params,
+    );
+  });
+});
+
+describe('the address template and the Service Desk alias read as one', () => {
+  it("an address either template makes is read back as its key, marked as the alias's when only the alias takes it", () => {
+    fc.assert(
+      fc.property(affix, affix, domainArb, domainArb, keyArb, (prefix, aliasPrefix, domain, aliasDomain, key) => {
+        const incoming = `in${prefix}%{key}@${domain}`;
+        const alias = `sd${aliasPrefix}%{key}@${aliasDomain}`;
+        const both = compileAddresses(incoming, alias);
+        const [t, a] = [compileTemplate(incoming), compileTemplate(alias)];
+        expect(both.match(t.format(key))).toEqual({ kind: 'key', key });
+        const aliased = a.format(key);
+        const first = t.match(aliased);
+        expect(both.match(aliased)).toEqual(first.kind === 'key' ? first : { kind: 'key', key, serviceDesk: true });
+      }),
+      params,
+    );
+  });
+
+  it('never takes as a key what neither template takes', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), (address) => {
+        const both = compileAddresses('incoming+%{key}@example.com', 'contact-%{key}@example.net');
+        const single = [compileTemplate('incoming+%{key}@example.com').match(address), compileTemplate('contact-%{key}@example.net').match(address)];
+        if (single.every((m) => m.kind !== 'key')) expect(both.match(address).kind).not.toBe('key');
       }),
       params,
     );

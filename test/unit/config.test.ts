@@ -118,6 +118,20 @@ describe('loadConfig', () => {
   });
 
 
+  it('takes a Service Desk alias template with a key that the address template does not take first', () => {
+    const base = { INTAKE_ADDRESS: 'incoming+%{key}@example.com' };
+    expect(loadConfig({ env: { ...base, INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}@example.com' } }).service_desk_address).toBe('contact+%{key}@example.com');
+    expect(loadConfig({ env: base }).service_desk_address).toBe('');
+    expect(() => loadConfig({ env: { ...base, INTAKE_SERVICE_DESK_ADDRESS: 'contact@example.com' } })).toThrow(/INTAKE_SERVICE_DESK_ADDRESS: needs %\{key\} in its local part: the key names the project/);
+    expect(() => loadConfig({ env: { ...base, INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}' } })).toThrow(/INTAKE_SERVICE_DESK_ADDRESS: address template must look like local@domain/);
+    expect(() => loadConfig({ env: { ...base, INTAKE_SERVICE_DESK_ADDRESS: 'Incoming+%{key}@EXAMPLE.com' } })).toThrow(
+      /INTAKE_SERVICE_DESK_ADDRESS: its addresses \(Incoming\+project-1-issue-@EXAMPLE.com\) are taken by the address template incoming\+%\{key\}@example.com first/,
+    );
+    expect(() => loadConfig({ env: { INTAKE_ADDRESS: '%{key}@example.com', INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}@example.com' } })).toThrow(/are taken by the address template %\{key\}@example.com first/);
+    // A catch-all at another domain leaves the alias its own.
+    expect(loadConfig({ env: { INTAKE_ADDRESS: '%{key}@example.com', INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}@help.example.com' } }).service_desk_address).toBe('contact+%{key}@help.example.com');
+  });
+
   it('names a missing config file', () => {
     expect(() => loadConfig({ env: {}, file: '/nonexistent/intake.yaml' })).toThrow('--config /nonexistent/intake.yaml: cannot read');
   });
