@@ -399,6 +399,19 @@ function serviceDeskAliasKeyOption(value: string): string {
   return value;
 }
 
+/** A Service Desk custom email as GitLab takes one: a plain address, its replies `local+KEY@domain`. */
+function customEmailOption(value: string): string {
+  if (!EMAIL.test(value)) throw new InvalidArgumentError(`"${value}" is not an e-mail address`);
+  if (value.slice(0, value.lastIndexOf('@')).includes('+')) throw new InvalidArgumentError(`"${value}" has a + in its local part: replies go to ${value.replace('@', '+KEY@')}, so the address itself must have none`);
+  return value.toLowerCase();
+}
+
+/** One project's custom email: mail to it must lead to one Service Desk. */
+function assertCustomEmailFree(repos: Repositories, address: string, projectId?: number): void {
+  const other = repos.projects.findByServiceDeskCustomEmail(address);
+  if (other && other.id !== projectId) throw new CliError(`${address} is already the Service Desk custom email of ${other.path}`);
+}
+
 function branchName(value: string): string {
   if (!isBranchName(value)) throw new InvalidArgumentError('must be a branch name git takes (no blank, `..`, `~^:?*[\\`, leading `-`...)');
   return value;
@@ -426,6 +439,7 @@ projectsCommand
   .option('--service-desk-reopen', 'a Service Desk reply to a closed issue reopens it')
   .option('--service-desk-cc', 'Cc addresses of a new Service Desk mail, and of replies in its thread, become participants')
   .option('--no-service-desk-confidential', 'new Service Desk issues are not confidential (always are in a public project)')
+  .option('--service-desk-custom-email <address>', 'the address customers write to, forwarded to the Service Desk address; its replies (ADDRESS with +KEY) reach their notification', customEmailOption)
   .option('--default-branch <branch>', 'target branch of new merge requests', branchName, 'main')
   .option('--archived', 'archived: read-only, its addresses refused')
   .action(
@@ -438,6 +452,7 @@ projectsCommand
       serviceDeskReopen?: boolean;
       serviceDeskCc?: boolean;
       serviceDeskConfidential: boolean;
+      serviceDeskCustomEmail?: string;
       defaultBranch: string;
       archived?: boolean;
     }) => {
@@ -448,6 +463,7 @@ projectsCommand
         withRepos((repos) =>
           unique(`a project with path "${options.path}"`, () => {
             if (options.serviceDeskKey) assertAliasFree(repos, options.path, options.serviceDeskKey);
+            if (options.serviceDeskCustomEmail) assertCustomEmailFree(repos, options.serviceDeskCustomEmail);
             return repos.projects.create({
               path: options.path,
               name: options.name ?? (options.path.split('/').at(-1) as string),
@@ -457,6 +473,7 @@ projectsCommand
               serviceDeskReopen: options.serviceDeskReopen === true,
               serviceDeskCcParticipants: options.serviceDeskCc === true,
               serviceDeskConfidential: options.serviceDeskConfidential,
+              serviceDeskCustomEmail: options.serviceDeskCustomEmail ?? null,
               defaultBranch: options.defaultBranch,
               archived: options.archived === true,
             });
@@ -482,6 +499,8 @@ projectsCommand
   .option('--no-service-desk-cc', 'they do not')
   .option('--service-desk-confidential', 'new Service Desk issues are confidential (the default)')
   .option('--no-service-desk-confidential', 'they are not, except in a public project')
+  .option('--service-desk-custom-email <address>', 'the address customers write to, forwarded to the Service Desk address; its replies (ADDRESS with +KEY) reach their notification', customEmailOption)
+  .option('--no-service-desk-custom-email', 'remove it: its replies open tickets like other mail to the Service Desk')
   .option('--default-branch <branch>', 'target branch of new merge requests', branchName)
   .option('--archived', 'archive it: read-only, every address of it refused (unsubscribing aside) from the next RCPT')
   .option('--no-archived', 'unarchive it')
@@ -495,6 +514,7 @@ projectsCommand
       serviceDeskReopen?: boolean;
       serviceDeskCc?: boolean;
       serviceDeskConfidential?: boolean;
+      serviceDeskCustomEmail?: string | false;
       defaultBranch?: string;
       archived?: boolean;
     }) => {
@@ -506,6 +526,7 @@ projectsCommand
         ...(options.serviceDeskReopen !== undefined ? { serviceDeskReopen: options.serviceDeskReopen } : {}),
         ...(options.serviceDeskCc !== undefined ? { serviceDeskCcParticipants: options.serviceDeskCc } : {}),
         ...(options.serviceDeskConfidential !== undefined ? { serviceDeskConfidential: options.serviceDeskConfidential } : {}),
+        ...(options.serviceDeskCustomEmail !== undefined ? { serviceDeskCustomEmail: options.serviceDeskCustomEmail === false ? null : options.serviceDeskCustomEmail } : {}),
         ...(options.defaultBranch !== undefined ? { defaultBranch: options.defaultBranch } : {}),
         ...(options.archived !== undefined ? { archived: options.archived } : {}),
       };
@@ -514,6 +535,7 @@ projectsCommand
         withRepos((repos) => {
           const found = project(repos, options.project);
           if (options.serviceDeskKey) assertAliasFree(repos, found.path, options.serviceDeskKey, found.id);
+          if (options.serviceDeskCustomEmail) assertCustomEmailFree(repos, options.serviceDeskCustomEmail, found.id);
           return repos.projects.update(found.id, values);
         }),
       );

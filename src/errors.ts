@@ -457,6 +457,14 @@ export const OUTCOMES = {
     status: 'ignored',
     when: "From or Reply-To is one of intake's own addresses (a key address or the mailbox address, at the template's domain; not postmaster, whom a person reads): a tracker's notification (Reply-To carries its reply key) forwarded into a Service Desk, or two of them writing to each other. A Service Desk would make that address a participant and mail it, and each mail would come back as another note: a loop. Ignored rather than refused, as auto-generated mail is: a bounce sent into a loop only feeds it (the reason names the header)",
   },
+  'data.custom_email_verification': {
+    stage: 'data',
+    smtp: 250,
+    dsn: '2.6.0',
+    text: 'Service Desk custom email verification accepted and ignored',
+    status: 'ignored',
+    when: "sent to a project's Service Desk with To `<local>+verify@<domain>` of the project's custom email `<local>@<domain>` (`projects.service_desk_custom_email`): GitLab's verification mail, which opens no ticket. intake sends no mail, so it verifies nothing: the row shows that the customer's forwarding reaches the Service Desk (the reason names the address)",
+  },
   'data.postmaster': {
     stage: 'data',
     smtp: 250,

@@ -55,9 +55,14 @@ export const projects = sqliteTable(
     serviceDeskConfidential: integer('service_desk_confidential', { mode: 'boolean' }).notNull().default(true),
     defaultBranch: text('default_branch').notNull().default('main'),
     archived: integer('archived', { mode: 'boolean' }).notNull().default(false),
+    serviceDeskCustomEmail: text('service_desk_custom_email'),
     createdAt: createdAt(),
   },
-  (t) => [check('projects_visibility', sql`${t.visibility} in ('private', 'internal', 'public')`), index('projects_service_desk_key').on(t.serviceDeskKey)],
+  (t) => [
+    check('projects_visibility', sql`${t.visibility} in ('private', 'internal', 'public')`),
+    index('projects_service_desk_key').on(t.serviceDeskKey),
+    uniqueIndex('projects_service_desk_custom_email').on(t.serviceDeskCustomEmail),
+  ],
 );
 
 export const projectMembers = sqliteTable(

@@ -1,6 +1,6 @@
 // deps: what the pipeline stages are handed in a process: the repositories of one open store, the
-// address template, the logger and the limits from the configuration. mailauth (a fifth of a second to
-// load, in each thread and each `intake deliver`) is loaded only when INTAKE_AUTHENTICATION is on.
+// addresses (the address template and the Service Desk alias), the logger and the configured limits.
+// mailauth (a fifth of a second to load, in each thread and `intake deliver`) only with authentication.
 import type { Logger } from 'pino';
 import { compileAddresses } from '../address/addresses.js';
 import type { Config } from '../config.js';

@@ -1,15 +1,16 @@
 // router: from a recipient to the handler and live target it names. Keys are read in GitLab's handler
 // precedence; mail to the bare mailbox address is routed by its headers, in GitLab's order, taking the
 // first candidate that names a live target. Input: untrusted addresses and headers. Side effects: reads.
-import { parseKey, type KeyForm } from '../address/keys.js';
-import type { AddressTemplate } from '../address/template.js';
+import { parseKey, type KeyForm, type KeyHandler } from '../address/keys.js';
+import { splitAddress, type AddressTemplate } from '../address/template.js';
+import type { Project } from '../db/repos/projects.repo.js';
 import type { Repositories } from '../db/repositories.js';
 import { MailRejection } from '../errors.js';
 import type { Handler, ParsedMessage } from '../handlers/handler.js';
 import { issueNoteHandler } from '../handlers/issue-note.js';
 import { newIssueHandler } from '../handlers/new-issue.js';
 import { newMergeRequestHandler } from '../handlers/new-merge-request.js';
-import { replyHandler } from '../handlers/reply.js';
+import { replyHandler, type NotificationTarget } from '../handlers/reply.js';
 import { serviceDeskHandler } from '../handlers/service-desk.js';
 import { unsubscribeHandler } from '../handlers/unsubscribe.js';
 
@@ -52,17 +53,18 @@ export function routeAddress(address: string, template: AddressTemplate, repos: 
     case 'postmaster':
       return { kind: 'postmaster' };
     case 'key':
-      return { kind: 'key', route: routeKey(match.key, repos, match.serviceDesk === true) };
+      return { kind: 'key', route: routeKey(match.key, repos, match.serviceDesk ? 'service_desk' : null) };
   }
 }
 
 /**
  * Tries every reading of the key in precedence order and takes the first with a live target. When
- * none has one, the refusal is that of the first reading: the handler GitLab would have chosen. A key
- * of the Service Desk alias address (`serviceDesk`) is read as a Service Desk's alone.
+ * none has one, the refusal is that of the first reading: the handler GitLab would have chosen. With
+ * `only`, the readings of that handler alone: a key of the Service Desk alias address is a Service
+ * Desk's, one in a custom email's reply address a reply key.
  */
-export function routeKey(key: string, repos: Repositories, serviceDesk = false): Route {
-  const { route, refusal } = traceKey(key, repos, serviceDesk);
+export function routeKey(key: string, repos: Repositories, only: KeyHandler | null = null): Route {
+  const { route, refusal } = traceKey(key, repos, only);
   if (route) return route;
   throw refusal ?? new MailRejection('rcpt.unknown_key');
 }
@@ -74,11 +76,11 @@ export interface KeyAttempt {
 }
 
 /** routeKey, telling every reading it tried and why each lost: for `intake explain`. */
-export function traceKey(key: string, repos: Repositories, serviceDesk = false): { route: Route | null; refusal: MailRejection | null; attempts: KeyAttempt[] } {
+export function traceKey(key: string, repos: Repositories, only: KeyHandler | null = null): { route: Route | null; refusal: MailRejection | null; attempts: KeyAttempt[] } {
   const attempts: KeyAttempt[] = [];
   let refusal: MailRejection | null = null;
   for (const form of parseKey(key)) {
-    if (serviceDesk && form.handler !== 'service_desk') continue;
+    if (only !== null && form.handler !== only) continue;
     const handler = HANDLERS[form.handler];
     try {
       const route = { key, handler, target: (handler as Handler<KeyForm, unknown>).resolve(form, repos) };
@@ -92,7 +94,7 @@ export function traceKey(key: string, repos: Repositories, serviceDesk = false):
   }
   // At the alias every key is a Service Desk's: one of no Service Desk form names no project (GitLab's
   // ServiceDeskHandler takes any key there, and finds no project).
-  return { route: null, refusal: refusal ?? new MailRejection(serviceDesk ? 'rcpt.project_not_found' : 'rcpt.unknown_key'), attempts };
+  return { route: null, refusal: refusal ?? new MailRejection(only === 'service_desk' ? 'rcpt.project_not_found' : 'rcpt.unknown_key'), attempts };
 }
 
 export interface Candidate {
@@ -190,7 +192,7 @@ export function routeByHeaders(
     }
     tried.add(asked);
     try {
-      const route = routeKey(key, repos, serviceDesk);
+      const route = routeKey(key, repos, serviceDesk ? 'service_desk' : null);
       candidates.push({ source, value, key, outcome: { routed: route.handler.name } });
       return { route, candidates };
     } catch (error) {
@@ -199,4 +201,35 @@ export function routeByHeaders(
     }
   }
   return { route: null, candidates };
+}
+
+/** What a Service Desk custom email's address in To makes of a message: a reply, or its verification. */
+export type CustomEmailRoute = { kind: 'reply'; route: Route } | { kind: 'verification'; address: string };
+
+/**
+ * Mail a customer sent to a project's custom email (`support@customer.example`, forwarded by their
+ * mail server to the project's Service Desk address) keeps that address in To, and GitLab reads it
+ * there (`CustomEmail.key_from_reply_address`): `support+KEY@` answers a notification whose Reply-To
+ * carried reply key KEY, and `support+verify@` is the custom email's verification mail, which opens no
+ * ticket. Only for mail routed to that project's Service Desk, and a reply key of that project's: any
+ * other leaves the mail to the Service Desk, as does a key that names nothing (the sender is still
+ * heard, as a new ticket or a note in the thread it names).
+ */
+export function routeCustomEmail(message: ParsedMessage, route: Route, repos: Repositories): CustomEmailRoute | null {
+  if (route.handler.name !== 'service_desk') return null;
+  const { project } = route.target as { project: Project };
+  const to = message.to[0];
+  const split = to === undefined ? null : splitAddress(to);
+  if (!project.serviceDeskCustomEmail || !split) return null;
+  const plus = split.local.indexOf('+');
+  if (plus <= 0 || `${split.local.slice(0, plus)}@${split.domain}`.toLowerCase() !== project.serviceDeskCustomEmail) return null;
+  const sub = split.local.slice(plus + 1);
+  if (sub.toLowerCase() === 'verify') return { kind: 'verification', address: to as string };
+  try {
+    const reply = routeKey(sub, repos, 'reply');
+    return (reply.target as NotificationTarget).project.id === project.id ? { kind: 'reply', route: reply } : null;
+  } catch (error) {
+    if (!(error instanceof MailRejection)) throw error;
+    return null;
+  }
 }

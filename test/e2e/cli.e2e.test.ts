@@ -254,6 +254,8 @@ describe('admin commands', () => {
     [['projects', 'add', '--path', 'a/b', '--service-desk-key', 'Bad Key'], "argument 'Bad Key' is invalid. must be 1 to 255 of a-z 0-9 _"],
     [['users', 'add', '--username', 'alice', '--email', 'other@example.com'], 'intake: a user with username "alice" or that incoming e-mail token already exists'],
     [['users', 'add', '--username', 'bob', '--email', 'not-an-address'], `error: option '--email <address>' argument 'not-an-address' is invalid. "not-an-address" is not an e-mail address`],
+    [['projects', 'add', '--path', 'a/d', '--service-desk-custom-email', 'support+x@customer.example'], 'has a + in its local part: replies go to support+x+KEY@customer.example, so the address itself must have none'],
+    [['projects', 'add', '--path', 'a/d', '--service-desk-custom-email', 'nope'], `argument 'nope' is invalid. "nope" is not an e-mail address`],
     [['projects', 'add', '--path', 'nogroup'], 'intake: project path "nogroup" must look like group/project (letters, digits, _ . -)'],
     [['projects', 'add', '--path', 'a/c', '--default-branch', 'two words'], "argument 'two words' is invalid. must be a branch name git takes"],
     [['members', 'add', '--project', 'acme/widgets', '--user', 'nobody', '--access-level', '30'], 'intake: no user with username "nobody"'],
@@ -303,6 +305,12 @@ describe('projects set and users reset-token', () => {
       'service desk          incoming+acme-help-1-issue-@example.com\n' + 'service desk (suffix) incoming+acme-help-support@example.com\n' + 'service desk alias    contact+acme-help-support@example.net\n',
     );
     expect(run(['addresses', '--project', 'acme/help'], env).stdout).not.toContain('contact+');
+    // A custom email, in lower case, one project's alone.
+    expect(JSON.parse(run(['--json', 'projects', 'set', '--project', 'acme/help', '--service-desk-custom-email', 'Support@Customer.example'], env).stdout)).toMatchObject({ service_desk_custom_email: 'support@customer.example' });
+    expect(run(['projects', 'set', '--project', 'acme/open-desk', '--service-desk-custom-email', 'support@customer.example'], env)).toMatchObject({ status: 1, stderr: 'intake: support@customer.example is already the Service Desk custom email of acme/help\n' });
+    expect(run(['projects', 'add', '--path', 'acme/third', '--service-desk-custom-email', 'SUPPORT@customer.example'], env)).toMatchObject({ status: 1, stderr: 'intake: support@customer.example is already the Service Desk custom email of acme/help\n' });
+    expect(JSON.parse(run(['--json', 'projects', 'set', '--project', 'acme/help', '--no-service-desk-custom-email'], env).stdout)).toMatchObject({ service_desk_custom_email: null });
+    expect(JSON.parse(run(['--json', 'projects', 'set', '--project', 'acme/open-desk', '--service-desk-custom-email', 'support@customer.example'], env).stdout)).toMatchObject({ service_desk_custom_email: 'support@customer.example' });
     // Only what is given changes.
     expect(JSON.parse(run(['--json', 'projects', 'set', '--project', 'acme/help', '--no-service-desk-key'], env).stdout)).toMatchObject({ service_desk_enabled: true, service_desk_key: null, service_desk_cc_participants: true });
     expect(await rcpt(alias)).toBe(NO_PROJECT);

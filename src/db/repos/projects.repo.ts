@@ -27,6 +27,8 @@ export function createProjectsRepository({ db }: { db: Db }) {
       db.select().from(projects).where(eq(projects.path, path)).get() ??
       db.select().from(projects).where(sql`lower(${projects.path}) = lower(${path})`).orderBy(projects.id).get(),
     findByServiceDeskKey: (key: string): Project[] => db.select().from(projects).where(eq(projects.serviceDeskKey, key)).all(),
+    /** The project whose Service Desk custom email this is (stored in lower case). */
+    findByServiceDeskCustomEmail: (address: string): Project | undefined => db.select().from(projects).where(eq(projects.serviceDeskCustomEmail, address.toLowerCase())).get(),
     /** Adds a member, or changes the access level of an existing one. */
     setMember(input: { projectId: number; userId: number; accessLevel: number }): ProjectMember {
       return db
