@@ -549,7 +549,10 @@ function crossCheck(config: Config): string[] {
       problems.push(`INTAKE_GRAPH_USER: the address template ${config.address} has no mailbox address (its local part is only %{key}) for fetched mail to be taken as sent to`);
     }
   }
-  if (config.service_desk_address) {
+  if (config.service_desk_address && !compileTemplate(config.address).hasKey) {
+    // As GitLab's ServiceDesk.supported?: a Service Desk needs keys at the address template.
+    problems.push(`INTAKE_SERVICE_DESK_ADDRESS: needs an address template with %{key} (INTAKE_ADDRESS is ${config.address}): without one there is no Service Desk`);
+  } else if (config.service_desk_address) {
     // The address template reads every address first: one that takes the alias's addresses as its own
     // keys (the same template, or a catch-all `%{key}@` at the same domain) leaves the alias nothing.
     const alias = compileTemplate(config.service_desk_address).format('project-1-issue-');

@@ -455,7 +455,7 @@ export const OUTCOMES = {
     dsn: '2.6.0',
     text: "Mail from one of this server's own addresses accepted and ignored",
     status: 'ignored',
-    when: "From or Reply-To is one of intake's own addresses (a key address or the mailbox address, at the template's domain; not postmaster, whom a person reads): a tracker's notification (Reply-To carries its reply key) forwarded into a Service Desk, or two of them writing to each other. A Service Desk would make that address a participant and mail it, and each mail would come back as another note: a loop. Ignored rather than refused, as auto-generated mail is: a bounce sent into a loop only feeds it (the reason names the header)",
+    when: "From or Reply-To is one of intake's own addresses (a key address or the mailbox address, at the template's domain, or an address of the Service Desk alias; not postmaster, whom a person reads): a tracker's notification (Reply-To carries its reply key) forwarded into a Service Desk, or two of them writing to each other. A Service Desk would make that address a participant and mail it, and each mail would come back as another note: a loop. Ignored rather than refused, as auto-generated mail is: a bounce sent into a loop only feeds it (the reason names the header)",
   },
   'data.custom_email_verification': {
     stage: 'data',

@@ -37,10 +37,6 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   // SIGHUP's default is to end the process: from the start it means "reload", even before the
   // database is open (a certificate renewal's reload right after a restart must not stop intake).
   const mail: MailListener[] = [];
-  // Counted only when someone can read them.
-  const metrics = config.http_listen
-    ? (await import('./monitor/metrics.js')).createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])), imap: imapSettings && (() => imapFetcher?.status() ?? null), graph: graphSettings && (() => graphFetcher?.status() ?? null) })
-    : null;
   const reload = () => {
     if (!config.tls_cert_file) return logger.info('SIGHUP: no TLS files configured, nothing to reload');
     try {
@@ -54,6 +50,11 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     }
   };
   process.on('SIGHUP', reload);
+  // Counted only when someone can read them. Loaded after SIGHUP means "reload": a renewal's signal
+  // while prom-client loads would otherwise be lost, the old certificate read already.
+  const metrics = config.http_listen
+    ? (await import('./monitor/metrics.js')).createMetrics({ database: config.database, sessions: () => Object.fromEntries(mail.map((l) => [l.kind, l.sessions])), imap: imapSettings && (() => imapFetcher?.status() ?? null), graph: graphSettings && (() => graphFetcher?.status() ?? null) })
+    : null;
   let store: Store;
   let writer: WriterThread;
   try {
@@ -136,7 +137,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   if (graphSettings) graphFetcher = (await import('./fetch/graph.js')).startGraphFetcher(graphSettings, deps, logger.child({ ingress: 'graph' }));
   const fetchers = [imapFetcher, graphFetcher];
   const ports = Object.fromEntries([...mail.map((l) => [l.kind, l.port]), ...(policy ? [['policy', policy.port]] : []), ...(monitor ? [['http', monitor.port]] : [])]);
-  logger.info({ ports, address: config.address, database: config.database, pid: process.pid }, 'ready');
+  logger.info({ ports, address: config.address, serviceDeskAddress: config.service_desk_address || undefined, database: config.database, pid: process.pid }, 'ready');
 
   const signal = await new Promise<NodeJS.Signals | null>((resolve) => {
     process.once('SIGTERM', resolve);

@@ -1,7 +1,7 @@
 // router: from a recipient to the handler and live target it names. Keys are read in GitLab's handler
 // precedence; mail to the bare mailbox address is routed by its headers, in GitLab's order, taking the
 // first candidate that names a live target. Input: untrusted addresses and headers. Side effects: reads.
-import { parseKey, type KeyForm, type KeyHandler } from '../address/keys.js';
+import { parseKey, serviceDeskKey, type KeyForm, type KeyHandler } from '../address/keys.js';
 import { splitAddress, type AddressTemplate } from '../address/template.js';
 import type { Project } from '../db/repos/projects.repo.js';
 import type { Repositories } from '../db/repositories.js';
@@ -168,14 +168,21 @@ export function routeByHeaders(
 ): { route: Route | null; candidates: Candidate[] } {
   const candidates: Candidate[] = [];
   const tried = new Set<string>();
+  let customLookups = 0;
   for (const { source, value, key: given, skipped } of headerCandidates(message, hostname).slice(0, 1000)) {
     if (skipped !== undefined) {
       candidates.push({ source, value, key: null, outcome: { skipped } });
       continue;
     }
     const match = given === undefined ? template.match(value) : null;
-    const key = given ?? (match?.kind === 'key' ? match.key : null);
-    const serviceDesk = match?.kind === 'key' && match.serviceDesk === true;
+    let key = given ?? (match?.kind === 'key' ? match.key : null);
+    let serviceDesk = match?.kind === 'key' && match.serviceDesk === true;
+    // GitLab's CustomEmail.key_from_settings: To a project's custom email (or a sub-address of it,
+    // which routeCustomEmail then reads) is mail to its Service Desk.
+    if (key === null && source === 'To' && customLookups++ < MAX_HEADER_KEYS) {
+      const custom = customEmailOf(value, repos);
+      if (custom) [key, serviceDesk] = [serviceDeskKey(custom.project.path, custom.project.id), true];
+    }
     if (key === null) {
       candidates.push({ source, value, key, outcome: { skipped: match?.kind ?? 'no_match' } });
       continue;
@@ -206,30 +213,53 @@ export function routeByHeaders(
 /** What a Service Desk custom email's address in To makes of a message: a reply, or its verification. */
 export type CustomEmailRoute = { kind: 'reply'; route: Route } | { kind: 'verification'; address: string };
 
+/** To addresses read for a custom email's reply address: as many as keys are tried in the headers. */
+const MAX_TO_READ = MAX_HEADER_KEYS;
+
+/**
+ * The project whose Service Desk custom email an address is, with its sub-address if any:
+ * `support+KEY@customer.example` is `support@customer.example`'s, sub-address KEY.
+ */
+export function customEmailOf(address: string, repos: Repositories): { project: Project; sub: string | null } | null {
+  const split = splitAddress(address);
+  if (!split) return null;
+  const plus = split.local.indexOf('+');
+  const base = plus === -1 ? split.local : split.local.slice(0, plus);
+  if (base === '') return null;
+  const project = repos.projects.findByServiceDeskCustomEmail(`${base}@${split.domain}`);
+  return project ? { project, sub: plus === -1 ? null : split.local.slice(plus + 1) } : null;
+}
+
 /**
  * Mail a customer sent to a project's custom email (`support@customer.example`, forwarded by their
  * mail server to the project's Service Desk address) keeps that address in To, and GitLab reads it
- * there (`CustomEmail.key_from_reply_address`): `support+KEY@` answers a notification whose Reply-To
- * carried reply key KEY, and `support+verify@` is the custom email's verification mail, which opens no
- * ticket. Only for mail routed to that project's Service Desk, and a reply key of that project's: any
- * other leaves the mail to the Service Desk, as does a key that names nothing (the sender is still
- * heard, as a new ticket or a note in the thread it names).
+ * there (`CustomEmail.key_from_reply_address`): `support+KEY@` answers a Service Desk notification
+ * whose Reply-To carried reply key KEY, and `support+verify@` first in To is the custom email's
+ * verification mail, which opens no ticket. Only for mail routed to that project's Service Desk, and
+ * for a key of a notification its Service Desk sent (to the Support Bot): any other key leaves the
+ * mail to the Service Desk, as does a key that names nothing (the sender is still heard, as a new
+ * ticket or a note in the thread it names), and a key says no more about itself than a ticket would.
  */
 export function routeCustomEmail(message: ParsedMessage, route: Route, repos: Repositories): CustomEmailRoute | null {
   if (route.handler.name !== 'service_desk') return null;
   const { project } = route.target as { project: Project };
-  const to = message.to[0];
-  const split = to === undefined ? null : splitAddress(to);
-  if (!project.serviceDeskCustomEmail || !split) return null;
-  const plus = split.local.indexOf('+');
-  if (plus <= 0 || `${split.local.slice(0, plus)}@${split.domain}`.toLowerCase() !== project.serviceDeskCustomEmail) return null;
-  const sub = split.local.slice(plus + 1);
-  if (sub.toLowerCase() === 'verify') return { kind: 'verification', address: to as string };
-  try {
-    const reply = routeKey(sub, repos, 'reply');
-    return (reply.target as NotificationTarget).project.id === project.id ? { kind: 'reply', route: reply } : null;
-  } catch (error) {
-    if (!(error instanceof MailRejection)) throw error;
-    return null;
+  if (!project.serviceDeskCustomEmail) return null;
+  const ours = (address: string) => {
+    const found = customEmailOf(address, repos);
+    return found?.project.id === project.id ? found.sub : null;
+  };
+  const first = message.to[0];
+  if (first !== undefined && ours(first)?.toLowerCase() === 'verify') return { kind: 'verification', address: first };
+  for (const address of message.to.slice(0, MAX_TO_READ)) {
+    const sub = ours(address);
+    if (!sub) continue;
+    try {
+      const reply = routeKey(sub, repos, 'reply');
+      const target = reply.target as NotificationTarget;
+      if (target.project.id === project.id && target.recipient.userType === 'support_bot') return { kind: 'reply', route: reply };
+    } catch (error) {
+      if (!(error instanceof MailRejection)) throw error;
+    }
   }
+  return null;
 }

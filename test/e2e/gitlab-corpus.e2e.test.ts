@@ -1036,7 +1036,18 @@ describe('Service Desk (service_desk handler and receiver)', () => {
       expect(w.deliveries(sent.inboundMessageId)).toEqual([deskDelivery(w, 'support@example.com', aliasKey, source, issue.id)]);
     });
 
-    it('service_desk_custom_email_address_verification.eml: intake has no custom-email verification, so the forwarded mail is an ordinary Service Desk issue', async () => {
+    it('service_desk_custom_email_address_verification.eml, with that custom email set: stored and ignored, no issue, as GitLab takes the verification', async () => {
+      const w = await world({ address: ADDRESS.alias });
+      w.server.repos.projects.update(w.serviceDesk.id, { serviceDeskCustomEmail: 'custom-support-email@example.com' });
+      const sent = await w.send(w.fixture('service_desk_custom_email_address_verification.eml'), { from: 'custom-support-email@example.com', to: [w.mailbox] });
+      expect(sent.rcpt.map((r) => r.line)).toEqual([ACCEPTED]);
+      expect(sent.data?.line).toMatch(/^250 2\.6\.0 Service Desk custom email verification accepted and ignored/);
+      expect(w.inbound(sent.inboundMessageId).status).toBe('ignored');
+      expect(w.deliveries(sent.inboundMessageId)).toMatchObject([{ reason_code: 'data.custom_email_verification', source: 'To' }]);
+      expect(w.issues(w.serviceDesk.id)).toEqual([]);
+    });
+
+    it('service_desk_custom_email_address_verification.eml, with no custom email set: an ordinary Service Desk issue (Delivered-To names the Service Desk)', async () => {
       const w = await world({ address: ADDRESS.alias });
       const sent = await w.send(w.fixture('service_desk_custom_email_address_verification.eml'), { from: 'custom-support-email@example.com', to: [w.mailbox] });
       expect(sent.rcpt.map((r) => r.line)).toEqual([ACCEPTED]);

@@ -389,34 +389,49 @@ describe('Service Desk', () => {
     });
     // The customer's mail server forwards support@ (and support+anything@) to the Service Desk address.
     const forwardedTo = template.format(serviceDeskKey(w.project.path, w.project.id));
-    const send = (to: string, subject: string) =>
-      sendMail(server.port, { from: 'customer@corp.example', to: [forwardedTo], message: mail({ From: 'customer@corp.example', To: to, Subject: subject }, 'Still jammed.') });
+    const send = (to: string, subject: string, headers: Record<string, string> = {}, envelopeTo = forwardedTo) =>
+      sendMail(server.port, { from: 'customer@corp.example', to: [envelopeTo], message: mail({ From: 'customer@corp.example', To: to, Subject: subject, ...headers }, 'Still jammed.') });
     const rowOf = (line: string) =>
       db().prepare('select m.status, d.handler, d.source, d.reason_code from inbound_messages m join deliveries d on d.inbound_message_id = m.id where m.id = ?').get(Number(/(\d+)\)?$/.exec(line)?.[1]));
     const issues = () => (db().prepare('select count(*) as n from issues where project_id = ?').get(w.project.id) as { n: number }).n;
     const before = issues();
 
-    // A reply to the notification whose Reply-To was support+KEY@: a note in its thread, no new ticket.
+    // A reply to the notification whose Reply-To was support+KEY@: a note in its thread, no new ticket,
+    // wherever in To; list mail too, as a Service Desk takes it; the custom email in Cc joins no one.
     const reply = await send(`Support <support+${key}@Customer.Example>`, 'Re: Printer jammed');
     expect(rowOf(reply.data.line)).toEqual({ status: 'processed', handler: 'reply', source: 'To', reason_code: null });
-    expect(db().prepare('select body, external_author, discussion_id from notes where noteable_id = ? and system = 0').all(desk.id)).toEqual([{ body: 'Still jammed.', external_author: 'customer@corp.example', discussion_id: 'd7' }]);
+    const second = await send(`colleague@corp.example, support+${key}@customer.example`, 'Re: Printer jammed', { Precedence: 'list', Cc: 'support@customer.example, support+x@customer.example' });
+    expect(rowOf(second.data.line)).toEqual({ status: 'processed', handler: 'reply', source: 'To', reason_code: null });
+    expect(db().prepare('select body, external_author, discussion_id from notes where noteable_id = ? and system = 0').all(desk.id)).toEqual([
+      { body: 'Still jammed.', external_author: 'customer@corp.example', discussion_id: 'd7' },
+      { body: 'Still jammed.', external_author: 'customer@corp.example', discussion_id: 'd7' },
+    ]);
+    expect(db().prepare('select email from issue_email_participants where issue_id = ?').all(desk.id)).toEqual([{ email: 'customer@corp.example' }]);
     // The verification mail opens nothing.
     const verification = await send('support+verify@customer.example', 'Verify');
     expect(verification.data.line).toMatch(/^250 2\.6\.0 Service Desk custom email verification accepted and ignored \(inbound message \d+\)$/);
     expect(rowOf(verification.data.line)).toEqual({ status: 'ignored', handler: null, source: 'To', reason_code: 'data.custom_email_verification' });
     expect(issues()).toBe(before);
-    // The custom email itself, a key that names nothing, or another project's: the Service Desk's, a new ticket each.
+    // The custom email itself, a key that names nothing, another project's, or one of a notification to
+    // a member (never sent through the custom email): the Service Desk's, a new ticket each.
     const other = world({ serviceDesk: {} });
-    const otherKey = 'e'.repeat(32);
-    server.repos.transaction(() => server.repos.notifications.create({ replyKey: otherKey, projectId: other.project.id, recipientId: other.user.id, noteableType: 'Issue', noteableId: other.issue.id }));
-    for (const to of ['support@customer.example', `support+${'0'.repeat(32)}@customer.example`, `support+${otherKey}@customer.example`]) {
+    const [otherKey, memberKey] = ['e'.repeat(32), 'b'.repeat(32)];
+    server.repos.transaction(() => {
+      server.repos.notifications.create({ replyKey: otherKey, projectId: other.project.id, recipientId: server.repos.users.supportBot().id, noteableType: 'Issue', noteableId: other.issue.id });
+      server.repos.notifications.create({ replyKey: memberKey, projectId: w.project.id, recipientId: w.user.id, noteableType: 'Issue', noteableId: w.issue.id });
+    });
+    for (const to of ['support@customer.example', `support+${'0'.repeat(32)}@customer.example`, `support+${otherKey}@customer.example`, `support+${memberKey}@customer.example`]) {
       expect(rowOf((await send(to, `New: ${to}`)).data.line)).toEqual({ status: 'processed', handler: 'service_desk', source: 'envelope', reason_code: null });
     }
-    expect(issues()).toBe(before + 3);
+    expect(issues()).toBe(before + 4);
+    // At the mailbox address (a fetcher's mail too), the custom email in To names the Service Desk.
+    expect(rowOf((await send('support@customer.example', 'By the mailbox', {}, 'incoming@example.com')).data.line)).toEqual({ status: 'processed', handler: 'service_desk', source: 'To', reason_code: null });
+    expect(rowOf((await send(`support+${key}@customer.example`, 'Re: Printer jammed', {}, 'incoming@example.com')).data.line)).toEqual({ status: 'processed', handler: 'reply', source: 'To', reason_code: null });
+    expect(issues()).toBe(before + 5);
     // Without the custom email set, its reply address is any other To.
     server.repos.projects.update(w.project.id, { serviceDeskCustomEmail: null });
     expect(rowOf((await send(`support+${key}@customer.example`, 'Re: Printer jammed')).data.line)).toMatchObject({ handler: 'service_desk' });
-    expect(issues()).toBe(before + 4);
+    expect(issues()).toBe(before + 6);
   });
 
   it('opens issues at the alias address (INTAKE_SERVICE_DESK_ADDRESS), whose keys name Service Desks alone', async () => {

@@ -128,6 +128,7 @@ describe('loadConfig', () => {
       /INTAKE_SERVICE_DESK_ADDRESS: its addresses \(Incoming\+project-1-issue-@EXAMPLE.com\) are taken by the address template incoming\+%\{key\}@example.com first/,
     );
     expect(() => loadConfig({ env: { INTAKE_ADDRESS: '%{key}@example.com', INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}@example.com' } })).toThrow(/are taken by the address template %\{key\}@example.com first/);
+    expect(() => loadConfig({ env: { INTAKE_ADDRESS: 'incoming@example.com', INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}@example.com' } })).toThrow(/INTAKE_SERVICE_DESK_ADDRESS: needs an address template with %\{key\}/);
     // A catch-all at another domain leaves the alias its own.
     expect(loadConfig({ env: { INTAKE_ADDRESS: '%{key}@example.com', INTAKE_SERVICE_DESK_ADDRESS: 'contact+%{key}@help.example.com' } }).service_desk_address).toBe('contact+%{key}@help.example.com');
   });
