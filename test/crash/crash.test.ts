@@ -205,7 +205,7 @@ describe('intake deliver killed at random moments, beside a serve under load', (
           else smtpNotAccepted.push(`${smtpIds[i]}: ${JSON.stringify(outcome)}`);
         },
       });
-      // Six at a time beside the service on two cores, a run takes 0.6 to 2.1 s here (median 1.5), most
+      // Six at a time beside the service on two cores, a run takes 0.6 to 3 s here (median 1.5 to 1.6), most
       // of it starting Node and loading intake; the store comes at its end. Kills from 0.1 to 2 s land
       // all along it.
       // And some at their reply, after the store: sent again, those must be found as stored.
