@@ -171,7 +171,7 @@ program
     let cfg: Config;
     try {
       cfg = config();
-      results.push({ check: 'config', ok: true, detail: `address ${cfg.address}` });
+      results.push({ check: 'config', ok: true, detail: `address ${cfg.address}${cfg.service_desk_address ? `, Service Desk alias ${cfg.service_desk_address}` : ''}` });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       for (const problem of error.problems) results.push({ check: 'config', ok: false, detail: problem });

@@ -70,14 +70,14 @@ describe('configuration errors', () => {
 
   it('reads a YAML or JSON config file, the environment winning', () => {
     const dir = tempDir();
-    writeFileSync(join(dir, 'intake.yaml'), `database: ${join(dir, 'from-file.sqlite')}\nsmtp_listen: 127.0.0.1:0\naddress: reply+%{key}@mail.example.org\n`);
+    writeFileSync(join(dir, 'intake.yaml'), `database: ${join(dir, 'from-file.sqlite')}\nsmtp_listen: 127.0.0.1:0\naddress: reply+%{key}@mail.example.org\nservice_desk_address: contact+%{key}@mail.example.org\n`);
     writeFileSync(join(dir, 'intake.json'), JSON.stringify({ smtp_listen: 'nonsense' }));
     const yaml = run(['--config', join(dir, 'intake.yaml'), '--json', 'check'], cliEnv({ INTAKE_ADDRESS: 'incoming+%{key}@env.example.org' }));
     expect(yaml.status).toBe(0);
     const checks = JSON.parse(yaml.stdout) as { check: string; ok: boolean; detail: string }[];
     expect(checks.every((c) => c.ok)).toBe(true);
     expect(checks.map((c) => c.check)).toEqual(['config', 'database', 'disk', 'smtp_listen']);
-    expect(checks[0]?.detail).toBe('address incoming+%{key}@env.example.org');
+    expect(checks[0]?.detail).toBe('address incoming+%{key}@env.example.org, Service Desk alias contact+%{key}@mail.example.org');
     expect(checks[1]?.detail).toContain('from-file.sqlite');
     expect(checks[2]?.detail).toMatch(/^\d+\.\d MB free for the database, 37\.5 MB kept \(INTAKE_MIN_FREE_BYTES\)$/);
     expect(checks[3]?.detail).toBe('127.0.0.1:0 is free');
