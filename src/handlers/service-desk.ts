@@ -15,6 +15,8 @@ import { itemTitle } from '../text/title.js';
 
 /** GitLab's MAX_NUMBER_OF_RECORDS: external participants per issue. */
 export const MAX_PARTICIPANTS = 10;
+/** GitLab's MAX_NUMBER_OF_EMAILS: new participants one mail's Cc may add. */
+export const MAX_CC_PARTICIPANTS_PER_MAIL = 6;
 
 export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Project }> = {
   name: 'service_desk',
@@ -85,9 +87,10 @@ function joinThread(issueId: number, project: Project, sender: string | null, me
   if (message.messageId) repos.issuables.addIssueEmail(issueId, message.messageId);
   if (sender) repos.issuables.addParticipant(issueId, sender);
   if (!project.serviceDeskCcParticipants) return;
+  let added = 0;
   for (const address of message.cc) {
-    if (repos.issuables.participantsOf(issueId).length >= MAX_PARTICIPANTS) break;
+    if (added >= MAX_CC_PARTICIPANTS_PER_MAIL || repos.issuables.participantsOf(issueId).length >= MAX_PARTICIPANTS) break;
     // An address without a domain (`Cc: bob`) is no one's to write to.
-    if (address.includes('@') && !context.isOwnAddress(address)) repos.issuables.addParticipant(issueId, address);
+    if (address.includes('@') && !context.isOwnAddress(address) && repos.issuables.addParticipant(issueId, address)) added++;
   }
 }

@@ -468,6 +468,21 @@ describe('Service Desk', () => {
     expect((await sendMail(server.port, { from: 'c@corp.example', to: [byDefault], message: 'x' })).rcpt[0]?.line).toBe(notProject);
   });
 
+  it("adds at most 6 of a mail's Cc as participants, and 10 participants to an issue, as GitLab", async () => {
+    const w = world({ serviceDesk: { cc: true } });
+    const to = template.format(serviceDeskKey(w.project.path, w.project.id));
+    const cc = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}@corp.example`);
+    // A Cc already a participant (in another case) is no new one, and does not count.
+    const first = mail({ From: 'lead@corp.example', Cc: ['LEAD@corp.example', ...cc('a', 8)].join(', '), Subject: 'Crowded', 'Message-ID': `<crowd${n}@corp.example>` }, 'Everyone look.');
+    expect((await sendMail(server.port, { from: 'lead@corp.example', to: [to], message: first })).data.code).toBe(250);
+    const { id } = db().prepare("select id from issues where project_id = ? and title = 'Crowded'").get(w.project.id) as { id: number };
+    const participants = () => (db().prepare('select email from issue_email_participants where issue_id = ? order by id').all(id) as { email: string }[]).map((r) => r.email);
+    expect(participants()).toEqual(['lead@corp.example', ...cc('a', 6)]);
+    const reply = mail({ From: 'b@corp.example', Cc: cc('c', 8).join(', '), Subject: 'Re: Crowded', 'In-Reply-To': `<crowd${n}@corp.example>` }, 'Me too.');
+    expect((await sendMail(server.port, { from: 'b@corp.example', to: [to], message: reply })).data.code).toBe(250);
+    expect(participants()).toEqual(['lead@corp.example', ...cc('a', 6), 'b@corp.example', ...cc('c', 2)]);
+  });
+
   it('is refused when Service Desk is off', async () => {
     const w = world();
     const { rcpt } = await sendMail(server.port, { from: 'c@corp.example', to: [template.format(serviceDeskKey(w.project.path, w.project.id))], message: 'x' });
