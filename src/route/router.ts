@@ -217,17 +217,24 @@ export type CustomEmailRoute = { kind: 'reply'; route: Route } | { kind: 'verifi
 const MAX_TO_READ = MAX_HEADER_KEYS;
 
 /**
- * The project whose Service Desk custom email an address is, with its sub-address if any:
- * `support+KEY@customer.example` is `support@customer.example`'s, sub-address KEY.
+ * An address read as a custom email's: its address without the sub-address, in lower case as custom
+ * emails are stored, and the sub-address if any (`Support+KEY@customer.example` is
+ * `support@customer.example`, sub-address KEY). Null when it has no local part before a `+`.
  */
-export function customEmailOf(address: string, repos: Repositories): { project: Project; sub: string | null } | null {
+function customEmailParts(address: string): { base: string; sub: string | null } | null {
   const split = splitAddress(address);
   if (!split) return null;
   const plus = split.local.indexOf('+');
-  const base = plus === -1 ? split.local : split.local.slice(0, plus);
-  if (base === '') return null;
-  const project = repos.projects.findByServiceDeskCustomEmail(`${base}@${split.domain}`);
-  return project ? { project, sub: plus === -1 ? null : split.local.slice(plus + 1) } : null;
+  const local = plus === -1 ? split.local : split.local.slice(0, plus);
+  if (local === '') return null;
+  return { base: `${local}@${split.domain}`.toLowerCase(), sub: plus === -1 ? null : split.local.slice(plus + 1) };
+}
+
+/** The project whose Service Desk custom email an address is (or a sub-address of), with the sub-address. */
+export function customEmailOf(address: string, repos: Repositories): { project: Project; sub: string | null } | null {
+  const parts = customEmailParts(address);
+  const project = parts && repos.projects.findByServiceDeskCustomEmail(parts.base);
+  return parts && project ? { project, sub: parts.sub } : null;
 }
 
 /**
@@ -244,9 +251,10 @@ export function routeCustomEmail(message: ParsedMessage, route: Route, repos: Re
   if (route.handler.name !== 'service_desk') return null;
   const { project } = route.target as { project: Project };
   if (!project.serviceDeskCustomEmail) return null;
+  // The project is known: its own custom email is compared, no other looked up.
   const ours = (address: string) => {
-    const found = customEmailOf(address, repos);
-    return found?.project.id === project.id ? found.sub : null;
+    const parts = customEmailParts(address);
+    return parts?.base === project.serviceDeskCustomEmail ? parts.sub : null;
   };
   const first = message.to[0];
   if (first !== undefined && ours(first)?.toLowerCase() === 'verify') return { kind: 'verification', address: first };
