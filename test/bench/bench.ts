@@ -316,16 +316,31 @@ interface Row {
  * quarter of the workload, uncounted, and then the measured run. Sessions kept open are opened
  * before either and serve both, so that the measured run times messages only, not connecting (and
  * smtp-server's 100 ms before each greeting, which Postfix does not wait). A burst (see
- * largeDatabase) skips the warm-up, on a server already warm, and sends through sessions already
- * open; so does the run's one Postfix after the first round of a workload (`warm`).
+ * largeDatabase) skips the warm-up, on a server already warm, and sends through sessions that
+ * largeDatabase keeps open; the run's one Postfix skips it after the first round of a workload
+ * (`alreadyWarm`).
  */
-async function measure(workload: Workload, world: World, target: Target, burst?: { pool: Session[]; offset: number }, warm = false): Promise<Row> {
+async function measure(workload: Workload, world: World, target: Target, options: { burst?: { pool: Session[]; offset: number }; alreadyWarm?: boolean } = {}): Promise<Row> {
+  const { burst } = options;
   const pool = burst?.pool ?? (workload.mode === 'persistent' && !workload.smtpSource ? await openSessions(target.port, workload.sessions) : undefined);
   try {
-    return await measureRun(workload, world, target, pool, burst?.offset ?? 0, !burst && !warm);
+    const row = await measureRun(workload, world, target, pool, burst?.offset ?? 0, !burst && !options.alreadyWarm);
+    if (!workload.smtpSource) {
+      timedRuns.measured++;
+      if (row.messages < workload.messages) timedRuns.stopped++;
+    }
+    return row;
   } finally {
     if (!burst) for (const session of pool ?? []) session.close();
   }
+}
+
+/** Runs of the pipelining generator, and those of them that ended on their bound in time. */
+const timedRuns = { measured: 0, stopped: 0 };
+
+/** For a progress line: how far a run stopped short of its count, if it did. */
+function stoppedShort(row: Row, workload: Workload): string {
+  return row.messages < workload.messages && !workload.smtpSource ? ` (stopped at ${workload.maxSeconds} s: ${row.messages} of ${workload.messages} messages)` : '';
 }
 
 async function measureRun(workload: Workload, world: World, target: Target, pool: Session[] | undefined, offset: number, warmUp: boolean): Promise<Row> {
@@ -383,7 +398,6 @@ async function main(): Promise<void> {
   // 4 to 8 s for Postfix, and everything takes half as long again in a slow spell.
   const headline: Workload = { name: 'kept open, 20 sessions, 2 KB replies', sessions: 20, messages: scale(5000), maxSeconds: MAX_SECONDS, mode: 'persistent', bytes: 2048, unknown: 0, rounds: 5, compareGroupCommit: true, compareReference: true };
   const runs: Runs = new Map();
-  let [runsMeasured, runsStopped] = [0, 0];
   const workloads: Workload[] = [
     headline,
     // A cross-check of the generator: the issue's reference figures were measured with Postfix's
@@ -441,15 +455,12 @@ async function main(): Promise<void> {
           const { target, world } = await start();
           let row: Row;
           try {
-            row = await measure(workload, world, target, undefined, shared === true && round > 0);
+            row = await measure(workload, world, target, { alreadyWarm: shared === true && round > 0 });
           } finally {
             await target.stop();
           }
           byTarget.set(row.target, [...(byTarget.get(row.target) ?? []), row]);
-          const stopped = row.messages < workload.messages ? ` (stopped at ${workload.maxSeconds} s: ${row.messages} of ${workload.messages} messages)` : '';
-          runsMeasured++;
-          if (stopped) runsStopped++;
-          process.stderr.write(`  ${workload.name} / ${row.target}: ${row.acceptedPerSecond} accepted/s, ${row.refusedPerSecond} refused/s${stopped}\n`);
+          process.stderr.write(`  ${workload.name} / ${row.target}: ${row.acceptedPerSecond} accepted/s, ${row.refusedPerSecond} refused/s${stoppedShort(row, workload)}\n`);
         }
       }
       for (const measured of byTarget.values()) {
@@ -461,7 +472,7 @@ async function main(): Promise<void> {
     if (!LARGE_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await slowDisks(dir, { ...headline, messages: scale(3000), rounds: 1 }, postfixInstalled, notes)));
     if (!SLOW_DISK_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await largeMessage(dir, postfixInstalled)));
     if (!LARGE_ONLY && !SLOW_DISK_ONLY) rows.push(...(await largeDatabase(dir, { ...headline, rounds: 1 }, runs, notes)));
-    if (runsStopped > 0) notes.push(`${runsStopped} of the ${runsMeasured} runs before the slow-disk ones stopped at their bound in time (${MAX_SECONDS} s) before their count: the accepted and refused columns say how many messages each run handled.`);
+    if (timedRuns.stopped > 0) notes.push(`${timedRuns.stopped} of the ${timedRuns.measured} runs of the pipelining generator (warm-ups apart, bursts included) stopped at their bound in time before their count: the accepted and refused columns say how many messages each handled, and the CPU seconds are for those.`);
     if (!postfixInstalled) notes.push('Postfix is not installed (apt-get install postfix): no Postfix baseline in this run.');
   } finally {
     // A Postfix that failed to start has already failed the run; nothing is left to stop.
@@ -517,7 +528,7 @@ async function slowDisks(dir: string, workload: Workload, postfixInstalled: bool
         try {
           const row = await measure(measured, world, target);
           rows.push(row);
-          process.stderr.write(`  ${named.name} / ${row.target}: ${row.acceptedPerSecond} accepted/s\n`);
+          process.stderr.write(`  ${named.name} / ${row.target}: ${row.acceptedPerSecond} accepted/s${stoppedShort(row, measured)}\n`);
         } finally {
           await target.stop();
         }
@@ -625,18 +636,12 @@ const LARGE_DATABASE_PAIRS = QUICK ? 2 : 4;
 async function largeDatabase(dir: string, workload: Workload, runs: Runs, notes: string[]): Promise<Row[]> {
   const count = QUICK ? 100_000 : 1_000_000;
   const large = seedWorld(mkdtempSync(join(dir, 'large-')), 200);
-  // The runs before leave their files for the kernel to write back, which slows the seeding's own
-  // writes (30 s in a full run against 22 s alone): written back first.
-  const before = Date.now();
-  spawnSync('sync');
   const started = Date.now();
   await seedRepliesByMail(large.database, ADDRESS, count);
-  process.stderr.write(`  seeded ${count} replies by mail in ${((Date.now() - started) / 1000).toFixed(1)} s (${Math.round(statSync(large.database).size / 1048576)} MB), after ${((started - before) / 1000).toFixed(1)} s writing back the runs before\n`);
+  process.stderr.write(`  seeded ${count} replies by mail in ${((Date.now() - started) / 1000).toFixed(1)} s (${Math.round(statSync(large.database).size / 1048576)} MB)\n`);
   // Seeding leaves hundreds of MB for the kernel (and this VM's host) to write back, and that slows
   // every fsync for a while: it is done before any of the runs, so that all of them pay alike.
-  const syncing = Date.now();
   spawnSync('sync');
-  process.stderr.write(`  written back in ${((Date.now() - syncing) / 1000).toFixed(1)} s\n`);
   await new Promise((resolve) => setTimeout(resolve, 3000));
   const kinds = [
     { name: `${workload.name}, empty database`, rows: [] as Row[] },
@@ -656,7 +661,7 @@ async function largeDatabase(dir: string, workload: Workload, runs: Runs, notes:
       }
       for (let pair = 0; pair < LARGE_DATABASE_PAIRS; pair++) {
         for (const one of pair % 2 === 0 ? side : [...side].reverse()) {
-          one.kind.rows.push(await measure({ ...burst, name: one.kind.name }, one.world, one.target as Target, { pool: one.pool, offset }));
+          one.kind.rows.push(await measure({ ...burst, name: one.kind.name }, one.world, one.target as Target, { burst: { pool: one.pool, offset } }));
           offset += burst.messages;
         }
       }

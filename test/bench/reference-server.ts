@@ -32,9 +32,11 @@ const server = new SMTPServer({
     });
   },
 });
-// A client that resets its connection (smtp-source killed at its bound in time) ends that session
-// only, as in intake; smtp-server emits it as an error that would otherwise end the process.
-server.on('error', () => undefined);
+// A client that resets its connection in a transaction (smtp-source killed at its bound in time)
+// ends that session only, as in intake; smtp-server emits it as an error that would end the process.
+server.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') throw error;
+});
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ port: (server.server.address() as { port: number }).port })}\n`);
 });
