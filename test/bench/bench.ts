@@ -472,7 +472,7 @@ async function main(): Promise<void> {
     if (!LARGE_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await slowDisks(dir, { ...headline, messages: scale(3000), rounds: 1 }, postfixInstalled, notes)));
     if (!SLOW_DISK_ONLY && !LARGE_DATABASE_ONLY) rows.push(...(await largeMessage(dir, postfixInstalled)));
     if (!LARGE_ONLY && !SLOW_DISK_ONLY) rows.push(...(await largeDatabase(dir, { ...headline, rounds: 1 }, runs, notes)));
-    if (timedRuns.stopped > 0) notes.push(`${timedRuns.stopped} of the ${timedRuns.measured} runs of the pipelining generator (warm-ups apart, bursts included) stopped at their bound in time before their count: the accepted and refused columns say how many messages each handled, and the CPU seconds are for those.`);
+    if (timedRuns.stopped > 0) notes.push(`${timedRuns.stopped} of the ${timedRuns.measured} runs of the pipelining generator (their own warm-ups apart; the million-reply comparison's bursts, and the runs that warm its servers, included) stopped at their bound in time before their count: the accepted and refused columns say how many messages each handled, and the CPU seconds are for those.`);
     if (!postfixInstalled) notes.push('Postfix is not installed (apt-get install postfix): no Postfix baseline in this run.');
   } finally {
     // A Postfix that failed to start has already failed the run; nothing is left to stop.
