@@ -25,10 +25,31 @@ export function shortfall(freeBytes: number, keepBytes: number, declaredBytes: n
   return needed > 0 && freeBytes < needed ? { free: freeBytes, needed } : null;
 }
 
+/** A reading that showed this much more than needed is good for FRESH_MS: no disk fills that fast. */
+const MARGIN_BYTES = 1024 ** 3;
+const FRESH_MS = 250;
+
+/**
+ * `read` (freeBytes of the database) asked again only when its last answer is older than FRESH_MS,
+ * or came within a GiB of what is needed now: under a flood of MAIL commands the statfs was 4 % of
+ * the SMTP thread, and near a full disk every MAIL still asks.
+ */
+export function freeSpaceGauge(read: () => number | null, now: () => number = () => performance.now()): (needed: number) => number | null {
+  let last: number | null = null;
+  let readAt = -Infinity;
+  return (needed) => {
+    const at = now();
+    if (last !== null && at - readAt < FRESH_MS && last >= needed + MARGIN_BYTES) return last;
+    last = read();
+    readAt = at;
+    return last;
+  };
+}
+
 /**
  * Bytes free on the file system of `path` (the database file itself: a symlink is followed to where
  * the data is), or null when it cannot be asked. One statfs(): about 2 µs here, and 10 among a
- * few thousand MAIL commands a second (4 % of the SMTP thread under a flood of refusals).
+ * few thousand MAIL commands a second.
  */
 export function freeBytes(path: string): number | null {
   try {

@@ -15,7 +15,7 @@ import { installPipelinedDataFix } from './pipelined-data.js';
 import { installLenientSender } from './lenient-sender.js';
 import { onRcptTo, recordShutOut } from './rcpt-to.js';
 import { declaredSize, declaresUtf8, MAIL_PARAMETERS, undeclaredUtf8, unsupportedParameter } from './parameters.js';
-import { freeBytes, minFreeBytes, shortfall } from './free-space.js';
+import { freeBytes, freeSpaceGauge, minFreeBytes, shortfall } from './free-space.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TlsMaterial } from './tls.js';
 import { sayShuttingDown, installShutdownReply } from './shutdown-reply.js';
@@ -70,6 +70,7 @@ export async function startMailListener(
   observer?: SessionObserver,
 ): Promise<MailListener> {
   const keepFree = minFreeBytes(config);
+  const freeForDatabase = freeSpaceGauge(() => freeBytes(config.database));
   // While the disk is short, one log line per interval says so, with the count since the last one.
   let shortLoggedAt = -Infinity;
   let shortUnlogged = 0;
@@ -77,7 +78,7 @@ export async function startMailListener(
   /** False when the disk is short of room for the message (and that is logged); true otherwise. */
   const roomFor = (declared: number, session: SMTPServerSession, mailFrom: string): boolean => {
     if (keepFree === 0 && declared === 0) return true;
-    const free = freeBytes(config.database);
+    const free = freeForDatabase(keepFree + declared);
     if (free === null) {
       // The write itself will tell (452 after DATA); said once.
       if (!statfsFailed) deps.logger.warn({ database: config.database }, 'cannot ask how much space is free for the database; MAIL FROM is not checked for it');
