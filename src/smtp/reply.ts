@@ -32,6 +32,7 @@ export function installEnhancedCodePassthrough(): void {
  * packet, not three system calls.
  */
 function holdUntilTurnEnds(socket: Socket | undefined): void {
+  // Corked already: by this turn's first reply, or by transaction-end.ts, which uncorks it in turn.
   if (!socket || socket.writableCorked > 0 || socket.destroyed) return;
   socket.cork();
   setImmediate(() => socket.uncork());

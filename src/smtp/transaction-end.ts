@@ -1,7 +1,7 @@
 // transaction-end: a refused recipient is answered at once and its row written meanwhile; the commands
 // that end the transaction (RSET, QUIT, a new MAIL or HELO, and DATA, refused when every recipient
 // was) are answered once that row is written, so a client that sees its transaction over can find its
-// record.
+// record. Replies pipelined ahead of such a command are written with its own.
 import type { Socket } from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { MailRejection } from '../errors.js';
@@ -39,11 +39,13 @@ export function installTransactionEndWait(pendingWrite: PendingWrite): () => voi
       proto[name] = function (this: Connection, command: Buffer, callback: () => void) {
         const pending = pendingFor(this.session.id);
         if (!pending) return original.call(this, command, callback);
-        // Replies of this turn not sent yet (a pipelined MAIL and RCPT, reply.ts) wait for this one and
-        // leave with it in one write: a refused transaction then costs the client two packets, not three.
-        const held = holdWaitingReplies(this._socket);
-        // recordRefusals never rejects; a failure to write is logged where it happens.
-        void pending.then(() => {
+        // Replies reply.ts holds for the rest of this turn (a pipelined MAIL and RCPT) wait for this one
+        // and leave with it: a refused transaction costs two socket writes (then RSET's), not three.
+        // The client waits for this reply before it sends anything more, so it loses no time.
+        const held = holdTurnReplies(this._socket);
+        // recordRefusals never rejects (a failure to write is logged where it happens); were it to,
+        // the command is still answered and the socket let go.
+        const answer = () => {
           try {
             if (this._closed || this._closing) return callback();
             // Out of smtp-server's own try/catch now: a throw must not become an unhandled rejection.
@@ -58,15 +60,16 @@ export function installTransactionEndWait(pendingWrite: PendingWrite): () => voi
           } finally {
             held?.uncork();
           }
-        });
+        };
+        void pending.then(answer, answer);
       };
     }
   }
   return () => lookups.delete(pendingWrite);
 }
 
-/** The socket, corked once more, when it holds replies not yet written; null when it holds none. */
-function holdWaitingReplies(socket: Socket | undefined): Socket | null {
+/** The socket, corked once more, while reply.ts holds this turn's replies on it; otherwise null. */
+function holdTurnReplies(socket: Socket | undefined): Socket | null {
   if (!socket || socket.writableCorked === 0 || socket.destroyed) return null;
   socket.cork();
   return socket;

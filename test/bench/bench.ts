@@ -655,7 +655,9 @@ async function largeDatabase(dir: string, workload: Workload, runs: Runs, notes:
       // Both servers start and warm up at once: nothing is measured yet, and side by side it takes half
       // the time. The warm-up runs its count (a third of the workload), with no bound in time short
       // enough to leave the slower of the two less warm.
-      await Promise.all(
+      // Both settle before any is stopped (finally, below): a failure of one must not leave the other
+      // starting a server that nothing stops.
+      const ready = await Promise.allSettled(
         side.map(async (one) => {
           one.target = await startIntake(one.world);
           one.pool = await openSessions(one.target.port, workload.sessions);
@@ -663,6 +665,7 @@ async function largeDatabase(dir: string, workload: Workload, runs: Runs, notes:
           if (warm.errors > 0) throw new Error(`warming up a server of the million-reply comparison: ${warm.firstError}`);
         }),
       );
+      for (const outcome of ready) if (outcome.status === 'rejected') throw outcome.reason;
       for (let pair = 0; pair < LARGE_DATABASE_PAIRS; pair++) {
         for (const one of pair % 2 === 0 ? side : [...side].reverse()) {
           one.kind.rows.push(await measure({ ...burst, name: one.kind.name }, one.world, one.target as Target, { burst: { pool: one.pool, offset } }));
