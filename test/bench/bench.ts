@@ -654,9 +654,8 @@ async function largeDatabase(dir: string, workload: Workload, runs: Runs, notes:
     try {
       // Both servers start and warm up at once: nothing is measured yet, and side by side it takes half
       // the time. The warm-up runs its count (a third of the workload), with no bound in time short
-      // enough to leave the slower of the two less warm.
-      // Both settle before any is stopped (finally, below): a failure of one must not leave the other
-      // starting a server that nothing stops.
+      // enough to leave the slower of the two less warm. Both settle before either is stopped
+      // (finally, below), so that a failure of one cannot leave the other's server running.
       const ready = await Promise.allSettled(
         side.map(async (one) => {
           one.target = await startIntake(one.world);

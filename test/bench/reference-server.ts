@@ -4,7 +4,7 @@
 import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
-import { BASELINE_OPTIONS } from './baseline-options.js';
+import { BASELINE_OPTIONS, serveBaseline } from './baseline.js';
 
 const file = process.argv[2];
 if (!file) throw new Error('usage: reference-server.ts DATABASE');
@@ -32,17 +32,4 @@ const server = new SMTPServer({
     });
   },
 });
-// A client that resets its connection in a transaction (smtp-source killed at its bound in time)
-// ends that session only, as in intake; smtp-server emits it as an error that would end the process.
-server.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') throw error;
-});
-server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ port: (server.server.address() as { port: number }).port })}\n`);
-});
-process.on('SIGTERM', () =>
-  server.close(() => {
-    db.close();
-    process.exit(0);
-  }),
-);
+serveBaseline(server, () => db.close());
