@@ -639,26 +639,32 @@ const ON_DATE_SOMEONE_WROTE: Array<[open: string, stop: string, close: string]> 
   ['El', 'El|escribió', `escribió${END}`], // Spanish
 ];
 
-/** Any of the openings at a line start: one scan of the text rules them all out in most mail. */
-const ANY_ON_DATE_START = new RegExp(`^[\\t\\p{Zs}<>-]*(?:${ON_DATE_SOMEONE_WROTE.map(([open]) => open).join('|')}) `, 'imu');
+/**
+ * Which openings start a line of the text, found in one scan for all of them: a scan per marker took a
+ * fifth of the time for a long quoted thread. One group per opening (two markers share `Am`); at a line
+ * start at most one can match, since no opening is another's followed by a space.
+ */
+const ON_DATE_OPENS = [...new Set(ON_DATE_SOMEONE_WROTE.map(([open]) => open))];
+const ANY_ON_DATE_START = new RegExp(`^[\\t\\p{Zs}<>-]*(?:${ON_DATE_OPENS.map((open) => `(${open})`).join('|')}) `, 'gimu');
 let lastText: string | null = null;
-let lastHasOnDateStart = false;
+let lastOpens: ReadonlySet<string> = new Set();
 
-function hasOnDateStart(text: string): boolean {
+function onDateOpensIn(text: string): ReadonlySet<string> {
   // The markers ask in turn about the same text: remember the last answer.
   if (text !== lastText) {
+    const found = new Set<string>();
+    for (const match of text.matchAll(ANY_ON_DATE_START)) found.add(ON_DATE_OPENS[match.slice(1).findIndex((group) => group !== undefined)] as string);
     lastText = text;
-    lastHasOnDateStart = ANY_ON_DATE_START.test(text);
+    lastOpens = found;
   }
-  return lastHasOnDateStart;
+  return lastOpens;
 }
 
 const ON_DATE_MARKERS: WrappableMarker[] = ON_DATE_SOMEONE_WROTE.map(([open, stop, close]) => {
   const start = new RegExp(`^[\\t\\p{Zs}<>-]*(?:${open}) `, 'iu');
-  const anyLine = new RegExp(start.source, 'imu');
   const full = new RegExp(`^[\\t\\p{Zs}<>-]*(?:${open}) (?:(?!\\b(?:${stop})\\b).)+?${close}`, 'isu');
   return {
-    mayOccur: (text) => hasOnDateStart(text) && anyLine.test(text),
+    mayOccur: (text) => onDateOpensIn(text).has(open),
     mayStart: (line) => start.test(line),
     find: (text) => {
       const m = full.exec(text);
@@ -729,14 +735,15 @@ function hasYear(text: string): boolean {
 /**
  * "23 mar 2017 21:25 "Neil" <neil@example.com> napisał(a):" (Polish), "... пише:" (Ukrainian) and
  * "... пользователь Neil написал:" (Russian): a year, at most 80 characters, the closing word within
- * 80 more, possibly wrapped once.
+ * 80 more, possibly wrapped once. Without its closing word anywhere, a text has none: joining lines
+ * puts a space where a line break was, so it cannot make a word that has none.
  */
 const DATE_SOMEONE_WROTE: WrappableMarker[] = [
   { user: '', wrote: 'napisał(a):' },
   { user: '', wrote: 'пише:' },
   { user: 'пользователь', wrote: 'написал:' },
 ].map(({ user, wrote }) => ({
-  mayOccur: hasYear,
+  mayOccur: (text) => text.includes(wrote) && hasYear(text),
   mayStart: hasYear,
   find: (text) => findDateSomeoneWrote(text, user, wrote),
 }));

@@ -79,6 +79,14 @@ describe('trimReply', () => {
     }
   });
 
+  it('finds an attribution by its opening word, whatever other openings start lines before it', () => {
+    // Only an "Am ..." marker knows these lines (no year, no address), and a reply line that opens with
+    // "Le " comes first: every opening of the text is found, not only the first.
+    for (const marker of ['Am Montag schrieben Sie:', 'Am Montag hat Max Mustermann geschrieben:']) {
+      expect(trimReply(`Le correctif marche.\n\n${marker}\n\n> alt`)).toEqual({ reply: 'Le correctif marche.', elided: `${marker}\n\n> alt` });
+    }
+  });
+
   it('keeps the answer of a bottom-posted reply', () => {
     expect(trimReply('On Mon, 1 Jan 2024, Bob wrote:\n> question?\n\nanswer at the bottom')).toEqual({
       reply: 'answer at the bottom',
