@@ -325,7 +325,8 @@ function unsubscribeFooterStart(lines: string[]): number {
 
 /** Old newsreaders prefix the quote with `>>>>> "Bob" == Bob Smith <bob@x> writes:`. */
 function dropAliasAttribution(line: string): string {
-  if (!line.includes('>>>>>')) return line;
+  // What the expression needs literally: a deep quote (`>>>>>>>> text`) is not tried at every `>`.
+  if (!line.includes('>>>>> "')) return line;
   const alias = />{5} "[^"]+" == /.exec(line);
   if (!alias) return line;
   const writes = line.lastIndexOf(' writes:');
