@@ -87,6 +87,13 @@ describe('trimReply', () => {
     }
   });
 
+  it("drops an old newsreader's attribution, '>>>>> \"Bob\" == Bob Smith <bob@example.com> writes:'", () => {
+    expect(trimReply('Agreed.\n\n>>>>> "Bob" == Bob Smith <bob@example.com> writes:\n\nBob> the original\nBob> text')).toEqual({
+      reply: 'Agreed.',
+      elided: '> the original\n> text',
+    });
+  });
+
   it('keeps the answer of a bottom-posted reply', () => {
     expect(trimReply('On Mon, 1 Jan 2024, Bob wrote:\n> question?\n\nanswer at the bottom')).toEqual({
       reply: 'answer at the bottom',
