@@ -446,10 +446,19 @@ function hoistCodeBlocks(lines: string[]): { lines: string[]; blocks: Map<string
 function normaliseQuoteMarkers(line: string): string {
   // Most lines have neither character; the expression below would try every word start to learn it.
   if (!line.includes('>') && !line.includes('|')) return line;
+  // Plain quote markers (`> > text`, no `|` and no `>` after them) are already what they become.
+  if (!line.includes('|') && line.indexOf('>', quoteMarkersEnd(line)) === -1) return line;
   if (isTableRow(line)) return line;
   const lead = /^(?:[\t\p{Zs}]*(?:\p{Alphabetic}+>|[>|]))+/u.exec(line);
   if (!lead) return line;
   return lead[0].replace(/\p{Alphabetic}+>|\|/gu, '>') + line.slice(lead[0].length);
+}
+
+/** Where the leading run of blanks, tabs and `>` ends. */
+function quoteMarkersEnd(line: string): number {
+  let end = 0;
+  while (end < line.length && (line[end] === '>' || line[end] === ' ' || line[end] === '\t')) end++;
+  return end;
 }
 
 /**
@@ -600,10 +609,12 @@ function isHeader(line: string): boolean {
 
 function isEmbeddedMarker(line: string, markers: readonly WrappableMarker[]): boolean {
   if (markers.some((marker) => marker.mayStart(line) && marker.find(line) !== -1)) return true;
+  // Each expression is tried only on a line holding what it needs literally: in a long quoted thread
+  // every line starts with quote markers, which each expression would read again before failing.
   return (
-    FORWARDED.some((re) => re.test(line)) ||
-    ISO_DATE_SOMEONE.test(line) ||
-    POSTED_BY.test(line) ||
+    FORWARDED_OR_POSTED.test(line) ||
+    (line.includes('--') && FORWARDED_RULE.test(line)) ||
+    (line.includes('GMT+') && ISO_DATE_SOMEONE.test(line)) ||
     isDateWroteSomeone(line) ||
     isSomeoneViaWrote(line) ||
     isSomeoneEmailWrote(line) ||
@@ -845,20 +856,22 @@ function scanUntil(text: string, from: number, stops: string): number {
 
 const WRAPPABLE_MARKERS: WrappableMarker[] = [...ON_DATE_MARKERS, ...SOMEONE_WROTE_ON_DATE, ...DATE_SOMEONE_WROTE, DATE_SOMEONE_EMAIL];
 
-const FORWARDED = [
-  /^[\t\p{Zs}>]*Begin forwarded message:/iu,
-  /^[\t\p{Zs}>]*Début du message transféré :/iu,
-  /^[\t\p{Zs}>*]*-{2,}[\t\p{Zs}]*(?:(?:Forwarded|Original|Reply) Message|Message transféré|Ursprüngliche Nachricht|Mensaje original|原始邮件)[\t\p{Zs}]*-{2,}/iu,
-];
+/**
+ * "Begin forwarded message:" (Apple Mail), its French, and "Posted by mpalmer on 01/21/2016" (forum
+ * software): one expression, as their quote markers are read once for the three.
+ */
+const FORWARDED_OR_POSTED = /^[\t\p{Zs}>]*(?:Begin forwarded message:|Début du message transféré :|Posted by .+ on \d{2}\/\d{2}\/\d{4}$)/iu;
+
+/** "---------- Forwarded message ---------" and its kin. */
+const FORWARDED_RULE =
+  /^[\t\p{Zs}>*]*-{2,}[\t\p{Zs}]*(?:(?:Forwarded|Original|Reply) Message|Message transféré|Ursprüngliche Nachricht|Mensaje original|原始邮件)[\t\p{Zs}]*-{2,}/iu;
 
 /** "2016-03-03 17:21 GMT+01:00 Some One" (Gmail). */
 const ISO_DATE_SOMEONE = /^[\t\p{Zs}>]*20\d\d-\d\d-\d\d \d\d:\d\d GMT\+\d\d:\d\d [\w\t\p{Zs}]+$/u;
 
-/** "Posted by mpalmer on 01/21/2016" (forum software). */
-const POSTED_BY = /^[\t\p{Zs}>]*Posted by .+ on \d{2}\/\d{2}\/\d{4}$/iu;
-
 /** "Op 10 dec. 2015 18:35 schreef "Arpit" <a@example.com>:", "Den 15. jun. 2016 kl. 20.42 skrev ...:". */
 function isDateWroteSomeone(line: string): boolean {
+  if (!line.includes('schreef') && !line.includes('schrieb') && !line.includes('skrev')) return false;
   const open = /^[\t\p{Zs}>]*(?:Op|Am|Den|søn\.)\s/u.exec(line);
   if (!open) return false;
   const lastColon = line.lastIndexOf(':');

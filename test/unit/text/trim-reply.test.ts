@@ -94,6 +94,21 @@ describe('trimReply', () => {
     });
   });
 
+  it('recognises the markers that a single rule knows, each tried only where its words occur', () => {
+    for (const [marker, below] of [
+      ['2016-03-03 17:21 GMT+01:00 Some One', '> old'], // Gmail's ISO date
+      ['-- Original Message --', 'old text'], // a rule of two hyphens
+      ['Op\t10 dec. 2015 schreef Arpit van Dijk:', '> old'], // a tab after "Op": only the Dutch date rule
+      ['Am\t1. Januar 2016 schrieb Max Mustermann:', '> alt'],
+      ['Den 15. jun. 2016 kl. 20.42 skrev Jeff:', '> gammel'],
+      ['Posted by mpalmer on 01/21/2016', 'old text'],
+      ['Begin forwarded message:', 'old text'],
+      ['Début du message transféré :', 'old text'],
+    ]) {
+      expect(trimReply(`Thanks!\n\n${marker}\n\n${below}`)).toEqual({ reply: 'Thanks!', elided: `${marker}\n\n${below}` });
+    }
+  });
+
   it('keeps the answer of a bottom-posted reply', () => {
     expect(trimReply('On Mon, 1 Jan 2024, Bob wrote:\n> question?\n\nanswer at the bottom')).toEqual({
       reply: 'answer at the bottom',
