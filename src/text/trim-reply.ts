@@ -454,10 +454,13 @@ function normaliseQuoteMarkers(line: string): string {
   return lead[0].replace(/\p{Alphabetic}+>|\|/gu, '>') + line.slice(lead[0].length);
 }
 
-/** Where the leading run of blanks, tabs and `>` ends. */
+/**
+ * Where the leading run of blanks, tabs and `>` ends. By character codes, not scanWhile's expression:
+ * it runs on every quoted line, and a test per character took a tenth of the trimmer's time.
+ */
 function quoteMarkersEnd(line: string): number {
   let end = 0;
-  while (end < line.length && (line[end] === '>' || line[end] === ' ' || line[end] === '\t')) end++;
+  for (let code = line.charCodeAt(0); code === 0x3e || code === 0x20 || code === 0x09; code = line.charCodeAt(++end));
   return end;
 }
 
@@ -609,8 +612,8 @@ function isHeader(line: string): boolean {
 
 function isEmbeddedMarker(line: string, markers: readonly WrappableMarker[]): boolean {
   if (markers.some((marker) => marker.mayStart(line) && marker.find(line) !== -1)) return true;
-  // Each expression is tried only on a line holding what it needs literally: in a long quoted thread
-  // every line starts with quote markers, which each expression would read again before failing.
+  // In a long quoted thread every line starts with quote markers, which each expression would read
+  // again before failing: three share one expression, the others wait for a word they need literally.
   return (
     FORWARDED_OR_POSTED.test(line) ||
     (line.includes('--') && FORWARDED_RULE.test(line)) ||
