@@ -257,8 +257,8 @@ function skipForward(kinds: Kind[], from: number, ...skip: Kind[]): number {
 
 interface Prepared {
   lines: string[];
-  /** The wrappable markers that may occur in this text (the others are not tried on any line). */
-  markers: WrappableMarker[];
+  /** The markers that may occur in this text (the others are not tried on any line). */
+  markers: Markers;
   /** The line as the caller sees it: a hoisted code block comes back whole. */
   restore(index: number): string;
 }
@@ -277,9 +277,10 @@ function prepare(text: string): Prepared {
   lines = hoisted.map((line) => (isBlock(line) ? line : normaliseQuoteMarkers(line)));
   // Tested on the lines as they now are: the steps above may have moved what starts a line.
   const now = lines.join('\n');
-  const markers = WRAPPABLE_MARKERS.filter((marker) => marker.mayOccur(now));
-  for (const marker of markers) lines = joinWrappedMarkers(lines, isBlock, marker);
+  const wrappable = WRAPPABLE_MARKERS.filter((marker) => marker.mayOccur(now));
+  for (const marker of wrappable) lines = joinWrappedMarkers(lines, isBlock, marker);
   lines = stripBlankEdges(lines);
+  const markers = { wrappable, oneLine: ONE_LINE_MARKERS.filter((marker) => marker.mayOccur(now)) };
   return { lines, markers, restore: blocks.size === 0 ? (i) => lines[i] as string : (i) => blocks.get(lines[i] as string) ?? (lines[i] as string) };
 }
 
@@ -325,8 +326,9 @@ function unsubscribeFooterStart(lines: string[]): number {
 
 /** Old newsreaders prefix the quote with `>>>>> "Bob" == Bob Smith <bob@x> writes:`. */
 function dropAliasAttribution(line: string): string {
-  // What the expression needs literally: a deep quote (`>>>>>>>> text`) is not tried at every `>`.
-  if (!line.includes('>>>>> "')) return line;
+  // What the expression needs literally, and without a `>`: searching for one with `>` in a deeply
+  // quoted line (`>>>>>>>> text`) matched part of it at nearly every position.
+  if (!line.includes('" == ')) return line;
   const alias = />{5} "[^"]+" == /.exec(line);
   if (!alias) return line;
   const writes = line.lastIndexOf(' writes:');
@@ -538,7 +540,7 @@ function countNewlines(text: string, end: number): number {
 // the line length: regexes are written without overlapping quantifiers, and the patterns that would
 // need them are checked by hand.
 
-function classify(line: string, markers: readonly WrappableMarker[]): Kind {
+function classify(line: string, markers: Markers): Kind {
   if (/^[\t\p{Zs}]*$/u.test(line)) return 'e';
   if (isDelimiter(line)) return 'd';
   if (isSignature(line)) return 's';
@@ -610,20 +612,40 @@ function isHeader(line: string): boolean {
   return HEADER_WITH_DATE.test(line) || HEADER_WITH_TEXT.test(line);
 }
 
-function isEmbeddedMarker(line: string, markers: readonly WrappableMarker[]): boolean {
-  if (markers.some((marker) => marker.mayStart(line) && marker.find(line) !== -1)) return true;
-  // In a long quoted thread every line starts with quote markers, which each expression would read
-  // again before failing: three share one expression, the others wait for a word they need literally.
-  return (
-    FORWARDED_OR_POSTED.test(line) ||
-    (line.includes('--') && FORWARDED_RULE.test(line)) ||
-    (line.includes('GMT+') && ISO_DATE_SOMEONE.test(line)) ||
-    isDateWroteSomeone(line) ||
-    isSomeoneViaWrote(line) ||
-    isSomeoneEmailWrote(line) ||
-    isSomeoneAtDateWroteZh(line)
-  );
+interface Markers {
+  wrappable: readonly WrappableMarker[];
+  oneLine: readonly OneLineMarker[];
 }
+
+function isEmbeddedMarker(line: string, markers: Markers): boolean {
+  return markers.wrappable.some((marker) => marker.mayStart(line) && marker.find(line) !== -1) || markers.oneLine.some((marker) => marker.test(line));
+}
+
+interface OneLineMarker {
+  /**
+   * Cheap test that the marker can occur in the text, by a word it needs literally. Joining wrapped
+   * lines puts a blank where a line break was, so it cannot make such a word (none holds a blank).
+   */
+  mayOccur(text: string): boolean;
+  test(line: string): boolean;
+}
+
+const ANY_TEXT = () => true;
+
+/**
+ * In a long quoted thread every line starts with quote markers, which each expression would read
+ * again before failing: three share one expression (FORWARDED_OR_POSTED), and the others wait for a
+ * word they need literally, in the text and then on the line.
+ */
+const ONE_LINE_MARKERS: OneLineMarker[] = [
+  { mayOccur: ANY_TEXT, test: (line) => FORWARDED_OR_POSTED.test(line) },
+  { mayOccur: (text) => text.includes('--'), test: (line) => line.includes('--') && FORWARDED_RULE.test(line) },
+  { mayOccur: (text) => text.includes('GMT+'), test: (line) => line.includes('GMT+') && ISO_DATE_SOMEONE.test(line) },
+  { mayOccur: (text) => text.includes('schreef') || text.includes('schrieb') || text.includes('skrev'), test: isDateWroteSomeone },
+  { mayOccur: (text) => text.includes('wrote') || text.includes('schrieb'), test: isSomeoneViaWrote },
+  { mayOccur: (text) => text.includes('wrote'), test: isSomeoneEmailWrote },
+  { mayOccur: (text) => text.includes('写道'), test: isSomeoneAtDateWroteZh },
+];
 
 /** Gmail in Chinese: "Bob <bob@example.com> 于2024年1月1日周一 10:00写道：". By index: no backtracking. */
 function isSomeoneAtDateWroteZh(line: string): boolean {
@@ -822,12 +844,14 @@ const DATE_SOMEONE_EMAIL: WrappableMarker = {
 
 function findDateSomeoneEmail(text: string): number {
   const firstEnd = lineEnd(text, 0);
-  const years = yearStarts(text.slice(0, firstEnd));
+  // Where the years are, once an address ends a line: most lines with a year have none.
+  let years: boolean[] | null = null;
   // The address may open at the start of the next line when the name filled the first one.
   const lastOpen = firstEnd < text.length ? firstEnd + 1 : firstEnd - 1;
   for (let lt = text.indexOf('<'); lt !== -1 && lt <= lastOpen; lt = text.indexOf('<', lt + 1)) {
     const end = addressEnd(text, lt);
     if (end === -1) continue;
+    years ??= yearStarts(text.slice(0, firstEnd));
     for (let s = Math.max(0, lt - 85); s <= lt - 5; s++) {
       if (!years[s]) continue;
       const gap = lt - s - 4;

@@ -104,6 +104,10 @@ describe('trimReply', () => {
       ['Posted by mpalmer on 01/21/2016', 'old text'],
       ['Begin forwarded message:', 'old text'],
       ['Début du message transféré :', 'old text'],
+      ['codinghorror via Discourse Meta wrote:', '> old'],
+      ['Max via Discourse Meta schrieb:', '> alt'],
+      ['Gavin (gavin@example.com.au) wrote:', '> old'],
+      ['GitLab <gitlab@example.com> 于2024年1月1日周一 10:00写道：', '> 旧'],
     ]) {
       expect(trimReply(`Thanks!\n\n${marker}\n\n${below}`)).toEqual({ reply: 'Thanks!', elided: `${marker}\n\n${below}` });
     }
