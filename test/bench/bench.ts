@@ -498,7 +498,8 @@ async function main(): Promise<void> {
       const byTarget = new Map<string, Row[]>();
       runs.set(workload.name, byTarget);
       for (let round = 0; round < rounds; round++) {
-        for (const { start, firstRoundOnly, shared } of targets) {
+        // In turns, the order reversed every other round: no target always follows the same one.
+        for (const { start, firstRoundOnly, shared } of round % 2 === 1 ? [...targets].reverse() : targets) {
           if (firstRoundOnly && round > 0) continue;
           const { target, world } = await start();
           let row: Row;

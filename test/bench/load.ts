@@ -134,7 +134,9 @@ export class Session {
       // The transaction is still open on the server's side (MAIL was taken): end it before the next.
       this.write('RSET\r\n');
       await this.reply();
-      const refusal = !mail.startsWith('250') ? mail : rcpt;
+      // The first reply that is not a success: MAIL's, RCPT's, or DATA's own (a 4xx or 5xx to DATA
+      // after MAIL and RCPT were taken).
+      const refusal = [mail, rcpt, data].find((reply) => !reply.startsWith('2') && !reply.startsWith('3')) ?? data;
       this.progress = 'not sent';
       return refusal.startsWith('4') ? { kind: 'temporary', reply: refusal } : { kind: 'refused', stage: 'rcpt', reply: refusal };
     }
