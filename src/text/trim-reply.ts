@@ -447,9 +447,10 @@ function hoistCodeBlocks(lines: string[]): { lines: string[]; blocks: Map<string
  */
 function normaliseQuoteMarkers(line: string): string {
   // Most lines have neither character; the expression below would try every word start to learn it.
-  if (!line.includes('>') && !line.includes('|')) return line;
+  const pipe = line.includes('|');
+  if (!pipe && !line.includes('>')) return line;
   // Plain quote markers (`> > text`, no `|` and no `>` after them) are already what they become.
-  if (!line.includes('|') && line.indexOf('>', quoteMarkersEnd(line)) === -1) return line;
+  if (!pipe && line.indexOf('>', quoteMarkersEnd(line)) === -1) return line;
   if (isTableRow(line)) return line;
   const lead = /^(?:[\t\p{Zs}]*(?:\p{Alphabetic}+>|[>|]))+/u.exec(line);
   if (!lead) return line;
@@ -641,7 +642,7 @@ const ONE_LINE_MARKERS: OneLineMarker[] = [
   { mayOccur: ANY_TEXT, test: (line) => FORWARDED_OR_POSTED.test(line) },
   { mayOccur: (text) => text.includes('--'), test: (line) => line.includes('--') && FORWARDED_RULE.test(line) },
   { mayOccur: (text) => text.includes('GMT+'), test: (line) => line.includes('GMT+') && ISO_DATE_SOMEONE.test(line) },
-  { mayOccur: (text) => text.includes('schreef') || text.includes('schrieb') || text.includes('skrev'), test: isDateWroteSomeone },
+  { mayOccur: (text) => holdsDateWroteWord(text), test: isDateWroteSomeone },
   { mayOccur: (text) => text.includes('wrote') || text.includes('schrieb'), test: isSomeoneViaWrote },
   { mayOccur: (text) => text.includes('wrote'), test: isSomeoneEmailWrote },
   { mayOccur: (text) => text.includes('写道'), test: isSomeoneAtDateWroteZh },
@@ -896,9 +897,14 @@ const FORWARDED_RULE =
 /** "2016-03-03 17:21 GMT+01:00 Some One" (Gmail). */
 const ISO_DATE_SOMEONE = /^[\t\p{Zs}>]*20\d\d-\d\d-\d\d \d\d:\d\d GMT\+\d\d:\d\d [\w\t\p{Zs}]+$/u;
 
+/** The Dutch, German or Danish word isDateWroteSomeone needs, in a text or a line. */
+function holdsDateWroteWord(text: string): boolean {
+  return text.includes('schreef') || text.includes('schrieb') || text.includes('skrev');
+}
+
 /** "Op 10 dec. 2015 18:35 schreef "Arpit" <a@example.com>:", "Den 15. jun. 2016 kl. 20.42 skrev ...:". */
 function isDateWroteSomeone(line: string): boolean {
-  if (!line.includes('schreef') && !line.includes('schrieb') && !line.includes('skrev')) return false;
+  if (!holdsDateWroteWord(line)) return false;
   const open = /^[\t\p{Zs}>]*(?:Op|Am|Den|søn\.)\s/u.exec(line);
   if (!open) return false;
   const lastColon = line.lastIndexOf(':');
