@@ -82,6 +82,12 @@ function check(database: string, ledger: Ledger): void {
   }
 }
 
+/** The WAL frames a start checkpointed into the database before it was ready (0 when it logged none). */
+function checkpointedAtStart(logs: string[]): number {
+  const line = logs.find((l) => l.includes('WAL checkpointed into the database at start'));
+  return line ? ((JSON.parse(line) as { frames?: number }).frames ?? 0) : 0;
+}
+
 /** The senders of the messages left unanswered try again, on a server started afresh: each must get a final reply. Returns its log. */
 async function sendAgain(database: string, ledger: Ledger): Promise<string[]> {
   const server = await startServer({ INTAKE_DATABASE: database, ...LOAD_LIMITS });
@@ -113,12 +119,18 @@ describe('kill -9 under load', () => {
 
   it(`${ROUNDS} rounds: every acknowledged message is stored exactly once, the database stays whole`, async () => {
     // Kill moments and message kinds come from a seeded generator: a failure names its seed.
-    const plan = fc.sample(fc.tuple(fc.integer({ min: 100, max: 900 }), fc.array(fc.constantFrom<Kind>('reply', 'reply', 'reply', 'reply', 'reply', 'reply', 'reply', 'unknown_key', 'blank'), { minLength: 600, maxLength: 600 })), { seed: SEED, numRuns: ROUNDS });
+    // Unbiased: fast-check's integers lean towards their bounds, which put a third of the kills at 100 to 107 ms.
+    const plan = fc.sample(fc.tuple(fc.noBias(fc.integer({ min: 100, max: 900 })), fc.array(fc.constantFrom<Kind>('reply', 'reply', 'reply', 'reply', 'reply', 'reply', 'reply', 'unknown_key', 'blank'), { minLength: 600, maxLength: 600 })), { seed: SEED, numRuns: ROUNDS });
     let acknowledgedBeforeKill = 0;
     // Messages the kill cut off, by how far they had got: the end of DATA sent, or only the envelope.
     const cut = { data: 0, envelope: 0 };
+    // Starts that found a WAL the killed server had left, and checkpointed it into the database.
+    let recoveredAtStart = 0;
     for (const [round, [killAfterMs, kinds]] of plan.entries()) {
       const server: RunningServer = await startServer({ INTAKE_DATABASE: database, ...LOAD_LIMITS });
+      // The test's own connection would be the last one open after the kill, and closing it would
+      // checkpoint the WAL itself: the next start must find that WAL as the killed server left it.
+      server.store.close();
       const ids = kinds.map((_, i) => `crash-${SEED}-${round}-${i}@sender.test`);
       const record = (i: number, outcome: Outcome) => {
         const id = ids[i] as string;
@@ -135,7 +147,9 @@ describe('kill -9 under load', () => {
       const result = await load;
       if (process.env.CRASH_DEBUG) process.stderr.write(`round ${round}: killed after ${killAfterMs} ms, ${JSON.stringify({ ...result, latenciesMs: result.latenciesMs.length })}\n`);
       await server.stop();
+      if (checkpointedAtStart(server.logs) > 0) recoveredAtStart++;
       acknowledgedBeforeKill += result.accepted;
+      // On the database and the WAL as the kill left them (read-only: closing it checkpoints nothing).
       check(database, ledger);
     }
     // The load really ran into the kills: many were acknowledged, and more than one message per two
@@ -143,12 +157,14 @@ describe('kill -9 under load', () => {
     // being stored, or stored and not yet answered).
     expect(acknowledgedBeforeKill).toBeGreaterThan(ROUNDS * 10);
     expect(cut.data).toBeGreaterThan(ROUNDS / 2);
+    // The restarts recovered what the kills left, by themselves (the first start found a clean database).
+    expect(recoveredAtStart, 'starts that checkpointed the WAL a kill had left').toBeGreaterThan(ROUNDS / 2);
 
     // The senders of the messages cut off try again: each is then stored once, however far it got.
     await sendAgain(database, ledger);
     check(database, ledger);
     process.stderr.write(
-      `crash: ${ROUNDS} rounds (seed ${SEED}), ${acknowledgedBeforeKill} acknowledged before a kill; cut off by a kill after their end of DATA ${cut.data}, during their envelope ${cut.envelope}; ${ledger.unknown.size} unanswered in all (the rest not yet sent when the server died) and sent again afterwards; ${ledger.refused.size} refused; every acknowledged message stored once, integrity_check ok after each round\n`,
+      `crash: ${ROUNDS} rounds (seed ${SEED}), ${acknowledgedBeforeKill} acknowledged before a kill; cut off by a kill after their end of DATA ${cut.data}, during their envelope ${cut.envelope}; ${ledger.unknown.size} unanswered in all (the rest not yet sent when the server died) and sent again afterwards; ${ledger.refused.size} refused; every acknowledged message stored once, integrity_check ok after each round; ${recoveredAtStart} starts checkpointed the WAL a kill had left\n`,
     );
     // A longer soak (CRASH_ROUNDS) gets more time: a round and its check take about 2 s here, and a
     // slow machine several times that.
@@ -205,11 +221,11 @@ describe('intake deliver killed at random moments, beside a serve under load', (
           else smtpNotAccepted.push(`${smtpIds[i]}: ${JSON.stringify(outcome)}`);
         },
       });
-      // Six at a time beside the service on two cores, a run takes 0.6 to 3 s here (median 1.5 to 1.6), most
+      // Six at a time beside the service on two cores, a run takes 0.6 to 4 s here (median 1.5 to 2.6), most
       // of it starting Node and loading intake; the store comes at its end. Kills from 0.1 to 2 s land
       // all along it.
       // And some at their reply, after the store: sent again, those must be found as stored.
-      const kills = fc.sample(fc.oneof({ arbitrary: fc.integer({ min: 100, max: 2000 }), weight: 3 }, { arbitrary: fc.constant('at reply' as const), weight: 1 }, { arbitrary: fc.constant(null), weight: 1 }), { seed: SEED, numRuns: 60 });
+      const kills = fc.sample(fc.oneof({ arbitrary: fc.noBias(fc.integer({ min: 100, max: 2000 })), weight: 3 }, { arbitrary: fc.constant('at reply' as const), weight: 1 }, { arbitrary: fc.constant(null), weight: 1 }), { seed: SEED, numRuns: 60 });
       const tally = { exited0: 0, killed: 0, killedAtReply: 0, foundStoredWhenSentAgain: 0 };
       const runMs: number[] = [];
       const pending = kills.map((kill, i) => ({ id: `pipe-crash-${i}@sender.test`, kill, i }));
@@ -224,6 +240,8 @@ describe('intake deliver killed at random moments, beside a serve under load', (
             // The MTA saw the pipe die without a status: it keeps the message and delivers it again.
             result = await deliverOnce(database, envelope, null);
             if (result.stderr.includes('Already received')) tally.foundStoredWhenSentAgain++;
+            // Killed at its reply, it had stored the message: sent again, it is found, not stored twice.
+            if (next.kill === 'at reply') expect(result.stderr, `${next.id} sent again after a kill at its reply`).toContain('Already received');
           }
           expect(result.status, `${next.id}: ${result.stderr}`).toBe(0);
           runMs.push(result.ms);
@@ -237,8 +255,9 @@ describe('intake deliver killed at random moments, beside a serve under load', (
       expect(loaded.accepted).toBe(smtpIds.length);
       expect(tally.killed, 'kills that landed before the deliver ended').toBeGreaterThan(10);
       expect(tally.exited0 - tally.killed, 'runs that ended by themselves').toBeGreaterThan(10);
-      // Every run killed at its reply had stored the message: sent again, it was found, not stored twice.
-      expect(tally.killedAtReply).toBeGreaterThan(5);
+      // The kill at the reply races the run's own exit (it closes the database and ends): most of the eight
+      // planned must land for the case to have been tried.
+      expect(tally.killedAtReply, 'runs killed at their reply').toBeGreaterThan(3);
       expect(tally.foundStoredWhenSentAgain).toBeGreaterThanOrEqual(tally.killedAtReply);
       check(database, ledger);
       process.stderr.write(
@@ -418,8 +437,7 @@ describe('the disk fails a flush', () => {
     // As the supervisor would: started again, on a disk that works. The senders try again.
     const restarted = await sendAgain(database, ledger);
     expect(ledger.refused.size).toBe(0);
-    const checkpointed = restarted.find((line) => line.includes('WAL checkpointed into the database at start'));
-    expect((JSON.parse(checkpointed ?? '{}') as { frames?: number }).frames, 'frames the restart checkpointed').toBeGreaterThan(0);
+    expect(checkpointedAtStart(restarted), 'frames the restart checkpointed').toBeGreaterThan(0);
     check(database, ledger);
     expect(ledger.acked.size).toBe(ids.length);
     process.stderr.write(
