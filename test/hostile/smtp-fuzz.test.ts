@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedReplyWorld } from '../helpers/seed.js';
+import { servedThroughout } from '../helpers/served-throughout.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
 import { startServer, template, type RunningServer } from '../helpers/server.js';
 
@@ -43,28 +44,31 @@ describe('SMTP fuzz', () => {
     const rows = () => (server.store.sqlite.prepare('select count(*) as n from inbound_messages where remote_address = ?').get(CLIENT) as { n: number }).n;
     const last = () =>
       server.store.sqlite.prepare('select status, reason_code as reasonCode from inbound_messages where remote_address = ? order by id desc limit 1').get(CLIENT) as { status: string; reasonCode: string | null };
-    const { client } = await SmtpClient.connect(server.port, { localAddress: CLIENT });
-    await client.command('EHLO fuzzer.test');
     const replies = new Map<string, number>();
-    await fc.assert(
-      fc.asyncProperty(message, async (raw) => {
-        const before = rows();
-        expect((await client.command(`MAIL FROM:<${world.user.email}>`)).code).toBe(250);
-        expect((await client.command(`RCPT TO:<${to}>`)).code).toBe(250);
-        const [start, final] = await client.data(raw);
-        expect(start.code).toBe(354);
-        expect(final.line).toMatch(/^(250 2\.6\.0 .+|5\d\d 5\.\d{1,3}\.\d{1,3} .+)$/);
-        expect(rows()).toBe(before + 1);
-        const row = last();
-        if (final.code === 250) expect(['processed', 'ignored', 'duplicate']).toContain(row.status);
-        else expect(row).toMatchObject({ status: 'rejected', reasonCode: expect.stringMatching(/^data\./) as unknown });
-        const kind = final.line.replace(/message \d+/, 'message N');
-        replies.set(kind, (replies.get(kind) ?? 0) + 1);
-      }),
-      { seed: SEED, numRuns: RUNS },
-    );
-    expect((await client.command('NOOP')).code).toBe(250);
-    await client.quit();
+    // A normal client beside it, from 127.0.0.1, as in the other hostile cases.
+    await servedThroughout({ server, from: world.user.email, to }, async () => {
+      const { client } = await SmtpClient.connect(server.port, { localAddress: CLIENT });
+      await client.command('EHLO fuzzer.test');
+      await fc.assert(
+        fc.asyncProperty(message, async (raw) => {
+          const before = rows();
+          expect((await client.command(`MAIL FROM:<${world.user.email}>`)).code).toBe(250);
+          expect((await client.command(`RCPT TO:<${to}>`)).code).toBe(250);
+          const [start, final] = await client.data(raw);
+          expect(start.code).toBe(354);
+          expect(final.line).toMatch(/^(250 2\.6\.0 .+|5\d\d 5\.\d{1,3}\.\d{1,3} .+)$/);
+          expect(rows()).toBe(before + 1);
+          const row = last();
+          if (final.code === 250) expect(['processed', 'ignored', 'duplicate']).toContain(row.status);
+          else expect(row).toMatchObject({ status: 'rejected', reasonCode: expect.stringMatching(/^data\./) as unknown });
+          const kind = final.line.replace(/message \d+/, 'message N');
+          replies.set(kind, (replies.get(kind) ?? 0) + 1);
+        }),
+        { seed: SEED, numRuns: RUNS },
+      );
+      expect((await client.command('NOOP')).code).toBe(250);
+      await client.quit();
+    });
     // Both outcomes were reached: the fuzz is not refusing everything, nor accepting everything.
     const lines = [...replies.keys()];
     expect(lines.some((l) => l.startsWith('250 '))).toBe(true);
