@@ -157,6 +157,14 @@ describe('kill -9 under load', () => {
     // being stored, or stored and not yet answered).
     expect(acknowledgedBeforeKill).toBeGreaterThan(ROUNDS * 10);
     expect(cut.data).toBeGreaterThan(ROUNDS / 2);
+    // Unknown keys were tried, and refused (the check above finds none delivered to).
+    const refusedUnknown = new Database(database, { readonly: true });
+    try {
+      const { n } = refusedUnknown.prepare(`select count(*) as n from deliveries where recipient like 'incoming+${'e'.repeat(29)}%' and status = 'rejected'`).get() as { n: number };
+      expect(n, 'refused deliveries to unknown keys').toBeGreaterThan(ROUNDS);
+    } finally {
+      refusedUnknown.close();
+    }
     // The restarts recovered what the kills left, by themselves (the first start found a clean database).
     expect(recoveredAtStart, 'starts that checkpointed the WAL a kill had left').toBeGreaterThan(ROUNDS / 2);
 
