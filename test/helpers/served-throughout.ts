@@ -10,10 +10,14 @@ export const SERVED_WITHIN_MS = 1500;
 
 export interface Bystander {
   server: RunningServer;
-  /** A sender the reply key's recipient has verified, and the reply address it writes to. */
+  /** A sender the reply key's recipient has verified. */
   from: string;
+  /** The reply address it writes to. */
   to: string;
-  /** Between one reply and the next (100 ms); longer where the sender rate would count them. */
+  /**
+   * Between one reply and the next (100 ms). Where the sender rate is on (20 in a row, then one in 3
+   * minutes by default), long enough for the attack to end before the client has sent 20.
+   */
   intervalMs?: number;
 }
 
@@ -22,9 +26,10 @@ let sequence = 0;
 /**
  * Runs `attack` while the normal client sends a reply every intervalMs in a session opened before
  * the attack (from 127.0.0.1; attackers use other loopback addresses). Every reply must be accepted
- * within SERVED_WITHIN_MS, and each must then be in the database once, processed.
+ * within SERVED_WITHIN_MS, and each must then be in the database once, processed. Resolves with how
+ * many were sent.
  */
-export async function servedThroughout(bystander: Bystander, attack: () => Promise<void>): Promise<void> {
+export async function servedThroughout(bystander: Bystander, attack: () => Promise<void>): Promise<{ accepted: number }> {
   const { server, from, to } = bystander;
   const normal = await Session.open(server.port);
   await normal.hello('normal.client.test');
@@ -58,4 +63,5 @@ export async function servedThroughout(bystander: Bystander, attack: () => Promi
   const stored = server.store.sqlite.prepare("select message_id as id, count(*) as n from inbound_messages where message_id like 'normal-%' and status = 'processed' group by message_id").all() as { id: string; n: number }[];
   const counts = new Map(stored.map((row) => [row.id, row.n]));
   expect(accepted.filter((id) => counts.get(id) !== 1), 'accepted, and not stored once').toEqual([]);
+  return { accepted: accepted.length };
 }

@@ -1,6 +1,7 @@
 // A seeded fuzz run over real SMTP: generated message bytes (any line ends, dots at line starts, NUL,
-// 8-bit and binary text, broken MIME) sent through DATA to a running server, one session throughout.
-// Each gets a specific final reply and leaves exactly one row; the session and the database survive.
+// 8-bit and binary text, broken MIME) sent through DATA to a running server, one session throughout,
+// a normal client beside it. Each gets a specific final reply and leaves exactly one row; the session
+// and the database survive.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedReplyWorld } from '../helpers/seed.js';
