@@ -65,6 +65,16 @@ const booleanFlag = z.union(
 );
 
 /**
+ * A whole number, `notANumber` said of anything else. zod gives a schema's own message to every issue
+ * of it, so a number out of range would be told it is not a number: the range says what it is instead.
+ */
+function wholeNumber(notANumber: string) {
+  return z.coerce.number({
+    error: (issue) => (issue.code === 'too_big' ? `at most ${issue.maximum}` : issue.code === 'too_small' ? `at least ${issue.minimum}` : notANumber),
+  });
+}
+
+/**
  * Every setting: its key in a config file, its environment variable, its default and what it means.
  * README's configuration table is checked against this list by test/meta/readme.test.ts.
  */
@@ -166,98 +176,98 @@ export const SETTINGS = {
   },
   max_message_bytes: {
     env: 'INTAKE_MAX_MESSAGE_BYTES',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1024).max(1024 * 1024 * 1024),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1024).max(1024 * 1024 * 1024),
     default: 26214400,
     doc: 'Largest message accepted, in bytes; advertised with the SIZE extension.',
   },
   min_free_bytes: {
     env: 'INTAKE_MIN_FREE_BYTES',
-    schema: z.preprocess((value) => (value === '' ? null : value), z.coerce.number({ error: 'expected a whole number (digits only, no unit), or empty for 1.5 times max_message_bytes' }).int().min(0).nullable()),
+    schema: z.preprocess((value) => (value === '' ? null : value), wholeNumber('expected a whole number (digits only, no unit), or empty for 1.5 times max_message_bytes').int().min(0).nullable()),
     default: '',
     defaultDoc: '1.5 × `max_message_bytes`',
     doc: "Free space the database's file system must keep: while it has less than this (plus the SIZE a client declares), MAIL FROM gets `452 4.3.1` (Postfix's smtpd keeps 1.5 × its size limit free the same way), instead of a message sent in full and then refused for want of room. 0 keeps none (a declared SIZE must still fit).",
   },
   max_attachment_bytes: {
     env: 'INTAKE_MAX_ATTACHMENT_BYTES',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(0),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(0),
     default: 10485760,
     doc: 'Largest attachment stored; a larger one is left out and a line in the body says so.',
   },
   keep_raw_days: {
     env: 'INTAKE_KEEP_RAW_DAYS',
-    schema: z.coerce.number({ error: 'expected a whole number of days (digits only), or 0 to keep raw messages for ever' }).int().min(0).max(36500),
+    schema: wholeNumber('expected a whole number of days (digits only), or 0 to keep raw messages for ever').int().min(0).max(36500),
     default: 0,
     doc: "Days a message's raw bytes are kept. `intake serve` drops older ones at start and every hour, as `intake prune` does; the row and its recipients stay (`raw_pruned_at` says when), and a copy sent again is still recognised. `intake show --raw` and `intake reprocess` need them: reprocess a `failed` message within this time. 0 keeps them for ever.",
   },
   max_recipients: {
     env: 'INTAKE_MAX_RECIPIENTS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1).max(10000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1).max(10000),
     default: 100,
     doc: 'Accepted recipients per message, a repeated one counted again (as by Postfix `smtpd_recipient_limit`); the next one gets `452 4.5.3`. RFC 5321 (4.5.3.1.8) asks a server to take at least 100.',
   },
   max_refused_recipients: {
     env: 'INTAKE_MAX_REFUSED_RECIPIENTS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1).max(100000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1).max(100000),
     default: 100,
     doc: 'Refused recipients per SMTP session, for any reason but too many recipients; the next one gets `421 4.7.0` and the session is closed (as Postfix\'s `smtpd_hard_error_limit`). A session may collect 1,000 `452 4.5.3` (too many recipients) answers on top, the rest of a large message to be sent again (Postfix\'s `smtpd_recipient_overshoot_limit`). Trusted relays and LMTP clients are not limited.',
   },
   max_clients: {
     env: 'INTAKE_MAX_CLIENTS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1),
     default: 100,
     doc: 'Concurrent connections per SMTP, SMTPS or LMTP listener; one more is answered `421 4.3.2` and closed.',
   },
   max_connections_per_ip: {
     env: 'INTAKE_MAX_CONNECTIONS_PER_IP',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1),
     default: 20,
     doc: 'Concurrent SMTP sessions from one client (an IPv4 address, or an IPv6 network: `client_ipv6_prefix_length`); one more is answered `421 4.7.0` and closed. Trusted relays and the LMTP listener (its clients are relays) are exempt.',
   },
   client_ipv6_prefix_length: {
     env: 'INTAKE_CLIENT_IPV6_PREFIX_LENGTH',
-    schema: z.coerce.number({ error: 'expected a whole number of bits, 1 to 128' }).int().min(1).max(128),
+    schema: wholeNumber('expected a whole number of bits, 1 to 128').int().min(1).max(128),
     default: 64,
     doc: 'The per-client limits (`max_connections_per_ip`, `unknown_recipient_limit`) count an IPv6 client as its network of this many bits: whoever has one address of a /64 usually has all of them. 128 counts each address on its own. IPv4 clients are counted by address.',
   },
   unknown_recipient_limit: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_LIMIT',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1),
     default: 20,
     doc: 'Unknown recipients one client (an IPv4 address, or an IPv6 network: `client_ipv6_prefix_length`) may name per window (key guessing). Past half of it, each refusal waits a second longer than the one before (up to 5 s), which is logged; at the limit the session gets `421 4.7.0` and the client is shut out. Trusted relays and the LMTP listener are exempt; behind Postfix the policy service counts by the client Postfix names.',
   },
   unknown_recipient_window_ms: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_WINDOW_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1000),
     default: 600000,
     doc: 'The window `unknown_recipient_limit` counts over.',
   },
   unknown_recipient_block_ms: {
     env: 'INTAKE_UNKNOWN_RECIPIENT_BLOCK_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(0),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(0),
     default: 600000,
     doc: 'How long a client that reached `unknown_recipient_limit` is refused at connect (`421 4.7.0`).',
   },
   sender_rate_limit: {
     env: 'INTAKE_SENDER_RATE_LIMIT',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit), or 0 for no limit' }).int().min(0),
+    schema: wholeNumber('expected a whole number (digits only, no unit), or 0 for no limit').int().min(0),
     default: 20,
     doc: "Messages one sender (where answers go: its Reply-To, else From, else Sender) may have processed for one destination (an issue or merge request replied to, a project's Service Desk, new issue or new merge request address) in a row; after that one more each `sender_rate_window_ms` divided by this (a token bucket). A message over it gets `451 4.7.1`, and its sender tries again later. It slows a loop with an auto-responder or another tracker that gets past the auto-generated checks to a trickle, and a flood of Service Desk tickets from one address. Counted by `intake serve`, from its start (each `intake deliver` is a process of its own, and is not limited). 0: no limit.",
   },
   sender_rate_window_ms: {
     env: 'INTAKE_SENDER_RATE_WINDOW_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1000),
     default: 3600000,
     doc: 'The window `sender_rate_limit` counts over: with the defaults, 20 messages, then one every 3 minutes.',
   },
   socket_timeout_ms: {
     env: 'INTAKE_SOCKET_TIMEOUT_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1000),
     default: 300000,
     doc: 'An SMTP session that sends no complete command for this long (idle, or one byte at a time) is closed with `421`; the time a message takes to arrive after DATA is not counted. Five minutes, as RFC 5321 (4.5.3.2.7) asks and Postfix `smtpd_timeout` waits.',
   },
   data_timeout_ms: {
     env: 'INTAKE_DATA_TIMEOUT_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1000),
     default: 600000,
     doc: 'A message must arrive whole within this long after DATA, or the session is closed with `421` and nothing is stored (a trickling sender would hold a connection slot for ever); 10 minutes is 42 KB/s for the largest message.',
   },
@@ -288,7 +298,7 @@ export const SETTINGS = {
   },
   dns_timeout_ms: {
     env: 'INTAKE_DNS_TIMEOUT_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(100).max(60000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(100).max(60000),
     default: 5000,
     doc: "How long `authentication` may take for one message in all (a query's first try waits a quarter of it). Past it the results are `temperror` and the message is taken: a DNS outage must not hold up mail.",
   },
@@ -301,7 +311,7 @@ export const SETTINGS = {
   },
   imap_port: {
     env: 'INTAKE_IMAP_PORT',
-    schema: z.coerce.number({ error: 'expected a port number' }).int().min(1).max(65535),
+    schema: wholeNumber('expected a port number').int().min(1).max(65535),
     default: 993,
     doc: 'Port of the IMAP server (993 for `implicit` TLS, 143 for `starttls`).',
   },
@@ -352,7 +362,7 @@ export const SETTINGS = {
   },
   imap_check_interval_ms: {
     env: 'INTAKE_IMAP_CHECK_INTERVAL_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000).max(3_600_000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1000).max(3_600_000),
     default: 300000,
     doc: 'How often the folder is searched whatever IDLE said: new mail is fetched as soon as the server announces it (IDLE, or NOOP every 2 minutes on a server without it); this catches what an announcement missed, and retries deferred messages.',
   },
@@ -411,7 +421,7 @@ export const SETTINGS = {
   },
   graph_poll_interval_ms: {
     env: 'INTAKE_GRAPH_POLL_INTERVAL_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(1000).max(3_600_000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1000).max(3_600_000),
     default: 60000,
     doc: 'How often the folder is listed (Graph has no push without a public HTTPS endpoint). Each poll is one request plus one per 200 messages; Graph allows 10,000 a mailbox every 10 minutes, and a throttled poll waits as long as Graph asks (Retry-After).',
   },
@@ -435,7 +445,7 @@ export const SETTINGS = {
   },
   shutdown_timeout_ms: {
     env: 'INTAKE_SHUTDOWN_TIMEOUT_MS',
-    schema: z.coerce.number({ error: 'expected a whole number (digits only, no unit)' }).int().min(0).max(600_000),
+    schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(0).max(600_000),
     default: 30000,
     doc: 'On SIGTERM, how long messages being received may take to finish before their sessions are cut (they are not acknowledged, so the sender retries).',
   },

@@ -71,6 +71,10 @@ describe('loadConfig', () => {
     expect(problems({ INTAKE_REQUIRE_TLS: 'on' })).toEqual(['INTAKE_REQUIRE_TLS: expected true or false (or 1/0, yes/no) (got "on")']);
     expect(problems({ INTAKE_MAX_MESSAGE_BYTES: '25M' })).toEqual(['INTAKE_MAX_MESSAGE_BYTES: expected a whole number (digits only, no unit) (got "25M")']);
     expect(problems({ INTAKE_MAX_MESSAGE_BYTES: '' })).toEqual(['INTAKE_MAX_MESSAGE_BYTES: empty; give a value, or leave it out for the default (26214400)']);
+    // A number out of range is told its range, not that it is no number.
+    expect(problems({ INTAKE_MAX_REFUSED_RECIPIENTS: '1000000' })).toEqual(['INTAKE_MAX_REFUSED_RECIPIENTS: at most 100000 (got "1000000")']);
+    expect(problems({ INTAKE_MAX_MESSAGE_BYTES: '100' })).toEqual(['INTAKE_MAX_MESSAGE_BYTES: at least 1024 (got "100")']);
+    expect(problems({ INTAKE_MAX_RECIPIENTS: '1.5' })).toEqual(['INTAKE_MAX_RECIPIENTS: expected a whole number (digits only, no unit) (got "1.5")']);
     const dir = mkdtempSync(join(tmpdir(), 'intake-config-'));
     const yaml = join(dir, 'intake.yaml');
     writeFileSync(yaml, 'INTAKE_DATABASE: x.sqlite\n');
