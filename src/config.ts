@@ -70,7 +70,13 @@ const booleanFlag = z.union(
  */
 function wholeNumber(notANumber: string) {
   return z.coerce.number({
-    error: (issue) => (issue.code === 'too_big' ? `at most ${issue.maximum}` : issue.code === 'too_small' ? `at least ${issue.minimum}` : notANumber),
+    error: (raised) => {
+      // Typed as the number's own issues only; the checks chained after it (min, max) raise theirs here too.
+      const issue = raised as { code: string; maximum?: unknown; minimum?: unknown };
+      if (issue.code === 'too_big') return `at most ${String(issue.maximum)}`;
+      if (issue.code === 'too_small') return `at least ${String(issue.minimum)}`;
+      return notANumber;
+    },
   });
 }
 
