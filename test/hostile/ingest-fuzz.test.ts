@@ -106,7 +106,14 @@ describe('ingest fuzz', () => {
         const full = { mailFrom: env.mailFrom, rcptTo: accepted, recipients: env.rcptTo };
         const refusalRow = await recordRefusals({ ingress: 'pipe', envelope: full, refused, inboundMessageId: null }, deps);
         if (accepted.length === 0) {
-          expect(refusalRow).not.toBeNull();
+          // Refused at RCPT, every recipient: the row says so, with the first refusal's reason, and
+          // each recipient has its own refusal.
+          const row = deps.repos.inbound.findById(refusalRow as number);
+          expect(row).toMatchObject({ status: 'rejected', reasonCode: refused[0]?.rejection.code });
+          expect(row?.reason ?? '').not.toBe('');
+          const deliveries = deps.repos.inbound.deliveriesOf(refusalRow as number);
+          expect(deliveries.map((d) => [d.recipient, d.stage, d.status, d.reasonCode])).toEqual(refused.map((r) => [r.recipient, 'rcpt', 'rejected', r.rejection.code]));
+          seen.set('refused at RCPT', (seen.get('refused at RCPT') ?? 0) + 1);
           return;
         }
         const result = await ingest({ raw, ingress: 'pipe', envelope: full, inboundMessageId: refusalRow }, deps);
