@@ -12,6 +12,7 @@ import { createRepositories } from '../../src/db/repositories.js';
 import { CLI, ROOT, cliEnv } from '../helpers/server.js';
 import { startPostfix, type Postfix } from '../interop/postfix.js';
 import { openSessions, percentile, runLoad, type Envelope, type LoadResult, type Session } from './load.js';
+import { describeProbe, probeMachine, type MachineProbe } from './machine.js';
 import { seedRepliesByMail } from './seed-replies.js';
 import { runSmtpSource, smtpSourcePath } from './smtp-source.js';
 
@@ -441,6 +442,8 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const notes: string[] = [];
   const smtpSource = smtpSourcePath();
+  // Before anything is started, and again once everything has stopped: see machine.ts.
+  const machine: { start: MachineProbe; end?: MachineProbe } = { start: await probeMachine() };
   // The headline workload is run five times per target, in turns, and its ratios are the medians of
   // each round's ratio (runs next to each other in time): on this shared machine one run of the same
   // code varies by ±20 %, and a slow spell can last a whole run.
@@ -528,8 +531,10 @@ async function main(): Promise<void> {
     if (sharedPostfix) await sharedPostfix.then((target) => target.postfix.stop(), () => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
+  machine.end = await probeMachine();
+  notes.push(describeProbe('as the run started', machine.start), describeProbe('as it ended', machine.end));
   notes.push(`The whole run took ${Math.round((Date.now() - benchStarted) / 1000)} s.`);
-  printTable(rows, notes, runs);
+  printTable(rows, notes, runs, machine);
 }
 
 interface SlowDisk {
@@ -734,7 +739,7 @@ async function largeDatabase(dir: string, workload: Workload, runs: Runs, notes:
   return rows;
 }
 
-function printTable(rows: Row[], notes: string[], runs: Runs): void {
+function printTable(rows: Row[], notes: string[], runs: Runs, machine: { start: MachineProbe; end?: MachineProbe }): void {
   const header = ['workload', 'target', 'accepted/s', 'refused/s', 'p50 ms', 'p95 ms', 'p99 ms', 'CPU s', 'peak RSS MB', 'accepted', 'refused', 'temp', 'errors'];
   const lines = rows.map((r) => [r.workload, r.target, r.acceptedPerSecond, r.refusedPerSecond, r.p50Ms, r.p95Ms, r.p99Ms, r.cpuSeconds, r.peakRssMb, r.accepted, r.refused, r.temporary, r.errors].map((v) => (v === null ? '' : String(v))));
   process.stdout.write(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|\n`);
@@ -743,7 +748,7 @@ function printTable(rows: Row[], notes: string[], runs: Runs): void {
   process.stdout.write('\n');
   for (const r of ratios) process.stdout.write(`${r}\n`);
   for (const n of notes) process.stdout.write(`${n}\n`);
-  const json = JSON.stringify({ rows, ratios, notes, quick: QUICK, node: process.version, date: new Date().toISOString() });
+  const json = JSON.stringify({ rows, ratios, notes, machine, quick: QUICK, node: process.version, date: new Date().toISOString() });
   writeFileSync(join(tmpdir(), 'intake-bench.json'), json);
   process.stdout.write(`\nJSON: ${join(tmpdir(), 'intake-bench.json')}\n${json}\n`);
 }
