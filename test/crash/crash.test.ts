@@ -180,9 +180,12 @@ describe('kill -9 under load', () => {
  * One `intake deliver` run, as Postfix's pipe(8) makes it; killed with SIGKILL after `kill` ms, or as
  * soon as it writes its reply ('at reply': stored, and the MTA never sees the exit status), or never.
  */
+/** Far past the slowest run seen (4 s): a run still going then is stuck, and the case says so. */
+const DELIVER_STUCK_MS = 30_000;
+
 function deliverOnce(database: string, envelope: Envelope, kill: number | 'at reply' | null): Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }> {
   const started = Date.now();
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'deliver', '--to', envelope.to, '--from', envelope.from], {
       env: cliEnv({ INTAKE_DATABASE: database, INTAKE_ADDRESS: 'incoming+%{key}@example.com' }),
     });
@@ -194,9 +197,16 @@ function deliverOnce(database: string, envelope: Envelope, kill: number | 'at re
     child.stdin.on('error', () => undefined);
     child.stdin.end(envelope.data);
     const timer = typeof kill === 'number' ? setTimeout(() => child.kill('SIGKILL'), kill) : undefined;
+    let stuck = false;
+    const limit = setTimeout(() => {
+      stuck = true;
+      child.kill('SIGKILL');
+    }, DELIVER_STUCK_MS);
     child.on('close', (status, signal) => {
       clearTimeout(timer);
-      resolve({ status, signal, stderr, ms: Date.now() - started });
+      clearTimeout(limit);
+      if (stuck) reject(new Error(`intake deliver of ${envelope.to} had not ended after ${DELIVER_STUCK_MS} ms; its stderr: ${stderr}`));
+      else resolve({ status, signal, stderr, ms: Date.now() - started });
     });
   });
 }
