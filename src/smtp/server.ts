@@ -153,8 +153,7 @@ export async function startMailListener(
     setTimeout(() => callback(rejection), verdict.delayMs);
   };
   // Keys named in the headers of mail to the mailbox address are guesses as much as RCPT's.
-  const unknownKeyAtData = async (session: SMTPServerSession): Promise<MailRejection | null> => {
-    const ip = admitted.get(session.id);
+  const unknownKeyAtData = async (ip: string | undefined): Promise<MailRejection | null> => {
     if (ip === undefined || limits.isExempt(ip)) return null;
     const verdict = judgeGuess(ip, 'data');
     if (verdict.shutOut) return new MailRejection('rcpt.too_many_unknown');
@@ -235,7 +234,10 @@ export async function startMailListener(
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string | (string | Error)[]) => void) {
       receiving.add(session.id);
-      const onUnknownKey = () => unknownKeyAtData(session);
+      // Read now: a client that hangs up right after its final dot is closed (onClose forgets it)
+      // while its message is still being stored, and its key-less mail must count all the same.
+      const ip = admitted.get(session.id);
+      const onUnknownKey = () => unknownKeyAtData(ip);
       onData(stream, session, transactions.take(session), { maxBytes: config.max_message_bytes, ingress: kind === 'lmtp' ? 'lmtp' : 'smtp', onUnknownKey }, deps)
         .then(
           (message) => callback(null, message as string),

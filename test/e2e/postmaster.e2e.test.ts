@@ -90,6 +90,25 @@ describe('postmaster', () => {
     expect(again.greeting.line).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
   });
 
+  it('counts a message kept for it from a client that hangs up right after its final dot', async () => {
+    // The session is closed before the message is stored: its address must be known all the same.
+    for (let i = 0; i < 4; i++) {
+      const { client } = await SmtpClient.connect(server.port, { localAddress: '127.0.0.35' });
+      await client.command('EHLO client.test');
+      await client.command('MAIL FROM:<someone@client.test>');
+      await client.command('RCPT TO:<postmaster@example.com>');
+      expect((await client.command('DATA')).code).toBe(354);
+      client.write(`From: someone@client.test\r\nTo: postmaster@example.com\r\nSubject: Hit and run ${i}\r\nMessage-ID: <hit-and-run-${i}@client.test>\r\n\r\nGone before the reply.\r\n.\r\n`);
+      client.destroy();
+    }
+    const running = server;
+    const rows = () => (running.store.sqlite.prepare("select count(*) as n from inbound_messages where remote_address = '127.0.0.35'").get() as { n: number }).n;
+    await expect.poll(rows, { timeout: 15_000 }).toBe(4);
+    await expect.poll(() => running.logs.some((l) => l.includes('client shut out: too many unknown recipients') && l.includes('"remoteAddress":"127.0.0.35"')), { timeout: 15_000 }).toBe(true);
+    const again = await SmtpClient.connect(server.port, { localAddress: '127.0.0.35' });
+    expect(again.greeting.line).toBe('421 4.7.0 Too many unknown recipients from your address, try again later');
+  });
+
   it('counts a guess through the mailbox address even when a live key beside it is processed', async () => {
     const world = seedReplyWorld(server.repos);
     const live = template.format(world.key);
