@@ -176,14 +176,24 @@ function readStream(pieces: readonly Buffer[], maxAttachmentBytes: number, optio
       resolve(mail);
     });
     parser.on('data', (data: AttachmentStream | MessageText) => {
+      // mailparser emits from a callback of its own: what this throws would end the thread uncaught.
+      try {
+        take(data);
+      } catch (error) {
+        fail(error as Error);
+      }
+    });
+    const take = (data: AttachmentStream | MessageText) => {
       if (data.type === 'text') {
         mail.text = data.text;
         mail.html = typeof data.html === 'string' ? data.html : undefined;
         return;
       }
+      // A part whose Content-Type names no type (`Content-Type:`, `; name=x`) has none at all (false).
+      const contentType = (data.contentType as string | false | undefined) || UNKNOWN_TYPE;
       const attachment: ParsedAttachment = {
-        filename: fileName(data.filename, data.contentType),
-        contentType: data.contentType,
+        filename: fileName(data.filename, contentType),
+        contentType,
         size: 0,
         content: [],
         contentId: data.contentId ? data.contentId.replace(/^<|>$/g, '') : null,
@@ -201,7 +211,7 @@ function readStream(pieces: readonly Buffer[], maxAttachmentBytes: number, optio
         data.release?.();
       });
       data.content.on('error', fail);
-    });
+    };
     parser.on('end', () => {
       if (settled) return;
       settled = true;
@@ -252,6 +262,9 @@ class FileAwareMailParser extends MailParser {
     return made;
   }
 }
+
+/** The type of a file whose part names none (RFC 2046: bytes of no known kind). */
+const UNKNOWN_TYPE = 'application/octet-stream';
 
 /** S/MIME and PGP signatures sign the message; they are not files the sender attached. */
 const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature', 'application/pgp-signature']);

@@ -269,6 +269,11 @@ describe('malformed messages, each answered and none breaking the server', () =>
       ...accepted,
       note: 'Café crème, sûrement.',
     },
+    // mailsplit gives such a part no type at all; reading it once ended the writer thread.
+    'a part whose Content-Type names no type': {
+      make: () => Buffer.from(`${headers('typeless', 'Content-Type: multipart/mixed; boundary="t"\r\n')}\r\n--t\r\nContent-Type: text/plain\r\n\r\nSee the file.\r\n--t\r\nContent-Type:\r\nContent-Disposition: attachment\r\n\r\nWhat is this?\r\n--t--\r\n`),
+      ...accepted,
+    },
     'NUL bytes in the body': { make: () => Buffer.concat([reply('Before NUL'), Buffer.from([0, 0, 0]), Buffer.from('\r\nafter\r\n')]), ...accepted },
     'NUL bytes in headers': { make: () => Buffer.from(`${headers('nul', 'X-Nul: a\u0000b\r\n')}\r\nBody after a header with NUL.\r\n`, 'latin1'), ...accepted },
     // Every byte value, CR, LF and dots included (dot-stuffed like any message): no From the

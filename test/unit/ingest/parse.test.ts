@@ -121,6 +121,19 @@ describe('parseMessage', () => {
     expect([parsed.inReplyTo.length, parsed.inReplyTo[0]]).toEqual([100, 'p0@y']);
   });
 
+  it('reads a part whose Content-Type names no type as a file of unknown type, never failing on it', async () => {
+    // mailsplit gives such a part no type at all (false); with no name it once threw inside mailparser's
+    // own callback, which nothing could catch, and ended the writer thread.
+    for (const header of ['Content-Type:', 'Content-Type: ; name="notes.txt"', 'Content-Type: (a comment)', 'Content-Type: ;']) {
+      const raw = mail(`From: a@b.example\nContent-Type: multipart/mixed; boundary=b`, `--b\r\nContent-Type: text/plain\r\n\r\nThe reply.\r\n--b\r\n${header}\r\nContent-Disposition: attachment\r\n\r\nSome bytes.\r\n--b--\r\n`);
+      const parsed = await parseMessage(raw);
+      expect(parsed.text.trim(), header).toBe('The reply.');
+      expect(parsed.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, size: a.size })), header).toEqual([
+        { filename: header.includes('notes.txt') ? 'notes.txt' : 'attachment', contentType: 'application/octet-stream', size: 11 },
+      ]);
+    }
+  });
+
   it('drops NUL characters from the text', async () => {
     expect((await parseMessage(mail('From: a@b.example\nContent-Type: text/plain; charset=utf-8', Buffer.from([0x61, 0x00, 0x62])))).text).toBe('ab');
   });
