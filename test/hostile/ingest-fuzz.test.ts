@@ -52,9 +52,24 @@ const header = fc.oneof(
   fc.tuple(fc.string({ maxLength: 20 }), text),
 );
 const contentType = fc.constantFrom('text/plain', 'text/html', 'multipart/mixed; boundary="b"', 'multipart/alternative', 'text/plain; charset=iso-2022-jp', 'application/octet-stream', 'message/rfc822');
+// A part's headers: types, names and dispositions as clients send them, and as they break them (a
+// Content-Type with no type once ended the writer thread).
+const partHeaders = fc.constantFrom(
+  'Content-Type: text/plain',
+  'Content-Type: text/html; charset=utf-8',
+  'Content-Type: text/plain\r\nContent-Disposition: inline; filename="server.log"',
+  'Content-Type: application/pdf; name="a.pdf"\r\nContent-Disposition: attachment',
+  'Content-Type: image/png; name="p.png"\r\nContent-Transfer-Encoding: base64\r\nContent-ID: <p@x>',
+  'Content-Type: message/rfc822',
+  'Content-Disposition: attachment; filename="notes.txt"',
+  'Content-Type:',
+  'Content-Type: ; name="nameless.bin"',
+  'Content-Type: (comment only)\r\nContent-Disposition: attachment',
+  '',
+);
 const body = fc.oneof(
   text,
-  fc.array(text, { maxLength: 6 }).map((parts) => parts.map((p) => `--b\r\nContent-Type: text/plain\r\n\r\n${p}\r\n`).join('') + '--b--\r\n'),
+  fc.array(fc.tuple(partHeaders, text), { maxLength: 6 }).map((parts) => parts.map(([h, p]) => `--b\r\n${h}\r\n\r\n${p}\r\n`).join('') + '--b--\r\n'),
   fc.constantFrom('> quoted only', '/close\n/label ~bug', '<p>html <b>x</b></p>', 'Reply\n\nOn Tue, someone wrote:\n> old'),
 );
 const anyMessage = fc.tuple(fc.array(header, { maxLength: 40 }), fc.option(contentType), body, fc.boolean()).map(([headers, type, content, crlf]) => {
