@@ -1,6 +1,6 @@
 // issuables.repo: issues and merge requests, the things notes attach to. Side effects: SQL reads and writes.
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { prepared, type Db } from '../client.js';
+import { casefold, prepared, type Db } from '../client.js';
 import { issueAssignees, issueEmailParticipants, issueEmails, issueLabels, issues, mergeRequests, subscriptions } from '../schema.js';
 
 export type Issue = typeof issues.$inferSelect;
@@ -111,7 +111,7 @@ export function createIssuablesRepository({ db }: { db: Db }) {
       db.select({ email: issueEmailParticipants.email }).from(issueEmailParticipants).where(eq(issueEmailParticipants.issueId, issueId)).orderBy(issueEmailParticipants.id).all().map((r) => r.email),
     /** Removes an external participant, by address in any case; false when there was none. */
     removeParticipant(issueId: number, email: string): boolean {
-      return db.delete(issueEmailParticipants).where(and(eq(issueEmailParticipants.issueId, issueId), sql`lower(${issueEmailParticipants.email}) = ${email.toLowerCase()}`)).run().changes > 0;
+      return db.delete(issueEmailParticipants).where(and(eq(issueEmailParticipants.issueId, issueId), sql`casefold(${issueEmailParticipants.email}) = ${casefold(email)}`)).run().changes > 0;
     },
     addParticipant(issueId: number, email: string): boolean {
       return db.insert(issueEmailParticipants).values({ issueId, email }).onConflictDoNothing().run().changes > 0;

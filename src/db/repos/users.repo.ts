@@ -1,23 +1,25 @@
 // users.repo: users and their e-mail addresses. Input: validated values. Side effects: SQL reads and writes.
 import { randomBytes } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
-import { prepared, type Db } from '../client.js';
+import { casefold, prepared, type Db } from '../client.js';
 import { userEmails, users } from '../schema.js';
 
 export type User = typeof users.$inferSelect;
 
+// Addresses are compared with casefold(), not SQLite's lower(), which folds ASCII only: stored as
+// `JÖRG@…`, an address would never have matched itself.
 export function createUsersRepository({ db }: { db: Db }) {
   // Prepared once: these run for every message.
   const byId = prepared(() => db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare());
   const primaryEmail = prepared(() => db
     .select({ id: users.id })
     .from(users)
-    .where(and(eq(users.id, sql.placeholder('userId')), sql`lower(${users.email}) = ${sql.placeholder('lower')}`))
+    .where(and(eq(users.id, sql.placeholder('userId')), sql`casefold(${users.email}) = ${sql.placeholder('folded')}`))
     .prepare());
   const verifiedEmail = prepared(() => db
     .select({ id: userEmails.id })
     .from(userEmails)
-    .where(and(eq(userEmails.userId, sql.placeholder('userId')), eq(userEmails.verified, true), sql`lower(${userEmails.email}) = ${sql.placeholder('lower')}`))
+    .where(and(eq(userEmails.userId, sql.placeholder('userId')), eq(userEmails.verified, true), sql`casefold(${userEmails.email}) = ${sql.placeholder('folded')}`))
     .prepare());
   return {
     create(input: { username: string; name: string; email: string; incomingEmailToken: string }): User {
@@ -61,14 +63,14 @@ export function createUsersRepository({ db }: { db: Db }) {
       return db
         .update(userEmails)
         .set({ verified: true })
-        .where(and(eq(userEmails.userId, userId), sql`lower(${userEmails.email}) = ${email.toLowerCase()}`))
+        .where(and(eq(userEmails.userId, userId), sql`casefold(${userEmails.email}) = ${casefold(email)}`))
         .returning()
         .get();
     },
     /** users.email counts as verified too, whatever user_emails says. */
     hasVerifiedEmail(userId: number, email: string): boolean {
-      const lower = email.toLowerCase();
-      return primaryEmail().get({ userId, lower }) !== undefined || verifiedEmail().get({ userId, lower }) !== undefined;
+      const folded = casefold(email);
+      return primaryEmail().get({ userId, folded }) !== undefined || verifiedEmail().get({ userId, folded }) !== undefined;
     },
   };
 }
