@@ -29,9 +29,11 @@ export async function oversizedTextPart(pieces: readonly Buffer[]): Promise<stri
   splitter.on('data', (data: { type: string; node?: MimeNodeShape; value?: Buffer }) => {
     if (data.type === 'node') {
       const node = data as unknown as MimeNodeShape;
-      // mailparser's rule: a text type without a disposition, or `inline`, is text (the root defaults to text/plain).
+      // mailparser's rule: a text type without a disposition, or `inline`, is text (the root defaults to
+      // text/plain); and parse.ts's: a part with a name, but the root, is a file whatever its disposition.
       const contentType = node.contentType || (node.root ? 'text/plain' : '');
-      const textual = !node.multipart && TEXT_TYPES.has(contentType) && (!node.disposition || node.disposition === 'inline');
+      const named = Boolean(node.filename) && !node.root;
+      const textual = !node.multipart && !named && TEXT_TYPES.has(contentType) && (!node.disposition || node.disposition === 'inline');
       sizes.set(node, { contentType, textual, bytes: 0 });
     } else if (data.type === 'body' && data.node && data.value) {
       const entry = sizes.get(data.node);
@@ -64,4 +66,5 @@ interface MimeNodeShape {
   multipart: string | false;
   contentType: string | false;
   disposition: string | false;
+  filename: string | false;
 }

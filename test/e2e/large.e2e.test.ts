@@ -133,6 +133,38 @@ describe('large messages', () => {
     expect(note.n).toBe(body.length);
   });
 
+  it('a text file of 4.5 MB sent inline with a name (as Apple Mail sends files) is stored as a file, not refused as text', async () => {
+    const log = Buffer.from('2026-11-30 00:00:00 worker: job done\n'.repeat(Math.ceil((4.5 * 1024 * 1024) / 37)));
+    const message = Buffer.from(
+      [
+        `From: ${world.user.email}`,
+        `To: ${to}`,
+        'Subject: Re: the log',
+        'Message-ID: <inline-log@client.test>',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="b"',
+        '',
+        '--b',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'The server log is attached.',
+        '--b',
+        'Content-Type: text/plain; charset=utf-8; name="server.log"',
+        'Content-Disposition: inline; filename="server.log"',
+        '',
+        log.toString('utf8').replace(/\n/g, '\r\n'),
+        '--b--',
+        '',
+      ].join('\r\n'),
+    );
+    expect(message.length).toBeGreaterThan(4_000_000);
+    const data = await send(message);
+    expect(data.line).toMatch(/^250 2\.6\.0 Message accepted/);
+    const id = idOf(data.line);
+    expect(server.store.sqlite.prepare('select filename, size from attachments where inbound_message_id = ?').all(id)).toEqual([{ filename: 'server.log', size: log.length + log.toString('utf8').split('\n').length - 1 }]);
+    expect((server.store.sqlite.prepare('select body from notes where inbound_message_id = ?').get(id) as { body: string }).body).toMatch(/^The server log is attached\.\n\n\[server\.log\]\(attachment:\d+\)$/);
+  });
+
   it.each([
     ['over 1,000,000 characters once decoded', 1_100_000, /\(11\d{5} characters of text; items hold at most 1000000 characters\)$/],
     ['a text part of 5 MB, refused before it is decoded', 5 * 1024 * 1024, /\(a text\/plain part of \d+ bytes; text parts are read up to 4000000 bytes\)$/],

@@ -25,6 +25,15 @@ describe('oversizedTextPart', () => {
     expect(await oversizedTextPart(multipart([{ headers: ['Content-Type: application/octet-stream'], body: big }]))).toBeNull();
   });
 
+  it('takes a text part with a name for a file, as the parser does, whatever its disposition (Apple Mail sends files inline)', async () => {
+    const big = lines(TEXT_LIMITS.bytes + 1000);
+    expect(await oversizedTextPart(multipart([{ headers: ['Content-Type: text/plain; name="server.log"', 'Content-Disposition: inline; filename="server.log"'], body: big }]))).toBeNull();
+    expect(await oversizedTextPart(multipart([{ headers: ['Content-Type: text/plain; name="server.log"'], body: big }]))).toBeNull();
+    // The message's own top-level text stays its body, name or not.
+    const head = Buffer.from('From: a@b.example\r\nContent-Type: text/plain; name="body.txt"\r\n\r\n');
+    expect(await oversizedTextPart([head, big])).toMatch(/^a text\/plain part/);
+  });
+
   it('gives HTML more room, as its Markdown is much shorter', async () => {
     expect(await oversizedTextPart(multipart([{ headers: ['Content-Type: text/html'], body: lines(TEXT_LIMITS.bytes + 1000) }]))).toBeNull();
     expect(await oversizedTextPart(multipart([{ headers: ['Content-Type: text/html'], body: lines(TEXT_LIMITS.htmlBytes + 1000) }]))).toMatch(/^a text\/html part/);
