@@ -34,9 +34,8 @@ function idOf(line: string): number {
   return Number(/inbound message (\d+)/.exec(line)?.[1]);
 }
 
-/** A reply carrying one base64 attachment. */
-function withAttachment(file: Buffer, messageId: string): Buffer {
-  const base64 = file.toString('base64').replace(/(.{76})/g, '$1\r\n');
+/** A reply of a text and one file: its part's headers and content as sent. */
+function withFile(messageId: string, text: string, fileHeaders: string[], content: string): Buffer {
   return Buffer.from(
     [
       `From: ${world.user.email}`,
@@ -49,17 +48,21 @@ function withAttachment(file: Buffer, messageId: string): Buffer {
       '--b',
       'Content-Type: text/plain; charset=utf-8',
       '',
-      'The measurements are attached.',
+      text,
       '--b',
-      'Content-Type: application/octet-stream; name="data.bin"',
-      'Content-Disposition: attachment; filename="data.bin"',
-      'Content-Transfer-Encoding: base64',
+      ...fileHeaders,
       '',
-      base64,
+      content,
       '--b--',
       '',
     ].join('\r\n'),
   );
+}
+
+/** A reply carrying one base64 attachment. */
+function withAttachment(file: Buffer, messageId: string): Buffer {
+  const base64 = file.toString('base64').replace(/(.{76})/g, '$1\r\n');
+  return withFile(messageId, 'The measurements are attached.', ['Content-Type: application/octet-stream; name="data.bin"', 'Content-Disposition: attachment; filename="data.bin"', 'Content-Transfer-Encoding: base64'], base64);
 }
 
 describe('large messages', () => {
@@ -135,27 +138,11 @@ describe('large messages', () => {
 
   it('a text file of 4.5 MB sent inline with a name (as Apple Mail sends files) is stored as a file, not refused as text', async () => {
     const log = Buffer.from('2026-11-30 00:00:00 worker: job done\n'.repeat(Math.ceil((4.5 * 1024 * 1024) / 37)));
-    const message = Buffer.from(
-      [
-        `From: ${world.user.email}`,
-        `To: ${to}`,
-        'Subject: Re: the log',
-        'Message-ID: <inline-log@client.test>',
-        'MIME-Version: 1.0',
-        'Content-Type: multipart/mixed; boundary="b"',
-        '',
-        '--b',
-        'Content-Type: text/plain; charset=utf-8',
-        '',
-        'The server log is attached.',
-        '--b',
-        'Content-Type: text/plain; charset=utf-8; name="server.log"',
-        'Content-Disposition: inline; filename="server.log"',
-        '',
-        log.toString('utf8').replace(/\n/g, '\r\n'),
-        '--b--',
-        '',
-      ].join('\r\n'),
+    const message = withFile(
+      '<inline-log@client.test>',
+      'The server log is attached.',
+      ['Content-Type: text/plain; charset=utf-8; name="server.log"', 'Content-Disposition: inline; filename="server.log"'],
+      log.toString('utf8').replace(/\n/g, '\r\n'),
     );
     expect(message.length).toBeGreaterThan(4_000_000);
     const data = await send(message);
