@@ -269,7 +269,7 @@ export const SETTINGS = {
     env: 'INTAKE_SOCKET_TIMEOUT_MS',
     schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1000),
     default: 300000,
-    doc: 'An SMTP session that sends no complete command for this long (idle, or one byte at a time) is closed with `421`; the time a message takes to arrive after DATA is not counted. Five minutes, as RFC 5321 (4.5.3.2.7) asks and Postfix `smtpd_timeout` waits.',
+    doc: 'An SMTP session that sends no complete command for this long (idle, or one byte at a time) is closed with `421`; the time a message takes to arrive after DATA is not counted, but a message of which nothing more comes for this long is cut off (`session.data_timeout`). Five minutes, as RFC 5321 (4.5.3.2.7) asks and Postfix `smtpd_timeout` waits.',
   },
   data_timeout_ms: {
     env: 'INTAKE_DATA_TIMEOUT_MS',

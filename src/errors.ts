@@ -119,7 +119,7 @@ export const OUTCOMES = {
     dsn: '4.4.2',
     text: 'Timeout: the message took too long to arrive - closing connection',
     status: 'not stored',
-    when: 'a message still arriving INTAKE_DATA_TIMEOUT_MS after DATA (a trickle); nothing is stored, the sender keeps its copy; logged',
+    when: 'a message still arriving INTAKE_DATA_TIMEOUT_MS after DATA (a trickle), or of which nothing more came for INTAKE_SOCKET_TIMEOUT_MS (a stall; smtp-server\'s own timer would cut it 2 s later with its own reply); nothing is stored, the sender keeps its copy; logged',
   },
   'session.internal_error': {
     stage: 'session',

@@ -8,8 +8,12 @@ interface Connection {
   commandDeadlineStamp?: number;
   /** Seen in DATA by the last check: the command clock restarts when the message is done. */
   commandDeadlineInData?: boolean;
+  /** bytesRead at the last check while a message arrived, and when it last grew. */
+  dataReadBytes?: number;
+  dataReadStamp?: number;
   _dataStream: unknown;
   _parser?: { _dataMode?: boolean } | false;
+  _socket?: { bytesRead: number };
   send(code: number, message: string): void;
   close(): void;
 }
@@ -63,7 +67,7 @@ export function enforceCommandDeadline(
         connection.commandDeadlineStamp = now;
       }
       const code: OutcomeCode = connection._dataStream ? 'session.data_timeout' : 'session.command_timeout';
-      if (now - connection.commandDeadlineStamp > (connection._dataStream ? limits.dataMs : limits.commandMs)) {
+      if (now - connection.commandDeadlineStamp > (connection._dataStream ? limits.dataMs : limits.commandMs) || stalled(connection, now, limits.commandMs)) {
         connection.commandDeadlineStamp = Infinity;
         onTimeout(connection, code);
         const reply = new MailRejection(code);
@@ -74,4 +78,20 @@ export function enforceCommandDeadline(
   }, 1000);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * Whether a message arriving has sent nothing for about commandMs: cut so with intake's reply, where
+ * smtp-server's idle timer would 2 s later with its own. Seen once a second, so a second early at
+ * most, never late.
+ */
+function stalled(connection: Connection, now: number, commandMs: number): boolean {
+  if (!connection._dataStream) return false;
+  const read = connection._socket?.bytesRead ?? 0;
+  if (read !== connection.dataReadBytes || connection.dataReadStamp === undefined) {
+    connection.dataReadBytes = read;
+    connection.dataReadStamp = now;
+    return false;
+  }
+  return now - connection.dataReadStamp >= commandMs - 1000;
 }

@@ -167,6 +167,26 @@ describe('slowloris', () => {
     });
   });
 
+  it('a message that stops arriving half-way is cut once nothing more of it came for the idle timeout, with 421, and nothing is stored', async () => {
+    await servedThroughout(bystander(), async () => {
+      const stalled = await rawConnect('127.0.0.76');
+      const before = inboundCount('127.0.0.76');
+      await expect.poll(() => stalled.received().startsWith('220 ')).toBe(true);
+      stalled.socket.write(`EHLO stall.test\r\nMAIL FROM:<${world.user.email}>\r\nRCPT TO:<${to}>\r\nDATA\r\n`);
+      await expect.poll(() => stalled.received().includes('\r\n354 ')).toBe(true);
+      stalled.socket.write(`From: ${world.user.email}\r\nTo: ${to}\r\nSubject: Re: stalled\r\n\r\nHalf of a reply, and then`);
+      const silent = Date.now();
+      await stalled.closed;
+      // The 4 s idle timeout, not the 8 s DATA deadline; intake's own reply, not smtp-server's idle
+      // timer's (421 4.4.2 Timeout - closing connection, which would come 2 s later).
+      expect(Date.now() - silent).toBeGreaterThan(2900);
+      expect(Date.now() - silent).toBeLessThan(7500);
+      expect(stalled.received().endsWith(`\r\n${replyLine('session.data_timeout')}`)).toBe(true);
+      expect(inboundCount('127.0.0.76')).toBe(before);
+      await expect.poll(() => server.logs.some((l) => l.includes('"code":"session.data_timeout"') && l.includes('"remoteAddress":"127.0.0.76"'))).toBe(true);
+    });
+  });
+
   it('globally: hundreds of idle connections fill INTAKE_MAX_CLIENTS, the next gets 421, the idle ones time out, and the normal session goes on', async () => {
     await servedThroughout(bystander(), async () => {
       // 199 from 20 addresses, and the normal client: 200 connected.
