@@ -227,7 +227,7 @@ export const SETTINGS = {
     env: 'INTAKE_MAX_CONNECTIONS_PER_IP',
     schema: wholeNumber('expected a whole number (digits only, no unit)').int().min(1),
     default: 20,
-    doc: 'Concurrent SMTP sessions from one client (an IPv4 address, or an IPv6 network: `client_ipv6_prefix_length`); one more is answered `421 4.7.0` and closed. Trusted relays and the LMTP listener (its clients are relays) are exempt.',
+    doc: 'Concurrent SMTP sessions from one client (an IPv4 address, or an IPv6 network: `client_ipv6_prefix_length`); one more is answered `421 4.7.0` and closed. On the implicit-TLS listener, as many connections again may be in their TLS handshake; one more is closed at once. Trusted relays and the LMTP listener (its clients are relays) are exempt.',
   },
   client_ipv6_prefix_length: {
     env: 'INTAKE_CLIENT_IPV6_PREFIX_LENGTH',

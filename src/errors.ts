@@ -79,7 +79,7 @@ export const OUTCOMES = {
     dsn: '4.7.0',
     text: 'Too many connections from your address, try again later',
     status: 'not stored',
-    when: 'a client (its address, or its IPv6 network) already has INTAKE_MAX_CONNECTIONS_PER_IP sessions open; answered at connect, logged',
+    when: 'a client (its address, or its IPv6 network) already has INTAKE_MAX_CONNECTIONS_PER_IP sessions open; answered at connect, logged. On the implicit-TLS listener also a client with that many connections still in their TLS handshake, where nothing can be said yet: the connection is closed without a reply, and logged',
   },
   'connect.too_many_clients': {
     stage: 'connect',

@@ -7,6 +7,7 @@ import { parseHostPort } from '../config.js';
 import { MailRejection, type OutcomeCode } from '../errors.js';
 import type { IngestDeps } from '../ingest/ingest.js';
 import { enforceCommandDeadline } from './command-deadline.js';
+import { limitHandshakesPerClient } from './handshake-limit.js';
 import { onData } from './data.js';
 import { installEnhancedCodePassthrough } from './reply.js';
 import { installTransactionEndWait } from './transaction-end.js';
@@ -262,6 +263,12 @@ export async function startMailListener(
     },
   };
   const server = new SMTPServer(options);
+  if (kind === 'smtps' && limited) {
+    limitHandshakesPerClient(server, limits, { maxPerClient: config.max_connections_per_ip, proxies: config.proxy_protocol_from }, (address) => {
+      deps.logger.warn({ listener: kind, remoteAddress: address, client: limits.clientOf(address), code: 'connect.too_many_connections' }, 'connection refused before its TLS handshake');
+      observer?.refused('connect', 'connect.too_many_connections');
+    });
+  }
   const stopDeadline = enforceCommandDeadline(connections(), { commandMs: config.socket_timeout_ms, dataMs: config.data_timeout_ms }, (item, code) => {
     observer?.refused('session', code);
     if (code !== 'session.data_timeout') return;

@@ -177,6 +177,50 @@ describe('SIGHUP while starting', () => {
   });
 });
 
+describe('the implicit-TLS listener under a flood of handshakes never made', () => {
+  it('holds as many unfinished handshakes from one address as it may hold sessions; the next is closed at once, others are served', async () => {
+    const limited = await startServer({ INTAKE_TLS_CERT_FILE: live.certFile, INTAKE_TLS_KEY_FILE: live.keyFile, INTAKE_SMTPS_LISTEN: '127.0.0.1:0', INTAKE_MAX_CONNECTIONS_PER_IP: '3' });
+    const port = limited.ports.smtps as number;
+    const silent = (localAddress: string) =>
+      new Promise<{ socket: ReturnType<typeof connect>; closed: Promise<number> }>((resolve, reject) => {
+        const socket = connect({ port, host: '127.0.0.1', localAddress });
+        socket.on('error', () => undefined);
+        const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
+        socket.once('connect', () => resolve({ socket, closed }));
+        socket.once('error', reject);
+      });
+    try {
+      // Three sockets that never begin their handshake: smtp-server holds each until its idle timeout.
+      const idle = await Promise.all([1, 2, 3].map(() => silent('127.0.0.40')));
+      const extra = await silent('127.0.0.40');
+      const refusedAt = Date.now();
+      expect((await extra.closed) - refusedAt).toBeLessThan(2000);
+      await expect.poll(() => limited.logs.some((l) => l.includes('"code":"connect.too_many_connections"') && l.includes('"remoteAddress":"127.0.0.40"') && l.includes('TLS handshake'))).toBe(true);
+      // Another address is greeted over TLS; so is this one once its sockets are gone.
+      const other = await SmtpClient.connectTls(port, { localAddress: '127.0.0.41' });
+      expect(other.greeting.code).toBe(220);
+      await other.client.quit();
+      for (const { socket } of idle) socket.destroy();
+      await Promise.all(idle.map((c) => c.closed));
+      // The server hears of the closes a moment after this side: until then it still refuses.
+      let back: Awaited<ReturnType<typeof SmtpClient.connectTls>> | null = null;
+      await expect.poll(async () => (back = await SmtpClient.connectTls(port, { localAddress: '127.0.0.40' }).catch(() => null)) !== null).toBe(true);
+      expect(back!.greeting.code).toBe(220);
+      // A finished handshake is a session, counted as one: three sessions, then the fourth is refused after its handshake, as ever.
+      const more = await Promise.all([1, 2].map(() => SmtpClient.connectTls(port, { localAddress: '127.0.0.40' })));
+      expect(more.map((m) => m.greeting.code)).toEqual([220, 220]);
+      const fourth = await SmtpClient.connectTls(port, { localAddress: '127.0.0.40' });
+      expect(fourth.greeting.line).toBe('421 4.7.0 Too many connections from your address, try again later');
+      const refusals = () => limited.logs.map((l) => JSON.parse(l) as { msg: string; remoteAddress?: string }).filter((e) => e.remoteAddress === '127.0.0.40' && e.msg.startsWith('connection refused'));
+      // Before the handshake (more than once if the server was slow to see the closes above), then after one.
+      await expect.poll(() => [...new Set(refusals().map((e) => e.msg))]).toEqual(['connection refused before its TLS handshake', 'connection refused']);
+      for (const session of [back!, ...more]) await session.client.quit();
+    } finally {
+      await limited.stop();
+    }
+  });
+});
+
 describe('clients that do not speak TLS', () => {
   it('a plain-text client on the implicit-TLS port is cut off and logged; the server serves on', async () => {
     const socket = connect(server.ports.smtps as number, '127.0.0.1');

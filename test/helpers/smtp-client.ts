@@ -1,6 +1,6 @@
 // A raw SMTP client over TCP for tests: every reply line is returned as sent, so tests assert exact text.
 import { connect, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
 export interface SmtpReply {
   code: number;
@@ -45,8 +45,9 @@ export class SmtpClient {
   }
 
   /** Connects to an implicit-TLS listener (any certificate is taken: the test checks it itself). */
-  static async connectTls(port: number): Promise<{ client: SmtpClient; greeting: SmtpReply; fingerprint256: string }> {
-    const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+  static async connectTls(port: number, options: { localAddress?: string } = {}): Promise<{ client: SmtpClient; greeting: SmtpReply; fingerprint256: string }> {
+    // localAddress goes on to the TCP connection, as net.connect's does (tls's types leave it out).
+    const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, localAddress: options.localAddress } as ConnectionOptions);
     await new Promise<void>((resolve, reject) => {
       socket.once('secureConnect', resolve);
       socket.once('error', reject);
