@@ -87,7 +87,7 @@ export const OUTCOMES = {
     dsn: '4.3.2',
     text: 'Too many connected clients, try again in a moment',
     status: 'not stored',
-    when: 'the listener already has INTAKE_MAX_CLIENTS sessions open, from any addresses; answered at connect, logged',
+    when: 'the listener already has INTAKE_MAX_CLIENTS sessions open, from any addresses; answered at connect, logged. In a burst past twice that many, smtp-server refuses before the greeting\'s 100 ms wait, with this reply too (logged with `before: greeting`)',
   },
   'policy.cannot_judge': {
     stage: 'rcpt',

@@ -3,9 +3,22 @@
 // to pipelined commands go out together, as Postfix's smtpd sends them.
 import type { Socket } from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { MailRejection } from '../errors.js';
 
 const HAS_ENHANCED_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
+/**
+ * smtp-server's own refusal past its maxClients (twice intake's: a burst of connections before intake
+ * hears of them), sent without an enhanced code; intake's connect.too_many_clients says the same.
+ */
+const TOO_MANY_CLIENTS = / Too many connected clients, try again in a moment$/;
 let installed = false;
+/** Who hears of smtp-server's own refusals, by server (each listener logs its own). */
+const backstopRefusals = new WeakMap<object, (remoteAddress: string) => void>();
+
+/** onRefused hears of each connection server's smtp-server refuses past its own maxClients. */
+export function onBackstopRefusal(server: object, onRefused: (remoteAddress: string) => void): void {
+  backstopRefusals.set(server, onRefused);
+}
 
 /**
  * smtp-server adds an enhanced status code chosen from the reply code alone (550 → 5.1.1), so a
@@ -19,8 +32,12 @@ export function installEnhancedCodePassthrough(): void {
     send(code: number, data: unknown, context?: unknown): void;
   };
   const send = proto.send;
-  proto.send = function (this: { _socket?: Socket }, code: number, data: unknown, context?: unknown) {
+  proto.send = function (this: { _socket?: Socket; _server?: object; remoteAddress?: string }, code: number, data: unknown, context?: unknown) {
     holdUntilTurnEnds(this._socket);
+    if (code === 421 && context === false && typeof data === 'string' && TOO_MANY_CLIENTS.test(data) && !HAS_ENHANCED_CODE.test(data)) {
+      data = new MailRejection('connect.too_many_clients').message;
+      if (this._server) backstopRefusals.get(this._server)?.(this.remoteAddress ?? '');
+    }
     const own = typeof data === 'string' && HAS_ENHANCED_CODE.test(data);
     return send.call(this, code, data, own ? false : context);
   };

@@ -9,7 +9,7 @@ import type { IngestDeps } from '../ingest/ingest.js';
 import { enforceCommandDeadline } from './command-deadline.js';
 import { limitHandshakesPerClient } from './handshake-limit.js';
 import { onData } from './data.js';
-import { installEnhancedCodePassthrough } from './reply.js';
+import { installEnhancedCodePassthrough, onBackstopRefusal } from './reply.js';
 import { installTransactionEndWait } from './transaction-end.js';
 import { installXforwardHeloFix } from './xforward-helo.js';
 import { installPipelinedDataFix } from './pipelined-data.js';
@@ -263,6 +263,10 @@ export async function startMailListener(
     },
   };
   const server = new SMTPServer(options);
+  onBackstopRefusal(server, (remoteAddress) => {
+    deps.logger.warn({ listener: kind, remoteAddress, code: 'connect.too_many_clients', clients: connections().size - 1, before: 'greeting' }, 'connection refused');
+    observer?.refused('connect', 'connect.too_many_clients');
+  });
   if (kind === 'smtps' && limited) {
     limitHandshakesPerClient(server, limits, { maxPerClient: config.max_connections_per_ip, proxies: config.proxy_protocol_from }, (address) => {
       deps.logger.warn({ listener: kind, remoteAddress: address, client: limits.clientOf(address), code: 'connect.too_many_connections' }, 'connection refused before its TLS handshake');

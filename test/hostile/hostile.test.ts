@@ -187,6 +187,40 @@ describe('slowloris', () => {
     });
   });
 
+  it('a burst past twice INTAKE_MAX_CLIENTS is refused with intake\'s 421 4.3.2 by every refusal, smtp-server\'s backstop too', async () => {
+    // smtp-server refuses past its own limit (twice intake's) before intake hears of the connection,
+    // with a reply of its own that has no enhanced code; thirty at once reach it.
+    const small = await startServer({ INTAKE_MAX_CLIENTS: '5' });
+    try {
+      const burst = await Promise.all(
+        Array.from(
+          { length: 30 },
+          (_, i) =>
+            new Promise<{ socket: Socket; received: () => string }>((resolve, reject) => {
+              const socket = connect({ port: small.port, host: '127.0.0.1', localAddress: `127.0.1.${i + 1}` });
+              let text = '';
+              socket.setEncoding('latin1').on('data', (c: string) => (text += c));
+              socket.on('error', () => undefined);
+              socket.once('connect', () => resolve({ socket, received: () => text }));
+              socket.once('error', reject);
+            }),
+        ),
+      );
+      await expect.poll(() => burst.every((c) => c.received().includes('\r\n'))).toBe(true);
+      const firstLines = burst.map((c) => c.received().split('\r\n')[0] as string);
+      expect(firstLines.filter((l) => !l.startsWith('220 ') && l !== replyLine('connect.too_many_clients').trimEnd())).toEqual([]);
+      expect(firstLines.filter((l) => l.startsWith('220 ')).length).toBeLessThanOrEqual(5);
+      // Each refusal logged, smtp-server's (before the greeting's delay) as intake's.
+      const refused = firstLines.filter((l) => !l.startsWith('220 ')).length;
+      const logged = () => small.logs.filter((l) => l.includes('"code":"connect.too_many_clients"'));
+      await expect.poll(() => logged().length).toBe(refused);
+      expect(logged().filter((l) => l.includes('"before":"greeting"')).length).toBeGreaterThan(0);
+      for (const c of burst) c.socket.destroy();
+    } finally {
+      await small.stop();
+    }
+  });
+
   it('globally: hundreds of idle connections fill INTAKE_MAX_CLIENTS, the next gets 421, the idle ones time out, and the normal session goes on', async () => {
     await servedThroughout(bystander(), async () => {
       // 199 from 20 addresses, and the normal client: 200 connected.
