@@ -49,12 +49,16 @@ function json(): boolean {
   return program.opts<{ json?: boolean }>().json === true;
 }
 
-/** Opens the database for an admin command, runs fn in one transaction, closes it. */
-function withRepos<T>(fn: (repos: Repositories, store: Store) => T): T {
+/**
+ * Opens the database for an admin command, runs fn in one transaction, closes it. One that writes
+ * begins so, and waits for `intake serve`'s commits; one that only reads (`readOnly`) never holds
+ * serve's writer up.
+ */
+function withRepos<T>(fn: (repos: Repositories, store: Store) => T, { readOnly = false } = {}): T {
   const store = openStore(config().database);
   try {
     const repos = createRepositories(store);
-    return store.transaction(() => fn(repos, store));
+    return readOnly ? store.transaction(() => fn(repos, store)) : store.writeTransaction(() => fn(repos, store));
   } finally {
     store.close();
   }
@@ -710,7 +714,7 @@ program
         throw new CliError('--issue needs --user: the address carries the user\'s token');
       }
       return list;
-    });
+    }, { readOnly: true });
     if (json()) print(rows);
     else for (const r of rows) process.stdout.write(`${r.purpose.padEnd(22)}${r.address}\n`);
     // Nothing to print is an answer too; said where a person reads it, not in what a script parses.
@@ -754,7 +758,7 @@ program
     }
     const messageId = options.messageId?.trim().replace(/^<(.*)>$/, '$1');
     if (options.messageId !== undefined && !messageId) throw new CliError('--message-id is empty');
-    const rows = withRepos((repos) => repos.inbound.list({ ...options, messageId }));
+    const rows = withRepos((repos) => repos.inbound.list({ ...options, messageId }), { readOnly: true });
     const filtered = Object.keys(options).some((option) => option !== 'limit');
     if (json()) print(rows);
     else if (rows.length === 0) process.stdout.write(filtered ? 'no messages match\n' : 'no messages\n');
@@ -775,7 +779,7 @@ program
   .action((options: { since?: string; until?: string }) => {
     const since = options.since ?? new Date((options.until ? Date.parse(options.until) : Date.now()) - 24 * 3_600_000).toISOString();
     if (options.until && since >= options.until) throw new CliError(`--since (${since}) must be before --until (${options.until})`);
-    const found = withRepos((repos) => repos.inbound.outcomes({ since, until: options.until }));
+    const found = withRepos((repos) => repos.inbound.outcomes({ since, until: options.until }), { readOnly: true });
     if (json()) return print({ since, until: options.until ?? null, ...found });
     const total = found.messages.reduce((sum, m) => sum + m.count, 0);
     process.stdout.write(`${total} messages received from ${since} to ${options.until ?? 'now'}\n`);
@@ -797,7 +801,7 @@ program
     const found = withRepos((repos) => {
       const row = repos.inbound.findById(id);
       return row && { row, deliveries: repos.inbound.deliveriesOf(id), raw: options.raw ? repos.inbound.rawOf(id) : null };
-    });
+    }, { readOnly: true });
     if (!found) throw new CliError(`no inbound message with id ${id}`);
     const { raw: _inline, ...row } = found.row;
     const { raw } = found;

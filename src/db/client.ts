@@ -17,6 +17,12 @@ export interface Store {
   /** Runs fn in one durable transaction now; nested calls become savepoints. */
   transaction<T>(fn: () => T): T;
   /**
+   * The same, begun for writing (BEGIN IMMEDIATE): it waits its turn for the write lock (busy_timeout)
+   * before fn reads anything. A transaction that read first cannot wait (SQLite fails it at once with
+   * SQLITE_BUSY), so one that reads and then writes beside `intake serve` must begin so.
+   */
+  writeTransaction<T>(fn: () => T): T;
+  /**
    * Runs fn in a durable transaction shared with the other commits asked for in the same turn of the
    * event loop (group commit: one fsync for all of them), each in its own savepoint. Resolves once the
    * shared transaction has committed and is on disk; rejects with fn's error (its work undone, the
@@ -187,6 +193,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
       sqlite,
       db,
       transaction: (fn) => inTransaction(fn),
+      writeTransaction: (fn) => (wrapper.immediate as <T>(fn: () => T) => T)(fn),
       commit: <T>(fn: () => T, { durable = true } = {}) =>
         new Promise<T>((resolve, reject) => {
           queue.push({ fn, durable, resolve: resolve as (value: unknown) => void, reject });

@@ -11,6 +11,7 @@ export function createRepositories(store: Store) {
   const { db } = store;
   return {
     transaction: store.transaction,
+    writeTransaction: store.writeTransaction,
     commit: store.commit,
     users: createUsersRepository({ db }),
     projects: createProjectsRepository({ db }),

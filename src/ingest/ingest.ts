@@ -201,7 +201,8 @@ export async function reprocess(id: number, deps: IngestDeps): Promise<IngestRes
   const { parsed, unparsable } = await readMessage(raw, deps);
   const envelope: Envelope = { mailFrom: row.mailFrom, rcptTo: row.rcptTo };
   // In the process of `intake reprocess`, whose sender rate is its own: nothing to give back on failure.
-  return deps.repos.transaction(() => {
+  // Begun for writing: it reads first, beside `intake serve`'s commits.
+  return deps.repos.writeTransaction(() => {
     const all = deps.repos.inbound.deliveriesOf(id);
     // Refused for who sent it (enforce): running it again would make what its check refused.
     const again = all.filter((d) => d.stage !== 'rcpt' && (d.status === 'failed' || d.status === 'rejected') && !AUTHENTICATION_REFUSALS.has(d.reasonCode ?? ''));
@@ -253,7 +254,7 @@ export async function explain(raw: Buffer, envelope: Envelope, deps: IngestDeps)
   const { parsed, unparsable, headers } = await readMessage(raw, deps);
   const explanation: Explanation = { messageId: headers?.messageId ?? null, from: headers?.from ?? null, subject: headers?.subject ?? null, unparsable: unparsable?.reason ?? null, recipients: [], reply: null };
   try {
-    deps.repos.transaction(() => {
+    deps.repos.writeTransaction(() => {
       const id = deps.repos.inbound.insert({ ingress: 'pipe', mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo, size: raw.length, raw, status: 'failed' });
       const message: MessageCopy = { id, messageId: parsed?.messageId ?? null, from: parsed?.from ?? null, sha256: createHash('sha256').update(raw).digest('hex'), delivered: [], spent: [] };
       for (const recipient of envelope.rcptTo) {

@@ -4,6 +4,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newIssueKey, newMergeRequestKey, serviceDeskKey, unsubscribeKey } from '../../src/address/keys.js';
 import { replyMessage, seedReplyWorld } from '../helpers/seed.js';
@@ -270,6 +271,43 @@ describe('admin commands', () => {
     const result = run(args, env);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(message);
+  });
+});
+
+describe('admin commands while another connection writes', () => {
+  it('wait their turn for the write lock, as long as busy_timeout, instead of failing at once', async () => {
+    const database = join(tempDir(), 'intake.sqlite');
+    const env = cliEnv({ INTAKE_DATABASE: database });
+    expect(run(['migrate'], env).status).toBe(0);
+    expect(run(['users', 'add', '--username', 'alice', '--email', 'alice@example.com'], env).status).toBe(0);
+    expect(run(['projects', 'add', '--path', 'acme/widgets'], env).status).toBe(0);
+    // Another writer (as `intake serve` is, at every group commit) holds the lock for a while.
+    const other = new Database(database);
+    other.pragma('journal_mode = WAL');
+    other.exec('BEGIN IMMEDIATE');
+    other.prepare('update users set name = name where id = 1').run();
+    // Each reads before it writes: a deferred transaction could not wait for the lock once it had read.
+    const commands = [
+      ['members', 'add', '--project', 'acme/widgets', '--user', 'alice', '--access-level', 'developer'],
+      ['issues', 'add', '--project', 'acme/widgets', '--author', 'alice', '--title', 'Squeaks'],
+      ['users', 'block', '--user', 'alice'],
+    ];
+    const started = Date.now();
+    const results = commands.map((args) =>
+      new Promise<{ status: number | null; stderr: string; ms: number }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...args], { env });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+        child.on('close', (status) => resolve({ status, stderr, ms: Date.now() - started }));
+      }),
+    );
+    setTimeout(() => {
+      other.exec('COMMIT');
+      other.close();
+    }, 1500);
+    const done = await Promise.all(results);
+    expect(done.map((r) => [r.status, r.stderr])).toEqual(commands.map(() => [0, '']));
+    expect(Math.min(...done.map((r) => r.ms))).toBeGreaterThan(1400);
   });
 });
 
