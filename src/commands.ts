@@ -16,7 +16,7 @@ import {
 } from './address/keys.js';
 import { mintReplyKey, parseReplyKey } from './address/reply-key.js';
 import { compileTemplate } from './address/template.js';
-import { ConfigError, loadConfig, parseHostPort, type Config } from './config.js';
+import { ConfigError, loadConfig, nothingToServe, parseHostPort, type Config } from './config.js';
 import { assertWritable, isUniqueConstraintError, openStore, type Store } from './db/client.js';
 import { pruneRaw } from './db/raw-retention.js';
 import { createRepositories, type Repositories } from './db/repositories.js';
@@ -153,6 +153,8 @@ program
   .description('run the listeners (SMTP, LMTP, policy service as configured; migrates the database first); SIGHUP reloads the TLS files, SIGTERM stops')
   .action(async () => {
     const cfg = config();
+    const idle = nothingToServe(cfg);
+    if (idle) throw new ConfigError([idle]);
     const { serve } = await import('./serve.js');
     await serve(cfg, createLogger(cfg.log_level));
   });
@@ -207,6 +209,7 @@ program
     } catch (error) {
       results.push({ check: 'database', ok: false, detail: `${cfg.database}: ${(error as Error).message}` });
     }
+    if (nothingToServe(cfg)) results.push({ check: 'listeners', ok: true, detail: 'none, as for intake deliver alone; intake serve needs a listener or a fetcher' });
     for (const key of ['smtp_listen', 'smtps_listen', 'lmtp_listen', 'policy_listen', 'http_listen'] as const) {
       if (cfg[key]) results.push(await checkListener(key, cfg[key]));
     }

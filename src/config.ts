@@ -522,12 +522,18 @@ export function loadConfig(options: { env?: NodeJS.ProcessEnv; file?: string } =
   return config as Config;
 }
 
+/**
+ * Why `intake serve` would have nothing to run, or null. Only serve asks: `intake deliver`, run by an
+ * MTA's pipe, and the admin commands need no listener, and a pipe-only setup has none.
+ */
+export function nothingToServe(config: Config): string | null {
+  if (config.smtp_listen || config.lmtp_listen || config.smtps_listen || config.policy_listen || config.imap_host || config.graph_user) return null;
+  return 'INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST or INTAKE_GRAPH_USER)';
+}
+
 /** Problems no single setting shows: settings that need each other. */
 function crossCheck(config: Config): string[] {
   const problems: string[] = [];
-  if (!config.smtp_listen && !config.lmtp_listen && !config.smtps_listen && !config.policy_listen && !config.imap_host && !config.graph_user) {
-    problems.push('INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST or INTAKE_GRAPH_USER)');
-  }
   if (config.imap_host) {
     if (!config.imap_user) problems.push('INTAKE_IMAP_USER: INTAKE_IMAP_HOST needs a user to log in as');
     if (Boolean(config.imap_password) === Boolean(config.imap_password_file)) {

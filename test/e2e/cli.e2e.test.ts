@@ -117,10 +117,21 @@ describe('configuration errors', () => {
     expect(result.status).toBe(1);
     expect(result.stdout).toContain('FAIL  config: INTAKE_TRUSTED_RELAYS: "10.0.0.0/8" is not an IP address');
     const cross = run(['check'], cliEnv({ INTAKE_SMTP_LISTEN: '', INTAKE_REQUIRE_TLS: 'yes', INTAKE_TLS_CERT_FILE: '/etc/cert.pem' }));
-    expect(cross.stdout.trim().split('\n')).toEqual([
-      'FAIL  config: INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST or INTAKE_GRAPH_USER)',
-      'FAIL  config: INTAKE_TLS_KEY_FILE: TLS needs both a certificate and a key file',
-    ]);
+    expect(cross.stdout.trim().split('\n')).toEqual(['FAIL  config: INTAKE_TLS_KEY_FILE: TLS needs both a certificate and a key file']);
+  });
+
+  it('takes a configuration with no listener for intake deliver (a pipe), which serve refuses, naming the setting', async () => {
+    const dir = tempDir();
+    const env = cliEnv({ INTAKE_DATABASE: join(dir, 'intake.sqlite'), INTAKE_SMTP_LISTEN: '' });
+    const checked = run(['check'], env);
+    expect(checked.status).toBe(0);
+    expect(checked.stdout).toContain('ok    listeners: none, as for intake deliver alone; intake serve needs a listener or a fetcher\n');
+    const delivered = spawnSync(process.execPath, [CLI, 'deliver', '--to', 'postmaster'], { env, input: 'From: someone@client.test\r\nSubject: Hello\r\n\r\nFor the postmaster.\r\n', encoding: 'utf8' });
+    expect({ status: delivered.status, stderr: delivered.stderr }).toEqual({ status: 0, stderr: expect.stringMatching(/^intake: postmaster: 250 2\.6\.0 Message for the postmaster accepted and kept/) });
+    expect(run(['stats'], env).status).toBe(0);
+    const served = run(['serve'], env);
+    expect(served.status).toBe(78);
+    expect(served.stderr).toBe('intake: invalid configuration:\n  INTAKE_SMTP_LISTEN: every listener is empty; set at least one of INTAKE_SMTP_LISTEN, INTAKE_LMTP_LISTEN, INTAKE_SMTPS_LISTEN, INTAKE_POLICY_LISTEN (or fetch with INTAKE_IMAP_HOST or INTAKE_GRAPH_USER)\n');
   });
 
   it('check reports a port in use, and serve refuses to start on it or on a file that is not a database', async () => {

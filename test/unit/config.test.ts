@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseHostPort, SETTINGS } from '../../src/config.js';
+import { ConfigError, loadConfig, nothingToServe, parseHostPort, SETTINGS } from '../../src/config.js';
 import { minFreeBytes } from '../../src/smtp/free-space.js';
 
 describe('loadConfig', () => {
@@ -90,7 +90,11 @@ describe('loadConfig', () => {
   it('fetching over IMAP needs a user, one password setting and a mailbox address, and may be the only ingress', () => {
     const imap = { INTAKE_IMAP_HOST: 'imap.example.com', INTAKE_IMAP_USER: 'intake', INTAKE_IMAP_PASSWORD: 'secret' };
     expect(loadConfig({ env: { ...imap, INTAKE_SMTP_LISTEN: '' } })).toMatchObject({ imap_host: 'imap.example.com', imap_port: 993, imap_tls: 'implicit', imap_mailbox: 'INBOX', imap_after: 'delete' });
-    expect(() => loadConfig({ env: { INTAKE_SMTP_LISTEN: '' } })).toThrow(/every listener is empty.*or fetch with INTAKE_IMAP_HOST/);
+    // No listener and no fetcher: nothing for `serve` to run, and all that `deliver` (a pipe) needs.
+    const pipeOnly = loadConfig({ env: { INTAKE_SMTP_LISTEN: '' } });
+    expect(nothingToServe(pipeOnly)).toMatch(/every listener is empty.*or fetch with INTAKE_IMAP_HOST/);
+    expect(nothingToServe(loadConfig({ env: { ...imap, INTAKE_SMTP_LISTEN: '' } }))).toBeNull();
+    expect(nothingToServe(loadConfig({ env: {} }))).toBeNull();
     expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_USER: '' } })).toThrow('INTAKE_IMAP_USER: INTAKE_IMAP_HOST needs a user to log in as');
     expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_PASSWORD: '' } })).toThrow('INTAKE_IMAP_PASSWORD: INTAKE_IMAP_HOST needs INTAKE_IMAP_PASSWORD or INTAKE_IMAP_PASSWORD_FILE');
     expect(() => loadConfig({ env: { ...imap, INTAKE_IMAP_PASSWORD_FILE: '/run/secret' } })).toThrow('not both');
@@ -103,7 +107,7 @@ describe('loadConfig', () => {
   it('fetching over Microsoft Graph needs a tenant, a client ID, one secret setting, folders that can be named, https endpoints and a mailbox address', () => {
     const graph = { INTAKE_GRAPH_USER: 'incoming@example.com', INTAKE_GRAPH_TENANT_ID: 'contoso.onmicrosoft.com', INTAKE_GRAPH_CLIENT_ID: '8f2b7c1e-4a5d-4e3b-9c1a-2b3c4d5e6f70', INTAKE_GRAPH_CLIENT_SECRET: 'secret' };
     expect(loadConfig({ env: { ...graph, INTAKE_SMTP_LISTEN: '' } })).toMatchObject({ graph_user: 'incoming@example.com', graph_folder: 'inbox', graph_after: 'delete', graph_poll_interval_ms: 60000, graph_endpoint: 'https://graph.microsoft.com' });
-    expect(() => loadConfig({ env: { INTAKE_SMTP_LISTEN: '' } })).toThrow(/or fetch with INTAKE_IMAP_HOST or INTAKE_GRAPH_USER/);
+    expect(nothingToServe(loadConfig({ env: { ...graph, INTAKE_SMTP_LISTEN: '' } }))).toBeNull();
     expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_TENANT_ID: '' } })).toThrow('INTAKE_GRAPH_TENANT_ID: INTAKE_GRAPH_USER needs the directory (tenant) ID');
     expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_TENANT_ID: 'https://login.microsoftonline.com/x' } })).toThrow(/INTAKE_GRAPH_TENANT_ID: expected a directory \(tenant\) ID or a domain/);
     expect(() => loadConfig({ env: { ...graph, INTAKE_GRAPH_CLIENT_ID: '' } })).toThrow("INTAKE_GRAPH_CLIENT_ID: INTAKE_GRAPH_USER needs the app registration's application (client) ID");
