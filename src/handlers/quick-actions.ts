@@ -78,7 +78,7 @@ function mayRun(name: string, noteable: Noteable, { user, project, repos, creati
 
 /** The users an `/assign` or `/unassign` names, as GitLab reads them: `me`, `@name` or a bare `name`. */
 function usersNamed(argument: string, { user, repos }: QuickActionContext): User[] {
-  const named = argument.split(/[\s,]+/).filter(Boolean).map((word) => (word.toLowerCase() === 'me' ? user : repos.users.findByUsername(word.replace(/^@/, ''))));
+  const named = argument.split(/[\s,]+/).filter(Boolean).map((word) => (word.toLowerCase() === 'me' ? user : repos.users.findByUsernameAnyCase(word.replace(/^@/, ''))));
   // The Support Bot is nobody to assign.
   const found = named.filter((u): u is User => u !== undefined && u.userType === 'human');
   return found.filter((u, i) => found.findIndex((v) => v.id === u.id) === i);
@@ -97,7 +97,12 @@ function apply(action: QuickAction, noteable: Noteable, context: QuickActionCont
     case 'reopen':
       if (row.state !== 'closed') return null;
       if (noteable.type === 'Issue') repos.issuables.updateIssue(row.id, { state: 'opened' });
-      else repos.issuables.updateMergeRequest(row.id, { state: 'opened' });
+      else {
+        // As GitLab (validate_branches): never two open merge requests of the same branches.
+        const open = repos.issuables.findOpenMergeRequest(noteable.row.projectId, noteable.row.sourceBranch, noteable.row.targetBranch);
+        if (open && open.id !== row.id) return null;
+        repos.issuables.updateMergeRequest(row.id, { state: 'opened' });
+      }
       return 'reopened';
     case 'title': {
       const title = itemTitle(action.argument);

@@ -46,6 +46,17 @@ export function createUsersRepository({ db }: { db: Db }) {
     findById: (id: number): User | undefined => byId().get({ id }),
     findByUsername: (username: string): User | undefined =>
       db.select().from(users).where(eq(users.username, username)).get(),
+    /**
+     * As GitLab finds a user a quick action names: in any case (its usernames are unique so). Here
+     * `Alice` and `alice` may both exist: the exact name first, else the one user of that name in
+     * another case, else none.
+     */
+    findByUsernameAnyCase(username: string): User | undefined {
+      const exact = db.select().from(users).where(eq(users.username, username)).get();
+      if (exact) return exact;
+      const others = db.select().from(users).where(sql`lower(${users.username}) = lower(${username})`).limit(2).all();
+      return others.length === 1 ? others[0] : undefined;
+    },
     findByIncomingEmailToken: (token: string): User | undefined =>
       db.select().from(users).where(eq(users.incomingEmailToken, token)).get(),
     /** A new incoming-email token: the addresses with the old one stop working at once. */

@@ -110,6 +110,12 @@ describe('/assign and /unassign', () => {
     const bot = repos.transaction(() => repos.users.supportBot());
     expect(run(reporter, issue, `/assign @${bot.username}`)).toEqual([]);
   });
+
+  it('read a name in any case, as GitLab does (a phone capitalises @Dev)', () => {
+    const issue = issueBy(world.users.author);
+    expect(run(world.users.reporter, issue, '/assign @Dev')).toEqual(['assigned to @dev']);
+    expect(run(world.users.reporter, issue, '/unassign DEV')).toEqual(['unassigned @dev']);
+  });
 });
 
 describe('quick actions on the issue the mail creates', () => {
@@ -135,6 +141,18 @@ describe('quick actions on a merge request', () => {
     expect(run(world.users.developer, mr, '/title Oil it\n/close')).toEqual(['changed title from **Oil** to **Oil it**', 'closed']);
     const own = mergeRequestBy(world.users.guest);
     expect(run(world.users.guest, own, '/close')).toEqual(['closed']);
+  });
+
+  it('/reopen is refused while another merge request of the same branches is open, as GitLab refuses it', () => {
+    const first = mergeRequestBy(world.users.developer);
+    expect(run(world.users.developer, first, '/close')).toEqual(['closed']);
+    const second = mergeRequestBy(world.users.developer);
+    const closed = repos.issuables.findNoteable('MergeRequest', first.row.id)!;
+    expect(run(world.users.developer, closed, '/reopen')).toEqual([]);
+    expect(repos.issuables.findNoteable('MergeRequest', first.row.id)?.row.state).toBe('closed');
+    // Once the other is closed, it may be reopened.
+    expect(run(world.users.developer, second, '/close')).toEqual(['closed']);
+    expect(run(world.users.developer, closed, '/reopen')).toEqual(['reopened']);
   });
 });
 
