@@ -106,11 +106,15 @@ export function startImapFetcher(settings: ImapSettings, deps: IngestDeps, logge
     // `false`: the server refused the search. Taken for an empty folder, it would hide a fetcher that fetches nothing.
     if (!Array.isArray(uids)) throw new Error(`the server refused to search ${settings.mailbox}`);
     const urlOf = (uid: number) => imapMessageUrl({ user: settings.user, host: settings.host, port: settings.port, mailbox: settings.mailbox, uidValidity, uid });
-    ledger.sync(uids.map(urlOf));
+    // Flagged \Deleted and still here: the server refused the EXPUNGE after intake's STORE (a stored
+    // one, deleted again now), or someone else flagged it (theirs to expunge: left alone).
+    const flagged = settings.after === 'delete' ? await imap.search({ deleted: true }, { uid: true }) : [];
+    const halfDeleted = Array.isArray(flagged) ? flagged : [];
+    ledger.sync([...uids, ...halfDeleted].map(urlOf));
     const now = Date.now();
     /** When the first deferred message is due again (ms since the epoch). */
     let nextAt = Infinity;
-    const todo: number[] = [];
+    const todo: number[] = halfDeleted.filter((uid) => ledger.finished(urlOf(uid))?.stored).sort((a, b) => a - b);
     for (const uid of uids.sort((a, b) => a - b)) {
       const url = urlOf(uid);
       const done = ledger.finished(url);

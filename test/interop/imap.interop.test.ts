@@ -196,6 +196,26 @@ describe('the IMAP fetcher against Dovecot', () => {
     await stopIntake(server);
   });
 
+  it('4b. delete: a stored message left flagged \\Deleted (the server refused the EXPUNGE after it) is deleted at the next check; one someone else flagged is left alone', async () => {
+    await emptyInbox();
+    const database = newDatabase();
+    let server = await startIntake({ INTAKE_IMAP_AFTER: 'seen', INTAKE_DATABASE: database });
+    const stored = reply(server, 'Stored, then its delete half done.');
+    const theirs = reply(server, 'Flagged by someone else before intake saw it.');
+    await deliver(stored.raw, { deliveredTo: stored.to });
+    await expect.poll(async () => (await folder()).map((m) => m.flags.includes('\\Seen')), { timeout: 20_000 }).toEqual([true]);
+    await stopIntake(server);
+    await deliver(theirs.raw, { deliveredTo: theirs.to });
+    // What a STORE that went through and an EXPUNGE the server refused leave: \Deleted, still there.
+    const lock = await mailbox.getMailboxLock('INBOX');
+    await mailbox.messageFlagsAdd('1:*', ['\\Deleted']);
+    lock.release();
+    server = await startIntake({ INTAKE_IMAP_AFTER: 'delete', INTAKE_DATABASE: database });
+    await expect.poll(async () => (await folder()).map((m) => m.messageId), { timeout: 20_000 }).toEqual([theirs.messageId]);
+    expect(rowsOf(server)).toHaveLength(1);
+    await stopIntake(server);
+  });
+
   it('5. move, over STARTTLS: a stored message goes to INTAKE_IMAP_MOVE_TO, created when missing', async () => {
     await emptyInbox();
     const server = await startIntake({ INTAKE_IMAP_AFTER: 'move', INTAKE_IMAP_MOVE_TO: 'Processed', INTAKE_IMAP_TLS: 'starttls', NODE_EXTRA_CA_CERTS: dovecot.certFile });
