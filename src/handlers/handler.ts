@@ -22,10 +22,9 @@ export interface Handler<Form = unknown, Target = unknown> {
   resolve(form: Form, repos: Repositories): Target;
   /**
    * What the target is, whatever key named it (`Issue:12`, `new_issue:3`): the same message delivered
-   * again to the same destination, by any key, creates nothing new. The message and the repositories
-   * are for a handler whose target the message itself may change (a Service Desk thread).
+   * again to the same destination, by any key, creates nothing new.
    */
-  destination(target: Target, message: ParsedMessage, repos: Repositories): string;
+  destination(target: Target): string;
   /** Turns the message into work; throws MailRejection for mail it cannot use. Runs in a transaction. */
   handle(target: Target, message: ParsedMessage, context: HandlerContext): HandlerResult;
 }

@@ -4,7 +4,6 @@
 import type { ProjectRef } from '../address/keys.js';
 import type { Issue } from '../db/repos/issuables.repo.js';
 import type { Project } from '../db/repos/projects.repo.js';
-import type { Repositories } from '../db/repositories.js';
 import { MailRejection } from '../errors.js';
 import { redactQuickActions } from '../text/quick-actions.js';
 import { checkNotArchived } from './access.js';
@@ -27,16 +26,11 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
     checkNotArchived(project);
     return { project };
   },
-  // A mail of a thread is a note on its issue, as a reply by the Support Bot's key is: the same message
-  // to both is one note.
-  destination: ({ project }, message, repos) => {
-    const thread = threadOf(project, message, repos);
-    return thread ? `Issue:${thread.id}` : `service_desk:${project.id}`;
-  },
+  destination: ({ project }) => `service_desk:${project.id}`,
   handle({ project }, message, context) {
     const { repos } = context;
     const sender = externalSender(message);
-    const thread = threadOf(project, message, repos);
+    const thread = repos.issuables.findIssueByEmailMessageId(project.id, [...message.inReplyTo, ...message.references]);
     if (thread) {
       const body = redactQuickActions(wholeBody(message.text, { allowOnlyQuotes: false }));
       const noteId = externalNote({ issue: thread, project, sender, body, discussionId: null }, message, context);
@@ -52,11 +46,6 @@ export const serviceDeskHandler: Handler<{ project: ProjectRef }, { project: Pro
     return { targetType: 'Issue', targetId: issue.id };
   },
 };
-
-/** The issue whose thread the mail continues (In-Reply-To or References naming one of its mails). */
-function threadOf(project: Project, message: ParsedMessage, repos: Repositories): Issue | undefined {
-  return repos.issuables.findIssueByEmailMessageId(project.id, [...message.inReplyTo, ...message.references]);
-}
 
 /** Who a customer's mail is from, in GitLab's order: Reply-To, From, then Sender. */
 export function externalSender(message: ParsedMessage): string | null {

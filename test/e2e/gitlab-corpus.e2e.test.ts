@@ -673,8 +673,7 @@ describe('new issue and comment on an issue by email (create_issue / create_note
     expect(w.issue_(desk.id)).toMatchObject({ title: 'service desk issue', state: 'opened' });
     processed(w, sent, { handler: 'service_desk', target_type: 'Note', target_id: (deskNotes[0] as NoteRow).id });
     expect(w.deliveries(id)).toEqual([
-      // A mail of the issue's thread: its destination is the issue, as a reply by a key to it would be.
-      delivery({ recipient: toDesk, key: deskKey, source: 'envelope', destination: `Issue:${desk.id}`, handler: 'service_desk', target_type: 'Note', target_id: (deskNotes[0] as NoteRow).id }),
+      delivery({ recipient: toDesk, key: deskKey, source: 'envelope', destination: `service_desk:${w.serviceDesk.id}`, handler: 'service_desk', target_type: 'Note', target_id: (deskNotes[0] as NoteRow).id }),
     ]);
 
     // A normal author (jake, developer, replying to his notification): /close and /title run and leave the note.
@@ -900,7 +899,7 @@ describe('Service Desk (service_desk handler and receiver)', () => {
     expect(w.labels(issue.id)).toEqual([]);
     processed(w, sent, { handler: 'service_desk', target_type: 'Note', target_id: (notes[0] as NoteRow).id });
     expect(w.deliveries(id)).toEqual([
-      delivery({ recipient: to, key: deskKey(w), source: 'envelope', destination: `Issue:${issue.id}`, handler: 'service_desk', target_type: 'Note', target_id: (notes[0] as NoteRow).id }),
+      delivery({ recipient: to, key: deskKey(w), source: 'envelope', destination: `service_desk:${w.serviceDesk.id}`, handler: 'service_desk', target_type: 'Note', target_id: (notes[0] as NoteRow).id }),
     ]);
   });
 

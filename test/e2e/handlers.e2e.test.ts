@@ -329,27 +329,6 @@ describe('Service Desk', () => {
     }
   });
 
-  it('makes one note of a customer\'s reply sent both to the Support Bot\'s reply key and to the Service Desk address', async () => {
-    const w = world({ serviceDesk: {} });
-    const key = `${(n + 950).toString(16).padStart(32, 'c')}`;
-    const desk = server.repos.transaction(() => {
-      const issue = server.repos.issuables.createIssue({ projectId: w.project.id, authorId: null, externalAuthor: 'customer@corp.example', title: 'Printer jams', description: 'Help', confidential: true });
-      server.repos.issuables.addIssueEmail(issue.id, `ticket-${n}@corp.example`);
-      server.repos.notifications.create({ replyKey: key, projectId: w.project.id, recipientId: server.repos.users.supportBot().id, noteableType: 'Issue', noteableId: issue.id });
-      return issue;
-    });
-    const desk_address = template.format(serviceDeskKey(w.project.path, w.project.id));
-    // Either order of recipients: the second finds the first's note on the same issue.
-    for (const to of [[template.format(key), desk_address], [desk_address, template.format(key)]]) {
-      const reply = mail({ From: 'customer@corp.example', To: to.join(', '), References: `<ticket-${n}@corp.example>`, Subject: 'Re: Printer jams' }, `Still jammed (${to[0] === desk_address ? 'desk first' : 'key first'}).`);
-      const { data } = await sendMail(server.port, { from: 'customer@corp.example', to, message: reply });
-      expect(data.line).toMatch(/^250 2\.6\.0 Message accepted as inbound message \d+$/);
-      const id = Number(/(\d+)$/.exec(data.line)?.[1]);
-      expect(db().prepare('select status from deliveries where inbound_message_id = ? order by id').all(id)).toEqual([{ status: 'processed' }, { status: 'duplicate' }]);
-    }
-    expect(db().prepare('select body from notes where noteable_id = ? and system = 0 order by id').all(desk.id)).toEqual([{ body: 'Still jammed (key first).' }, { body: 'Still jammed (desk first).' }]);
-  });
-
   it('takes the external author from Sender when there is neither Reply-To nor From, as GitLab does', async () => {
     const w = world({ serviceDesk: {} });
     const to = template.format(serviceDeskKey(w.project.path, w.project.id));
