@@ -105,7 +105,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
     // time, three times a message). Nested, it is a savepoint.
     const wrapper = sqlite.transaction((fn: () => unknown) => fn());
     const inTransaction = wrapper as <T>(fn: () => T) => T;
-    const beginImmediate = wrapper.immediate as (fn: () => void) => void;
+    const beginImmediate = wrapper.immediate as <T>(fn: () => T) => T;
     // Prepared once: a refusal is recorded this way for every unknown recipient. It waits for a lock
     // as long as any write: the record of a refusal is promised too.
     const light = prepared(() => ({
@@ -193,7 +193,7 @@ export function openStore(path: string, options: OpenOptions = {}): Store {
       sqlite,
       db,
       transaction: (fn) => inTransaction(fn),
-      writeTransaction: (fn) => (wrapper.immediate as <T>(fn: () => T) => T)(fn),
+      writeTransaction: (fn) => beginImmediate(fn),
       commit: <T>(fn: () => T, { durable = true } = {}) =>
         new Promise<T>((resolve, reject) => {
           queue.push({ fn, durable, resolve: resolve as (value: unknown) => void, reject });
